@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small helpers shared by every layer. Error convention for the whole project: functions
+ * return 0 or a positive count on success and a negative errno value on failure; at the
+ * uAPI-like boundaries (iommufd.h, vfio.h) the codes are the ones Linux would return.
+ */
+#ifndef VMIG_COMMON_UTIL_H
+#define VMIG_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define MAX(a, b)     ((a) > (b) ? (a) : (b))
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define IS_POW2(x)         ((x) != 0 && ((x) & ((x)-1)) == 0)
+#define ALIGN_UP(x, a)     (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a)   ((x) & ~((__typeof__(x))(a)-1))
+#define IS_ALIGNED(x, a)   (((x) & ((__typeof__(x))(a)-1)) == 0)
+
+/* Extract or insert a register field given as (shift, width). */
+#define FIELD_MASK(shift, width) ((((width) >= 64) ? ~0ull : ((1ull << (width)) - 1)) << (shift))
+#define FIELD_GET(v, shift, width) (((uint64_t)(v) & FIELD_MASK(shift, width)) >> (shift))
+#define FIELD_SET(v, shift, width, f)                                                              \
+	(((uint64_t)(v) & ~FIELD_MASK(shift, width)) | (((uint64_t)(f) << (shift)) & FIELD_MASK(shift, width)))
+
+#define KiB (1024ull)
+#define MiB (1024ull * KiB)
+#define GiB (1024ull * MiB)
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x)   __builtin_expect(!!(x), 1)
+
+#endif
