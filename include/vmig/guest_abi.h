@@ -21,6 +21,12 @@
  * -device isa-debug-exit,iobase=0xf4,iosize=4, which exits with (value << 1) | 1.
  */
 #define VMIG_PORT_EXIT 0xF4
+/*
+ * A 32-bit write records a checkpoint value that the VMM can wait for (tests and
+ * benchmarks: "the guest has finished writing its pages"). The guest carries on; it is
+ * not an exit. Ignored under QEMU.
+ */
+#define VMIG_PORT_MARK 0xF8
 
 /* Physical memory map ---------------------------------------------------------------------- */
 
