@@ -146,7 +146,7 @@ static bool ste_decode_s2(struct smmu *smmu, const uint64_t *ste, struct smmu_st
 	s2->ia_bits = (uint8_t)ia;
 	s2->oa_bits = (uint8_t)MIN(ps_bits[F_GET(w2, STE2_S2PS)], smmu->oa_bits);
 	s2->ttb = ste[3] & F_MASK(STE3_S2TTB);
-	if (s2->ttb & ((1ull << MAX(nbits + 3, 12)) - 1) || (s2->ttb >> s2->oa_bits))
+	if (s2->ttb & ((1ull << MAX(nbits + 3, 12)) - 1))
 		return false;
 	s2->affd = F_GET(w2, STE2_S2AFFD);
 	s2->ha = F_GET(w2, STE2_S2HA) && smmu->p.httu >= 1;

@@ -152,6 +152,8 @@ static int walk_tables(struct walk_ctx *c, struct walk_out *out, struct smmu_fau
 
 	if (!st->ia_bits || c->ia >> st->ia_bits) /* ia_bits 0: EPD0 */
 		return walk_fault(f, EVT_F_TRANSLATION, c->stage2, EVT_CLASS_IN, 0);
+	if (tbl >> st->oa_bits)
+		return walk_fault(f, EVT_F_ADDR_SIZE, c->stage2, EVT_CLASS_IN, 0);
 	for (;;) {
 		unsigned sh = level_shift(level);
 		unsigned nbits = level == st->start_level ? st->ia_bits - sh : 9;
