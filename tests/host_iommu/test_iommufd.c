@@ -2,6 +2,8 @@
 /* The iommufd model: objects, mapping, attach, nesting, vEVENTQ, faults, MSI windows, dirty
  * bitmaps, and every error path the interface documents. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/bitmap.h"
 #include "common/trace.h"
 #include "host/iommu/iommufd_host.h"
 #include "host/iommu/pgtable_build.h"
@@ -494,6 +497,285 @@ static void test_hwpt_viommu_errors(void **state)
 	assert_int_equal(iommufd_fault_write(12345, &zero, 8), -EBADF);
 }
 
+/* ---- vEVENTQ ---- */
+
+static int veventq(struct fx *f, uint32_t viommu, uint32_t depth)
+{
+	struct iommu_veventq_alloc q = {.size = sizeof(q),
+					.viommu_id = viommu,
+					.type = IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+					.veventq_depth = depth};
+	assert_int_equal(iommufd_veventq_alloc(f->ctx, &q), 0);
+	fcntl(q.out_veventq_fd, F_SETFL, O_NONBLOCK);
+	return q.out_veventq_fd;
+}
+
+struct vrec {
+	struct iommufd_vevent_header hdr;
+	struct iommu_vevent_arm_smmuv3 evt;
+};
+
+static void test_veventq(void **state)
+{
+	struct fx *f = *state;
+	struct nest n;
+	struct vrec rec[4];
+	struct iommufd_host_stats st;
+
+	nest_setup(f, &n, 0, SMMU_CD_R);
+	nest_attach(f, &n, 0);
+	int fd = veventq(f, n.viommu, 2);
+	/* a stage-1 fault reaches the guest with its vSID */
+	assert_int_equal(dma_write32(f, 0x9000000, 1), SMMU_DMA_FAULT);
+	assert_int_equal(read(fd, rec, sizeof(rec)), sizeof(struct vrec));
+	assert_int_equal(rec[0].hdr.flags, 0);
+	assert_int_equal(rec[0].hdr.sequence, 0);
+	assert_int_equal(F_GET(rec[0].evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
+	assert_int_equal(F_GET(rec[0].evt.evt[0], EVT0_SID), VSID);
+	assert_int_equal(rec[0].evt.evt[2], 0x9000000);
+	/* a stage-2 fault (S1 output outside guest RAM) is the host's, not forwarded */
+	assert_int_equal(pgtable_map(&n.s1, 0xa000000, 0x8000000, 4096, PGT_R | PGT_W), 0);
+	assert_int_equal(dma_write32(f, 0xa000000, 1), SMMU_DMA_FAULT);
+	assert_int_equal(read(fd, rec, sizeof(rec)), -1);
+	/* overflow: depth 2, four faults -> two kept, the rest lost, then a LOST header */
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(dma_write32(f, 0x9001000 + i * 4096ull, 1), SMMU_DMA_FAULT);
+	assert_int_equal(read(fd, rec, sizeof(rec)), 2 * sizeof(struct vrec));
+	assert_int_equal(rec[0].hdr.sequence, 1);
+	assert_int_equal(rec[1].hdr.sequence, 2);
+	assert_int_equal(dma_write32(f, 0x9100000, 1), SMMU_DMA_FAULT);
+	struct iommufd_vevent_header lost;
+	assert_int_equal(read(fd, &lost, sizeof(lost)), sizeof(lost));
+	assert_int_equal(lost.flags, IOMMU_VEVENTQ_FLAG_LOST_EVENTS);
+	assert_int_equal(read(fd, rec, sizeof(rec)), sizeof(struct vrec));
+	assert_int_equal(rec[0].hdr.sequence, 5); /* 3 and 4 were lost: a gap */
+	assert_int_equal(rec[0].evt.evt[2], 0x9100000);
+	iommufd_host_get_stats(f->host, &st);
+	assert_int_equal(st.vevents, 4);
+	assert_int_equal(st.vevents_lost, 2);
+	close(fd);
+}
+
+/* ---- fault queue ---- */
+
+struct dma_thread {
+	struct fx *f;
+	uint64_t iova;
+	struct smmu_dma_result res;
+	pthread_t th;
+};
+
+static void *dma_thread_main(void *arg)
+{
+	struct dma_thread *t = arg;
+	struct smmu_dma_txn txn = {.sid = SID, .flags = SMMU_DMA_BLOCK_ON_STALL};
+	uint32_t v = 0x600df00d;
+	smmu_dma_write(t->f->smmu, &txn, t->iova, &v, 4, &t->res);
+	return NULL;
+}
+
+static void test_fault_queue(void **state)
+{
+	struct fx *f = *state;
+	struct nest n;
+	struct iommu_hwpt_pgfault pf;
+	struct dma_thread t = {.f = f, .iova = 0xb000000};
+
+	nest_setup(f, &n, 0, SMMU_CD_R | SMMU_CD_S);
+	struct iommu_fault_alloc fa = {.size = sizeof(fa)};
+	assert_int_equal(iommufd_fault_alloc(f->ctx, &fa), 0);
+	nest_attach(f, &n, fa.out_fault_id);
+	assert_int_equal(iommufd_destroy(f->ctx, fa.out_fault_id), -EBUSY);
+	/* the device faults and blocks; the VMM reads the fault group */
+	pthread_create(&t.th, NULL, dma_thread_main, &t);
+	assert_int_equal(read(fa.out_fault_fd, &pf, sizeof(pf)), sizeof(pf));
+	assert_int_equal(pf.dev_id, f->dev);
+	assert_int_equal(pf.addr, 0xb000000);
+	assert_int_equal(pf.perm, IOMMU_PGFAULT_PERM_WRITE);
+	assert_true(pf.flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+	assert_false(pf.flags & IOMMU_PGFAULT_FLAGS_PASID_VALID);
+	/* bad responses */
+	struct iommu_hwpt_page_response resp = {.cookie = pf.cookie + 100, .code = 0};
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, sizeof(resp)), -EINVAL);
+	resp.cookie = pf.cookie;
+	resp.code = 7;
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, sizeof(resp)), -EINVAL);
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, 5), -EINVAL);
+	/* the guest maps the page, the VMM answers SUCCESS: the DMA retries and completes */
+	assert_int_equal(pgtable_map(&n.s1, 0xb000000, 0x1800000, 4096, PGT_R | PGT_W), 0);
+	resp.code = IOMMUFD_PAGE_RESP_SUCCESS;
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, sizeof(resp)), sizeof(resp));
+	pthread_join(t.th, NULL);
+	assert_int_equal(t.res.status, SMMU_DMA_OK);
+	assert_int_equal(*(uint32_t *)(f->vmm_ram + 0x1800000), 0x600df00d);
+	/* the same cookie again is unknown now */
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, sizeof(resp)), -EINVAL);
+	/* INVALID fails the transaction */
+	t.iova = 0xb001000;
+	pthread_create(&t.th, NULL, dma_thread_main, &t);
+	assert_int_equal(read(fa.out_fault_fd, &pf, sizeof(pf)), sizeof(pf));
+	resp = (struct iommu_hwpt_page_response){.cookie = pf.cookie,
+						 .code = IOMMUFD_PAGE_RESP_INVALID};
+	assert_int_equal(iommufd_fault_write(fa.out_fault_fd, &resp, sizeof(resp)), sizeof(resp));
+	pthread_join(t.th, NULL);
+	assert_int_equal(t.res.status, SMMU_DMA_ABORTED);
+	close(fa.out_fault_fd);
+}
+
+static void test_stall_without_fault_queue(void **state)
+{
+	struct fx *f = *state;
+	struct nest n;
+	struct iommufd_host_stats st;
+
+	nest_setup(f, &n, 0, SMMU_CD_R | SMMU_CD_S);
+	nest_attach(f, &n, 0);
+	struct dma_thread t = {.f = f, .iova = 0xc000000};
+	pthread_create(&t.th, NULL, dma_thread_main, &t);
+	pthread_join(t.th, NULL); /* nobody to answer: the host aborts it at once */
+	assert_int_equal(t.res.status, SMMU_DMA_ABORTED);
+	iommufd_host_get_stats(f->host, &st);
+	assert_int_equal(st.stalls_aborted, 1);
+}
+
+/* ---- MSI window ---- */
+
+static void test_msi_window(void **state)
+{
+	struct fx *f = *state;
+	struct iommufd_msi_record rec;
+	int fd;
+	uint32_t pt = f->ioas;
+
+	fx_map_ram(f, IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE);
+	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, f->ioas, 0x1000000, 4096, &fd),
+			 -EEXIST);
+	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, f->ioas, 0xfee00000, 100, &fd),
+			 -EINVAL);
+	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, 99, 0xfee00000, 4096, &fd), -ENOENT);
+	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, f->ioas, 0xfee00000, 4096, &fd), 0);
+	assert_int_equal(iommufd_device_attach(f->ctx, f->dev, &pt), 0);
+	assert_int_equal(dma_write32(f, 0xfee00040, 0x4041), SMMU_DMA_OK);
+	assert_int_equal(read(fd, &rec, sizeof(rec)), sizeof(rec));
+	assert_int_equal(rec.iova, 0xfee00040);
+	assert_int_equal(rec.data, 0x4041);
+	assert_int_equal(rec.sid, SID);
+	uint64_t un;
+	assert_int_equal(iommufd_ioas_unmap(f->ctx, f->ioas, 0xfee00000, 4096, &un), 0);
+	assert_int_equal(dma_write32(f, 0xfee00040, 1), SMMU_DMA_FAULT);
+	assert_int_equal(read(fd, &rec, sizeof(rec)), 0); /* writer side closed */
+	close(fd);
+}
+
+/* ---- dirty tracking ---- */
+
+static int get_dirty(struct fx *f, uint32_t hwpt, uint64_t iova, uint64_t len, uint64_t psize,
+		     uint32_t flags, uint64_t *map)
+{
+	struct iommu_hwpt_get_dirty_bitmap c = {.size = sizeof(c),
+						.hwpt_id = hwpt,
+						.flags = flags,
+						.iova = iova,
+						.length = len,
+						.page_size = psize,
+						.data = (uintptr_t)map};
+	return iommufd_hwpt_get_dirty_bitmap(f->ctx, &c);
+}
+
+static void test_dirty_bitmap(void **state)
+{
+	struct fx *f = *state;
+	uint64_t map[RAM_SIZE / 4096 / 64];
+	uint32_t hw, plain;
+
+	fx_map_ram(f, IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE);
+	assert_int_equal(
+	    hwpt_alloc(f, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, f->ioas, 0, NULL, 0, 0, &hw), 0);
+	assert_int_equal(hwpt_alloc(f, 0, f->ioas, 0, NULL, 0, 0, &plain), 0);
+	uint32_t pt = hw;
+	assert_int_equal(iommufd_device_attach(f->ctx, f->dev, &pt), 0);
+	/* errors */
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 0, map), -EINVAL); /* not enabled */
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, plain, 1), -EOPNOTSUPP);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, hw, 2), -EOPNOTSUPP);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, 999, 1), -ENOENT);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, hw, 1), 0);
+	assert_int_equal(get_dirty(f, plain, 0, RAM_SIZE, 4096, 0, map), -EOPNOTSUPP);
+	assert_int_equal(get_dirty(f, 999, 0, RAM_SIZE, 4096, 0, map), -ENOENT);
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 2, map), -EOPNOTSUPP);
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 0, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 12288, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 2048, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, 0x800, RAM_SIZE, 4096, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, 0, 0x1800, 4096, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, 0, 0, 4096, 0, map), -EINVAL);
+	assert_int_equal(get_dirty(f, hw, UINT64_MAX - 4095, 8192, 4096, 0, map), -EOVERFLOW);
+	/* exactly the written GPAs; reads don't count */
+	memset(map, 0, sizeof(map));
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 0, map), 0);
+	for (unsigned i = 0; i < ARRAY_SIZE(map); i++)
+		assert_int_equal(map[i], 0);
+	static const uint64_t gpa[] = {0x0, 0x5000, 0x123000, 0x3fff000};
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(dma_write32(f, gpa[i] + 12, 7), SMMU_DMA_OK);
+	struct smmu_dma_result r;
+	uint32_t v;
+	smmu_dma_read(f->smmu, &dtxn, 0x9000, &v, 4, &r);
+	for (unsigned pass = 0; pass < 3; pass++) {
+		memset(map, 0, sizeof(map));
+		uint32_t fl = pass < 2 ? IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR : 0;
+		assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, fl, map), 0);
+		size_t want = 0;
+		for (unsigned i = 0; i < 4; i++)
+			assert_true(bitmap_test(map, gpa[i] / 4096));
+		want = bitmap_count(map, RAM_SIZE / 4096);
+		assert_int_equal(want, 4);
+	}
+	memset(map, 0, sizeof(map));
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 0, map), 0);
+	assert_int_equal(bitmap_count(map, RAM_SIZE / 4096), 0); /* second harvest empty */
+	/* a sub-range with a 2 MiB page size; bits only ever get set */
+	assert_int_equal(dma_write32(f, 0x2345678, 1), SMMU_DMA_OK);
+	assert_int_equal(dma_write32(f, 0x0, 1), SMMU_DMA_OK);
+	memset(map, 0, sizeof(map));
+	map[0] = 1ull << 63;
+	assert_int_equal(get_dirty(f, hw, 0x2000000, 0x2000000, 2 << 20, 0, map), 0);
+	assert_int_equal(map[0], (1ull << 63) | (1ull << 1));
+	memset(map, 0, sizeof(map));
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 0, map), 0);
+	assert_int_equal(bitmap_count(map, RAM_SIZE / 4096), 1); /* 0x0 is still dirty */
+	assert_true(bitmap_test(map, 0));
+	/* re-enabling starts clean */
+	assert_int_equal(dma_write32(f, 0x7000, 1), SMMU_DMA_OK);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, hw, 0), 0);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, hw, 1), 0);
+	memset(map, 0, sizeof(map));
+	assert_int_equal(get_dirty(f, hw, 0, RAM_SIZE, 4096, 0, map), 0);
+	assert_int_equal(bitmap_count(map, RAM_SIZE / 4096), 0);
+}
+
+/* Stage-2 dirty tracking on a nesting parent: guest writes through its stage 1. */
+static void test_dirty_nest_parent(void **state)
+{
+	struct fx *f = *state;
+	struct nest n;
+	uint64_t map[RAM_SIZE / 4096 / 64] = {0};
+
+	nest_setup(f, &n, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, SMMU_CD_R);
+	assert_int_equal(pgtable_map(&n.s1, 0x7000000, 0x2000000, 8192, PGT_R | PGT_W), 0);
+	nest_attach(f, &n, 0);
+	assert_int_equal(iommufd_hwpt_set_dirty_tracking(f->ctx, n.parent, 1), 0);
+	assert_int_equal(dma_write32(f, 0x7001004, 1), SMMU_DMA_OK);
+	assert_int_equal(get_dirty(f, n.parent, 0, RAM_SIZE, 4096, 0, map), 0);
+	assert_int_equal(bitmap_count(map, RAM_SIZE / 4096), 1);
+	assert_true(bitmap_test(map, 0x2001000 / 4096)); /* the GPA, not the IOVA */
+	/* after the harvest, the cached combined translation must not keep write permission */
+	assert_int_equal(dma_write32(f, 0x7001008, 1), SMMU_DMA_OK);
+	memset(map, 0, sizeof(map));
+	assert_int_equal(get_dirty(f, n.parent, 0, RAM_SIZE, 4096, 0, map), 0);
+	assert_true(bitmap_test(map, 0x2001000 / 4096));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +784,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bind_attach_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_dma_and_invalidate, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_hwpt_viommu_errors, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_veventq, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_fault_queue, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stall_without_fault_queue, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_msi_window, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_dirty_bitmap, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_dirty_nest_parent, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
