@@ -220,6 +220,7 @@ void iommufd_host_destroy(struct iommufd_host *h)
 	if (default_host == h)
 		default_host = NULL;
 	pthread_mutex_unlock(&default_lock);
+	ifd_svc_stop(h);
 	smmu_set_enable(h->smmu, false);
 	smmu_set_event_handler(h->smmu, NULL, NULL);
 	size_t nl1 = 1ull << (h->sid_bits - h->split);
