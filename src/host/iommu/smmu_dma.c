@@ -19,7 +19,7 @@ struct xl_out {
 
 static void xl_tags(const struct smmu_cfg *cfg, uint64_t *tag)
 {
-	uint16_t vmid = cfg->kind == KIND_S1 ? 0 : cfg->s2.id;
+	uint16_t vmid = cfg->s2.id;
 	uint16_t asid = cfg->kind == KIND_S2 ? 0 : cfg->s1.id;
 	*tag = tlb_tag(cfg->kind, vmid, asid);
 }
