@@ -307,27 +307,44 @@ static void bench_harvest_iommufd(void)
 	free(map);
 }
 
-/* The walker alone on 1 GiB of 4K pages or 2M blocks (no iommufd, no flush). */
-static void bench_harvest_pgtable(unsigned prot_extra, const char *name)
+/* What HTTU does on a write: the descriptor becomes dirty and its table page hinted. */
+static void dirty_one(struct hostmem *hm, struct pgtable *pt, uint64_t iova)
+{
+	unsigned level;
+	uint64_t *p = pgtable_leaf(pt, iova, &level);
+	*p |= PTE_BIT_S2AP_W;
+	uint64_t *parent = pgtable_desc(pt, iova, level - 1);
+	hostmem_dirty_hint_set(hm, *parent & PTE_OA_MASK);
+}
+
+/*
+ * The walker alone on 1 GiB of 4K pages or 2M blocks (no iommufd, no flush): 1 page in
+ * 'stride' dirty (every leaf table has some), or 'sparse': 64 dirty pages in one table.
+ */
+static void bench_harvest_pgtable(unsigned prot_extra, const char *name, bool sparse)
 {
 	struct hostmem *hm = hostmem_create();
 	struct pgt_mem mem = pgt_mem_hostmem(hm);
 	struct pgtable pt;
-	const uint64_t len = 1ull << 30;
+	const uint64_t len = 1ull << 30, base = 1ull << 32;
 	double v[RUNS];
 
 	if (pgtable_init(&pt, &mem, 2, 40, PGT_LEVEL_AUTO) ||
-	    pgtable_map(&pt, 1ull << 32, 1ull << 32, len, PGT_R | PGT_W | PGT_DBM | prot_extra))
+	    pgtable_map(&pt, base, base, len, PGT_R | PGT_W | PGT_DBM | prot_extra))
 		die("pgtable");
+	pgtable_harvest(&pt, base, len, 0, NULL, NULL); /* consume the allocation hints */
 	for (int run = 0; run < RUNS; run++) {
-		for (uint64_t a = 0; a < len; a += 64 * 4096) {
-			uint64_t *p = pgtable_leaf(&pt, (1ull << 32) + a, NULL);
-			*p |= PTE_BIT_S2AP_W; /* what HTTU does on a write */
-		}
+		if (sparse)
+			for (uint64_t a = 0; a < 64; a++)
+				dirty_one(hm, &pt, base + (300ull << 20) + a * 4096);
+		else
+			for (uint64_t a = 0; a < len; a += 64 * 4096)
+				dirty_one(hm, &pt, base + a);
 		double t0 = now_ns();
-		if (pgtable_harvest(&pt, 1ull << 32, len, 0, NULL, NULL) < 0)
-			die("harvest");
+		int64_t n = pgtable_harvest(&pt, base, len, 0, NULL, NULL);
 		v[run] = (now_ns() - t0) / 1e3;
+		if (n != (sparse ? 64 : (prot_extra & PGT_PAGES) ? 4096 : 512))
+			die("harvest count");
 	}
 	char n[64];
 	snprintf(n, sizeof(n), "harvest_s2_walk_%s_per_gib", name);
@@ -336,15 +353,19 @@ static void bench_harvest_pgtable(unsigned prot_extra, const char *name)
 	hostmem_destroy(hm);
 }
 
-/* Optional argument: run only the benchmarks whose name contains it. */
 static void bench_harvest_walk_4k(void)
 {
-	bench_harvest_pgtable(PGT_PAGES, "4k");
+	bench_harvest_pgtable(PGT_PAGES, "4k_all_tables_dirty", false);
+}
+
+static void bench_harvest_walk_4k_sparse(void)
+{
+	bench_harvest_pgtable(PGT_PAGES, "4k_one_table_dirty", true);
 }
 
 static void bench_harvest_walk_2m(void)
 {
-	bench_harvest_pgtable(0, "2m");
+	bench_harvest_pgtable(0, "2m_blocks", false);
 }
 
 int main(int argc, char **argv)
@@ -361,6 +382,7 @@ int main(int argc, char **argv)
 	    {"copy_64k", bench_copy_64k},
 	    {"harvest_iommufd", bench_harvest_iommufd},
 	    {"harvest_walk_4k", bench_harvest_walk_4k},
+	    {"harvest_walk_4k_sparse", bench_harvest_walk_4k_sparse},
 	    {"harvest_walk_2m", bench_harvest_walk_2m},
 	};
 
