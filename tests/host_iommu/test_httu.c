@@ -293,12 +293,43 @@ static void test_tlb_caches_dirty_write(void **state)
 	rig_fini(&r);
 }
 
+/* A harvest of part of a leaf table must not lose the table's hint for the rest. */
+static void test_harvest_partial_range_keeps_hint(void **state)
+{
+	struct rig r;
+	struct pgtable s2;
+	struct collect c = {0};
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(
+	    pgtable_map(&s2, 0, RIG_RAM_PA, 2 << 20, PGT_R | PGT_W | PGT_DBM | PGT_PAGES), 0);
+	put_ste(&r, 1,
+		&(struct smmu_ste_desc){
+		    .config = STE_CFG_S2, .s2 = &s2, .vmid = 3, .s2_flags = SMMU_STE_S2HD});
+	pgtable_clean_all(&s2, 0, 1ull << 40); /* consume the allocation hints */
+	assert_int_equal(wr(&r, &T1, 0x1000), SMMU_DMA_OK);
+	assert_int_equal(wr(&r, &T1, 0x100000), SMMU_DMA_OK);
+	assert_int_equal(pgtable_harvest(&s2, 0, 0x10000, 0, collect_fn, &c), 1);
+	assert_int_equal(c.addr[0], 0x1000);
+	c.n = 0;
+	assert_int_equal(pgtable_harvest(&s2, 0, 1ull << 40, 0, collect_fn, &c), 1);
+	assert_int_equal(c.addr[0], 0x100000);
+	assert_int_equal(pgtable_harvest(&s2, 0, 1ull << 40, 0, collect_fn, &c), 0);
+	pgtable_fini(&s2);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_s1_httu),	     cmocka_unit_test(test_s2_httu),
-	    cmocka_unit_test(test_nested_httu),	     cmocka_unit_test(test_harvest_s2_exact),
-	    cmocka_unit_test(test_harvest_s1_exact), cmocka_unit_test(test_tlb_caches_dirty_write),
+	    cmocka_unit_test(test_s1_httu),
+	    cmocka_unit_test(test_s2_httu),
+	    cmocka_unit_test(test_nested_httu),
+	    cmocka_unit_test(test_harvest_s2_exact),
+	    cmocka_unit_test(test_harvest_s1_exact),
+	    cmocka_unit_test(test_tlb_caches_dirty_write),
+	    cmocka_unit_test(test_harvest_partial_range_keeps_hint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
