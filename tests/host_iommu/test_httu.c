@@ -293,6 +293,37 @@ static void test_tlb_caches_dirty_write(void **state)
 	rig_fini(&r);
 }
 
+/* IDR0.HTTU gates CD.HA/HD; STALL_MODEL gates CD.S. */
+static void test_httu_gated_by_idr(void **state)
+{
+	struct rig r;
+	struct smmu_params p;
+	struct pgtable s1;
+	uint32_t idr[8];
+
+	smmu_params_default(&p);
+	p.httu = 1;
+	p.no_stall = true;
+	rig_init(&r, &p);
+	smmu_read_idr(r.smmu, idr);
+	assert_int_equal(F_GET(idr[0], IDR0_HTTU), 1);
+	assert_int_equal(F_GET(idr[0], IDR0_STALL_MODEL), 1);
+	assert_int_equal(pgtable_init(&s1, &r.mem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(
+	    pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W | PGT_DBM | PGT_NO_AF), 0);
+	s1_stream(&r, 1, &s1, SMMU_CD_HA | SMMU_CD_HD);
+	assert_int_equal(rd(&r, &T1, 0x1000), SMMU_DMA_OK); /* AF by hardware */
+	assert_true(pte(&s1, 0x1000) & PTE_BIT_AF);
+	assert_int_equal(wr(&r, &T1, 0x1000), SMMU_DMA_FAULT); /* no dirty-state support */
+	struct smmu_dma_txn t2 = {.sid = 2};
+	s1_stream(&r, 2, &s1, SMMU_CD_S);
+	struct smmu_xlate x;
+	smmu_translate(r.smmu, &t2, 0x1000, false, &x);
+	assert_int_equal(x.event_id, EVT_C_BAD_CD);
+	pgtable_fini(&s1);
+	rig_fini(&r);
+}
+
 /* A harvest of part of a leaf table must not lose the table's hint for the rest. */
 static void test_harvest_partial_range_keeps_hint(void **state)
 {
@@ -330,6 +361,7 @@ int main(void)
 	    cmocka_unit_test(test_harvest_s1_exact),
 	    cmocka_unit_test(test_tlb_caches_dirty_write),
 	    cmocka_unit_test(test_harvest_partial_range_keeps_hint),
+	    cmocka_unit_test(test_httu_gated_by_idr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
