@@ -23,7 +23,8 @@
  *    closes them; destroying the object (or unmapping the window) ends the stream;
  *  - events: stage-1 faults and C_BAD_* of a device attached to a nested HWPT go to its
  *    vIOMMU's vEVENTQ with the vSID (needs a vDEVICE); stalls (CD.S) go to the nested
- *    HWPT's fault queue, or are aborted at once if it has none; stage-2 faults stay in
+ *    HWPT's fault queue, or are aborted at once if it has none (and reported to the
+ *    vEVENTQ as a plain fault); stage-2 faults stay in
  *    the host (trace point iommufd_event).
  */
 #ifndef VMIG_HOST_IOMMUFD_H

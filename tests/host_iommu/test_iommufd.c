@@ -627,12 +627,20 @@ static void test_stall_without_fault_queue(void **state)
 
 	nest_setup(f, &n, 0, SMMU_CD_R | SMMU_CD_S);
 	nest_attach(f, &n, 0);
+	int fd = veventq(f, n.viommu, 4);
 	struct dma_thread t = {.f = f, .iova = 0xc000000};
 	pthread_create(&t.th, NULL, dma_thread_main, &t);
 	pthread_join(t.th, NULL); /* nobody to answer: the host aborts it at once */
 	assert_int_equal(t.res.status, SMMU_DMA_ABORTED);
 	iommufd_host_get_stats(f->host, &st);
 	assert_int_equal(st.stalls_aborted, 1);
+	/* the guest still hears of it, as a plain fault */
+	struct vrec rec;
+	assert_int_equal(read(fd, &rec, sizeof(rec)), sizeof(rec));
+	assert_int_equal(F_GET(rec.evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
+	assert_int_equal(F_GET(rec.evt.evt[1], EVT1_STALL), 0);
+	assert_int_equal(rec.evt.evt[2], 0xc000000);
+	close(fd);
 }
 
 /* ---- MSI window ---- */
