@@ -160,6 +160,49 @@ static void test_nested_httu(void **state)
 	rig_fini(&r);
 }
 
+/* Nested HTTU needs stage-2 write access to the S1 table page: a read-only one faults with
+ * S2=1, CLASS=TT, TTRnW=0 (the descriptor write). */
+static void test_nested_httu_table_readonly_at_s2(void **state)
+{
+	struct rig r;
+	struct pgtable s1, s2;
+	struct pgt_buf gbuf;
+	uint64_t cd[8], cd_ipa, ste[8];
+	struct smmu_event ev;
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s2, 0, RIG_RAM_PA, 0x100000, PGT_R | PGT_W | PGT_PAGES), 0);
+	assert_int_equal(
+	    pgtable_map(&s2, 0x100000, RIG_RAM_PA + 0x100000, 0x100000, PGT_R | PGT_PAGES),
+	    0); /* the guest's tables: read-only at stage 2 */
+	pgt_buf_init(&gbuf, rig_ram(&r, RIG_RAM_PA + 0x100000), 0x100000, 1 << 20);
+	struct pgt_mem gmem = pgt_buf_mem(&gbuf);
+	assert_int_equal(pgt_buf_alloc(&gbuf, 64, 4096, &cd_ipa), 0);
+	assert_int_equal(pgtable_init(&s1, &gmem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s1, 0x5000, 0x8000, 4096, PGT_R | PGT_W | PGT_NO_AF), 0);
+	smmu_cd_build(cd, &s1, 3, SMMU_CD_R | SMMU_CD_HA);
+	memcpy(pgt_buf_ptr(&gbuf, cd_ipa), cd, 64);
+	smmu_ste_build(ste, &(struct smmu_ste_desc){.config = STE_CFG_NESTED,
+						    .s2 = &s2,
+						    .vmid = 4,
+						    .s2_flags = SMMU_STE_S2R,
+						    .cd_ptr = cd_ipa});
+	rig_set_ste(&r, 1, ste);
+	assert_int_equal(rd(&r, &T1, 0x5000), SMMU_DMA_FAULT);
+	assert_int_equal(rig_events(&r, &ev), 1);
+	assert_int_equal(smmu_event_id(&ev), EVT_F_PERMISSION);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_TTRNW), 0);
+	uint64_t *leaf = pgtable_leaf(&s1, 0x5000, NULL);
+	uint64_t leaf_ipa = 0x100000 + (uint64_t)((uint8_t *)leaf - gbuf.base);
+	assert_int_equal(ev.dw[3], leaf_ipa & ~0xfffull);
+	assert_int_equal(*leaf & PTE_BIT_AF, 0); /* not updated */
+	pgtable_fini(&s2);
+	rig_fini(&r);
+}
+
 struct collect {
 	uint64_t addr[64];
 	uint64_t size[64];
@@ -362,6 +405,7 @@ int main(void)
 	    cmocka_unit_test(test_tlb_caches_dirty_write),
 	    cmocka_unit_test(test_harvest_partial_range_keeps_hint),
 	    cmocka_unit_test(test_httu_gated_by_idr),
+	    cmocka_unit_test(test_nested_httu_table_readonly_at_s2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
