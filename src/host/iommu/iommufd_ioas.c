@@ -296,6 +296,7 @@ static uint64_t ifd_unmap_areas(struct iommufd_ctx *ctx, struct ifd_ioas *ioas, 
 	}
 	for_each_hwpt(ctx, ioas, hp) ifd_hwpt_flush(ctx, hp);
 	ifd_sync(ctx->host); /* no DMA uses the old translations any more */
+	for_each_hwpt(ctx, ioas, hp) pgtable_reclaim(&hp->pt);
 	for (unsigned i = first; i < first + count; i++)
 		ifd_area_release(ctx, &ioas->areas[i]);
 	memmove(&ioas->areas[first], &ioas->areas[first + count],
