@@ -109,7 +109,8 @@ static int ste_locate(struct smmu *smmu, uint32_t sid, uint64_t *pa, struct smmu
 	unsigned log2size = (unsigned)F_GET(smmu->strtab_cfg, STRTAB_CFG_LOG2SIZE);
 	uint64_t base = smmu->strtab_base & F_MASK(STE0_S1CTXPTR);
 
-	if (sid >> smmu->p.sid_bits || (log2size < 32 && (sid >> log2size)))
+	if ((smmu->p.sid_bits < 32 && (sid >> smmu->p.sid_bits)) ||
+	    (log2size < 32 && (sid >> log2size)))
 		return cfg_fault(f, EVT_C_BAD_STREAMID);
 	if (F_GET(smmu->strtab_cfg, STRTAB_CFG_FMT) == STRTAB_FMT_LINEAR) {
 		*pa = base + (uint64_t)sid * 64;
