@@ -121,13 +121,23 @@ static void bench_iotlb_hit(void)
 static void bench_tlbi(void)
 {
 	struct rig r;
+	struct pgtable s2;
 	struct smmu_cmd batch[32];
+	struct smmu_dma_txn t = {.sid = 1};
+	struct smmu_xlate x;
 	double v1[RUNS], v32[RUNS];
 
-	rig_init(&r, 1 << 20);
+	/* 4096 live IOTLB entries (a 16 MiB working set) that the TLBIs must look through */
+	rig_init(&r, 16 << 20);
+	if (pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO) ||
+	    pgtable_map(&s2, 0, RAM_PA, 16 << 20, PGT_R | PGT_W | PGT_PAGES))
+		die("map");
+	rig_ste(&r, 1, &(struct smmu_ste_desc){.config = STE_CFG_S2, .s2 = &s2, .vmid = 1});
 	for (int i = 0; i < 32; i++)
 		batch[i] = smmu_cmd_tlbi_nh_va(1, 2, (uint64_t)i << 12, 0);
 	for (int run = 0; run < RUNS; run++) {
+		for (uint64_t a = 0; a < (16 << 20); a += 4096)
+			smmu_translate(r.smmu, &t, a, false, &x);
 		double t0 = now_ns();
 		for (int i = 0; i < 32; i++)
 			smmu_cmd_one(r.smmu, batch[i]);
@@ -136,8 +146,9 @@ static void bench_tlbi(void)
 		smmu_cmd_exec(r.smmu, batch, 32, NULL);
 		v32[run] = (now_ns() - t0) / 32 / 1e3;
 	}
-	report("tlbi_nh_va_single", "us", v1, RUNS);
-	report("tlbi_nh_va_batched32_per_cmd", "us", v32, RUNS);
+	report("tlbi_nh_va_single_4096_live", "us", v1, RUNS);
+	report("tlbi_nh_va_batched32_per_cmd_4096_live", "us", v32, RUNS);
+	pgtable_fini(&s2);
 	rig_fini(&r);
 }
 
