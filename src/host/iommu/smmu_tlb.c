@@ -150,15 +150,14 @@ static bool tlb_match_any(const struct tlb_entry *e, const struct tlb_inval *sel
 	return false;
 }
 
-/* Unlocked check: true when the entry is stable and certainly matches no selector. */
+/* Unlocked check: true when the entry is stable, valid and matches no selector. */
 static bool tlb_peek_skip(const struct tlb_entry *e, const struct tlb_inval *sel, unsigned n)
 {
 	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST);
 
-	if (seq & 1)
+	/* Odd: being written. Empty: take the lock path, which also drops its mark. */
+	if ((seq & 1) || !__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
 		return false;
-	if (!__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
-		return __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) == seq;
 	struct tlb_entry copy = *e;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq && !tlb_match_any(&copy, sel, n);
