@@ -284,7 +284,7 @@ int vfio_mig_next_state(uint64_t mig_flags, uint32_t cur, uint32_t new_state, ui
 	if (new_state >= VFIO_DEVICE_STATE_COUNT || !fsm_state_supported(mig_flags, new_state))
 		return -EINVAL;
 	*next = fsm_next[cur][new_state];
-	while (!fsm_state_supported(mig_flags, *next))
+	while (*next != S_ERR && !fsm_state_supported(mig_flags, *next))
 		*next = fsm_next[*next][new_state];
 	return *next == S_ERR ? -EINVAL : 0;
 }
@@ -356,6 +356,9 @@ static int mig_step_locked(struct vfio_device *dev, uint32_t next, int *fd)
 static int mig_set_state_locked(struct vfio_device *dev, uint32_t new_state, int *data_fd)
 {
 	*data_fd = -1;
+	/* ERROR and unsupported states can never be requested, not even "staying" in them. */
+	if (new_state >= VFIO_DEVICE_STATE_COUNT || !fsm_state_supported(dev->mig_flags, new_state))
+		return -EINVAL;
 	while (dev->mig_state != new_state) {
 		uint32_t next;
 		int ret = vfio_mig_next_state(dev->mig_flags, dev->mig_state, new_state, &next);
