@@ -4,6 +4,7 @@
  * migration state machine (the kernel's combination rule, stepped one arc at a time) and
  * DMA-logging argument checks. Data sessions (data_fd) live in vfio_mig_data.c.
  */
+#include "host/iommufd.h"
 #include "host/vfio_drv.h"
 #include "host/vfio_session.h"
 
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static void vfio_unbind_locked(struct vfio_device *dev);
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vfio_device *registry;
@@ -36,6 +39,8 @@ int vfio_device_register(struct vfio_device *dev)
 	dev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	dev->session = NULL;
 	dev->open = false;
+	dev->ictx = NULL;
+	dev->attached = false;
 	pthread_mutex_lock(&registry_lock);
 	if (registry_find_locked(dev->name)) {
 		ret = -EEXIST;
@@ -60,6 +65,7 @@ void vfio_device_unregister(struct vfio_device *dev)
 	}
 	pthread_mutex_lock(&dev->lock);
 	vfio_session_end(dev);
+	vfio_unbind_locked(dev);
 	pthread_mutex_unlock(&dev->lock);
 	pthread_mutex_unlock(&registry_lock);
 	pthread_mutex_destroy(&dev->lock);
@@ -106,6 +112,7 @@ void vfio_device_close(struct vfio_device *dev)
 	pthread_mutex_lock(&registry_lock);
 	pthread_mutex_lock(&dev->lock);
 	vfio_session_end(dev);
+	vfio_unbind_locked(dev);
 	dev->open = false;
 	pthread_mutex_unlock(&dev->lock);
 	pthread_mutex_unlock(&registry_lock);
@@ -179,15 +186,28 @@ int vfio_device_get_doorbell(struct vfio_device *dev, uint32_t *region, uint64_t
 	return dev->ops->get_doorbell(dev, region, offset, width, eventfd);
 }
 
+/*
+ * Binding as vfio's iommufd "physical device" glue does it: bind once per open, attach
+ * (or replace when already attached), detach; closing the device unbinds it.
+ */
 int vfio_device_bind_iommufd(struct vfio_device *dev, struct iommufd_ctx *ictx,
 			     uint32_t *dev_id)
 {
-	int ret;
+	int ret = 0;
 
-	if (!dev->ops->bind_iommufd)
-		return -ENOTTY;
+	if (!ictx || !dev_id)
+		return -EINVAL;
 	pthread_mutex_lock(&dev->lock);
-	ret = dev->ops->bind_iommufd(dev, ictx, dev_id);
+	if (dev->ictx)
+		ret = -EBUSY;
+	else
+		ret = iommufd_device_bind(ictx, dev->sid, &dev->iommufd_dev_id);
+	if (!ret) {
+		dev->ictx = ictx;
+		*dev_id = dev->iommufd_dev_id;
+	}
+	TRACE(vfio_bind_iommufd, "%s: sid=%#x dev_id=%u: %d", dev->name, dev->sid,
+	      dev->iommufd_dev_id, ret);
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
 }
@@ -196,10 +216,16 @@ int vfio_device_attach_pt(struct vfio_device *dev, uint32_t *pt_id)
 {
 	int ret;
 
-	if (!dev->ops->attach_pt)
-		return -ENOTTY;
 	pthread_mutex_lock(&dev->lock);
-	ret = dev->ops->attach_pt(dev, pt_id);
+	if (!dev->ictx)
+		ret = -EINVAL;
+	else if (dev->attached)
+		ret = iommufd_device_replace(dev->ictx, dev->iommufd_dev_id, pt_id);
+	else
+		ret = iommufd_device_attach(dev->ictx, dev->iommufd_dev_id, pt_id);
+	if (!ret)
+		dev->attached = true;
+	TRACE(vfio_attach_pt, "%s: pt=%u: %d", dev->name, *pt_id, ret);
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
 }
@@ -208,12 +234,25 @@ int vfio_device_detach_pt(struct vfio_device *dev)
 {
 	int ret;
 
-	if (!dev->ops->detach_pt)
-		return -ENOTTY;
 	pthread_mutex_lock(&dev->lock);
-	ret = dev->ops->detach_pt(dev);
+	if (!dev->ictx || !dev->attached)
+		ret = -EINVAL;
+	else
+		ret = iommufd_device_detach(dev->ictx, dev->iommufd_dev_id);
+	if (!ret)
+		dev->attached = false;
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
+}
+
+/* Drops the iommufd binding (device close and unregister). Device lock held. */
+static void vfio_unbind_locked(struct vfio_device *dev)
+{
+	if (!dev->ictx)
+		return;
+	iommufd_device_unbind(dev->ictx, dev->iommufd_dev_id);
+	dev->ictx = NULL;
+	dev->attached = false;
 }
 
 /* Migration state machine ------------------------------------------------------------------ */

@@ -45,9 +45,6 @@ struct vfio_device_ops {
 			  uint64_t page_size, uint64_t *bitmap);
 	int (*get_doorbell)(struct vfio_device *dev, uint32_t *region, uint64_t *offset,
 			    uint32_t *width, int *eventfd);
-	int (*bind_iommufd)(struct vfio_device *dev, struct iommufd_ctx *ictx, uint32_t *dev_id);
-	int (*attach_pt)(struct vfio_device *dev, uint32_t *pt_id);
-	int (*detach_pt)(struct vfio_device *dev);
 	/* Called by vfio_device_unregister() after the core let go of the device. */
 	void (*release)(struct vfio_device *dev);
 };
@@ -63,6 +60,12 @@ struct vfio_device {
 	struct vfio_region_info regions[VFIO_MAX_REGIONS]; /* index, size, flags */
 	uint64_t mig_flags;     /* 0: no migration support (ENOTTY) */
 	uint32_t log_max_ranges; /* device range limit; the core combines down to it */
+	uint32_t sid;            /* the physical StreamID, for iommufd binding */
+
+	/* iommufd binding (VFIO_DEVICE_BIND_IOMMUFD / ATTACH_IOMMUFD_PT). */
+	struct iommufd_ctx *ictx;
+	uint32_t iommufd_dev_id;
+	bool attached;
 
 	/* Core-owned from here on. */
 	pthread_mutex_t lock; /* serialises uAPI calls, as the kernel's state mutex does */

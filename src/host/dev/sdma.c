@@ -123,6 +123,7 @@ static void sdma_init_vdev(struct sdma *s)
 	};
 	v->mig_flags = s->cfg.mig_flags;
 	v->log_max_ranges = s->cfg.log_max_ranges;
+	v->sid = s->cfg.sid;
 }
 
 static int sdma_check_config(const struct sdma_config *c)

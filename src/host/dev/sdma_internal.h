@@ -51,12 +51,6 @@ struct sdma {
 	int wake_fd;     /* eventfd: register writes and control changes */
 	pthread_t thread;
 	struct dma_log log;
-
-	struct iommufd_ctx *ictx;
-	uint32_t dev_id;
-	bool bound;
-	bool attached;
-	uint32_t pt_id;
 };
 
 static inline struct sdma *sdma_from_vdev(struct vfio_device *vdev)

@@ -114,9 +114,13 @@ static void reg_write_ctrl_locked(struct sdma *s, uint64_t val)
 	bool en = FIELD_GET(val, SDMA_CTRL_EN_SHIFT, SDMA_CTRL_EN_WIDTH);
 
 	if (FIELD_GET(val, SDMA_CTRL_RESET_SHIFT, SDMA_CTRL_RESET_WIDTH)) {
+		/* A register reset is not a migration state change: keep run_allowed. */
+		bool run = s->run_allowed;
+
 		pthread_mutex_unlock(&s->lock);
 		sdma_engine_quiesce(s, true);
 		pthread_mutex_lock(&s->lock);
+		s->run_allowed = run;
 		sdma_regs_reset(s);
 		TRACE(sdma_reset, "%s: register reset", s->name);
 		return;
