@@ -66,7 +66,8 @@ static int mig_emit_record(struct sdma *s, uint32_t type, const void *payload, u
 	if (len > sizeof(struct mig_final))
 		return -EINVAL;
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), payload, len);
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
 	crc = crc32c(0, buf, sizeof(h) + len);
 	memcpy(buf + sizeof(h) + len, &crc, sizeof(crc));
 	return vfio_mig_emit(&s->vdev, buf, sizeof(h) + len + sizeof(crc));
