@@ -35,7 +35,7 @@ static void fx_host_init(struct fx *f)
 	assert_int_equal(iommufd_ioas_alloc(f->ctx, &f->ioas), 0);
 	assert_int_equal(iommufd_ioas_map_file(f->ctx, f->ioas, f->memfd, 0, FX_RAM_SIZE, &iova,
 					       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-						       IOMMU_IOAS_MAP_WRITEABLE),
+						   IOMMU_IOAS_MAP_WRITEABLE),
 			 0);
 	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, f->ioas, FX_MSI_GPA, 4096, &f->msi_fd),
 			 0);
@@ -55,9 +55,13 @@ static void fx_device_create(struct fx *f, const struct fx_opts *o)
 static uint32_t fx_hwpt_alloc(struct fx *f, uint32_t flags, uint32_t pt, const void *data,
 			      uint32_t len, uint32_t fault_id)
 {
-	struct iommu_hwpt_alloc c = {.size = sizeof(c), .flags = flags, .dev_id = f->dev_id,
-				     .pt_id = pt, .data_type = data ? IOMMU_HWPT_DATA_ARM_SMMUV3 : 0,
-				     .data_len = len, .data_uptr = (uintptr_t)data,
+	struct iommu_hwpt_alloc c = {.size = sizeof(c),
+				     .flags = flags,
+				     .dev_id = f->dev_id,
+				     .pt_id = pt,
+				     .data_type = data ? IOMMU_HWPT_DATA_ARM_SMMUV3 : 0,
+				     .data_len = len,
+				     .data_uptr = (uintptr_t)data,
 				     .fault_id = fault_id};
 
 	assert_int_equal(iommufd_hwpt_alloc(f->ctx, &c), 0);
@@ -66,10 +70,10 @@ static uint32_t fx_hwpt_alloc(struct fx *f, uint32_t flags, uint32_t pt, const v
 
 static void fx_nest_objects(struct fx *f)
 {
-	struct iommu_viommu_alloc va = {.size = sizeof(va), .type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-					.dev_id = f->dev_id};
-	struct iommu_vdevice_alloc vd = {.size = sizeof(vd), .dev_id = f->dev_id,
-					 .virt_id = FX_VSID};
+	struct iommu_viommu_alloc va = {
+	    .size = sizeof(va), .type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3, .dev_id = f->dev_id};
+	struct iommu_vdevice_alloc vd = {
+	    .size = sizeof(vd), .dev_id = f->dev_id, .virt_id = FX_VSID};
 
 	f->parent = fx_hwpt_alloc(f, IOMMU_HWPT_ALLOC_NEST_PARENT, f->ioas, NULL, 0, 0);
 	va.hwpt_id = f->parent;
@@ -105,9 +109,8 @@ static void fx_nest_attach(struct fx *f)
 		fx_s1_map(f, FX_RING_GPA, FX_DATA_GPA - FX_RING_GPA);
 	else
 		fx_s1_map(f, FX_RING_GPA, FX_RAM_SIZE - FX_RING_GPA);
-	assert_int_equal(pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096,
-				     PGT_R | PGT_W),
-			 0);
+	assert_int_equal(
+	    pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, PGT_R | PGT_W), 0);
 	v.ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S1) | cd_gpa;
 	v.ste[1] = F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) | F_VAL(STE1_S1CSH, 3);
 	f->nested = fx_hwpt_alloc(f, f->o.stall ? IOMMU_HWPT_FAULT_ID_VALID : 0, f->viommu, &v,
@@ -176,8 +179,8 @@ uint64_t fx_iova(const struct fx *f, uint64_t gpa)
 void fx_s1_map(struct fx *f, uint64_t gpa, uint64_t len)
 {
 	/* 4 KiB pages, so tests can punch single-page holes. */
-	assert_int_equal(pgtable_map(&f->s1, FX_S1_OFFSET + gpa, gpa, len, PGT_R | PGT_W | PGT_PAGES),
-			 0);
+	assert_int_equal(
+	    pgtable_map(&f->s1, FX_S1_OFFSET + gpa, gpa, len, PGT_R | PGT_W | PGT_PAGES), 0);
 }
 
 void fx_s1_unmap(struct fx *f, uint64_t gpa, uint64_t len)
@@ -219,7 +222,8 @@ uint64_t fx_compl_iova(const struct fx *f, uint32_t idx)
 
 struct sdma_compl *fx_compl(struct fx *f, uint32_t idx)
 {
-	return (struct sdma_compl *)(f->ram + FX_COMPL_GPA + (uint64_t)idx * sizeof(struct sdma_compl));
+	return (struct sdma_compl *)(f->ram + FX_COMPL_GPA +
+				     (uint64_t)idx * sizeof(struct sdma_compl));
 }
 
 uint32_t fx_put(struct fx *f, struct sdma_desc d, bool ring)

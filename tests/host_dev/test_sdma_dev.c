@@ -43,8 +43,8 @@ static int setup_nested(void **state)
 static int setup_nested_stall(void **state)
 {
 	struct fx *f = malloc(sizeof(*f));
-	struct fx_opts o = {.mode = FX_NESTED, .stall = true, .s1_sparse = true,
-			    .dev = {.quiesce_ms = 100}};
+	struct fx_opts o = {
+	    .mode = FX_NESTED, .stall = true, .s1_sparse = true, .dev = {.quiesce_ms = 100}};
 
 	fx_init(f, &o);
 	*state = f;
@@ -107,8 +107,10 @@ static void test_ops(void **state)
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	expect_msi(f);
 	/* MEMMOVE (unaligned size across pages) */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_SUCCESS);
 	assert_int_equal(c->bytes_completed, n);
@@ -116,20 +118,27 @@ static void test_ops(void **state)
 	assert_int_equal(gpa_ptr(f, dst)[n], 0);
 	no_msi(f);
 	/* COMPARE equal, then with a difference at a known offset */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	assert_int_equal(fx_compl(f, i)->result, 0);
 	assert_int_equal(fx_compl(f, i)->bytes_completed, n);
 	gpa_ptr(f, dst)[5000] ^= 0xff;
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n, .flags = SDMA_FLAG_RCI});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n,
+				      .flags = SDMA_FLAG_RCI});
 	assert_int_equal(fx_compl(f, i)->result, 1);
 	assert_int_equal(fx_compl(f, i)->bytes_completed, 5000);
 	expect_msi(f);
 	/* FILL with an 8-byte pattern, length not a multiple of 8 */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 1),
-				      .size = 8195, .pattern = 0x0807060504030201ull});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .dst = fx_iova(f, dst + 1),
+				      .size = 8195,
+				      .pattern = 0x0807060504030201ull});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	for (unsigned k = 0; k < 8195; k++)
 		assert_int_equal(gpa_ptr(f, dst + 1)[k], k % 8 + 1);
@@ -138,8 +147,10 @@ static void test_ops(void **state)
 	memcpy(gpa_ptr(f, src), "123456789", 9);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C, .src = fx_iova(f, src), .size = 9});
 	assert_int_equal(fx_compl(f, i)->result, 0xE3069283u);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C, .src = fx_iova(f, src + 4),
-				      .size = 5, .pattern = crc32c(0, "1234", 4)});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C,
+				      .src = fx_iova(f, src + 4),
+				      .size = 5,
+				      .pattern = crc32c(0, "1234", 4)});
 	assert_int_equal(fx_compl(f, i)->result, 0xE3069283u);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_COMPLETED), 7);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_WQ_HEAD), 7);
@@ -163,8 +174,9 @@ static void test_partial_fault(void **state)
 		fx_s1_unmap(f, FX_RAM_SIZE - 0x1000, 0x1000);
 	fx_ring_setup(f, 4);
 	memset(gpa_ptr(f, src), 0x5a, 0x2000);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src),
-				      .dst = dst, .size = 0x2000});
+	i = run(f,
+		(struct sdma_desc){
+		    .opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src), .dst = dst, .size = 0x2000});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_PAGE_FAULT);
 	assert_int_equal(c->bytes_completed, done);
@@ -175,7 +187,8 @@ static void test_partial_fault(void **state)
 		assert_int_equal(gpa_ptr(f, dst_gpa)[done], 0);
 	/* A read fault: CRC32C over the hole; result is the CRC of what was read. */
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C,
-				      .src = fx_iova(f, FX_RAM_SIZE - 0x2000), .size = 0x3000});
+				      .src = fx_iova(f, FX_RAM_SIZE - 0x2000),
+				      .size = 0x3000});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_PAGE_FAULT);
 	assert_false(c->fault_info & SDMA_FAULT_INFO_WRITE);
@@ -197,8 +210,8 @@ static void test_malformed(void **state)
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .size = 0});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA),
-				      .size = 1ull << 40});
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA), .size = 1ull << 40});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP, .flags = 0x80});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
@@ -339,9 +352,12 @@ static void test_block_on_fault(void **state)
 	uint32_t i;
 
 	fx_ring_setup(f, 4);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF |
-										SDMA_FLAG_RCI,
-					 .dst = fx_iova(f, dst), .size = 4096, .pattern = 0x1111},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF | SDMA_FLAG_RCI,
+				      .dst = fx_iova(f, dst),
+				      .size = 4096,
+				      .pattern = 0x1111},
 		   true);
 	read_fault(f, &pf);
 	assert_int_equal(pf.addr, fx_iova(f, dst));
@@ -363,8 +379,8 @@ static void test_block_on_fault(void **state)
 	 * stalls all the same (the SMMU decides), so the guest still gets the fault record;
 	 * the device withdrew the transaction, so the answer changes nothing.
 	 */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 0x1000),
-				      .size = 64});
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 0x1000), .size = 64});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_PAGE_FAULT);
 	assert_int_equal(fx_compl(f, i)->fault_addr, fx_iova(f, dst + 0x1000));
 	read_fault(f, &pf);
@@ -372,8 +388,11 @@ static void test_block_on_fault(void **state)
 	struct iommu_hwpt_page_response r = {.cookie = pf.cookie, .code = 0};
 	iommufd_fault_write(f->fault_fd, &r, sizeof(r));
 	/* A stall answered INVALID: the descriptor fails (page fault, nothing done). */
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF,
-					 .dst = fx_iova(f, dst + 0x2000), .size = 64},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst + 0x2000),
+				      .size = 64},
 		   true);
 	read_fault(f, &pf);
 	answer_fault(f, &pf, IOMMUFD_PAGE_RESP_INVALID);
@@ -392,8 +411,12 @@ static void test_stop_puts_back_blocked(void **state)
 	uint32_t i;
 
 	fx_ring_setup(f, 4);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF,
-					 .dst = fx_iova(f, dst), .size = 128, .pattern = 7},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst),
+				      .size = 128,
+				      .pattern = 7},
 		   true);
 	read_fault(f, &pf);
 	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
@@ -446,20 +469,20 @@ static void test_info(void **state)
 
 #define BOTH(t)                                                                                    \
 	cmocka_unit_test_setup_teardown(t, setup_s2, teardown),                                    \
-		cmocka_unit_test_setup_teardown(t, setup_nested, teardown)
+	    cmocka_unit_test_setup_teardown(t, setup_nested, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		BOTH(test_info),
-		BOTH(test_ops),
-		BOTH(test_partial_fault),
-		BOTH(test_malformed),
-		BOTH(test_doorbell_eventfd),
-		BOTH(test_p2p_holds_new_work),
-		cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
-						teardown),
+	    BOTH(test_info),
+	    BOTH(test_ops),
+	    BOTH(test_partial_fault),
+	    BOTH(test_malformed),
+	    BOTH(test_doorbell_eventfd),
+	    BOTH(test_p2p_holds_new_work),
+	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,7 @@
 
 #include "sdma_fx.h"
 
-#define N_DESC    200
+#define N_DESC	  200
 #define FILL_SIZE (1u << 20)
 
 struct mig {
@@ -164,14 +164,15 @@ static void test_migrate_with_work_in_flight(void **state)
 	for (uint32_t i = 0; i < N_DESC; i++) {
 		struct sdma_desc d = {.opcode = SDMA_OP_FILL,
 				      .dst = FX_DATA_GPA + (uint64_t)(i % 32) * FILL_SIZE,
-				      .size = FILL_SIZE, .pattern = i};
+				      .size = FILL_SIZE,
+				      .pattern = i};
 
 		assert_int_equal(fx_put(&m->src, d, false), i);
 	}
 	fx_ring(&m->src);
 	save(&m->src, &s, &head, &completed);
 	assert_int_equal(head, completed);
-	assert_true(completed >= 4);      /* the source ran a part ... */
+	assert_true(completed >= 4);	 /* the source ran a part ... */
 	assert_true(completed < N_DESC); /* ... and left the rest */
 	/* Exactly the descriptors before HEAD completed on the source; mark their records. */
 	for (uint32_t i = 0; i < N_DESC; i++) {
@@ -301,8 +302,8 @@ static void test_incompatible_header(void **state)
 {
 	struct mig *m = *state;
 	struct fx small;
-	struct fx_opts o = {.mode = FX_STAGE2, .name = "sdma-small", .sid = 0x12,
-			    .dev = {.wq_log2_max = 6}};
+	struct fx_opts o = {
+	    .mode = FX_STAGE2, .name = "sdma-small", .sid = 0x12, .dev = {.wq_log2_max = 6}};
 	struct stream s;
 	int fd;
 
@@ -325,7 +326,9 @@ static void test_stop_copy_only(void **state)
 {
 	struct mig *m = *state;
 	struct fx a, b;
-	struct fx_opts oa = {.mode = FX_STAGE2, .name = "sdma-sc-a", .sid = 0x13,
+	struct fx_opts oa = {.mode = FX_STAGE2,
+			     .name = "sdma-sc-a",
+			     .sid = 0x13,
 			     .dev = {.mig_flags = VFIO_MIGRATION_STOP_COPY, .no_dma_log = true}};
 	struct fx_opts ob = oa;
 	struct stream s;
@@ -357,10 +360,10 @@ static void test_stop_copy_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_migrate_with_work_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_with_work_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,9 +31,9 @@ static const uint64_t combos[] = {F_SC, F_SC | F_P2P, F_SC | F_PRE, F_SC | F_P2P
 
 /* The uAPI's base arcs (include/uapi/linux/vfio.h). */
 static const int base_arcs[][2] = {
-	{P2P, STOP}, {SCOPY, STOP}, {RES, STOP}, {PRE, RUN}, {P2P, RUN}, {PREP, P2P},
-	{RUN, P2P},  {STOP, P2P},   {RUN, PRE},  {P2P, PREP}, {STOP, SCOPY}, {STOP, RES},
-	{PRE, PREP}, {PREP, PRE},   {PREP, SCOPY},
+    {P2P, STOP},   {SCOPY, STOP}, {RES, STOP}, {PRE, RUN},  {P2P, RUN},
+    {PREP, P2P},   {RUN, P2P},	  {STOP, P2P}, {RUN, PRE},  {P2P, PREP},
+    {STOP, SCOPY}, {STOP, RES},	  {PRE, PREP}, {PREP, PRE}, {PREP, SCOPY},
 };
 
 static bool model_supported(uint64_t f, int s)
@@ -148,15 +148,14 @@ static void test_next_state_all_pairs(void **state)
 				uint32_t at = (uint32_t)cur, next;
 
 				if (n < 0) {
-					assert_int_equal(vfio_mig_next_state(combos[c], at, target,
-									     &next),
-							 -EINVAL);
+					assert_int_equal(
+					    vfio_mig_next_state(combos[c], at, target, &next),
+					    -EINVAL);
 					continue;
 				}
 				for (int i = 0; i < n; i++) {
-					assert_int_equal(vfio_mig_next_state(combos[c], at, target,
-									     &next),
-							 0);
+					assert_int_equal(
+					    vfio_mig_next_state(combos[c], at, target, &next), 0);
 					assert_int_equal(next, exp[i]);
 					at = next;
 				}
@@ -281,7 +280,8 @@ static void check_pair(struct fake *f, struct vfio_device *d, uint64_t flags, in
 static void test_uapi_all_pairs(void **state)
 {
 	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
-		struct fake f = {.vdev = {.ops = &fake_ops, .name = "fsm-fake", .mig_flags = combos[c]}};
+		struct fake f = {
+		    .vdev = {.ops = &fake_ops, .name = "fsm-fake", .mig_flags = combos[c]}};
 		struct vfio_device *d;
 
 		assert_int_equal(vfio_device_register(&f.vdev), 0);
@@ -299,8 +299,8 @@ static void test_uapi_all_pairs(void **state)
 
 static void test_error_state_and_reset(void **state)
 {
-	struct fake f = {.vdev = {.ops = &fake_ops, .name = "fsm-err",
-				  .mig_flags = F_SC | F_P2P | F_PRE}};
+	struct fake f = {
+	    .vdev = {.ops = &fake_ops, .name = "fsm-err", .mig_flags = F_SC | F_P2P | F_PRE}};
 	struct vfio_device *d;
 	int fd;
 
@@ -380,8 +380,8 @@ static void test_feature_checks(void **state)
 static void test_combine_ranges(void **state)
 {
 	struct vfio_log_range r[] = {
-		{0x0000, 0x1000}, {0x3000, 0x1000}, {0x100000, 0x1000}, {0x101000 + 0x1000, 0x1000},
-		{0x900000, 0x2000},
+	    {0x0000, 0x1000},	{0x3000, 0x1000}, {0x100000, 0x1000}, {0x101000 + 0x1000, 0x1000},
+	    {0x900000, 0x2000},
 	};
 
 	/* Gaps: 0x2000, 0xfc000, 0x1000, 0x7fd000: the 0x1000 gap goes first, then 0x2000. */
@@ -400,11 +400,9 @@ static void test_combine_ranges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_next_state_all_pairs),
-		cmocka_unit_test(test_uapi_all_pairs),
-		cmocka_unit_test(test_error_state_and_reset),
-		cmocka_unit_test(test_feature_checks),
-		cmocka_unit_test(test_combine_ranges),
+	    cmocka_unit_test(test_next_state_all_pairs),  cmocka_unit_test(test_uapi_all_pairs),
+	    cmocka_unit_test(test_error_state_and_reset), cmocka_unit_test(test_feature_checks),
+	    cmocka_unit_test(test_combine_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

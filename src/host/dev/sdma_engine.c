@@ -65,8 +65,8 @@ static void engine_read(struct sdma *s, const struct smmu_dma_txn *t, uint64_t i
 }
 
 /* Fills c from a failed transfer that had already done `base` bytes of the operation. */
-static void compl_from_fault(struct sdma_compl *c, const struct smmu_dma_result *r,
-			     uint64_t base, bool write)
+static void compl_from_fault(struct sdma_compl *c, const struct smmu_dma_result *r, uint64_t base,
+			     bool write)
 {
 	c->bytes_completed = base + r->done;
 	c->fault_addr = r->fault_iova;
@@ -96,12 +96,13 @@ static void engine_drop_stall(struct sdma *s, struct smmu_dma_result *r)
 
 static bool desc_valid(const struct sdma *s, const struct sdma_desc *d)
 {
-	uint64_t max = 1ull << FIELD_GET(s->cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT,
-					  SDMA_CAP_XFER_LOG2_MAX_WIDTH);
+	uint64_t max =
+	    1ull << FIELD_GET(s->cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT, SDMA_CAP_XFER_LOG2_MAX_WIDTH);
 
 	if (d->opcode >= SDMA_OP_COUNT || (d->flags & ~SDMA_FLAGS_ALL))
 		return false;
-	if ((d->flags & SDMA_FLAG_BOF) && !FIELD_GET(s->cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH))
+	if ((d->flags & SDMA_FLAG_BOF) &&
+	    !FIELD_GET(s->cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH))
 		return false;
 	if (d->rsvd0 || d->rsvd1 || d->rsvd2[0] || d->rsvd2[1])
 		return false;
@@ -147,8 +148,8 @@ static void op_fill(struct sdma *s, const struct smmu_dma_txn *t, const struct s
 }
 
 /* Reads one chunk of an operand; false (and c filled) on a fault. */
-static bool op_read_chunk(struct sdma *s, const struct smmu_dma_txn *t, uint64_t iova,
-			  void *buf, size_t len, uint64_t base, struct sdma_compl *c)
+static bool op_read_chunk(struct sdma *s, const struct smmu_dma_txn *t, uint64_t iova, void *buf,
+			  size_t len, uint64_t base, struct sdma_compl *c)
 {
 	struct smmu_dma_result r = {0};
 
@@ -232,8 +233,8 @@ static void desc_execute(struct sdma *s, const struct smmu_dma_txn *t, const str
 }
 
 /* Completion record and interrupt (both DMA writes); failures go to the error record. */
-static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t,
-			  const struct sdma_desc *d, const struct sdma_compl *c)
+static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t, const struct sdma_desc *d,
+			  const struct sdma_compl *c)
 {
 	struct smmu_dma_result r = {0};
 	uint32_t data;
@@ -245,7 +246,8 @@ static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t,
 		engine_drop_stall(s, &r);
 		if (r.status != SMMU_DMA_OK) {
 			pthread_mutex_lock(&s->lock);
-			sdma_record_error_locked(s, SDMA_ERR_COMPL_WRITE, c->index, r.fault_iova, false);
+			sdma_record_error_locked(s, SDMA_ERR_COMPL_WRITE, c->index, r.fault_iova,
+						 false);
 			pthread_mutex_unlock(&s->lock);
 		}
 	}

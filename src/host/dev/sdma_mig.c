@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define MIG_MAGIC          0x414d4453u /* "SDMA" */
+#define MIG_MAGIC	   0x414d4453u /* "SDMA" */
 #define MIG_STREAM_VERSION 1u
 
 enum mig_rec_type {
@@ -76,13 +76,13 @@ static int mig_emit_record(struct sdma *s, uint32_t type, const void *payload, u
 static void mig_snapshot_config_locked(struct sdma *s, struct mig_config *c)
 {
 	*c = (struct mig_config){
-		.ctrl = s->regs.ctrl,
-		.wq_base = s->regs.wq_base,
-		.wq_cfg = s->regs.wq_cfg,
-		.shadow = s->regs.shadow,
-		.msi_addr = s->regs.msi_addr,
-		.msi_data = s->regs.msi_data,
-		.int_ctrl = s->regs.int_ctrl,
+	    .ctrl = s->regs.ctrl,
+	    .wq_base = s->regs.wq_base,
+	    .wq_cfg = s->regs.wq_cfg,
+	    .shadow = s->regs.shadow,
+	    .msi_addr = s->regs.msi_addr,
+	    .msi_data = s->regs.msi_data,
+	    .int_ctrl = s->regs.int_ctrl,
 	};
 	s->config_gen_sent = s->config_gen;
 }
@@ -188,8 +188,7 @@ static int mig_check_final(const struct sdma *s, const struct mig_final *f)
 
 	if (log2 > FIELD_GET(s->cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT, SDMA_CAP_WQ_LOG2_MAX_WIDTH))
 		return -EINVAL;
-	if (f->regs.ctrl > 1 || f->regs.halted > 1 || f->regs.head >= size ||
-	    f->regs.tail >= size)
+	if (f->regs.ctrl > 1 || f->regs.halted > 1 || f->regs.head >= size || f->regs.tail >= size)
 		return -EINVAL;
 	if (f->engine_flags & ~MIG_ENGINE_KICK_PENDING)
 		return -EINVAL;
