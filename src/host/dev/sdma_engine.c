@@ -68,6 +68,9 @@ static void engine_read(struct sdma *s, const struct smmu_dma_txn *t, uint64_t i
 static void compl_from_fault(struct sdma_compl *c, const struct smmu_dma_result *r, uint64_t base,
 			     bool write)
 {
+	TRACE(sdma_fault, "[%u] iova=%#llx status=%d event=%#x done=%#llx write=%d", c->index,
+	      (unsigned long long)r->fault_iova, r->status, r->event_id,
+	      (unsigned long long)(base + r->done), write);
 	c->bytes_completed = base + r->done;
 	c->fault_addr = r->fault_iova;
 	c->fault_info = write ? SDMA_FAULT_INFO_WRITE : 0;
@@ -421,6 +424,7 @@ void sdma_engine_stop(struct sdma *s)
 
 void sdma_engine_set_run(struct sdma *s, bool allowed)
 {
+	TRACE(sdma_engine_run, "%s: %s", s->name, allowed ? "starts allowed" : "no new starts");
 	pthread_mutex_lock(&s->lock);
 	s->run_allowed = allowed;
 	pthread_mutex_unlock(&s->lock);

@@ -190,6 +190,8 @@ static int mig_check_final(const struct sdma *s, const struct mig_final *f)
 		return -EINVAL;
 	if (f->regs.ctrl > 1 || f->regs.halted > 1 || f->regs.head >= size || f->regs.tail >= size)
 		return -EINVAL;
+	if ((f->regs.ctrl & 1) && !IS_ALIGNED(f->regs.wq_base, sizeof(struct sdma_desc)))
+		return -EINVAL;
 	if (f->engine_flags & ~MIG_ENGINE_KICK_PENDING)
 		return -EINVAL;
 	return 0;
@@ -284,7 +286,12 @@ static int mig_load(struct sdma *s)
 		return ret;
 	pthread_mutex_lock(&s->lock);
 	s->regs = p.final.regs;
-	s->kick_pending = p.final.engine_flags & MIG_ENGINE_KICK_PENDING;
+	/*
+	 * A valueless doorbell may have been rung on the source after its last look at the
+	 * eventfd: with a shadow tail, one extra read of it on the destination is harmless
+	 * and closes that window.
+	 */
+	s->kick_pending = (p.final.engine_flags & MIG_ENGINE_KICK_PENDING) || (s->regs.shadow & 1);
 	s->run_allowed = false;
 	s->config_gen++;
 	pthread_mutex_unlock(&s->lock);
