@@ -39,6 +39,7 @@ struct hostmem {
 	uint64_t next_file_pa, next_db_pa;
 	uint8_t *pool;
 	uint64_t *pool_map;
+	uint64_t *pool_hint; /* dirty hints, one bit per pool page */
 	size_t pool_used;
 };
 
@@ -112,11 +113,12 @@ struct hostmem *hostmem_create(void)
 	pthread_mutex_init(&hm->lock, NULL);
 	hm->snap = calloc(1, sizeof(*hm->snap));
 	hm->pool_map = bitmap_alloc(HM_POOL_PGS);
+	hm->pool_hint = bitmap_alloc(HM_POOL_PGS);
 	hm->pool = mmap(NULL, HOSTMEM_POOL_SIZE, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	hm->next_file_pa = HOSTMEM_FILE_BASE;
 	hm->next_db_pa = HOSTMEM_DOORBELL_BASE;
-	if (!hm->snap || !hm->pool_map || hm->pool == MAP_FAILED) {
+	if (!hm->snap || !hm->pool_map || !hm->pool_hint || hm->pool == MAP_FAILED) {
 		if (hm->pool == MAP_FAILED)
 			hm->pool = NULL;
 		hostmem_destroy(hm);
@@ -147,6 +149,7 @@ void hostmem_destroy(struct hostmem *hm)
 	if (hm->pool)
 		munmap(hm->pool, HOSTMEM_POOL_SIZE);
 	free(hm->pool_map);
+	free(hm->pool_hint);
 	pthread_mutex_destroy(&hm->lock);
 	free(hm);
 }
@@ -340,6 +343,8 @@ int hostmem_pages_alloc(struct hostmem *hm, unsigned npages, uint64_t *pa)
 	if (i >= HM_POOL_PGS)
 		return -ENOMEM;
 	memset(hm->pool + i * HM_PAGE, 0, npages * HM_PAGE);
+	for (unsigned k = 0; k < npages; k++)
+		hostmem_dirty_hint_set(hm, HOSTMEM_POOL_BASE + (i + k) * HM_PAGE);
 	*pa = HOSTMEM_POOL_BASE + i * HM_PAGE;
 	return 0;
 }
@@ -362,4 +367,46 @@ size_t hostmem_pages_in_use(struct hostmem *hm)
 	size_t n = hm->pool_used;
 	pthread_mutex_unlock(&hm->lock);
 	return n;
+}
+
+/* ---- dirty hints ---- */
+
+static inline bool hm_pool_index(uint64_t pa, size_t *i)
+{
+	*i = (pa - HOSTMEM_POOL_BASE) / HM_PAGE;
+	return pa >= HOSTMEM_POOL_BASE && *i < HM_POOL_PGS;
+}
+
+void hostmem_dirty_hint_set(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+	uint64_t bit;
+
+	if (!hm_pool_index(pa, &i))
+		return;
+	bit = 1ull << (i % 64);
+	/* A plain load first: most updates find the hint already set. */
+	if (!(__atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & bit))
+		__atomic_fetch_or(&hm->pool_hint[i / 64], bit, __ATOMIC_SEQ_CST);
+}
+
+bool hostmem_dirty_hint_take(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+
+	if (!hm_pool_index(pa, &i))
+		return true;
+	uint64_t bit = 1ull << (i % 64);
+	if (!(__atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & bit))
+		return false;
+	return __atomic_fetch_and(&hm->pool_hint[i / 64], ~bit, __ATOMIC_SEQ_CST) & bit;
+}
+
+bool hostmem_dirty_hint_test(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+
+	if (!hm_pool_index(pa, &i))
+		return true;
+	return __atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & (1ull << (i % 64));
 }

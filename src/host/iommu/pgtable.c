@@ -27,10 +27,23 @@ static void *pgt_hm_ptr(void *opaque, uint64_t pa)
 	return hostmem_ptr(opaque, pa, PGT_PAGE);
 }
 
+static bool pgt_hm_dirty_hint(void *opaque, uint64_t pa, int op)
+{
+	if (op == PGT_HINT_SET) {
+		hostmem_dirty_hint_set(opaque, pa);
+		return true;
+	}
+	return op == PGT_HINT_TAKE ? hostmem_dirty_hint_take(opaque, pa)
+				   : hostmem_dirty_hint_test(opaque, pa);
+}
+
 struct pgt_mem pgt_mem_hostmem(struct hostmem *hm)
 {
-	return (struct pgt_mem){
-	    .alloc = pgt_hm_alloc, .free = pgt_hm_free, .ptr = pgt_hm_ptr, .opaque = hm};
+	return (struct pgt_mem){.alloc = pgt_hm_alloc,
+				.free = pgt_hm_free,
+				.ptr = pgt_hm_ptr,
+				.dirty_hint = pgt_hm_dirty_hint,
+				.opaque = hm};
 }
 
 /* ---- geometry ---- */
@@ -173,8 +186,8 @@ static int pgt_map_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint6
 			 uint64_t pa, uint64_t size, unsigned prot);
 
 /* One entry of the walk: a leaf, or descend (allocating the next table). */
-static int pgt_map_entry(struct pgtable *pt, uint64_t *p, unsigned level, uint64_t iova,
-			 uint64_t pa, uint64_t chunk, unsigned prot)
+static int pgt_map_entry(struct pgtable *pt, uint64_t tbl, uint64_t *p, unsigned level,
+			 uint64_t iova, uint64_t pa, uint64_t chunk, unsigned prot)
 {
 	uint64_t esz = 1ull << lvl_shift(level);
 	uint64_t d = d_load(p);
@@ -185,6 +198,8 @@ static int pgt_map_entry(struct pgtable *pt, uint64_t *p, unsigned level, uint64
 			return -EEXIST;
 		uint64_t oa = (prot & PGT_BAD_OA) ? pa : pa & PTE_OA_MASK;
 		d_store(p, oa | pgt_leaf_bits(pt, prot, level));
+		if ((prot & PGT_DIRTY) && pt->mem.dirty_hint)
+			pt->mem.dirty_hint(pt->mem.opaque, tbl, PGT_HINT_SET);
 		return 0;
 	}
 	if ((d & 1) && !d_is_table(d, level))
@@ -208,8 +223,8 @@ static int pgt_map_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint6
 
 	while (size) {
 		uint64_t chunk = MIN(size, esz - (iova & (esz - 1)));
-		int rc = pgt_map_entry(pt, entry_ptr(pt, tbl, level, iova), level, iova, pa, chunk,
-				       prot);
+		int rc = pgt_map_entry(pt, tbl, entry_ptr(pt, tbl, level, iova), level, iova, pa,
+				       chunk, prot);
 		if (rc)
 			return rc;
 		iova += chunk;
@@ -369,6 +384,11 @@ static void harvest_level(struct harvest *h, uint64_t tbl, unsigned level, uint6
 	if (level == 3) {
 		unsigned first = (unsigned)((iova >> PGT_SHIFT) & 511);
 		unsigned n = (unsigned)(size >> PGT_SHIFT);
+		/* Skip a table with no hint; clear the hint only when the whole table is
+		 * scanned and cleaned, else dirty entries outside the range would lose it. */
+		int op = h->clear && n == 512 ? PGT_HINT_TAKE : PGT_HINT_TEST;
+		if (pt->mem.dirty_hint && !pt->mem.dirty_hint(pt->mem.opaque, tbl, op))
+			return;
 		harvest_l3(h, tbl_ptr(pt, tbl), first, first + n - 1,
 			   iova & ~((512ull << PGT_SHIFT) - 1));
 		return;

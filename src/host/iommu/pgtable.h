@@ -34,10 +34,18 @@ struct pgt_mem {
 	void (*free)(void *opaque, uint64_t pa, unsigned npages);
 	/* Host pointer to the table page at pa. */
 	void *(*ptr)(void *opaque, uint64_t pa);
+	/*
+	 * Optional dirty hints of table pages (see hostmem_dirty_hint_take): PGT_HINT_TEST
+	 * may the table at pa hold dirty descriptors; PGT_HINT_TAKE the same and clear it;
+	 * PGT_HINT_SET mark it. NULL: every table is scanned.
+	 */
+	bool (*dirty_hint)(void *opaque, uint64_t pa, int op);
 	void *opaque;
 };
 
-/* Table pages from the host page pool (hostmem_pages_alloc). */
+enum { PGT_HINT_TEST, PGT_HINT_TAKE, PGT_HINT_SET };
+
+/* Table pages from the host page pool (hostmem_pages_alloc), with dirty hints. */
 struct pgt_mem pgt_mem_hostmem(struct hostmem *hm);
 
 #define PGT_LEVEL_AUTO (-1)
@@ -95,7 +103,9 @@ typedef void (*pgt_dirty_fn)(void *opaque, uint64_t iova, uint64_t size);
  * NO_CLEAR, makes it writable-clean again with an atomic test-and-clear, so a write that
  * races the harvest is either reported now or leaves the leaf dirty for the next one.
  * Returns the number of dirty leaves. The caller must then invalidate the IOTLB entries
- * of the range (they may hold write permission).
+ * of the range (they may hold write permission). With dirty hints (pgt_mem.dirty_hint,
+ * the host pool has them), leaf tables nobody dirtied since the last harvest are skipped
+ * without reading them.
  */
 int64_t pgtable_harvest(struct pgtable *pt, uint64_t iova, uint64_t size, unsigned flags,
 			pgt_dirty_fn fn, void *opaque);
