@@ -438,6 +438,43 @@ static void test_stop_puts_back_blocked(void **state)
 	assert_int_equal(st.completed, 1);
 }
 
+/* RUNNING_P2P: a blocked descriptor still finishes when its fault is answered; the next
+ * one waits for RUNNING (the VMM's drain before stopping the vCPUs relies on this). */
+static void test_p2p_lets_blocked_finish(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t dst = FX_DATA_GPA + 0x30000;
+	struct iommu_hwpt_pgfault pf;
+	struct sdma_stats st;
+	uint32_t a, b;
+
+	fx_ring_setup(f, 4);
+	a = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst),
+				      .size = 64,
+				      .pattern = 9},
+		   false);
+	b = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	read_fault(f, &pf);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
+	assert_false(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
+	fx_s1_map(f, dst, 4096);
+	answer_fault(f, &pf, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_true(fx_wait(f, a, 3000));
+	assert_int_equal(fx_compl(f, a)->status, SDMA_STATUS_SUCCESS);
+	usleep(20000);
+	assert_int_equal(fx_compl(f, b)->status, 0);
+	sdma_get_stats(f->sdma, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.pending, 1);
+	assert_int_equal(st.rollbacks, 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	assert_true(fx_wait(f, b, 3000));
+	assert_true(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
+}
+
 static void test_info(void **state)
 {
 	struct fx *f = *state;
@@ -481,6 +518,8 @@ int main(void)
 	    BOTH(test_doorbell_eventfd),
 	    BOTH(test_p2p_holds_new_work),
 	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_p2p_lets_blocked_finish, setup_nested_stall,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
 					    teardown),
 	};

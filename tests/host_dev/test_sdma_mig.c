@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "host/vfio_drv.h"
 #include "sdma_fx.h"
 
 #define N_DESC	  200
@@ -366,6 +367,92 @@ static void test_stop_copy_only(void **state)
 	fx_remove_device(&b);
 }
 
+static bool saving(uint32_t st)
+{
+	return st == VFIO_DEVICE_STATE_PRE_COPY || st == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
+	       st == VFIO_DEVICE_STATE_STOP_COPY;
+}
+
+/* Drains a saving fd to its (temporary) end; closes it. */
+static void drain_and_close(int fd)
+{
+	struct stream junk = {.len = 0};
+	ssize_t r = read_some(fd, &junk);
+
+	assert_true(r == 0 || r == -ENOMSG);
+	assert_true(junk.len > 0);
+	vfio_mig_data_close(fd);
+}
+
+/* Enters state st from RUNNING; a RESUMING session gets the valid stream. */
+static void enter(struct fx *f, uint32_t st, const struct stream *good)
+{
+	int fd;
+
+	assert_int_equal(vfio_device_reset(f->vfio), 0);
+	assert_int_equal(fx_set_state(f, st, &fd), 0);
+	if (st == VFIO_DEVICE_STATE_RESUMING) {
+		assert_int_equal(vfio_mig_data_write(fd, good->buf, good->len), (ssize_t)good->len);
+		vfio_mig_data_close(fd);
+	} else if (fd >= 0) {
+		drain_and_close(fd);
+	}
+	assert_int_equal(fx_get_state(f), st);
+}
+
+/* Every (current, requested) pair on the real driver, for every feature combination. */
+static void test_driver_all_pairs(void **state)
+{
+	struct mig *m = *state;
+	const uint64_t combos[] = {
+	    VFIO_MIGRATION_STOP_COPY,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY,
+	};
+	struct stream good;
+
+	save_quiet(&m->src, &good);
+	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+		struct fx_opts o = {.mode = FX_STAGE2,
+				    .name = "sdma-pairs",
+				    .sid = 0x40,
+				    .dev = {.mig_flags = combos[c]}};
+		struct fx g;
+
+		fx_add_device(&m->src, &g, &o);
+		for (uint32_t cur = 1; cur < VFIO_DEVICE_STATE_COUNT; cur++) {
+			uint32_t next;
+
+			if (vfio_mig_next_state(combos[c], cur, cur, &next) != 0)
+				continue; /* cur itself unsupported */
+			for (uint32_t want = 0; want < VFIO_DEVICE_STATE_COUNT; want++) {
+				bool valid =
+				    vfio_mig_next_state(combos[c], cur, want, &next) == 0 ||
+				    (cur == want);
+				int fd, ret;
+
+				enter(&g, cur, &good);
+				ret = fx_set_state(&g, want, &fd);
+				if (!valid || want == VFIO_DEVICE_STATE_ERROR) {
+					assert_int_equal(ret, -EINVAL);
+					assert_int_equal(fx_get_state(&g), cur);
+					continue;
+				}
+				assert_int_equal(ret, 0);
+				assert_int_equal(fx_get_state(&g), want);
+				if (fd >= 0) {
+					if (saving(want))
+						drain_and_close(fd);
+					else
+						vfio_mig_data_close(fd);
+				}
+			}
+		}
+		fx_remove_device(&g);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +460,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_driver_all_pairs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
