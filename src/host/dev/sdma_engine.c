@@ -289,6 +289,8 @@ static void engine_fetch_shadow_locked(struct sdma *s)
 	uint32_t tail = 0;
 
 	s->kick_pending = false;
+	TRACE(sdma_doorbell, "%s: valueless kick, shadow=%#llx", s->name,
+	      (unsigned long long)s->regs.shadow);
 	if (!(s->regs.shadow & 1))
 		return;
 	s->busy = true;
@@ -305,26 +307,35 @@ static void engine_fetch_shadow_locked(struct sdma *s)
 		s->regs.tail = tail;
 }
 
+/* Reads ring slot idx (lock not held); a failed fetch halts the queue. */
+static bool engine_fetch(struct sdma *s, const struct smmu_dma_txn *t, uint32_t idx, uint64_t addr,
+			 struct sdma_desc *d)
+{
+	struct smmu_dma_result r = {0};
+
+	engine_read(s, t, addr, d, sizeof(*d), &r);
+	engine_drop_stall(s, &r);
+	if (r.status == SMMU_DMA_OK)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	sdma_record_error_locked(s, SDMA_ERR_WQ_FETCH, idx, r.fault_iova, true);
+	engine_unbusy_locked(s);
+	return false;
+}
+
 /* Runs the descriptor at HEAD: fetch, execute, complete; the lock is dropped meanwhile. */
 static void engine_run_one_locked(struct sdma *s, uint8_t *bounce)
 {
 	uint32_t idx = (uint32_t)s->regs.head;
 	uint64_t addr = s->regs.wq_base + (uint64_t)idx * sizeof(struct sdma_desc);
 	struct smmu_dma_txn fetch = engine_txn_locked(s, false), t;
-	struct smmu_dma_result r = {0};
 	struct sdma_compl c = {.index = idx};
 	struct sdma_desc d;
 
 	s->busy = s->inflight = true;
 	pthread_mutex_unlock(&s->lock);
-	engine_read(s, &fetch, addr, &d, sizeof(d), &r);
-	engine_drop_stall(s, &r);
-	if (r.status != SMMU_DMA_OK) {
-		pthread_mutex_lock(&s->lock);
-		sdma_record_error_locked(s, SDMA_ERR_WQ_FETCH, idx, r.fault_iova, true);
-		engine_unbusy_locked(s);
+	if (!engine_fetch(s, &fetch, idx, addr, &d))
 		return;
-	}
 	pthread_mutex_lock(&s->lock);
 	t = engine_txn_locked(s, d.flags & SDMA_FLAG_BOF);
 	pthread_mutex_unlock(&s->lock);
