@@ -307,7 +307,8 @@ static void engine_fetch_shadow_locked(struct sdma *s)
 		s->regs.tail = tail;
 }
 
-/* Reads ring slot idx (lock not held); a failed fetch halts the queue. */
+/* Reads ring slot idx (lock not held); a failed fetch halts the queue and returns false
+ * with the lock held, as the caller expects on every return. */
 static bool engine_fetch(struct sdma *s, const struct smmu_dma_txn *t, uint32_t idx, uint64_t addr,
 			 struct sdma_desc *d)
 {
