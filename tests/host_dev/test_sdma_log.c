@@ -162,6 +162,49 @@ static void test_exact_pages(void **state)
 	free(hi);
 }
 
+/* Reports racing the engine: the union of all reports is exactly what was written. */
+static void test_concurrent_reports(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t base = fx_iova(f, FX_DATA_GPA), npages = AREA / 4096;
+	struct vfio_device_feature_dma_logging_range r = {.iova = base, .length = AREA};
+	uint64_t ps = 4096, *expect = bitmap_alloc(npages), *acc = bitmap_alloc(npages);
+	uint64_t *got = bitmap_alloc(npages);
+	uint32_t last = 0;
+	int reports = 0;
+
+	srand(5);
+	assert_int_equal(log_start(f, &r, 1, &ps), 0);
+	for (unsigned k = 0; k < 200; k++) {
+		uint64_t off = ((uint64_t)rand() * 4099) % (AREA - 65536);
+		uint64_t len = 1 + (uint64_t)rand() % 40000;
+
+		bitmap_set_range(expect, off / 4096, (off + len - 1) / 4096 - off / 4096 + 1);
+		last = fx_put(f,
+			      (struct sdma_desc){.opcode = SDMA_OP_FILL,
+						 .dst = fx_iova(f, FX_DATA_GPA + off),
+						 .size = len},
+			      false);
+	}
+	fx_ring(f);
+	do {
+		bitmap_zero(got, npages);
+		assert_int_equal(log_report(f, base, AREA, 4096, got), 0);
+		bitmap_or(acc, got, npages);
+		reports++;
+	} while (!__atomic_load_n(&fx_compl(f, last)->status, __ATOMIC_ACQUIRE));
+	assert_int_equal(sdma_wait_idle(f->sdma, 5000), 0);
+	bitmap_zero(got, npages);
+	assert_int_equal(log_report(f, base, AREA, 4096, got), 0);
+	bitmap_or(acc, got, npages);
+	assert_memory_equal(acc, expect, bitmap_bytes(npages));
+	assert_true(reports >= 1);
+	assert_int_equal(log_stop(f), 0);
+	free(expect);
+	free(acc);
+	free(got);
+}
+
 /* The chosen page size: clamped to 4 KiB .. 2 MiB; bits replicate when reporting finer. */
 static void test_page_sizes(void **state)
 {
@@ -349,6 +392,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_exact_pages, setup_s2, teardown),
 	    cmocka_unit_test_setup_teardown(test_exact_pages, setup_nested, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_reports, setup_s2, teardown),
 	    cmocka_unit_test_setup_teardown(test_page_sizes, setup_s2, teardown),
 	    cmocka_unit_test_setup_teardown(test_range_limit, setup_nested, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup_s2, teardown),
