@@ -29,6 +29,7 @@ struct hm_region {
 /* Immutable snapshot of the region list, sorted by pa; replaced wholesale on change. */
 struct hm_snap {
 	struct hm_snap *older; /* retired snapshots, freed at destroy (readers may hold them) */
+	uint64_t uid;	       /* unique over all snapshots of all instances */
 	unsigned n;
 	struct hm_region r[];
 };
@@ -48,20 +49,38 @@ static struct hm_snap *hm_snap_load(struct hostmem *hm)
 	return __atomic_load_n(&hm->snap, __ATOMIC_ACQUIRE);
 }
 
+/* Per-thread last hit (snapshot uid, index): walks read many descriptors in a row from
+ * the same region. Only ever indexes the current snapshot, so it cannot dangle. */
+static __thread struct {
+	uint64_t uid;
+	unsigned idx;
+} hm_last;
+
+static uint64_t hm_snap_uid(void)
+{
+	static uint64_t next;
+	return __atomic_add_fetch(&next, 1, __ATOMIC_RELAXED);
+}
+
 static const struct hm_region *hm_find(struct hostmem *hm, uint64_t pa)
 {
 	struct hm_snap *s = hm_snap_load(hm);
 	unsigned lo = 0, hi = s->n;
 
+	if (hm_last.uid == s->uid && pa - s->r[hm_last.idx].pa < s->r[hm_last.idx].len)
+		return &s->r[hm_last.idx];
 	while (lo < hi) {
 		unsigned mid = (lo + hi) / 2;
 		const struct hm_region *r = &s->r[mid];
-		if (pa < r->pa)
+		if (pa < r->pa) {
 			hi = mid;
-		else if (pa - r->pa >= r->len)
+		} else if (pa - r->pa >= r->len) {
 			lo = mid + 1;
-		else
+		} else {
+			hm_last.uid = s->uid;
+			hm_last.idx = mid;
 			return r;
+		}
 	}
 	return NULL;
 }
@@ -86,6 +105,7 @@ static int hm_insert_locked(struct hostmem *hm, const struct hm_region *r)
 	if (!s)
 		return -ENOMEM;
 	s->n = old->n + 1;
+	s->uid = hm_snap_uid();
 	for (; i < old->n && old->r[i].pa < r->pa; i++)
 		s->r[j++] = old->r[i];
 	s->r[j++] = *r;
@@ -112,6 +132,8 @@ struct hostmem *hostmem_create(void)
 		return NULL;
 	pthread_mutex_init(&hm->lock, NULL);
 	hm->snap = calloc(1, sizeof(*hm->snap));
+	if (hm->snap)
+		hm->snap->uid = hm_snap_uid();
 	hm->pool_map = bitmap_alloc(HM_POOL_PGS);
 	hm->pool_hint = bitmap_alloc(HM_POOL_PGS);
 	hm->pool = mmap(NULL, HOSTMEM_POOL_SIZE, PROT_READ | PROT_WRITE,
@@ -247,6 +269,7 @@ int hostmem_remove(struct hostmem *hm, uint64_t pa)
 	}
 	struct hm_region gone = old->r[i];
 	s->n = old->n - 1;
+	s->uid = hm_snap_uid();
 	memcpy(s->r, old->r, i * sizeof(s->r[0]));
 	memcpy(&s->r[i], &old->r[i + 1], (old->n - i - 1) * sizeof(s->r[0]));
 	s->older = old;
