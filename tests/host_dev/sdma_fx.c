@@ -91,6 +91,28 @@ static void fx_nest_objects(struct fx *f)
 	}
 }
 
+/*
+ * CD FX_PASID: the same ring/completion/MSI mappings as CD 0, but the data window
+ * translated FX_PASID_SHIFT higher, so a test sees which context a DMA used.
+ */
+static void fx_pasid_tables(struct fx *f, uint64_t cd_table, unsigned cdflags)
+{
+	const unsigned prot = PGT_R | PGT_W | PGT_PAGES;
+	uint64_t cd[8];
+
+	assert_int_equal(pgtable_init(&f->s1p, &f->gmem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_RING_GPA, FX_RING_GPA,
+				     FX_DATA_GPA - FX_RING_GPA, prot),
+			 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_DATA_GPA,
+				     FX_DATA_GPA + FX_PASID_SHIFT, 1 << 20, prot),
+			 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, prot),
+			 0);
+	smmu_cd_build(cd, &f->s1p, 5, cdflags);
+	memcpy(pgt_buf_ptr(&f->gbuf, cd_table + FX_PASID * 64), cd, sizeof(cd));
+}
+
 /* The guest's stage 1: tables and CD in guest RAM, then the nested HWPT from its vSTE. */
 static void fx_nest_attach(struct fx *f)
 {
@@ -101,10 +123,12 @@ static void fx_nest_attach(struct fx *f)
 	fx_nest_objects(f);
 	pgt_buf_init(&f->gbuf, f->ram + FX_S1_GPA, FX_S1_GPA, 1 << 20);
 	f->gmem = pgt_buf_mem(&f->gbuf);
-	assert_int_equal(pgt_buf_alloc(&f->gbuf, 64, 4096, &cd_gpa), 0);
+	assert_int_equal(pgt_buf_alloc(&f->gbuf, 4 * 64, 4096, &cd_gpa), 0);
 	assert_int_equal(pgtable_init(&f->s1, &f->gmem, 1, 48, PGT_LEVEL_AUTO), 0);
 	smmu_cd_build(cd, &f->s1, 3, cdflags);
 	memcpy(pgt_buf_ptr(&f->gbuf, cd_gpa), cd, sizeof(cd));
+	if (f->o.pasid)
+		fx_pasid_tables(f, cd_gpa, cdflags);
 	if (f->o.s1_sparse)
 		fx_s1_map(f, FX_RING_GPA, FX_DATA_GPA - FX_RING_GPA);
 	else
@@ -113,6 +137,11 @@ static void fx_nest_attach(struct fx *f)
 	    pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, PGT_R | PGT_W), 0);
 	v.ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S1) | cd_gpa;
 	v.ste[1] = F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) | F_VAL(STE1_S1CSH, 3);
+	if (f->o.pasid) {
+		/* Linear table of 4 CDs; untagged traffic uses CD 0 (S1DSS = 2). */
+		v.ste[0] |= F_VAL(STE0_S1FMT, STE_S1FMT_LINEAR) | F_VAL(STE0_S1CDMAX, 2);
+		v.ste[1] |= F_VAL(STE1_S1DSS, 2);
+	}
 	f->nested = fx_hwpt_alloc(f, f->o.stall ? IOMMU_HWPT_FAULT_ID_VALID : 0, f->viommu, &v,
 				  sizeof(v), f->fault_id);
 	f->pt = f->nested;

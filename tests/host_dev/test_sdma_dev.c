@@ -51,6 +51,16 @@ static int setup_nested_stall(void **state)
 	return 0;
 }
 
+static int setup_nested_pasid(void **state)
+{
+	struct fx *f = malloc(sizeof(*f));
+	struct fx_opts o = {.mode = FX_NESTED, .pasid = true};
+
+	fx_init(f, &o);
+	*state = f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	fx_fini(*state);
@@ -474,6 +484,46 @@ static void test_p2p_lets_blocked_finish(void **state)
 	assert_true(fx_wait(f, b, 3000));
 	assert_true(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
 }
+/* WQ_CFG.PASID_V: every access of the queue is tagged with the PASID (its own CD). */
+static void test_pasid(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t buf = FX_DATA_GPA + 0x1000;
+	uint32_t i;
+
+	/* Untagged: CD 0, the data lands at its GPA. */
+	fx_ring_setup(f, 3);
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, buf), .size = 8, .pattern = 0x11});
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf), 0x11);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf + FX_PASID_SHIFT), 0);
+	/* Tagged with FX_PASID: same IOVA, the other context's translation. */
+	fx_reg_write(f, SDMA_REG_CTRL, 0);
+	fx_reg_write(f, SDMA_REG_WQ_CFG,
+		     3 | ((uint64_t)FX_PASID << SDMA_WQ_CFG_PASID_SHIFT) |
+			 (1ull << SDMA_WQ_CFG_PASID_V_SHIFT));
+	fx_reg_write(f, SDMA_REG_CTRL, 1);
+	f->tail = 0;
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .dst = fx_iova(f, buf),
+				      .size = 8,
+				      .pattern = 0x22,
+				      .flags = SDMA_FLAG_RCI});
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf), 0x11);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf + FX_PASID_SHIFT), 0x22);
+	expect_msi(f);
+	/* A PASID without a valid CD: the ring fetch fails and the queue halts. */
+	fx_reg_write(f, SDMA_REG_CTRL, 0);
+	fx_reg_write(f, SDMA_REG_WQ_CFG,
+		     3 | (2ull << SDMA_WQ_CFG_PASID_SHIFT) | (1ull << SDMA_WQ_CFG_PASID_V_SHIFT));
+	fx_reg_write(f, SDMA_REG_CTRL, 1);
+	fx_reg_write(f, SDMA_REG_WQ_TAIL, 1);
+	for (int k = 0; k < 2000 && !(fx_reg_read(f, SDMA_REG_STATUS) & 2); k++)
+		usleep(1000);
+	assert_int_equal(fx_reg_read(f, SDMA_REG_ERR) & 0xff, SDMA_ERR_WQ_FETCH);
+}
 
 static void test_info(void **state)
 {
@@ -518,6 +568,7 @@ int main(void)
 	    BOTH(test_doorbell_eventfd),
 	    BOTH(test_p2p_holds_new_work),
 	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_pasid, setup_nested_pasid, teardown),
 	    cmocka_unit_test_setup_teardown(test_p2p_lets_blocked_finish, setup_nested_stall,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
