@@ -233,8 +233,8 @@ void fx_reg_write(struct fx *f, uint32_t off, uint64_t v)
 void fx_ring_setup(struct fx *f, unsigned log2)
 {
 	f->ring_log2 = log2;
-	f->tail = 0;
-	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
+	f->tail = 0;	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
+	fx_reg_write(f, SDMA_REG_CTRL, 0); /* the queue config is writable while disabled */
 	fx_reg_write(f, SDMA_REG_WQ_BASE, fx_iova(f, FX_RING_GPA));
 	fx_reg_write(f, SDMA_REG_WQ_CFG, log2);
 	fx_reg_write(f, SDMA_REG_MSI_ADDR, fx_iova(f, FX_MSI_GPA));

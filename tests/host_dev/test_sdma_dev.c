@@ -524,6 +524,44 @@ static void test_pasid(void **state)
 		usleep(1000);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_ERR) & 0xff, SDMA_ERR_WQ_FETCH);
 }
+/* Resets while a descriptor is blocked: the stall is terminated, nothing hangs. */
+static void test_reset_while_blocked(void **state)
+{
+	struct fx *f = *state;
+	struct iommu_hwpt_pgfault pf;
+	struct sdma_stats st;
+	uint32_t i;
+
+	for (int kind = 0; kind < 2; kind++) {
+		fx_ring_setup(f, 4);
+		i = fx_put(
+		    f,
+		    (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				       .flags = SDMA_FLAG_BOF,
+				       .dst = fx_iova(f, FX_DATA_GPA + 0x40000 + kind * 4096),
+				       .size = 64},
+		    true);
+		read_fault(f, &pf);
+		assert_int_equal(smmu_stalls_outstanding(f->smmu), 1);
+		if (kind == 0)
+			fx_reg_write(f, SDMA_REG_CTRL, 1u << SDMA_CTRL_RESET_SHIFT);
+		else
+			assert_int_equal(vfio_device_reset(f->vfio), 0);
+		assert_int_equal(smmu_stalls_outstanding(f->smmu), 0);
+		sdma_get_stats(f->sdma, &st);
+		assert_int_equal(st.inflight, 0);
+		assert_int_equal(fx_reg_read(f, SDMA_REG_CTRL), 0);
+		assert_int_equal(fx_reg_read(f, SDMA_REG_WQ_HEAD), 0);
+		assert_int_equal(fx_compl(f, i)->status, 0);
+		/* The late answer finds nothing to resume. */
+		struct iommu_hwpt_page_response r = {.cookie = pf.cookie, .code = 0};
+		iommufd_fault_write(f->fault_fd, &r, sizeof(r));
+		fx_ring_setup(f, 4);
+		i = run(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP});
+		assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	}
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_RUNNING);
+}
 
 static void test_info(void **state)
 {
@@ -569,6 +607,7 @@ int main(void)
 	    BOTH(test_p2p_holds_new_work),
 	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
 	    cmocka_unit_test_setup_teardown(test_pasid, setup_nested_pasid, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_while_blocked, setup_nested_stall, teardown),
 	    cmocka_unit_test_setup_teardown(test_p2p_lets_blocked_finish, setup_nested_stall,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
