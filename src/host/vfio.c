@@ -416,7 +416,8 @@ static int mig_step_locked(struct vfio_device *dev, uint32_t next, int *fd)
 	ret = dev->ops->mig_arc(dev, cur, next);
 	TRACE(vfio_mig_arc, "%s: %s -> %s: %d", dev->name, vfio_mig_state_name(cur),
 	      vfio_mig_state_name(next), ret);
-	if (ret) {		if (opens) {
+	if (ret) {
+		if (opens) {
 			/* The user never saw this fd: close both ends. */
 			vfio_session_end(dev);
 			close(*fd);

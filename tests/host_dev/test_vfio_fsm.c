@@ -10,6 +10,7 @@
  * (arcs, data_fd, refused requests leaving the state unchanged, ERROR and reset).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,14 +177,16 @@ struct fake {
 	int arcs[16][2];
 	int narcs;
 	bool fail_resume;
+	int fail_cur, fail_next; /* an arc that fails with -EIO (0, 0: none) */
 };
 
 static int fake_arc(struct vfio_device *v, uint32_t cur, uint32_t next)
 {
 	struct fake *f = (struct fake *)v;
-
 	if (cur == RES && next == STOP && f->fail_resume)
 		return -EINVAL;
+	if ((int)cur == f->fail_cur && (int)next == f->fail_next)
+		return -EIO;
 	if (f->narcs < 16) {
 		f->arcs[f->narcs][0] = (int)cur;
 		f->arcs[f->narcs][1] = (int)next;
@@ -326,6 +329,47 @@ static void test_error_state_and_reset(void **state)
 	vfio_device_unregister(&f.vdev);
 }
 
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+/* A failing arc stops the combination where it is; a session it opened is gone. */
+static void test_failed_arc(void **state)
+{
+	struct fake f = {
+	    .vdev = {.ops = &fake_ops, .name = "fsm-fail", .mig_flags = F_SC | F_P2P | F_PRE},
+	    .fail_cur = P2P,
+	    .fail_next = STOP};
+	struct vfio_device *d;
+	int fd, before;
+
+	assert_int_equal(vfio_device_register(&f.vdev), 0);
+	assert_int_equal(vfio_device_open("fsm-fail", &d), 0);
+	assert_int_equal(set_state(d, SCOPY, &fd), -EIO);
+	assert_int_equal(fd, -1);
+	assert_int_equal(get_state(d), P2P); /* the arcs before the failure happened */
+	f.fail_cur = STOP;
+	f.fail_next = SCOPY;
+	assert_int_equal(set_state(d, STOP, &fd), 0);
+	before = count_fds();
+	assert_int_equal(set_state(d, SCOPY, &fd), -EIO);
+	assert_int_equal(fd, -1);
+	assert_int_equal(get_state(d), STOP);
+	assert_int_equal(count_fds(), before); /* both ends of the session closed */
+	f.fail_cur = f.fail_next = 0;
+	assert_int_equal(set_state(d, SCOPY, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(count_fds(), before + 2); /* the user end and the device end */
+	vfio_mig_data_close(fd);
+	vfio_device_close(d);
+	vfio_device_unregister(&f.vdev);
+}
+
 static int feature(struct vfio_device *d, uint32_t flags, uint32_t argsz)
 {
 	struct {
@@ -401,8 +445,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_next_state_all_pairs),  cmocka_unit_test(test_uapi_all_pairs),
-	    cmocka_unit_test(test_error_state_and_reset), cmocka_unit_test(test_feature_checks),
-	    cmocka_unit_test(test_combine_ranges),
+	    cmocka_unit_test(test_error_state_and_reset), cmocka_unit_test(test_failed_arc),
+	    cmocka_unit_test(test_feature_checks),	  cmocka_unit_test(test_combine_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
