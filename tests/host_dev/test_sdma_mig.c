@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -366,6 +367,41 @@ static void test_stop_copy_only(void **state)
 	fx_remove_device(&a);
 	fx_remove_device(&b);
 }
+/*
+ * The valueless doorbell across a migration: descriptors announced through the shadow
+ * tail and the eventfd while the source is quiesced run on the destination, once.
+ */
+static void test_doorbell_kick_migrates(void **state)
+{
+	struct mig *m = *state;
+	struct stream s = {.len = 0};
+	uint32_t region, width, idx[3];
+	uint64_t off;
+	int efd, fd;
+
+	fx_ring_setup(&m->src, 4);
+	fx_reg_write(&m->src, SDMA_REG_WQ_SHADOW, fx_iova(&m->src, FX_SHADOW_GPA) | 1);
+	assert_int_equal(vfio_device_get_doorbell(m->src.vfio, &region, &off, &width, &efd), 0);
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
+	for (int k = 0; k < 3; k++)
+		idx[k] = fx_put(&m->src, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, false);
+	*(volatile uint32_t *)(m->src.ram + FX_SHADOW_GPA) = m->src.tail;
+	assert_int_equal(eventfd_write(efd, 1), 0);
+	usleep(20000);
+	assert_int_equal(fx_compl(&m->src, idx[0])->status, 0); /* P2P: nothing starts */
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	assert_int_equal(read_some(fd, &s), 0);
+	vfio_mig_data_close(fd);
+	load(&m->dst, &s);
+	assert_int_equal(fx_set_state(&m->dst, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	for (int k = 0; k < 3; k++) {
+		assert_true(fx_wait(&m->dst, idx[k], 2000));
+		assert_int_equal(fx_compl(&m->dst, idx[k])->status, SDMA_STATUS_SUCCESS);
+	}
+	assert_int_equal(sdma_wait_idle(m->dst.sdma, 2000), 0);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_COMPLETED), 3);
+	assert_int_equal(fx_reg_read(&m->src, SDMA_REG_COMPLETED), 0);
+}
 
 static bool saving(uint32_t st)
 {
@@ -461,6 +497,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_all_pairs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doorbell_kick_migrates, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
