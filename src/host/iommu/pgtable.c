@@ -3,6 +3,7 @@
 #include "host/iommu/pgtable.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 #include "host/iommu/hostmem.h"
 #include "host/iommu/smmu_regs.h"
@@ -148,6 +149,10 @@ static void pgt_free_level(struct pgtable *pt, uint64_t tbl, unsigned level, uns
 
 void pgtable_fini(struct pgtable *pt)
 {
+	pgtable_reclaim(pt);
+	free(pt->retired);
+	pt->retired = NULL;
+	pt->cap_retired = 0;
 	if (!pt->root_pages)
 		return;
 	pgt_free_level(pt, pt->root, pt->start_level, 1u << lvl_bits(pt, pt->start_level));
@@ -251,6 +256,30 @@ int pgtable_map(struct pgtable *pt, uint64_t iova, uint64_t pa, uint64_t size, u
 
 /* ---- unmap ---- */
 
+static bool pgt_table_empty(const struct pgtable *pt, uint64_t tbl)
+{
+	const uint64_t *t = tbl_ptr(pt, tbl);
+	for (unsigned i = 0; i < 512; i++)
+		if (d_load(&t[i]) & 1)
+			return false;
+	return true;
+}
+
+/* Unlinks an emptied table; its page waits on the retired list for pgtable_reclaim. */
+static void pgt_retire(struct pgtable *pt, uint64_t *parent, uint64_t tbl)
+{
+	if (pt->nretired == pt->cap_retired) {
+		unsigned cap = pt->cap_retired ? pt->cap_retired * 2 : 16;
+		uint64_t *n = realloc(pt->retired, cap * sizeof(*n));
+		if (!n)
+			return; /* keep it linked: harmless, just not reclaimed */
+		pt->retired = n;
+		pt->cap_retired = cap;
+	}
+	d_store(parent, 0);
+	pt->retired[pt->nretired++] = tbl;
+}
+
 /* Walks [iova, iova+size): dry run refuses partial blocks, the real run clears leaves. */
 static int64_t pgt_unmap_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint64_t iova,
 			       uint64_t size, bool dry)
@@ -267,6 +296,8 @@ static int64_t pgt_unmap_level(struct pgtable *pt, uint64_t tbl, unsigned level,
 			    pgt_unmap_level(pt, d & PTE_OA_MASK, level + 1, iova, chunk, dry);
 			if (n < 0)
 				return n;
+			if (!dry && pgt_table_empty(pt, d & PTE_OA_MASK))
+				pgt_retire(pt, p, d & PTE_OA_MASK);
 			done += n;
 		} else if (d & 1) {
 			if (chunk != esz)
@@ -289,6 +320,15 @@ int64_t pgtable_unmap(struct pgtable *pt, uint64_t iova, uint64_t size)
 	if (rc < 0)
 		return rc;
 	return pgt_unmap_level(pt, pt->root, pt->start_level, iova, size, false);
+}
+
+void pgtable_reclaim(struct pgtable *pt)
+{
+	for (unsigned i = 0; i < pt->nretired; i++) {
+		pt->mem.free(pt->mem.opaque, pt->retired[i], 1);
+		pt->tables--;
+	}
+	pt->nretired = 0;
 }
 
 /* ---- lookups for tests ---- */

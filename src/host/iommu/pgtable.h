@@ -58,6 +58,8 @@ struct pgtable {
 	unsigned root_pages;  /* concatenated start tables (stage 2), else 1 */
 	uint64_t root;	      /* TTB0 / S2TTB */
 	uint64_t tables;      /* table pages in use (root included) */
+	uint64_t *retired;    /* emptied tables unlinked by unmap, freed by pgtable_reclaim */
+	unsigned nretired, cap_retired;
 };
 
 /* Leaf permissions and state for pgtable_map. */
@@ -87,8 +89,12 @@ int pgtable_map(struct pgtable *pt, uint64_t iova, uint64_t pa, uint64_t size, u
 /*
  * Unmaps [iova, iova+size); a block only partly inside the range is refused (-EINVAL)
  * before anything changes. Returns the bytes that were mapped, or a negative errno.
+ * Tables left empty are unlinked but not freed yet (a walker may still be reading them):
+ * call pgtable_reclaim() once the IOTLB is invalidated and in-flight DMA has drained
+ * (TLBI + CMD_SYNC). pgtable_fini() frees them too.
  */
 int64_t pgtable_unmap(struct pgtable *pt, uint64_t iova, uint64_t size);
+void pgtable_reclaim(struct pgtable *pt);
 
 /* Address of the leaf descriptor for iova (NULL if unmapped) and its level (tests). */
 uint64_t *pgtable_leaf(struct pgtable *pt, uint64_t iova, unsigned *level);

@@ -380,6 +380,10 @@ const struct smmu_cfg *smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn
 		TRACE(smmu_cfg_fault, "sid=%#x ssid=%#x id=%#x", txn->sid, ssid, f->id);
 		return NULL;
 	}
+	TRACE(smmu_cfg_load,
+	      "sid=%#x ssid=%#x ssv=%d kind=%u vmid=%u asid=%u s1ttb=%#llx s2ttb=%#llx", cfg->sid,
+	      cfg->ssid, cfg->ssv, cfg->kind, cfg->s2.id, cfg->s1.id,
+	      (unsigned long long)cfg->s1.ttb, (unsigned long long)cfg->s2.ttb);
 	cfgc_insert(&smmu->cfgc, gen, cfg);
 done:
 	/* Only trust it while no CFGI happened since 'gen' was read. */
