@@ -72,6 +72,11 @@ void line_flush(struct line *l)
 	l->len = 0;
 }
 
+void console_break_lock(void)
+{
+	__atomic_store_n(&console_lock, 0, __ATOMIC_RELEASE);
+}
+
 void console_puts(const char *s)
 {
 	struct line l = {.len = 0};

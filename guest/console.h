@@ -23,6 +23,8 @@ void line_kv(struct line *l, const char *key, uint64_t v);
 void line_kx(struct line *l, const char *key, uint64_t v);
 /* Appends '\n' and writes the line out, then empties it. */
 void line_flush(struct line *l);
+/* For fatal paths: a fault may have hit while the lock was held. */
+void console_break_lock(void);
 /* Convenience: one whole line. */
 void console_puts(const char *s);
 
