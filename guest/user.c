@@ -76,6 +76,7 @@ static void print_boot(void)
 	line_kv(&l, "ram_mib", ram_bytes() / MIB);
 	line_kx(&l, "ram_top", boot.ram_top);
 	line_str(&l, boot.pages_1g ? " map=1g" : " map=2m");
+	line_str(&l, boot.x2apic ? " apic=x2apic" : " apic=xapic");
 	line_kx(&l, "image_end", boot.image_end);
 	line_kv(&l, "hz", TIMER_HZ);
 	line_flush(&l);

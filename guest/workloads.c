@@ -32,7 +32,7 @@ static bool has_step(enum step s)
 
 bool workloads_need_ws(void)
 {
-	return has_step(STEP_DIRTY) || has_step(STEP_VERIFY);
+	return has_step(STEP_DIRTY) || has_step(STEP_VERIFY) || has_step(STEP_CORRUPT);
 }
 
 uint64_t ram_bytes(void)
@@ -342,6 +342,32 @@ static void report_irqwait(struct line *l)
 	line_kv(l, "received", irq_sum(cfg.irq_vector) - snap_irq);
 }
 
+/* ---- corrupt: damage owned pages behind verify's back (proves verify can fail) ------- */
+
+static uint64_t corrupted;
+
+static void corrupt_page(uint64_t addr)
+{
+	((volatile uint64_t *)addr)[7] ^= 0x5A;
+	corrupted++;
+}
+
+static void step_corrupt(uint32_t cpu)
+{
+	if (cpu != 0)
+		return;
+	corrupted = 0;
+	if (ws_set.pages)
+		corrupt_page(page_set_addr(&ws_set, ws_set.pages - 1));
+	if (fill_set.pages)
+		corrupt_page(page_set_addr(&fill_set, 0));
+}
+
+static void report_corrupt(struct line *l)
+{
+	line_kv(l, "pages", corrupted);
+}
+
 /* ---- the driver ------------------------------------------------------------------------ */
 
 struct step_ops {
@@ -357,6 +383,7 @@ static const struct step_ops step_ops[] = {
     [STEP_TOUCH] = {"touch", step_touch, 0},
     [STEP_IPI] = {"ipi", step_ipi, report_ipi},
     [STEP_IRQWAIT] = {"irqwait", step_irqwait, report_irqwait},
+    [STEP_CORRUPT] = {"corrupt", step_corrupt, report_corrupt},
 };
 
 /* Boot vCPU, before the step's start barrier: the baseline of the step. */
