@@ -166,7 +166,7 @@ def dirty_verify(img, vcpus):
     d = run.result("dirty")
     check(num(d["writes"]) >= 2048, f"dirty wrote only {d['writes']} pages")
     v = run.result("verify")
-    check(v["mismatches"] == "0", "mismatches")
+    check(v["mismatches"] == "0" and v["sse_bad"] == "0", f"{v}")
     check(num(v["checked"]) == 2048 + num(lay["fill_pages"]), "verify skipped pages")
     check_timer(run, vcpus)
 
@@ -197,6 +197,7 @@ def case_corrupt(img):
                     expect_status=1)
     v = run.one("RESULT", workload="verify")
     check(v["mismatches"] == "2" and v["status"] == "fail", f"verify missed corruption: {v}")
+    check(v["sse_bad"] == "1", f"verify missed the damaged SSE register: {v}")
     check(len(run.all("MISMATCH")) == 2, "MISMATCH lines")
     check(run.one("DONE")["status"] == "1", "DONE status")
 

@@ -72,8 +72,8 @@ static int check_header(const unsigned char *img, size_t len)
 		return fail("the loadable part extends past the end of the file");
 	if (h->entry_addr < h->load_addr || h->entry_addr >= h->load_end_addr)
 		return fail("entry outside the loaded image");
-	printf("multiboot header at file offset %zu: load 0x%x-0x%x bss_end 0x%x entry 0x%x\n",
-	       off, h->load_addr, h->load_end_addr, h->bss_end_addr, h->entry_addr);
+	printf("multiboot header at file offset %zu: load 0x%x-0x%x bss_end 0x%x entry 0x%x\n", off,
+	       h->load_addr, h->load_end_addr, h->bss_end_addr, h->entry_addr);
 	return 0;
 }
 
