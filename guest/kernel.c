@@ -125,6 +125,20 @@ static uint32_t this_cpu(void)
 	return index < VMIG_MAX_VCPUS ? (uint32_t)index : 0;
 }
 
+/* Forgets RAM at and above `top` (beyond what the page tables can map). */
+static void ram_clip(uint64_t top)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < boot.nr_ram; i++) {
+		boot.ram[i].end = MIN(boot.ram[i].end, top);
+		if (boot.ram[i].start < boot.ram[i].end)
+			boot.ram[n++] = boot.ram[i];
+	}
+	boot.nr_ram = n;
+	boot.ram_top = MIN(boot.ram_top, top);
+}
+
 /* Identity-maps RAM above 4 GiB (boot.S mapped the low 4 GiB), user-accessible. */
 static void paging_map_high(void)
 {
@@ -143,9 +157,7 @@ static void paging_map_high(void)
 	}
 	boot.mapped_top = MAX(gibs, 4) << 30;
 	boot.pages_1g = boot_has_1g;
-	for (uint32_t i = 0; i < boot.nr_ram; i++)
-		boot.ram[i].end = MIN(boot.ram[i].end, boot.mapped_top);
-	boot.ram_top = MIN(boot.ram_top, boot.mapped_top);
+	ram_clip(boot.mapped_top);
 	__asm__ volatile("mov %0, %%cr3" : : "r"((uint64_t)boot_pml4) : "memory");
 }
 
