@@ -81,13 +81,16 @@ int main(int argc, char **argv)
 {
 	size_t embedded = (size_t)(vmig_guest_image_end - vmig_guest_image_start), len;
 	unsigned char *img;
+	int same;
 
 	if (argc != 2)
 		return fail("usage: test_guest_embed IMAGE");
 	img = read_file(argv[1], &len);
 	if (!img)
 		return fail("cannot read the image file");
-	if (len != embedded || memcmp(img, vmig_guest_image_start, len))
+	same = len == embedded && !memcmp(img, vmig_guest_image_start, len);
+	free(img);
+	if (!same)
 		return fail("the embedded image differs from the image file");
 	printf("embedded image: %zu bytes, identical to %s\n", embedded, argv[1]);
 	return check_header(vmig_guest_image_start, embedded);
