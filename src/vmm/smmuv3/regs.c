@@ -147,9 +147,12 @@ static void vsmmu_write_cr0(struct vsmmu *vs, uint32_t v)
 
 	vs->r.cr0 = v & CR0_WMASK;
 	TRACE(vsmmu_cr0, "old=%#x new=%#x", old, vs->r.cr0);
-	/* SMMUEN switches every stream between GBPA and its STE. */
+	/*
+	 * SMMUEN switches every stream between GBPA and its STE. No events: a driver enables
+	 * the SMMU before it has configured its devices' streams.
+	 */
 	if ((old ^ vs->r.cr0) & FMASK(CR0_SMMUEN))
-		vsmmu_config_install_all(vs, true);
+		vsmmu_config_install_all(vs, false);
 	vsmmu_cmdq_process(vs);
 }
 
@@ -162,7 +165,7 @@ static void vsmmu_write_gbpa(struct vsmmu *vs, uint32_t v)
 		return;
 	vs->r.gbpa = v & GBPA_WMASK;
 	if (!FGET(vs->r.cr0, CR0_SMMUEN) && ((old ^ vs->r.gbpa) & FMASK(GBPA_ABORT)))
-		vsmmu_config_install_all(vs, true);
+		vsmmu_config_install_all(vs, false);
 }
 
 static void vsmmu_write_gerrorn(struct vsmmu *vs, uint32_t v)
