@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/trace.h"
 #include "tests/vsmmu/harness.h"
 
 /* Platform ---------------------------------------------------------------------------- */
@@ -36,6 +37,8 @@ static int th_ram_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
 		t->n_ram_faults++;
 		return -EFAULT;
 	}
+	if (t->wr_check && (gpa < t->wr_lo || gpa + len > t->wr_hi))
+		t->n_wr_unexpected++;
 	memcpy(t->ram + gpa, buf, len);
 	return 0;
 }
@@ -135,6 +138,7 @@ const struct vsmmu_bridge_ops th_bridge_ops = {
 void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
 {
 	memset(t, 0, sizeof(*t));
+	trace_init_from_env(); /* VMIG_TRACE=vsmmu_* to watch a test */
 	t->ram = calloc(1, TH_RAM_SIZE);
 	assert_non_null(t->ram);
 	t->plat = (struct vsmmu_platform){.ram_read = th_ram_read, .ram_write = th_ram_write,

@@ -41,6 +41,10 @@ struct th {
 
 	/* Platform records. */
 	unsigned n_msi, n_sev, n_ram_faults;
+	/* When wr_check: RAM writes outside [wr_lo, wr_hi) are counted as unexpected. */
+	bool wr_check;
+	uint64_t wr_lo, wr_hi;
+	unsigned n_wr_unexpected;
 	struct th_msi msi[TH_MAX_LOG];
 
 	/* Mock bridge. */
