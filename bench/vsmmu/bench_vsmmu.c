@@ -23,7 +23,7 @@
 #define CMDQ_GPA  0x10000u
 #define EVTQ_GPA  0x40000u
 #define CMDQ_LOG2 10
-#define BATCH     64
+#define BATCH	  64
 
 struct bench {
 	uint8_t *ram;
@@ -64,8 +64,8 @@ static int bench_invalidate(void *o, const uint64_t (*cmds)[2], size_t n)
 }
 
 static const struct vsmmu_bridge_ops bench_bridge = {
-	.sid_attached = bench_attached,
-	.invalidate = bench_invalidate,
+    .sid_attached = bench_attached,
+    .invalidate = bench_invalidate,
 };
 
 static double bench_now_ns(void)
@@ -87,8 +87,8 @@ static void bench_cmd(struct bench *b, uint64_t w0, uint64_t w1)
 
 static void bench_setup(struct bench *b, bool bridge)
 {
-	struct vsmmu_platform p = {.ram_read = bench_ram_read, .ram_write = bench_ram_write,
-				   .opaque = b};
+	struct vsmmu_platform p = {
+	    .ram_read = bench_ram_read, .ram_write = bench_ram_write, .opaque = b};
 
 	memset(b, 0, sizeof(*b));
 	b->ram = calloc(1, RAM_SIZE);

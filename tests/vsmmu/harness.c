@@ -128,11 +128,11 @@ static int th_page_response(void *opaque, uint32_t sid, uint32_t cookie, enum vs
 }
 
 const struct vsmmu_bridge_ops th_bridge_ops = {
-	.sid_attached = th_sid_attached,
-	.sid_next = th_sid_next,
-	.ste_install = th_ste_install,
-	.invalidate = th_invalidate,
-	.page_response = th_page_response,
+    .sid_attached = th_sid_attached,
+    .sid_next = th_sid_next,
+    .ste_install = th_ste_install,
+    .invalidate = th_invalidate,
+    .page_response = th_page_response,
 };
 
 void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
@@ -141,8 +141,11 @@ void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
 	trace_init_from_env(); /* VMIG_TRACE=vsmmu_* to watch a test */
 	t->ram = calloc(1, TH_RAM_SIZE);
 	assert_non_null(t->ram);
-	t->plat = (struct vsmmu_platform){.ram_read = th_ram_read, .ram_write = th_ram_write,
-					  .msi_send = th_msi_send, .sev = th_sev, .opaque = t};
+	t->plat = (struct vsmmu_platform){.ram_read = th_ram_read,
+					  .ram_write = th_ram_write,
+					  .msi_send = th_msi_send,
+					  .sev = th_sev,
+					  .opaque = t};
 	if (cfg)
 		t->cfg = *cfg;
 	else

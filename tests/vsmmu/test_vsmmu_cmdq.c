@@ -72,25 +72,25 @@ static void test_every_command_accepted(void **state)
 	unsigned err;
 	const uint64_t sid = 0x10;
 	const uint64_t cmds[][2] = {
-		{th_op(CMD_PREFETCH_CONFIG, sid), 0},
-		{th_op(CMD_PREFETCH_ADDR, sid), 0x1000 | 3},
-		{th_op(CMD_CFGI_STE, sid), 1},
-		{th_op(CMD_CFGI_STE_RANGE, sid), 4},
-		{th_op(CMD_CFGI_CD, sid) | FSET(0, CMD0_SSID, 7), 1},
-		{th_op(CMD_CFGI_CD_ALL, sid), 0},
-		{FSET(th_op(CMD_TLBI_NH_ALL, 0), CMD0_VMID, 0), 0},
-		{FSET(th_op(CMD_TLBI_NH_ASID, 0), CMD0_ASID, 5), 0},
-		{FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_ASID, 5), 0x40001000 | 1},
-		{FSET(FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_TLBI_NUM, 3), CMD0_TLBI_SCALE, 1),
-		 FSET(0x40000000, CMD1_TLBI_TG, 1)},
-		{th_op(CMD_TLBI_NH_VAA, 0), 0x40001000},
-		{th_op(CMD_TLBI_NSNH_ALL, 0), 0},
-		{th_op(CMD_ATC_INV, sid), 0x2000 | 1},
-		{th_op(CMD_RESUME, sid) | FSET(0, CMD0_RESUME_RESP, 1), 0x55},
-		{th_op(CMD_STALL_TERM, sid), 0},
-		{th_op(CMD_SYNC, 0), 0},
-		{th_op(CMD_ATC_INV, 0x11), 0},  /* no device: accepted, not forwarded */
-		{th_op(CMD_CFGI_CD, 0x11), 0},
+	    {th_op(CMD_PREFETCH_CONFIG, sid), 0},
+	    {th_op(CMD_PREFETCH_ADDR, sid), 0x1000 | 3},
+	    {th_op(CMD_CFGI_STE, sid), 1},
+	    {th_op(CMD_CFGI_STE_RANGE, sid), 4},
+	    {th_op(CMD_CFGI_CD, sid) | FSET(0, CMD0_SSID, 7), 1},
+	    {th_op(CMD_CFGI_CD_ALL, sid), 0},
+	    {FSET(th_op(CMD_TLBI_NH_ALL, 0), CMD0_VMID, 0), 0},
+	    {FSET(th_op(CMD_TLBI_NH_ASID, 0), CMD0_ASID, 5), 0},
+	    {FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_ASID, 5), 0x40001000 | 1},
+	    {FSET(FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_TLBI_NUM, 3), CMD0_TLBI_SCALE, 1),
+	     FSET(0x40000000, CMD1_TLBI_TG, 1)},
+	    {th_op(CMD_TLBI_NH_VAA, 0), 0x40001000},
+	    {th_op(CMD_TLBI_NSNH_ALL, 0), 0},
+	    {th_op(CMD_ATC_INV, sid), 0x2000 | 1},
+	    {th_op(CMD_RESUME, sid) | FSET(0, CMD0_RESUME_RESP, 1), 0x55},
+	    {th_op(CMD_STALL_TERM, sid), 0},
+	    {th_op(CMD_SYNC, 0), 0},
+	    {th_op(CMD_ATC_INV, 0x11), 0}, /* no device: accepted, not forwarded */
+	    {th_op(CMD_CFGI_CD, 0x11), 0},
 	};
 
 	setup_probe(&t, true, 8);
@@ -100,9 +100,9 @@ static void test_every_command_accepted(void **state)
 	assert_false(th_cmdq_error(&t, &err));
 	assert_int_equal(cmdq_cons_ptr(&t), t.cmdq_prod);
 	/* Forwarded in order: CFGI_CD, CFGI_CD_ALL, 5 TLBIs, NSNH_ALL, ATC_INV of sid. */
-	const unsigned fwd_ops[] = {CMD_CFGI_CD,   CMD_CFGI_CD_ALL, CMD_TLBI_NH_ALL,
-				    CMD_TLBI_NH_ASID, CMD_TLBI_NH_VA, CMD_TLBI_NH_VA,
-				    CMD_TLBI_NH_VAA, CMD_TLBI_NSNH_ALL, CMD_ATC_INV};
+	const unsigned fwd_ops[] = {CMD_CFGI_CD,      CMD_CFGI_CD_ALL,	 CMD_TLBI_NH_ALL,
+				    CMD_TLBI_NH_ASID, CMD_TLBI_NH_VA,	 CMD_TLBI_NH_VA,
+				    CMD_TLBI_NH_VAA,  CMD_TLBI_NSNH_ALL, CMD_ATC_INV};
 	assert_int_equal(t.n_inv, ARRAY_SIZE(fwd_ops));
 	for (unsigned i = 0; i < ARRAY_SIZE(fwd_ops); i++)
 		assert_int_equal(FGET(t.inv[i][0], CMD0_OP), fwd_ops[i]);
@@ -160,16 +160,16 @@ static void check_illegal(uint64_t w0, uint64_t w1, bool rekick)
 static void test_cerror_ill_and_recovery(void **state)
 {
 	const uint64_t bad[][2] = {
-		{th_op(0x7F, 0), 0},
-		{th_op(0x00, 0), 0},
-		{th_op(CMD_CFGI_STE, 0x10) | FSET(0, CMD0_SSEC, 1), 0},
-		{th_op(CMD_CFGI_CD, 0x10) | FSET(0, CMD0_SSEC, 1), 0},
-		{th_op(CMD_TLBI_S12_VMALL, 0), 0},
-		{th_op(CMD_TLBI_S2_IPA, 0), 0x1000},
-		{th_op(0x20, 0), 0}, /* TLBI_EL2_ALL: no HYP */
-		{th_op(CMD_PRI_RESP, 0x10), 0},
-		{FSET(th_op(CMD_SYNC, 0), CMD0_SYNC_CS, 3), 0},
-		{FSET(th_op(CMD_RESUME, 0x10), CMD0_RESUME_RESP, 3), 0},
+	    {th_op(0x7F, 0), 0},
+	    {th_op(0x00, 0), 0},
+	    {th_op(CMD_CFGI_STE, 0x10) | FSET(0, CMD0_SSEC, 1), 0},
+	    {th_op(CMD_CFGI_CD, 0x10) | FSET(0, CMD0_SSEC, 1), 0},
+	    {th_op(CMD_TLBI_S12_VMALL, 0), 0},
+	    {th_op(CMD_TLBI_S2_IPA, 0), 0x1000},
+	    {th_op(0x20, 0), 0}, /* TLBI_EL2_ALL: no HYP */
+	    {th_op(CMD_PRI_RESP, 0x10), 0},
+	    {FSET(th_op(CMD_SYNC, 0), CMD0_SYNC_CS, 3), 0},
+	    {FSET(th_op(CMD_RESUME, 0x10), CMD0_RESUME_RESP, 3), 0},
 	};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -291,15 +291,15 @@ static void test_gerror_msi_and_aborts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sync_irq_writes_msi_word),
-		cmocka_unit_test(test_sync_sev_and_none),
-		cmocka_unit_test(test_every_command_accepted),
-		cmocka_unit_test(test_cerror_ill_and_recovery),
-		cmocka_unit_test(test_cerror_abt_outside_ram),
-		cmocka_unit_test(test_cmdq_wraparound),
-		cmocka_unit_test(test_whole_batch_per_kick),
-		cmocka_unit_test(test_cmdq_disabled_then_enabled),
-		cmocka_unit_test(test_gerror_msi_and_aborts),
+	    cmocka_unit_test(test_sync_irq_writes_msi_word),
+	    cmocka_unit_test(test_sync_sev_and_none),
+	    cmocka_unit_test(test_every_command_accepted),
+	    cmocka_unit_test(test_cerror_ill_and_recovery),
+	    cmocka_unit_test(test_cerror_abt_outside_ram),
+	    cmocka_unit_test(test_cmdq_wraparound),
+	    cmocka_unit_test(test_whole_batch_per_kick),
+	    cmocka_unit_test(test_cmdq_disabled_then_enabled),
+	    cmocka_unit_test(test_gerror_msi_and_aborts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

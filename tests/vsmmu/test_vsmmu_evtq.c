@@ -160,12 +160,12 @@ static void test_event_lost_signals_overflow(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_events_discarded_when_disabled),
-		cmocka_unit_test(test_evtq_overflow_ovflg_ovackflg),
-		cmocka_unit_test(test_evtq_wraparound),
-		cmocka_unit_test(test_evtq_msi),
-		cmocka_unit_test(test_evtq_abort_outside_ram),
-		cmocka_unit_test(test_event_lost_signals_overflow),
+	    cmocka_unit_test(test_events_discarded_when_disabled),
+	    cmocka_unit_test(test_evtq_overflow_ovflg_ovackflg),
+	    cmocka_unit_test(test_evtq_wraparound),
+	    cmocka_unit_test(test_evtq_msi),
+	    cmocka_unit_test(test_evtq_abort_outside_ram),
+	    cmocka_unit_test(test_event_lost_signals_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

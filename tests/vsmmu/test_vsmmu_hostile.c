@@ -124,7 +124,8 @@ static void test_cmdq_flood(void **state)
 			uint64_t w0 = rnd(), w1 = rnd();
 			w0 = FSET(w0, CMD0_OP, ops[rnd() % sizeof(ops)]);
 			if (FGET(w0, CMD0_OP) == CMD_SYNC)
-				w1 = FSET(0, CMD1_SYNC_MSIADDR, (TH_CMDQ_GPA + (rnd() % 4096) * 16) >> 2);
+				w1 = FSET(0, CMD1_SYNC_MSIADDR,
+					  (TH_CMDQ_GPA + (rnd() % 4096) * 16) >> 2);
 			th_cmd(&t, w0, w1);
 		}
 		th_kick(&t);
@@ -220,11 +221,11 @@ static void test_cfgi_all_without_enumeration(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_huge_log2size_and_prod),
-		cmocka_unit_test(test_pointers_outside_ram),
-		cmocka_unit_test(test_cmdq_flood),
-		cmocka_unit_test(test_random_mmio_fuzz),
-		cmocka_unit_test(test_cfgi_all_without_enumeration),
+	    cmocka_unit_test(test_huge_log2size_and_prod),
+	    cmocka_unit_test(test_pointers_outside_ram),
+	    cmocka_unit_test(test_cmdq_flood),
+	    cmocka_unit_test(test_random_mmio_fuzz),
+	    cmocka_unit_test(test_cfgi_all_without_enumeration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

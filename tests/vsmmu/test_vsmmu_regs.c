@@ -199,13 +199,13 @@ static void test_reset_restores_defaults(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_probe_idrs),
-		cmocka_unit_test(test_create_rejects_bad_config),
-		cmocka_unit_test(test_cr0_ack_and_reserved_bits),
-		cmocka_unit_test(test_gbpa_update_protocol),
-		cmocka_unit_test(test_access_sizes),
-		cmocka_unit_test(test_enable_locks_bases),
-		cmocka_unit_test(test_reset_restores_defaults),
+	    cmocka_unit_test(test_probe_idrs),
+	    cmocka_unit_test(test_create_rejects_bad_config),
+	    cmocka_unit_test(test_cr0_ack_and_reserved_bits),
+	    cmocka_unit_test(test_gbpa_update_protocol),
+	    cmocka_unit_test(test_access_sizes),
+	    cmocka_unit_test(test_enable_locks_bases),
+	    cmocka_unit_test(test_reset_restores_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

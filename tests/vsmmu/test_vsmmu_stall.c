@@ -21,8 +21,13 @@ static void setup(struct th *t, const struct vsmmu_config *cfg)
 
 static struct vsmmu_stall mk_stall(uint32_t sid, uint32_t cookie, uint64_t addr, bool write)
 {
-	return (struct vsmmu_stall){.vsid = sid, .ssv = true, .ssid = 3, .addr = addr,
-				    .read = !write, .write = write, .cookie = cookie};
+	return (struct vsmmu_stall){.vsid = sid,
+				    .ssv = true,
+				    .ssid = 3,
+				    .addr = addr,
+				    .read = !write,
+				    .write = write,
+				    .cookie = cookie};
 }
 
 static uint16_t pop_stall(struct th *t, uint32_t sid, uint64_t addr, bool write)
@@ -158,10 +163,10 @@ static void test_stall_stags_unique_across_wrap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stall_resume_retry_and_abort),
-		cmocka_unit_test(test_stall_term),
-		cmocka_unit_test(test_stall_limits),
-		cmocka_unit_test(test_stall_stags_unique_across_wrap),
+	    cmocka_unit_test(test_stall_resume_retry_and_abort),
+	    cmocka_unit_test(test_stall_term),
+	    cmocka_unit_test(test_stall_limits),
+	    cmocka_unit_test(test_stall_stags_unique_across_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

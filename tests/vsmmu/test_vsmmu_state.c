@@ -67,8 +67,8 @@ static void build_dest(struct th *d, struct th *s, const void *buf, size_t len)
 /* The same guest actions on both sides. */
 static void drive(struct th *t)
 {
-	uint64_t evt[4], inj[4] = {FSET(FSET(0, EVT0_ID, EVT_F_PERMISSION), EVT0_SID, 0x10), 0,
-				   0x9000, 0};
+	uint64_t evt[4],
+	    inj[4] = {FSET(FSET(0, EVT0_ID, EVT_F_PERMISSION), EVT0_SID, 0x10), 0, 0x9000, 0};
 	uint16_t stag;
 
 	/* Linux recovery of the pending error. */
@@ -191,20 +191,20 @@ static void test_load_rejects_corrupt(void **state)
 		uint32_t v;
 		int err;
 	} cases[] = {
-		{0, 0x12345678, -EINVAL},       /* magic */
-		{4, 2, -EPROTO},                /* version */
-		{8, 1000, -EINVAL},             /* length */
-		{12, 1, -EINVAL},               /* reserved flags */
-		{16, 8, -EPROTO},               /* SIDSIZE differs */
-		{40 + 0 * 4, 0x2, -EINVAL},     /* CR0.PRIQEN */
-		{40 + 3 * 4, 0x80000000, -EINVAL}, /* GBPA with UPDATE */
-		{40 + 5 * 4, 1u << 9, -EINVAL}, /* GERROR unknown bit */
-		{40 + 12 * 4, 1u << 20, -EINVAL}, /* CMDQ_PROD beyond the largest queue */
-		{40 + 13 * 4 + 6 * 8 - 8, 0x40000000, -EINVAL}, /* EVTQ_PROD bit 30 */
-		{40 + 13 * 4 + 6 * 8 - 4, 5u << 24, -EINVAL}, /* CONS.ERR = 5 */
-		{40 + 13 * 4 + 6 * 8 + 4, 0x10000, -EINVAL}, /* STAG > 16 bits */
-		{40 + 13 * 4 + 6 * 8 + 8, 999, -EINVAL}, /* stall count > STALL_MAX */
-		{40 + 13 * 4 + 6 * 8 + 12, 2, -EINVAL},  /* stall SSV not 0/1 */
+	    {0, 0x12345678, -EINVAL},			    /* magic */
+	    {4, 2, -EPROTO},				    /* version */
+	    {8, 1000, -EINVAL},				    /* length */
+	    {12, 1, -EINVAL},				    /* reserved flags */
+	    {16, 8, -EPROTO},				    /* SIDSIZE differs */
+	    {40 + 0 * 4, 0x2, -EINVAL},			    /* CR0.PRIQEN */
+	    {40 + 3 * 4, 0x80000000, -EINVAL},		    /* GBPA with UPDATE */
+	    {40 + 5 * 4, 1u << 9, -EINVAL},		    /* GERROR unknown bit */
+	    {40 + 12 * 4, 1u << 20, -EINVAL},		    /* CMDQ_PROD beyond the largest queue */
+	    {40 + 13 * 4 + 6 * 8 - 8, 0x40000000, -EINVAL}, /* EVTQ_PROD bit 30 */
+	    {40 + 13 * 4 + 6 * 8 - 4, 5u << 24, -EINVAL},   /* CONS.ERR = 5 */
+	    {40 + 13 * 4 + 6 * 8 + 4, 0x10000, -EINVAL},    /* STAG > 16 bits */
+	    {40 + 13 * 4 + 6 * 8 + 8, 999, -EINVAL},	    /* stall count > STALL_MAX */
+	    {40 + 13 * 4 + 6 * 8 + 12, 2, -EINVAL},	    /* stall SSV not 0/1 */
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
 		memcpy(bad, buf, len);
@@ -233,9 +233,9 @@ static void test_load_rejects_corrupt(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_save_load_identical_behaviour),
-		cmocka_unit_test(test_post_load_reinstalls),
-		cmocka_unit_test(test_load_rejects_corrupt),
+	    cmocka_unit_test(test_save_load_identical_behaviour),
+	    cmocka_unit_test(test_post_load_reinstalls),
+	    cmocka_unit_test(test_load_rejects_corrupt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,8 +107,7 @@ static void test_ste_cd_2level_decode(void **state)
 	/* SSID 0 is the non-PASID CD under S1DSS=SSID0; L1 hole; beyond S1CDMax; V=0 CD. */
 	assert_int_equal(vsmmu_cd_lookup(t.vs, 0x1234, true, 0, &cd), EVT_C_BAD_SUBSTREAMID);
 	assert_int_equal(vsmmu_cd_lookup(t.vs, 0x1234, true, 1024, &cd), EVT_C_BAD_SUBSTREAMID);
-	assert_int_equal(vsmmu_cd_lookup(t.vs, 0x1234, true, 1u << 16, &cd),
-			 EVT_C_BAD_SUBSTREAMID);
+	assert_int_equal(vsmmu_cd_lookup(t.vs, 0x1234, true, 1u << 16, &cd), EVT_C_BAD_SUBSTREAMID);
 	assert_int_equal(vsmmu_cd_lookup(t.vs, 0x1234, true, 6, &cd), EVT_C_BAD_CD);
 	/* The other stream is still V=0 in a different L2 table. */
 	assert_false(vsmmu_sid_translating(t.vs, 0x10));
@@ -147,9 +146,9 @@ static void test_bad_ste_events(void **state)
 {
 	uint64_t s1 = th_ste_s1(TH_CD_GPA, 0, 0);
 
-	check_bad_ste(FSET(s1, STE0_CONFIG, STE_CFG_S2), 0);     /* stage 2 not advertised */
+	check_bad_ste(FSET(s1, STE0_CONFIG, STE_CFG_S2), 0); /* stage 2 not advertised */
 	check_bad_ste(FSET(s1, STE0_CONFIG, STE_CFG_NESTED), 0);
-	check_bad_ste(FSET(s1, STE0_S1CDMAX, 21), 0);            /* > SSIDSIZE */
+	check_bad_ste(FSET(s1, STE0_S1CDMAX, 21), 0); /* > SSIDSIZE */
 	check_bad_ste(FSET(FSET(s1, STE0_S1CDMAX, 4), STE0_S1FMT, 3), 0);
 	check_bad_ste(FSET(s1, STE0_S1CDMAX, 4), FSET(0, STE1_S1DSS, 3));
 	check_bad_ste(s1, FSET(0, STE1_EATS, 2));
@@ -186,8 +185,9 @@ static void test_ste_fetch_and_streamid_events(void **state)
 	th_ram_st64(&t, TH_STRTAB_GPA, 0);
 	cfgi_ste(&t, 0x10);
 	expect_event(&t, EVT_C_BAD_STREAMID, 0x10);
-	th_ram_st64(&t, TH_STRTAB_GPA, FSET(FSET(0, STRTAB_L1_SPAN, 4), STRTAB_L1_L2PTR,
-					    (TH_STRTAB_GPA + 0x10000) >> 6));
+	th_ram_st64(
+	    &t, TH_STRTAB_GPA,
+	    FSET(FSET(0, STRTAB_L1_SPAN, 4), STRTAB_L1_L2PTR, (TH_STRTAB_GPA + 0x10000) >> 6));
 	cfgi_ste(&t, 0x10); /* Span 4 holds 8 STEs: index 16 is outside */
 	expect_event(&t, EVT_C_BAD_STREAMID, 0x10);
 	th_ram_st64(&t, TH_STRTAB_GPA,
@@ -229,10 +229,10 @@ static void test_cd_events(void **state)
 	cfgi_ste(&t, 0x10);
 	assert_int_equal(th_evt_drain(&t), 0);
 	const uint64_t bad[] = {
-		FSET(th_cd_w0(2, false), CD0_AA64, 0),
-		FSET(th_cd_w0(2, false), CD0_TG0, 1),
-		FSET(th_cd_w0(2, false), CD0_T0SZ, 40),
-		FSET(th_cd_w0(2, false), CD0_ENDI, 1),
+	    FSET(th_cd_w0(2, false), CD0_AA64, 0),
+	    FSET(th_cd_w0(2, false), CD0_TG0, 1),
+	    FSET(th_cd_w0(2, false), CD0_T0SZ, 40),
+	    FSET(th_cd_w0(2, false), CD0_ENDI, 1),
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
 		th_cd_write(&t, TH_CD_GPA + 3 * CD_SIZE, bad[i], 0x100000);
@@ -297,14 +297,14 @@ static void test_smmuen_toggle_reinstalls(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ste_linear_decode_install),
-		cmocka_unit_test(test_ste_cd_2level_decode),
-		cmocka_unit_test(test_bad_ste_events),
-		cmocka_unit_test(test_ste_fetch_and_streamid_events),
-		cmocka_unit_test(test_host_refusal_is_bad_ste),
-		cmocka_unit_test(test_cd_events),
-		cmocka_unit_test(test_cfgi_all_and_range),
-		cmocka_unit_test(test_smmuen_toggle_reinstalls),
+	    cmocka_unit_test(test_ste_linear_decode_install),
+	    cmocka_unit_test(test_ste_cd_2level_decode),
+	    cmocka_unit_test(test_bad_ste_events),
+	    cmocka_unit_test(test_ste_fetch_and_streamid_events),
+	    cmocka_unit_test(test_host_refusal_is_bad_ste),
+	    cmocka_unit_test(test_cd_events),
+	    cmocka_unit_test(test_cfgi_all_and_range),
+	    cmocka_unit_test(test_smmuen_toggle_reinstalls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,9 +21,10 @@
 #define GERROR_WMASK                                                                               \
 	((1u << GERROR_CMDQ_ERR) | (1u << GERROR_EVENTQ_ABT) | (1u << GERROR_MSI_CMDQ_ABT) |       \
 	 (1u << GERROR_MSI_EVENTQ_ABT) | (1u << GERROR_MSI_GERROR_ABT))
-#define IRQ_CFG2_WMASK (FMASK(IRQ_CFG2_MEMATTR) | FMASK(IRQ_CFG2_SH))
+#define IRQ_CFG2_WMASK	  (FMASK(IRQ_CFG2_MEMATTR) | FMASK(IRQ_CFG2_SH))
 #define STRTAB_BASE_WMASK (FMASK(STRTAB_BASE_ADDR) | FMASK(STRTAB_BASE_RA))
-#define STRTAB_CFG_WMASK (FMASK(STRTAB_CFG_LOG2SIZE) | FMASK(STRTAB_CFG_SPLIT) | FMASK(STRTAB_CFG_FMT))
+#define STRTAB_CFG_WMASK                                                                           \
+	(FMASK(STRTAB_CFG_LOG2SIZE) | FMASK(STRTAB_CFG_SPLIT) | FMASK(STRTAB_CFG_FMT))
 #define Q_BASE_WMASK (FMASK(Q_BASE_ADDR) | FMASK(Q_BASE_RA) | FMASK(Q_BASE_LOG2SIZE))
 
 /* Forwarded commands are gathered and handed to the host in batches of this size. */

@@ -22,8 +22,8 @@ int vsmmu_msi_write(struct vsmmu *vs, uint64_t addr, uint32_t data)
 	if (ret < 0 && vs->plat.msi_send)
 		ret = vs->plat.msi_send(vs->plat.opaque, addr, data);
 	if (ret < 0) {
-		TRACE(vsmmu_msi_abort, "addr=%#llx data=%#x ret=%d", (unsigned long long)addr,
-		      data, ret);
+		TRACE(vsmmu_msi_abort, "addr=%#llx data=%#x ret=%d", (unsigned long long)addr, data,
+		      ret);
 		return ret;
 	}
 	vs->stats.msis++;

@@ -192,7 +192,8 @@ static void vsmmu_write_queue_ptr(struct vsmmu *vs, uint64_t off, uint32_t v)
 	case SMMU_CMDQ_CONS:
 		/* The SMMU owns CONS; software may set it only while the queue is off. */
 		if (!FGET(vs->r.cr0, CR0_CMDQEN))
-			vs->r.cmdq.cons = (v & cmask) | (uint32_t)(vs->r.cmdq.cons & FMASK(Q_CONS_ERR));
+			vs->r.cmdq.cons =
+			    (v & cmask) | (uint32_t)(vs->r.cmdq.cons & FMASK(Q_CONS_ERR));
 		break;
 	case SMMU_EVENTQ_PROD:
 	case SMMU_EVENTQ_PROD_P0:

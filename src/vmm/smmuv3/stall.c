@@ -69,8 +69,8 @@ int vsmmu_stall_inject(struct vsmmu *vs, const struct vsmmu_stall *st)
 		ret = -EBUSY;
 		goto out;
 	}
-	*slot = (struct vsmmu_stall_slot){.used = true, .ssv = st->ssv, .vsid = st->vsid,
-					  .ssid = st->ssid, .cookie = st->cookie};
+	*slot = (struct vsmmu_stall_slot){
+	    .used = true, .ssv = st->ssv, .vsid = st->vsid, .ssid = st->ssid, .cookie = st->cookie};
 	slot->stag = vsmmu_stag_next(vs);
 	vsmmu_stall_event(st, slot->stag, evt);
 	/* A stall the guest never hears of would hold the device forever: refuse it. */

@@ -17,7 +17,7 @@
 #define VSMMU_STATE_MAGIC 0x554D5356u /* "VSMU" */
 /* header, identification, 13 x 32-bit and 6 x 64-bit registers, EVTQ CONS, STAG, count */
 #define VSMMU_STATE_FIXED (4 * 4 + 6 * 4 + 13 * 4 + 6 * 8 + 4 + 4 + 4)
-#define VSMMU_STALL_REC   (5 * 4)
+#define VSMMU_STALL_REC	  (5 * 4)
 
 struct vsmmu_sbuf {
 	uint8_t *p;
@@ -96,13 +96,20 @@ static void vsmmu_put_config(struct vsmmu_sbuf *b, const struct vsmmu_config *c)
 	vsmmu_put32(b, c->stall_max);
 }
 
-
 static void vsmmu_put_regs(struct vsmmu_sbuf *b, const struct vsmmu_regs *r)
 {
-	const uint32_t *r32[] = {&r->cr0,	   &r->cr1,	       &r->cr2,
-				 &r->gbpa,	   &r->irq_ctrl,       &r->gerror,
-				 &r->gerrorn,	   &r->gerror_irq.data, &r->gerror_irq.attr,
-				 &r->evtq_irq.data, &r->evtq_irq.attr,  &r->strtab_cfg,
+	const uint32_t *r32[] = {&r->cr0,
+				 &r->cr1,
+				 &r->cr2,
+				 &r->gbpa,
+				 &r->irq_ctrl,
+				 &r->gerror,
+				 &r->gerrorn,
+				 &r->gerror_irq.data,
+				 &r->gerror_irq.attr,
+				 &r->evtq_irq.data,
+				 &r->evtq_irq.attr,
+				 &r->strtab_cfg,
 				 &r->cmdq.prod};
 	const uint64_t *r64[] = {&r->gerror_irq.addr, &r->evtq_irq.addr, &r->strtab_base,
 				 &r->cmdq.base, &r->evtq.base};
@@ -118,13 +125,21 @@ static void vsmmu_put_regs(struct vsmmu_sbuf *b, const struct vsmmu_regs *r)
 
 static void vsmmu_get_regs(struct vsmmu_sbuf *b, struct vsmmu_regs *r)
 {
-	uint32_t *r32[] = {&r->cr0,	      &r->cr1,		  &r->cr2,
-			   &r->gbpa,	      &r->irq_ctrl,	  &r->gerror,
-			   &r->gerrorn,	      &r->gerror_irq.data, &r->gerror_irq.attr,
-			   &r->evtq_irq.data, &r->evtq_irq.attr,  &r->strtab_cfg,
+	uint32_t *r32[] = {&r->cr0,
+			   &r->cr1,
+			   &r->cr2,
+			   &r->gbpa,
+			   &r->irq_ctrl,
+			   &r->gerror,
+			   &r->gerrorn,
+			   &r->gerror_irq.data,
+			   &r->gerror_irq.attr,
+			   &r->evtq_irq.data,
+			   &r->evtq_irq.attr,
+			   &r->strtab_cfg,
 			   &r->cmdq.prod};
-	uint64_t *r64[] = {&r->gerror_irq.addr, &r->evtq_irq.addr, &r->strtab_base,
-			   &r->cmdq.base, &r->evtq.base};
+	uint64_t *r64[] = {&r->gerror_irq.addr, &r->evtq_irq.addr, &r->strtab_base, &r->cmdq.base,
+			   &r->evtq.base};
 	uint64_t pc;
 	uint32_t stag;
 
@@ -216,9 +231,12 @@ static void vsmmu_get_stalls(struct vsmmu_sbuf *b, const struct vsmmu *vs, struc
 		for (uint32_t j = 0; j < i; j++)
 			if (r->stalls[j].stag == v[1])
 				b->bad = true; /* STAGs are unique */
-		r->stalls[i] = (struct vsmmu_stall_slot){.used = true, .ssv = v[0],
-							 .stag = (uint16_t)v[1], .vsid = v[2],
-							 .ssid = v[3], .cookie = v[4]};
+		r->stalls[i] = (struct vsmmu_stall_slot){.used = true,
+							 .ssv = v[0],
+							 .stag = (uint16_t)v[1],
+							 .vsid = v[2],
+							 .ssid = v[3],
+							 .cookie = v[4]};
 	}
 }
 

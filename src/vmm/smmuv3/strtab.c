@@ -44,8 +44,7 @@ static int vsmmu_ste_addr_2lvl(struct vsmmu *vs, uint64_t base, unsigned split, 
 	return 0;
 }
 
-int vsmmu_ste_fetch(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste_raw *raw,
-		    uint64_t *fault_addr)
+int vsmmu_ste_fetch(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste_raw *raw, uint64_t *fault_addr)
 {
 	uint32_t cfg = vs->r.strtab_cfg;
 	unsigned log2 = MIN((unsigned)FGET(cfg, STRTAB_CFG_LOG2SIZE), vs->cfg.sid_bits);
@@ -149,7 +148,7 @@ void vsmmu_config_resolve(struct vsmmu *vs, uint32_t sid, bool report, struct vs
 	if (!FGET(vs->r.cr0, CR0_SMMUEN)) {
 		/* SMMU disabled: GBPA decides for every stream, with no event. */
 		vsmmu_ste_canonical(ste, FGET(vs->r.gbpa, GBPA_ABORT) ? VSMMU_STE_ABORT
-								       : VSMMU_STE_BYPASS);
+								      : VSMMU_STE_BYPASS);
 		return;
 	}
 	ev = vsmmu_ste_get(vs, sid, ste, &fault_addr);

@@ -31,9 +31,8 @@ static int vsmmu_oas_encode(unsigned bits)
 static bool vsmmu_config_valid(const struct vsmmu_config *c)
 {
 	return c->sid_bits >= 1 && c->sid_bits <= 32 && c->ssid_bits <= 20 && c->cmdq_bits >= 1 &&
-	       c->cmdq_bits <= 19 && c->evtq_bits >= 1 && c->evtq_bits <= 19 &&
-	       c->stall_max >= 1 && c->stall_max <= VSMMU_STALL_MAX &&
-	       vsmmu_oas_encode(c->oas_bits) >= 0;
+	       c->cmdq_bits <= 19 && c->evtq_bits >= 1 && c->evtq_bits <= 19 && c->stall_max >= 1 &&
+	       c->stall_max <= VSMMU_STALL_MAX && vsmmu_oas_encode(c->oas_bits) >= 0;
 }
 
 /*

@@ -42,7 +42,7 @@ struct vsmmu_platform {
 enum vsmmu_ste_kind {
 	VSMMU_STE_ABORT,  /* V=0, Config abort, or a configuration error: no traffic */
 	VSMMU_STE_BYPASS, /* Config bypass, or SMMUEN=0 with GBPA.ABORT=0 */
-	VSMMU_STE_S1,     /* stage-1 translation: the guest's CD table and page tables */
+	VSMMU_STE_S1,	  /* stage-1 translation: the guest's CD table and page tables */
 };
 
 struct vsmmu_ste {
@@ -56,8 +56,8 @@ struct vsmmu_ste {
 };
 
 enum vsmmu_resume {
-	VSMMU_RESUME_RETRY,   /* re-translate and continue (page response SUCCESS) */
-	VSMMU_RESUME_FAIL,    /* abort/terminate the transaction (page response INVALID) */
+	VSMMU_RESUME_RETRY, /* re-translate and continue (page response SUCCESS) */
+	VSMMU_RESUME_FAIL,  /* abort/terminate the transaction (page response INVALID) */
 };
 
 /*
@@ -75,18 +75,17 @@ struct vsmmu_bridge_ops {
 	/* Forwards n guest commands (TLBI_NH_*, TLBI_NSNH_ALL, CFGI_CD*, ATC_INV) in order. */
 	int (*invalidate)(void *opaque, const uint64_t (*cmds)[2], size_t n);
 	/* Answers a stalled transaction the bridge reported with cookie. */
-	int (*page_response)(void *opaque, uint32_t vsid, uint32_t cookie,
-			     enum vsmmu_resume resp);
+	int (*page_response)(void *opaque, uint32_t vsid, uint32_t cookie, enum vsmmu_resume resp);
 };
 
 /* Identification the VMM may override before creation (defaults: vsmmu_config_default). */
 struct vsmmu_config {
-	unsigned sid_bits;   /* IDR1.SIDSIZE, <= 32 */
-	unsigned ssid_bits;  /* IDR1.SSIDSIZE, <= 20 */
-	unsigned cmdq_bits;  /* IDR1.CMDQS, <= 19 */
-	unsigned evtq_bits;  /* IDR1.EVENTQS, <= 19 */
-	unsigned oas_bits;   /* IDR5.OAS: 32, 36, 40, 42, 44, 48 */
-	unsigned stall_max;  /* IDR5.STALL_MAX: stalls held at once, 1..VSMMU_STALL_MAX */
+	unsigned sid_bits;  /* IDR1.SIDSIZE, <= 32 */
+	unsigned ssid_bits; /* IDR1.SSIDSIZE, <= 20 */
+	unsigned cmdq_bits; /* IDR1.CMDQS, <= 19 */
+	unsigned evtq_bits; /* IDR1.EVENTQS, <= 19 */
+	unsigned oas_bits;  /* IDR5.OAS: 32, 36, 40, 42, 44, 48 */
+	unsigned stall_max; /* IDR5.STALL_MAX: stalls held at once, 1..VSMMU_STALL_MAX */
 };
 
 #define VSMMU_STALL_MAX 256u
@@ -115,9 +114,9 @@ struct vsmmu_attrs {
 	unsigned input_bits;  /* stage-1 input (IOVA) size */
 	unsigned output_bits; /* stage-1 output (IPA) size: IDR5.OAS */
 	unsigned ssid_bits;
-	bool nesting;         /* stage 1 is the guest's; a host stage 2 sits under it */
-	bool stall;           /* stall faults supported */
-	bool httu_dirty;      /* the guest may use CD.HA/HD */
+	bool nesting;	 /* stage 1 is the guest's; a host stage 2 sits under it */
+	bool stall;	 /* stall faults supported */
+	bool httu_dirty; /* the guest may use CD.HA/HD */
 };
 void vsmmu_get_attrs(struct vsmmu *vs, struct vsmmu_attrs *attrs);
 /* Whether the guest currently translates vsid's traffic (SMMUEN and an S1 STE). */
@@ -186,14 +185,14 @@ int vsmmu_post_load(struct vsmmu *vs);
 
 /* Counters, for tests, benchmarks and the control socket. */
 struct vsmmu_stats {
-	uint64_t cmds;          /* commands consumed */
-	uint64_t kicks;         /* CMDQ_PROD writes that processed work */
+	uint64_t cmds;	/* commands consumed */
+	uint64_t kicks; /* CMDQ_PROD writes that processed work */
 	uint64_t syncs;
 	uint64_t cmd_errors;
-	uint64_t events;        /* records written */
-	uint64_t events_lost;   /* discarded (disabled, overflow, abort) */
+	uint64_t events;      /* records written */
+	uint64_t events_lost; /* discarded (disabled, overflow, abort) */
 	uint64_t msis;
-	uint64_t fwd_cmds;      /* commands forwarded to the host */
+	uint64_t fwd_cmds; /* commands forwarded to the host */
 	uint64_t fwd_batches;
 	uint64_t fwd_errors;
 	uint64_t installs;
