@@ -136,9 +136,11 @@ static void test_post_load_reinstalls(void **state)
 	assert_int_equal(d.installed[0].kind, VSMMU_STE_S1);
 	assert_int_equal(d.installed[0].words[0], s.installed[0].words[0]);
 	assert_int_equal(d.installed[1].kind, VSMMU_STE_ABORT);
-	/* Host caches invalidated. */
-	assert_int_equal(d.n_inv, 1);
-	assert_int_equal(FGET(d.inv[0][0], CMD0_OP), CMD_TLBI_NSNH_ALL);
+	/* Host caches invalidated: the S1 stream's CDs, then all stage-1 TLB entries. */
+	assert_int_equal(d.n_inv, 2);
+	assert_int_equal(FGET(d.inv[0][0], CMD0_OP), CMD_CFGI_CD_ALL);
+	assert_int_equal(FGET(d.inv[0][0], CMD0_SID), 0x10);
+	assert_int_equal(FGET(d.inv[1][0], CMD0_OP), CMD_TLBI_NSNH_ALL);
 	/* No duplicate events for the guest. */
 	uint64_t evt[4];
 	assert_true(th_evt_pop(&d, evt)); /* the stall's, saved in guest RAM */

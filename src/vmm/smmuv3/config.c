@@ -9,7 +9,7 @@
 #include "vmm/smmuv3/internal.h"
 
 /* SIDs walked one by one when the bridge cannot enumerate its devices. */
-#define VSMMU_SCAN_LIMIT 65536ull
+#define VSMMU_SCAN_LIMIT 1024ull
 
 bool vsmmu_bridge_attached(struct vsmmu *vs, uint32_t sid)
 {
@@ -45,13 +45,20 @@ static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu
 void vsmmu_config_install(struct vsmmu *vs, uint32_t sid, bool report)
 {
 	struct vsmmu_ste ste;
+	uint64_t cfgi_cd_all[2] = {FSET(FSET(0, CMD0_OP, CMD_CFGI_CD_ALL), CMD0_SID, sid), 0};
 
 	if (!vsmmu_bridge_attached(vs, sid))
 		return;
 	vsmmu_config_resolve(vs, sid, report, &ste);
 	vsmmu_config_push(vs, sid, &ste, report);
-	if (ste.kind == VSMMU_STE_S1 && report)
+	if (ste.kind != VSMMU_STE_S1)
+		return;
+	if (report)
 		vsmmu_config_check_cd(vs, sid, true, 0);
+	else
+		/* A re-install the guest did not ask for (SMMUEN, reset, post-load): whatever
+		 * the host cached of this stream's CDs predates it. */
+		vsmmu_fwd_queue(vs, cfgi_cd_all);
 }
 
 /* Installs every attached stream in [first, first+count); returns how many. */
