@@ -98,8 +98,10 @@ void vsmmu_fwd_flush(struct vsmmu *vs)
 {
 	int ret;
 
-	if (vs->fwd_n == 0)
+	if (vs->fwd_n == 0 || !vs->bridge || !vs->bridge->invalidate) {
+		vs->fwd_n = 0;
 		return;
+	}
 	ret = vs->bridge->invalidate(vs->bridge_opaque, (const uint64_t(*)[2])vs->fwd, vs->fwd_n);
 	vs->stats.fwd_batches++;
 	vs->stats.fwd_cmds += vs->fwd_n;

@@ -121,6 +121,7 @@ void vsmmu_destroy(struct vsmmu *vs)
 void vsmmu_set_bridge(struct vsmmu *vs, const struct vsmmu_bridge_ops *bridge, void *opaque)
 {
 	vsmmu_lock(vs);
+	vsmmu_fwd_flush(vs); /* what was gathered belongs to the old bridge */
 	vs->bridge = bridge;
 	vs->bridge_opaque = opaque;
 	vsmmu_unlock(vs);
