@@ -173,6 +173,16 @@ void vsmmu_mmio_write(struct vsmmu *vs, uint64_t offset, unsigned size, uint64_t
 	vsmmu_unlock(vs);
 }
 
+void vsmmu_bus_read(void *vs, uint64_t offset, unsigned size, uint64_t *val)
+{
+	vsmmu_mmio_read(vs, offset, size, val);
+}
+
+void vsmmu_bus_write(void *vs, uint64_t offset, unsigned size, uint64_t val)
+{
+	vsmmu_mmio_write(vs, offset, size, val);
+}
+
 void vsmmu_get_attrs(struct vsmmu *vs, struct vsmmu_attrs *a)
 {
 	memset(a, 0, sizeof(*a));

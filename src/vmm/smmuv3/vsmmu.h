@@ -109,6 +109,10 @@ void vsmmu_reset(struct vsmmu *vs);
 void vsmmu_mmio_read(struct vsmmu *vs, uint64_t offset, unsigned size, uint64_t *val);
 void vsmmu_mmio_write(struct vsmmu *vs, uint64_t offset, unsigned size, uint64_t val);
 
+/* The same, with the instance as an untyped pointer: fits struct bus_device_ops directly. */
+void vsmmu_bus_read(void *vs, uint64_t offset, unsigned size, uint64_t *val);
+void vsmmu_bus_write(void *vs, uint64_t offset, unsigned size, uint64_t val);
+
 /* Start-of-day attributes for the VFIO layer. */
 struct vsmmu_attrs {
 	unsigned input_bits;  /* stage-1 input (IOVA) size */
