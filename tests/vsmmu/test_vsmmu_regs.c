@@ -145,6 +145,11 @@ static void test_access_sizes(void **state)
 	assert_int_equal(v, 0);
 	vsmmu_mmio_read(t.vs, SMMU_IDR0, 2, &v);
 	assert_int_equal(v, 0);
+	vsmmu_bus_read(t.vs, SMMU_IDR1, 4, &v); /* the bus-shaped entry points */
+	assert_int_equal(v, th_rd32(&t, SMMU_IDR1));
+	vsmmu_bus_write(t.vs, SMMU_CR2, 4, 0x2);
+	assert_int_equal(th_rd32(&t, SMMU_CR2), 0x2);
+	vsmmu_bus_write(t.vs, SMMU_CR2, 4, 0);
 	vsmmu_mmio_read(t.vs, 0x20000, 4, &v);
 	assert_int_equal(v, 0);
 	vsmmu_mmio_read(t.vs, ~0ull - 3, 4, &v);
