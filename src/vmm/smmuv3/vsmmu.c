@@ -127,6 +127,14 @@ void vsmmu_set_bridge(struct vsmmu *vs, const struct vsmmu_bridge_ops *bridge, v
 	vsmmu_unlock(vs);
 }
 
+void vsmmu_sid_refresh(struct vsmmu *vs, uint32_t vsid)
+{
+	vsmmu_lock(vs);
+	vsmmu_config_install(vs, vsid, false);
+	vsmmu_op_finish(vs);
+	vsmmu_unlock(vs);
+}
+
 void vsmmu_reset(struct vsmmu *vs)
 {
 	vsmmu_lock(vs);

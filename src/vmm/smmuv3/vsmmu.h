@@ -98,6 +98,11 @@ struct vsmmu *vsmmu_create(const struct vsmmu_config *cfg, const struct vsmmu_pl
 void vsmmu_destroy(struct vsmmu *vs);
 /* Sets or replaces the bridge (the VFIO layer attaches devices after creation). */
 void vsmmu_set_bridge(struct vsmmu *vs, const struct vsmmu_bridge_ops *bridge, void *opaque);
+/*
+ * Re-installs vsid's configuration through the bridge (no guest events): for the VFIO
+ * layer right after it puts a device behind vsid.
+ */
+void vsmmu_sid_refresh(struct vsmmu *vs, uint32_t vsid);
 /* Architectural reset: registers to their reset values, queues disabled, stalls dropped. */
 void vsmmu_reset(struct vsmmu *vs);
 
