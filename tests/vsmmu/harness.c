@@ -135,12 +135,9 @@ const struct vsmmu_bridge_ops th_bridge_ops = {
     .page_response = th_page_response,
 };
 
-void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
+static void th_init_common(struct th *t, const struct vsmmu_config *cfg, bool bridge)
 {
-	memset(t, 0, sizeof(*t));
 	trace_init_from_env(); /* VMIG_TRACE=vsmmu_* to watch a test */
-	t->ram = calloc(1, TH_RAM_SIZE);
-	assert_non_null(t->ram);
 	t->plat = (struct vsmmu_platform){.ram_read = th_ram_read,
 					  .ram_write = th_ram_write,
 					  .msi_send = th_msi_send,
@@ -154,10 +151,27 @@ void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
 	assert_non_null(t->vs);
 }
 
+void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge)
+{
+	memset(t, 0, sizeof(*t));
+	t->ram = calloc(1, TH_RAM_SIZE);
+	assert_non_null(t->ram);
+	t->own_ram = true;
+	th_init_common(t, cfg, bridge);
+}
+
+void th_init_ram(struct th *t, const struct vsmmu_config *cfg, uint8_t *ram)
+{
+	memset(t, 0, sizeof(*t));
+	t->ram = ram;
+	th_init_common(t, cfg, false);
+}
+
 void th_fini(struct th *t)
 {
 	vsmmu_destroy(t->vs);
-	free(t->ram);
+	if (t->own_ram)
+		free(t->ram);
 }
 
 void th_attach(struct th *t, uint32_t sid)

@@ -35,6 +35,7 @@ struct th_resp {
 
 struct th {
 	uint8_t *ram;
+	bool own_ram;
 	struct vsmmu *vs;
 	struct vsmmu_platform plat;
 	struct vsmmu_config cfg;
@@ -69,6 +70,8 @@ extern const struct vsmmu_bridge_ops th_bridge_ops;
 
 /* Creates the instance (cfg NULL: defaults; bridge false: no bridge). */
 void th_init(struct th *t, const struct vsmmu_config *cfg, bool bridge);
+/* The same over caller-owned guest RAM of TH_RAM_SIZE bytes (a memfd mapping, say). */
+void th_init_ram(struct th *t, const struct vsmmu_config *cfg, uint8_t *ram);
 void th_fini(struct th *t);
 void th_attach(struct th *t, uint32_t sid);
 int th_find_sid(const struct th *t, uint32_t sid);

@@ -14,7 +14,7 @@
 #include "vmm/smmuv3/arch.h"
 #include "vmm/smmuv3/nested.h"
 
-#define NESTED_MAX_DEVS      32
+#define NESTED_MAX_DEVS	     32
 #define NESTED_DEFAULT_DEPTH 256
 /* Records taken from each fd per poll: a flood cannot hold the poller forever. */
 #define NESTED_POLL_BATCH 256
@@ -301,7 +301,8 @@ static int nested_viommu_make(struct vsmmu_nested *n, uint32_t dev_id)
 					.type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
 					.dev_id = dev_id,
 					.hwpt_id = n->parent_hwpt_id};
-	struct iommu_veventq_alloc ea = {.size = sizeof(ea), .type = IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+	struct iommu_veventq_alloc ea = {.size = sizeof(ea),
+					 .type = IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
 					 .veventq_depth = n->veventq_depth};
 	int rc = iommufd_viommu_alloc(n->ctx, &va);
 
@@ -340,8 +341,8 @@ static int nested_attach_locked(struct vsmmu_nested *n, uint32_t vsid, uint32_t 
 	rc = iommufd_vdevice_alloc(n->ctx, &vd);
 	if (rc)
 		return rc;
-	*d = (struct nested_dev){.used = true, .vsid = vsid, .dev_id = dev_id,
-				 .vdevice_id = vd.out_vdevice_id};
+	*d = (struct nested_dev){
+	    .used = true, .vsid = vsid, .dev_id = dev_id, .vdevice_id = vd.out_vdevice_id};
 	return 0;
 }
 

@@ -30,7 +30,7 @@ struct vsmmu_nested;
 struct vsmmu_nested_params {
 	struct iommufd_ctx *ctx;
 	uint32_t parent_hwpt_id; /* NEST_PARENT paging HWPT: the host's stage 2 (GPA -> host) */
-	uint32_t veventq_depth;  /* 0: 256 */
+	uint32_t veventq_depth;	 /* 0: 256 */
 };
 
 /*
@@ -60,16 +60,16 @@ int vsmmu_nested_start(struct vsmmu_nested *n);
 void vsmmu_nested_stop(struct vsmmu_nested *n);
 
 struct vsmmu_nested_stats {
-	uint64_t hwpt_allocs;  /* nested HWPTs made from guest vSTEs */
-	uint64_t hwpt_reused;  /* CFGI_STE with an unchanged vSTE: no new HWPT */
-	uint64_t inv_calls;    /* IOMMU_HWPT_INVALIDATE calls */
-	uint64_t inv_cmds;     /* commands they carried */
-	uint64_t inv_errors;   /* commands the host refused (skipped) */
-	uint64_t vevents;      /* host events given to the guest */
-	uint64_t vevents_lost; /* LOST_EVENTS headers and sequence gaps */
-	uint64_t faults;       /* host stalls given to the guest */
+	uint64_t hwpt_allocs;	 /* nested HWPTs made from guest vSTEs */
+	uint64_t hwpt_reused;	 /* CFGI_STE with an unchanged vSTE: no new HWPT */
+	uint64_t inv_calls;	 /* IOMMU_HWPT_INVALIDATE calls */
+	uint64_t inv_cmds;	 /* commands they carried */
+	uint64_t inv_errors;	 /* commands the host refused (skipped) */
+	uint64_t vevents;	 /* host events given to the guest */
+	uint64_t vevents_lost;	 /* LOST_EVENTS headers and sequence gaps */
+	uint64_t faults;	 /* host stalls given to the guest */
 	uint64_t faults_refused; /* stalls the guest could not take: answered INVALID at once */
-	uint64_t responses;    /* page responses written */
+	uint64_t responses;	 /* page responses written */
 };
 void vsmmu_nested_get_stats(struct vsmmu_nested *n, struct vsmmu_nested_stats *st);
 
