@@ -236,6 +236,45 @@ static void test_nested_post_load_reinstalls(void **state)
 	f->n = nfx_bridge(f, f->t.vs); /* for the teardown */
 }
 
+/* Several SSIDs: a linear CD table, one stage-1 table per PASID; CFGI_CD reaches the host. */
+static void test_nested_pasids(void **state)
+{
+	struct nfx *f = *state;
+	struct pgtable s1b;
+	uint64_t cd[8], evt[4];
+	uint32_t v = 0x3333;
+
+	assert_int_equal(pgtable_init(&s1b, &f->mem, 1, 48, PGT_LEVEL_AUTO), 0);
+	memset(f->t.ram + TH_CD_GPA, 0, 16 * 64);
+	smmu_cd_build(cd, &f->s1, ASID, SMMU_CD_R);
+	memcpy(f->t.ram + TH_CD_GPA, cd, sizeof(cd));
+	th_ste_write(&f->t, VSID, th_ste_s1(TH_CD_GPA, STE_S1FMT_LINEAR, 4),
+		     FSET(0, STE1_S1DSS, STE_S1DSS_SSID0));
+	guest_cfgi_ste(&f->t);
+	assert_int_equal(pgtable_map(&f->s1, IOVA, DATA0, 4096, PGT_R | PGT_W), 0);
+	assert_int_equal(pgtable_map(&s1b, IOVA, DATA1, 4096, PGT_R | PGT_W), 0);
+	/* PASID 3 is configured after the STE, as an SVA bind would do it. */
+	smmu_cd_build(cd, &s1b, ASID + 3, SMMU_CD_R);
+	memcpy(f->t.ram + TH_CD_GPA + 3 * 64, cd, sizeof(cd));
+	th_cmd(&f->t, th_op(CMD_CFGI_CD, VSID) | FSET(0, CMD0_SSID, 3), 1);
+	assert_true(th_sync(&f->t));
+	assert_int_equal(nrig_dma_write(f->rig, true, 3, IOVA, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA1), 0x3333);
+	v = 0x0;
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA0), 0);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA1), 0x3333);
+	/* An SSID without a valid CD: the host reports it, the guest sees the vSID. */
+	assert_int_not_equal(nrig_dma_write(f->rig, true, 5, IOVA, &v, 4, NULL), NRIG_OK);
+	assert_true(vsmmu_nested_poll(f->n) >= 1);
+	assert_true(th_evt_pop(&f->t, evt));
+	assert_int_equal(FGET(evt[0], EVT0_SID), VSID);
+	assert_int_equal(FGET(evt[0], EVT0_ID), EVT_C_BAD_CD);
+	assert_int_equal(FGET(evt[0], EVT0_SSV), 1);
+	assert_int_equal(FGET(evt[0], EVT0_SSID), 5);
+	pgtable_fini(&s1b);
+}
+
 static void test_nested_service_thread(void **state)
 {
 	struct nfx *f = *state;
@@ -268,6 +307,7 @@ int main(void)
 					    nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_post_load_reinstalls, nfx_setup,
 					    nfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_pasids, nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_service_thread, nfx_setup, nfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
