@@ -243,6 +243,20 @@ static void test_cd_events(void **state)
 		assert_int_equal(FGET(evt[0], EVT0_SSV), 1);
 		assert_int_equal(FGET(evt[0], EVT0_SSID), 3);
 	}
+	/* A stage-1 table base outside RAM: the walk abort the host would not report. */
+	th_cd_write(&t, TH_CD_GPA + 5 * CD_SIZE, th_cd_w0(5, false), 1ull << 40);
+	th_cmd(&t, th_op(CMD_CFGI_CD, 0x10) | FSET(0, CMD0_SSID, 5), 1);
+	assert_true(th_sync(&t));
+	assert_true(th_evt_pop(&t, evt));
+	assert_int_equal(FGET(evt[0], EVT0_ID), EVT_F_WALK_EABT);
+	assert_int_equal(FGET(evt[0], EVT0_SSID), 5);
+	assert_int_equal(FGET(evt[1], EVT1_CLASS), EVT_CLASS_TT);
+	assert_int_equal(FGET(evt[3], EVT3_FETCH_ADDR) << 3, 1ull << 40);
+	/* ... unless the CD does not record faults. */
+	th_cd_write(&t, TH_CD_GPA + 5 * CD_SIZE, FSET(th_cd_w0(5, false), CD0_R, 0), 1ull << 40);
+	th_cmd(&t, th_op(CMD_CFGI_CD, 0x10) | FSET(0, CMD0_SSID, 5), 1);
+	assert_true(th_sync(&t));
+	assert_int_equal(th_evt_drain(&t), 0);
 	/* V=0 is a normal (torn-down) CD: no event; a good CD: none either. */
 	th_cd_write(&t, TH_CD_GPA + 3 * CD_SIZE, 0, 0);
 	th_cmd(&t, th_op(CMD_CFGI_CD, 0x10) | FSET(0, CMD0_SSID, 3), 1);

@@ -278,6 +278,30 @@ int vsmmu_cd_lookup(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid, st
 }
 
 /*
+ * A stage-1 table base outside guest RAM: the host's walk would take a stage-2 fault, which
+ * the host never reports to a guest, so the walk abort is reported here instead, once, when
+ * the CD is configured (and only if the CD asks for stage-1 faults to be recorded).
+ */
+static void vsmmu_config_check_ttb(struct vsmmu *vs, uint32_t sid, uint32_t ssid,
+				   const struct vsmmu_cd *cd)
+{
+	uint64_t evt[EVT_DWORDS] = {0}, desc;
+
+	if (cd->epd0 || !cd->record || vsmmu_read_dwords(vs, cd->ttb0, &desc, 1) == 0)
+		return;
+	evt[0] = FSET(FSET(0, EVT0_ID, EVT_F_WALK_EABT), EVT0_SID, sid);
+	if (ssid) {
+		evt[0] = FSET(evt[0], EVT0_SSV, 1);
+		evt[0] = FSET(evt[0], EVT0_SSID, ssid);
+	}
+	evt[1] = FSET(0, EVT1_CLASS, EVT_CLASS_TT);
+	evt[3] = FSET(0, EVT3_FETCH_ADDR, cd->ttb0 >> 3);
+	TRACE(vsmmu_event_ttb, "sid=%#x ssid=%#x ttb0=%#llx", sid, ssid,
+	      (unsigned long long)cd->ttb0);
+	vsmmu_evtq_write(vs, evt);
+}
+
+/*
  * Validation of a CD the guest just (re)configured on a stream with a device: the host walks
  * CDs through stage 2 and does not report stage-2 fetch faults to the guest, so the vSMMU
  * reports unreadable and malformed CDs itself. A CD with V=0 is a normal state.
@@ -301,6 +325,9 @@ void vsmmu_config_check_cd(struct vsmmu *vs, uint32_t sid, bool dflt, uint32_t s
 	}
 	if (ev || !FGET(w[0], CD0_V))
 		return;
-	if (vsmmu_cd_decode(vs, w, &cd) != 0)
+	if (vsmmu_cd_decode(vs, w, &cd) != 0) {
 		vsmmu_event_config(vs, EVT_C_BAD_CD, sid, ssid != 0, ssid, 0);
+		return;
+	}
+	vsmmu_config_check_ttb(vs, sid, ssid, &cd);
 }
