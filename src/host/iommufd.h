@@ -9,7 +9,9 @@
  * Model specifics (all behind this interface):
  *  - paging HWPTs are stage-2 domains of the host SMMU (VMID each); dirty tracking uses
  *    stage-2 hardware dirty state (DBM + S2AP[1]), so a NEST_PARENT can also be
- *    DIRTY_TRACKING (Linux refuses that on SMMUv3; the hardware here supports it);
+ *    DIRTY_TRACKING (Linux refuses that on SMMUv3; the hardware here supports it); a
+ *    DIRTY_TRACKING HWPT maps with 4 KiB pages only (other HWPTs use 2 MiB/1 GiB blocks
+ *    where aligned), so the dirty log has page granularity;
  *  - memory is mapped with iommufd_ioas_map_file() from a memfd (IOMMU_IOAS_MAP_FILE);
  *  - iommufd_ioas_map_msi_window() maps an MSI doorbell window into an IOAS and returns
  *    an fd of struct iommufd_msi_record: the VMM injects them (KVM_SIGNAL_MSI);

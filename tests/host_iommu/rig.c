@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/trace.h"
+
 static void rig_check(int cond, const char *what)
 {
 	if (!cond) {
@@ -16,6 +18,7 @@ static void rig_check(int cond, const char *what)
 void rig_init(struct rig *r, const struct smmu_params *p)
 {
 	memset(r, 0, sizeof(*r));
+	trace_init_from_env();
 	r->hm = hostmem_create();
 	rig_check(r->hm != NULL, "hostmem_create");
 	rig_check(hostmem_add_ram(r->hm, RIG_RAM_PA, RIG_RAM_SIZE) == 0, "add_ram");

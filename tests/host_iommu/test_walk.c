@@ -332,6 +332,31 @@ static void test_bypass_abort_gbpa(void **state)
 	rig_fini(&r);
 }
 
+/* APTable[1] in a stage-1 table descriptor makes everything below it read-only. */
+static void test_s1_aptable(void **state)
+{
+	struct rig r;
+	struct pgtable s1;
+	struct smmu_xlate x;
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s1, &r.mem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W), 0);
+	s1_stream(&r, 1, &s1, SMMU_CD_HA | SMMU_CD_HD);
+	uint64_t *l2 = pgtable_desc(&s1, 0x1000, 2);
+	*l2 |= F_VAL(PTE_APTABLE, 2);
+	smmu_translate(r.smmu, &txn0, 0x1000, true, &x);
+	assert_int_equal(x.status, SMMU_DMA_FAULT);
+	assert_int_equal(x.event_id, EVT_F_PERMISSION);
+	smmu_translate(r.smmu, &txn0, 0x1000, false, &x);
+	assert_int_equal(x.status, SMMU_DMA_OK);
+	*l2 &= ~F_MASK(PTE_APTABLE);
+	smmu_translate(r.smmu, &txn0, 0x1000, true, &x);
+	assert_int_equal(x.status, SMMU_DMA_OK);
+	pgtable_fini(&s1);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_nested_cd_fetch_fault),
 	    cmocka_unit_test(test_dma_copy_fill_cross_pages),
 	    cmocka_unit_test(test_bypass_abort_gbpa),
+	    cmocka_unit_test(test_s1_aptable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,10 @@ static struct ifd_hwpt_paging *ifd_next_hwpt(struct iommufd_ctx *ctx, struct ifd
 static unsigned ifd_area_pgprot(const struct ifd_hwpt_paging *hp, const struct ifd_area *a)
 {
 	unsigned prot = a->prot;
+
+	/* Dirty tracking logs 4 KiB pages: no blocks, so a write dirties one page. */
+	if (hp->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING)
+		prot |= PGT_PAGES;
 	if ((prot & PGT_W) && (hp->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !a->msi)
 		prot |= PGT_DBM;
 	return prot;

@@ -79,6 +79,8 @@ struct smmu *smmu_create(struct hostmem *hm, const struct smmu_params *p)
 	struct smmu *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	static uint64_t instances;
+	s->instance = __atomic_add_fetch(&instances, 1, __ATOMIC_RELAXED);
 	s->hm = hm;
 	s->p = *p;
 	smmu_init_idr(s);

@@ -146,7 +146,7 @@ static bool ste_decode_s2(struct smmu *smmu, const uint64_t *ste, struct smmu_st
 	s2->ia_bits = (uint8_t)ia;
 	s2->oa_bits = (uint8_t)MIN(ps_bits[F_GET(w2, STE2_S2PS)], smmu->oa_bits);
 	s2->ttb = ste[3] & F_MASK(STE3_S2TTB);
-	if (s2->ttb & ((1ull << MAX(nbits + 3, 12)) - 1) || (s2->ttb >> s2->oa_bits))
+	if (s2->ttb & ((1ull << MAX(nbits + 3, 12)) - 1))
 		return false;
 	s2->affd = F_GET(w2, STE2_S2AFFD);
 	s2->ha = F_GET(w2, STE2_S2HA) && smmu->p.httu >= 1;
@@ -306,6 +306,25 @@ static int cfg_load_s1(struct smmu *smmu, const uint64_t *ste, const struct smmu
 	return 0;
 }
 
+/*
+ * Reads an STE until two reads agree: software updates a live STE word by word, and a
+ * fetch racing that must not decode a mix of old and new words.
+ */
+static int ste_fetch(struct smmu *smmu, uint64_t pa, uint64_t ste[8])
+{
+	uint64_t again[8];
+
+	if (hostmem_read(smmu->hm, pa, ste, 64))
+		return -EFAULT;
+	for (int i = 0; i < 16; i++) {
+		hostmem_read(smmu->hm, pa, again, 64);
+		if (!memcmp(ste, again, 64))
+			return 0;
+		memcpy(ste, again, 64);
+	}
+	return 0;
+}
+
 static int cfg_load(struct smmu *smmu, const struct smmu_dma_txn *txn, struct smmu_cfg *cfg,
 		    struct smmu_fault *f)
 {
@@ -313,7 +332,7 @@ static int cfg_load(struct smmu *smmu, const struct smmu_dma_txn *txn, struct sm
 
 	if (ste_locate(smmu, txn->sid, &pa, f))
 		return -EFAULT;
-	if (hostmem_read(smmu->hm, pa, ste, sizeof(ste)))
+	if (ste_fetch(smmu, pa, ste))
 		return cfg_fault(f, EVT_F_STE_FETCH);
 	if (ste_decode(smmu, ste, cfg, f))
 		return -EFAULT;
@@ -324,15 +343,31 @@ static int cfg_load(struct smmu *smmu, const struct smmu_dma_txn *txn, struct sm
 	return 0;
 }
 
-int smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn *txn, struct smmu_cfg *cfg,
-		 struct smmu_fault *f)
+/* Per-thread last configuration: a hit costs a generation check and a key compare. */
+static __thread struct {
+	uint64_t instance, gen;
+	struct smmu_cfg cfg;
+} tl_cfg;
+
+static bool cfg_tl_hit(struct smmu *smmu, uint64_t gen, uint32_t sid, uint32_t ssid, bool ssv)
+{
+	return tl_cfg.instance == smmu->instance && tl_cfg.gen == gen && tl_cfg.cfg.sid == sid &&
+	       tl_cfg.cfg.ssid == ssid && tl_cfg.cfg.ssv == ssv;
+}
+
+const struct smmu_cfg *smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn *txn,
+				    struct smmu_fault *f)
 {
 	bool ssv = txn->flags & SMMU_DMA_SSV;
 	uint32_t ssid = ssv ? txn->ssid : 0;
-
-	if (LIKELY(cfgc_lookup(&smmu->cfgc, txn->sid, ssid, ssv, cfg)))
-		return 0;
 	uint64_t gen = __atomic_load_n(&smmu->cfgc.gen, __ATOMIC_SEQ_CST);
+	struct smmu_cfg *cfg = &tl_cfg.cfg;
+
+	if (LIKELY(cfg_tl_hit(smmu, gen, txn->sid, ssid, ssv)))
+		return cfg;
+	tl_cfg.instance = 0;
+	if (cfgc_lookup(&smmu->cfgc, txn->sid, ssid, ssv, cfg))
+		goto done;
 	__atomic_fetch_add(&smmu->st_cfg_fetches, 1, __ATOMIC_RELAXED);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->sid = txn->sid;
@@ -340,8 +375,12 @@ int smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn *txn, struct smmu_
 	cfg->ssv = ssv;
 	if (cfg_load(smmu, txn, cfg, f)) {
 		TRACE(smmu_cfg_fault, "sid=%#x ssid=%#x id=%#x", txn->sid, ssid, f->id);
-		return -EFAULT;
+		return NULL;
 	}
 	cfgc_insert(&smmu->cfgc, gen, cfg);
-	return 0;
+done:
+	/* Only trust it while no CFGI happened since 'gen' was read. */
+	tl_cfg.gen = gen;
+	tl_cfg.instance = smmu->instance;
+	return cfg;
 }

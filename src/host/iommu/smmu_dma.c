@@ -56,7 +56,7 @@ static int xl_walk(struct smmu *s, const struct smmu_cfg *cfg, uint64_t iova, bo
 static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
 			struct xl_out *out, struct smmu_fault *f)
 {
-	struct smmu_cfg cfg;
+	const struct smmu_cfg *cfg;
 	struct tlb_fill tf;
 	uint64_t tag, off = iova & (SMMU_PAGE_SIZE - 1);
 
@@ -65,19 +65,20 @@ static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t
 			return XL_ABORT;
 		goto bypass;
 	}
-	if (smmu_cfg_get(s, txn, &cfg, f))
+	cfg = smmu_cfg_get(s, txn, f);
+	if (!cfg)
 		return XL_FAULT;
-	if (cfg.kind == KIND_ABORT)
+	if (cfg->kind == KIND_ABORT)
 		return XL_ABORT;
-	if (cfg.kind == KIND_BYPASS)
+	if (cfg->kind == KIND_BYPASS)
 		goto bypass;
-	xl_tags(&cfg, &tag);
+	xl_tags(cfg, &tag);
 	if (LIKELY(smmu_tlb_lookup(&s->tlb, tag, iova >> SMMU_PAGE_SHIFT,
 				   write ? TLB_PERM_W : TLB_PERM_R, &tf)))
 		goto done;
 	uint64_t gen = smmu_tlb_gen(&s->tlb);
 	__atomic_fetch_add(&s->st_tlb_misses, 1, __ATOMIC_RELAXED);
-	if (xl_walk(s, &cfg, iova, write, &tf, f))
+	if (xl_walk(s, cfg, iova, write, &tf, f))
 		return XL_FAULT;
 	smmu_tlb_insert(&s->tlb, tag, gen, &tf);
 done:
@@ -426,19 +427,26 @@ int smmu_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova
 {
 	struct smmu_dma_txn t;
 	struct smmu_dma_result res;
-	struct dma_ctx c;
 	struct xl_out x;
 
 	if (!s || !txn || !out)
 		return -EINVAL;
 	t = *txn;
 	t.flags &= ~SMMU_DMA_BLOCK_ON_STALL;
-	dma_begin(&c, s, &t, &res);
-	memset(out, 0, sizeof(*out));
-	if (dma_xl(&c, iova, write, &x) == 0)
+	/* No data moves, so no in-flight accounting: a CMD_SYNC need not wait for this. */
+	struct dma_ctx c = {.s = s, .txn = &t, .res = &res};
+	res.status = SMMU_DMA_OK;
+	res.event_id = 0;
+	res.stag = 0;
+	if (dma_xl(&c, iova, write, &x) == 0) {
 		out->pa = x.pa;
+		out->status = SMMU_DMA_OK;
+		out->event_id = 0;
+		return 0;
+	}
+	out->pa = 0;
 	out->status = res.status;
 	out->event_id = res.event_id;
 	out->stag = res.stag;
-	return dma_end(&c);
+	return 0;
 }

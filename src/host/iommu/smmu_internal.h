@@ -114,6 +114,7 @@ struct stall_slot {
 };
 
 struct smmu {
+	uint64_t instance; /* unique per smmu_create: keys thread-local caches */
 	struct hostmem *hm;
 	struct smmu_params p;
 	uint32_t idr[8];
@@ -152,9 +153,13 @@ struct smmu {
 /* smmu_cfg.c */
 int smmu_cfg_init(struct smmu_cfgc *c, unsigned entries);
 void smmu_cfg_fini(struct smmu_cfgc *c);
-/* 0 with *cfg filled, or a fault (C_BAD_*, F_*_FETCH, stage-2 faults on the CD fetch). */
-int smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn *txn, struct smmu_cfg *cfg,
-		 struct smmu_fault *f);
+/*
+ * The configuration of a transaction, or NULL with a fault (C_BAD_*, F_*_FETCH, stage-2
+ * faults on the CD fetch). The result lives in thread-local storage: valid until this
+ * thread's next call.
+ */
+const struct smmu_cfg *smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn *txn,
+				    struct smmu_fault *f);
 void smmu_cfg_invalidate(struct smmu *smmu, uint32_t sid_lo, uint32_t sid_hi);
 
 /* smmu_walk.c */

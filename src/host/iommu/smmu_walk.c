@@ -106,6 +106,7 @@ struct walk_ctx {
 	bool stage2;
 	uint64_t ia;
 	bool write;
+	bool table_ro; /* stage 1: an APTable[1] on the way down forbids writes */
 };
 
 /*
@@ -120,7 +121,9 @@ static int walk_leaf(struct walk_ctx *c, struct desc_ref *dr, uint64_t d, unsign
 	for (;;) {
 		uint64_t nd;
 		uint8_t id = c->stage2 ? leaf_eval_s2(c->st, d, c->write, &nd)
-				       : leaf_eval_s1(c->st, d, c->write, &nd);
+				       : leaf_eval_s1(c->st, d, c->write && !c->table_ro, &nd);
+		if (!id && c->write && c->table_ro)
+			id = EVT_F_PERMISSION;
 		if (id)
 			return walk_fault(f, id, c->stage2, EVT_CLASS_IN, 0);
 		if (nd != d && c->s2 && !made_writable_ref) {
@@ -135,7 +138,8 @@ static int walk_leaf(struct walk_ctx *c, struct desc_ref *dr, uint64_t d, unsign
 			out->oa = base | (c->ia & ((1ull << sh) - 1));
 			out->log2sz = (uint8_t)sh;
 			out->r = c->stage2 ? (nd & PTE_BIT_S2AP_R) != 0 : true;
-			out->w = c->stage2 ? (nd & PTE_BIT_S2AP_W) != 0 : !(nd & PTE_BIT_AP2);
+			out->w = c->stage2 ? (nd & PTE_BIT_S2AP_W) != 0
+					   : !(nd & PTE_BIT_AP2) && !c->table_ro;
 			return 0;
 		}
 		/* Lost a race (harvester, another walker): re-evaluate the fresh value. */
@@ -152,6 +156,8 @@ static int walk_tables(struct walk_ctx *c, struct walk_out *out, struct smmu_fau
 
 	if (!st->ia_bits || c->ia >> st->ia_bits) /* ia_bits 0: EPD0 */
 		return walk_fault(f, EVT_F_TRANSLATION, c->stage2, EVT_CLASS_IN, 0);
+	if (tbl >> st->oa_bits)
+		return walk_fault(f, EVT_F_ADDR_SIZE, c->stage2, EVT_CLASS_IN, 0);
 	for (;;) {
 		unsigned sh = level_shift(level);
 		unsigned nbits = level == st->start_level ? st->ia_bits - sh : 9;
@@ -169,6 +175,8 @@ static int walk_tables(struct walk_ctx *c, struct walk_out *out, struct smmu_fau
 			return walk_fault(f, EVT_F_ADDR_SIZE, c->stage2, EVT_CLASS_IN, 0);
 		if (level == 3 || type == PTE_TYPE_BLOCK)
 			return walk_leaf(c, &dr, d, level, out, f);
+		if (!c->stage2 && (F_GET(d, PTE_APTABLE) & 2))
+			c->table_ro = true;
 		tbl = d & PTE_OA_MASK;
 		level++;
 	}
