@@ -156,6 +156,22 @@ static void test_nested_tlbi_forwarded_and_fault_reported(void **state)
 	v = 0xC;
 	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_OK);
 	assert_int_equal(*(uint32_t *)(f->t.ram + DATA1), 0xC);
+	/* Every forwardable command is accepted by the host. */
+	th_cmd(&f->t, th_op(CMD_TLBI_NH_ALL, 0), 0);
+	th_cmd(&f->t, FSET(th_op(CMD_TLBI_NH_ASID, 0), CMD0_ASID, ASID), 0);
+	th_cmd(&f->t, th_op(CMD_TLBI_NH_VAA, 0), IOVA);
+	th_cmd(&f->t,
+	       FSET(FSET(FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_ASID, ASID), CMD0_TLBI_NUM, 7),
+		    CMD0_TLBI_SCALE, 0),
+	       FSET(IOVA, CMD1_TLBI_TG, 1)); /* range: 8 pages */
+	th_cmd(&f->t, th_op(CMD_TLBI_NSNH_ALL, 0), 0);
+	th_cmd(&f->t, th_op(CMD_CFGI_CD, VSID), 1);
+	th_cmd(&f->t, th_op(CMD_CFGI_CD_ALL, VSID), 0);
+	th_cmd(&f->t, th_op(CMD_ATC_INV, VSID), FSET(0, CMD1_ATC_SIZE, 52));
+	assert_true(th_sync(&f->t));
+	vsmmu_nested_get_stats(f->n, &st);
+	assert_int_equal(st.inv_cmds, inv_before + 1 + 8);
+	assert_int_equal(st.inv_errors, 0);
 	/* Unmapped and invalidated: a fault, reported to the guest with the virtual SID. */
 	pgtable_unmap(&f->s1, IOVA, 4096);
 	guest_tlbi_va(&f->t, IOVA);
