@@ -52,9 +52,12 @@ static struct vsmmu_nested *nfx_bridge(struct nfx *f, struct vsmmu *vs)
 static int nfx_setup(void **state)
 {
 	struct nfx *f = calloc(1, sizeof(*f));
+	struct vsmmu_config c;
 
 	f->rig = nrig_create(TH_RAM_SIZE);
-	th_init_ram(&f->t, NULL, nrig_ram(f->rig));
+	vsmmu_config_default(&c);
+	assert_int_equal(vsmmu_nested_config_from_host(nrig_ctx(f->rig), nrig_dev(f->rig), &c), 0);
+	th_init_ram(&f->t, &c, nrig_ram(f->rig));
 	th_driver_probe(&f->t, true, 16, 8, 6);
 	f->n = nfx_bridge(f, f->t.vs);
 	pgt_buf_init(&f->buf, f->t.ram + PT_GPA, PT_GPA, PT_SIZE);
@@ -98,6 +101,25 @@ static void guest_tlbi_va(struct th *t, uint64_t iova)
 {
 	th_cmd(t, FSET(th_op(CMD_TLBI_NH_VA, 0), CMD0_ASID, ASID), iova | 1);
 	assert_true(th_sync(t));
+}
+
+/* The guest is offered no more than the host can back (host model defaults). */
+static void test_nested_config_from_host(void **state)
+{
+	struct nfx *f = *state;
+	struct vsmmu_config c;
+
+	vsmmu_config_default(&c);
+	assert_int_equal(c.ssid_bits, 20);
+	assert_int_equal(vsmmu_nested_config_from_host(nrig_ctx(f->rig), nrig_dev(f->rig), &c), 0);
+	assert_int_equal(c.ssid_bits, 16);
+	assert_int_equal(c.oas_bits, 48);
+	assert_int_equal(c.httu, 2);
+	assert_true(c.stall);
+	assert_int_equal(c.stall_max, 64);
+	assert_int_equal(c.sid_bits, 16); /* virtual: unchanged */
+	assert_int_equal(FGET(th_rd32(&f->t, SMMU_IDR1), IDR1_SSIDSIZE), 16);
+	assert_int_equal(vsmmu_nested_config_from_host(nrig_ctx(f->rig), 9999, &c), -ENOENT);
 }
 
 static void test_nested_ste_translates(void **state)
@@ -239,8 +261,12 @@ static void test_nested_post_load_reinstalls(void **state)
 	vsmmu_nested_destroy(f->n);
 	f->n = NULL;
 	assert_int_not_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_OK);
-	/* A new vSMMU and bridge on the same RAM: load, then post_load. */
+	/* A new vSMMU and bridge on the same RAM: load, then post_load. A vSMMU that offers
+	 * the guest something else than the source did is refused. */
 	th_init_ram(&t2, NULL, f->t.ram);
+	assert_int_equal(vsmmu_state_load(t2.vs, buf, (size_t)len), -EPROTO);
+	th_fini(&t2);
+	th_init_ram(&t2, &f->t.cfg, f->t.ram);
 	n2 = nfx_bridge(f, t2.vs);
 	assert_int_equal(vsmmu_state_load(t2.vs, buf, (size_t)len), 0);
 	assert_int_equal(vsmmu_post_load(t2.vs), 1);
@@ -316,6 +342,7 @@ static void test_nested_service_thread(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_nested_config_from_host, nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_ste_translates, nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_tlbi_forwarded_and_fault_reported,
 					    nfx_setup, nfx_teardown),

@@ -73,6 +73,36 @@ static void test_create_rejects_bad_config(void **state)
 	th_fini(&t);
 }
 
+static void test_config_without_stall_or_httu(void **state)
+{
+	struct vsmmu_config c;
+	struct vsmmu_attrs a;
+	struct th t;
+
+	vsmmu_config_default(&c);
+	c.stall = false;
+	c.httu = 0;
+	c.ssid_bits = 8;
+	th_init(&t, &c, false);
+	assert_int_equal(FGET(th_rd32(&t, SMMU_IDR0), IDR0_STALL_MODEL), 1);
+	assert_int_equal(FGET(th_rd32(&t, SMMU_IDR0), IDR0_HTTU), 0);
+	assert_int_equal(FGET(th_rd32(&t, SMMU_IDR1), IDR1_SSIDSIZE), 8);
+	vsmmu_get_attrs(t.vs, &a);
+	assert_false(a.stall || a.httu_dirty);
+	assert_int_equal(a.ssid_bits, 8);
+	/* A stall CD is malformed on an SMMU that cannot stall. */
+	th_driver_probe(&t, false, 8, 8, 8);
+	struct vsmmu_cd cd;
+	th_cd_write(&t, TH_CD_GPA, th_cd_w0(1, true), 0x1000);
+	th_ste_write(&t, 3, th_ste_s1(TH_CD_GPA, 0, 0), 0);
+	assert_int_equal(vsmmu_cd_lookup(t.vs, 3, false, 0, &cd), EVT_C_BAD_CD);
+	th_cd_write(&t, TH_CD_GPA, th_cd_w0(1, false), 0x1000);
+	assert_int_equal(vsmmu_cd_lookup(t.vs, 3, false, 0, &cd), 0);
+	th_fini(&t);
+	c.httu = 3;
+	assert_null(vsmmu_create(&c, &t.plat, NULL, NULL));
+}
+
 static void test_cr0_ack_and_reserved_bits(void **state)
 {
 	struct th t;
@@ -206,6 +236,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_probe_idrs),
 	    cmocka_unit_test(test_create_rejects_bad_config),
+	    cmocka_unit_test(test_config_without_stall_or_httu),
 	    cmocka_unit_test(test_cr0_ack_and_reserved_bits),
 	    cmocka_unit_test(test_gbpa_update_protocol),
 	    cmocka_unit_test(test_access_sizes),

@@ -11,6 +11,8 @@
 #include "tests/vsmmu/harness.h"
 
 #define DUMP_WORDS (SMMU_MMIO_SIZE / 4)
+/* Stream layout: 16-byte header, 8 identification words, then the registers. */
+#define RG (16 + 8 * 4)
 
 static void dump_regs(struct th *t, uint32_t *out)
 {
@@ -197,16 +199,18 @@ static void test_load_rejects_corrupt(void **state)
 	    {4, 2, -EPROTO},				    /* version */
 	    {8, 1000, -EINVAL},				    /* length */
 	    {12, 1, -EINVAL},				    /* reserved flags */
+	    {16 + 6 * 4, 1, -EPROTO},			    /* HTTU differs */
+	    {16 + 7 * 4, 0, -EPROTO},			    /* stall model differs */
 	    {16, 8, -EPROTO},				    /* SIDSIZE differs */
-	    {40 + 0 * 4, 0x2, -EINVAL},			    /* CR0.PRIQEN */
-	    {40 + 3 * 4, 0x80000000, -EINVAL},		    /* GBPA with UPDATE */
-	    {40 + 5 * 4, 1u << 9, -EINVAL},		    /* GERROR unknown bit */
-	    {40 + 12 * 4, 1u << 20, -EINVAL},		    /* CMDQ_PROD beyond the largest queue */
-	    {40 + 13 * 4 + 6 * 8 - 8, 0x40000000, -EINVAL}, /* EVTQ_PROD bit 30 */
-	    {40 + 13 * 4 + 6 * 8 - 4, 5u << 24, -EINVAL},   /* CONS.ERR = 5 */
-	    {40 + 13 * 4 + 6 * 8 + 4, 0x10000, -EINVAL},    /* STAG > 16 bits */
-	    {40 + 13 * 4 + 6 * 8 + 8, 999, -EINVAL},	    /* stall count > STALL_MAX */
-	    {40 + 13 * 4 + 6 * 8 + 12, 2, -EINVAL},	    /* stall SSV not 0/1 */
+	    {RG + 0 * 4, 0x2, -EINVAL},			    /* CR0.PRIQEN */
+	    {RG + 3 * 4, 0x80000000, -EINVAL},		    /* GBPA with UPDATE */
+	    {RG + 5 * 4, 1u << 9, -EINVAL},		    /* GERROR unknown bit */
+	    {RG + 12 * 4, 1u << 20, -EINVAL},		    /* CMDQ_PROD beyond the largest queue */
+	    {RG + 13 * 4 + 6 * 8 - 8, 0x40000000, -EINVAL}, /* EVTQ_PROD bit 30 */
+	    {RG + 13 * 4 + 6 * 8 - 4, 5u << 24, -EINVAL},   /* CONS.ERR = 5 */
+	    {RG + 13 * 4 + 6 * 8 + 4, 0x10000, -EINVAL},    /* STAG > 16 bits */
+	    {RG + 13 * 4 + 6 * 8 + 8, 999, -EINVAL},	    /* stall count > STALL_MAX */
+	    {RG + 13 * 4 + 6 * 8 + 12, 2, -EINVAL},	    /* stall SSV not 0/1 */
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
 		memcpy(bad, buf, len);

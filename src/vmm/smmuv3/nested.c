@@ -255,6 +255,45 @@ static const struct vsmmu_bridge_ops nested_ops = {
     .page_response = nested_page_response,
 };
 
+/* Host capabilities ------------------------------------------------------------------- */
+
+static unsigned nested_oas_bits(unsigned enc)
+{
+	static const unsigned bits[] = {32, 36, 40, 42, 44, 48, 52};
+
+	return enc < ARRAY_SIZE(bits) ? bits[enc] : 48;
+}
+
+int vsmmu_nested_config_from_host(struct iommufd_ctx *ctx, uint32_t dev_id,
+				  struct vsmmu_config *cfg)
+{
+	struct iommu_hw_info_arm_smmuv3 info = {0};
+	struct iommu_hw_info hw = {.size = sizeof(hw),
+				   .dev_id = dev_id,
+				   .data_len = sizeof(info),
+				   .data_uptr = (uint64_t)(uintptr_t)&info};
+	unsigned host_oas;
+	int rc = iommufd_get_hw_info(ctx, &hw);
+
+	if (rc)
+		return rc;
+	if (hw.out_data_type != IOMMU_HW_INFO_TYPE_ARM_SMMUV3)
+		return -EOPNOTSUPP;
+	cfg->ssid_bits = MIN(cfg->ssid_bits, (unsigned)FGET(info.idr[1], IDR1_SSIDSIZE));
+	host_oas = nested_oas_bits((unsigned)FGET(info.idr[5], IDR5_OAS));
+	/* The guest's output is an IPA the host's stage 2 takes as input (52 is not offered). */
+	if (host_oas < cfg->oas_bits)
+		cfg->oas_bits = host_oas;
+	cfg->httu = MIN(cfg->httu, MIN(2u, (unsigned)FGET(info.idr[0], IDR0_HTTU)));
+	if (FGET(info.idr[0], IDR0_STALL_MODEL) == 1)
+		cfg->stall = false;
+	if (FGET(info.idr[5], IDR5_STALL_MAX))
+		cfg->stall_max = MIN(cfg->stall_max, (unsigned)FGET(info.idr[5], IDR5_STALL_MAX));
+	TRACE(vsmmu_nested_hw_info, "ssid_bits=%u oas=%u httu=%u stall=%d stall_max=%u",
+	      cfg->ssid_bits, cfg->oas_bits, cfg->httu, cfg->stall, cfg->stall_max);
+	return 0;
+}
+
 /* Creation and devices ----------------------------------------------------------------- */
 
 static void nested_fd_nonblock(int fd)

@@ -27,6 +27,14 @@
 
 struct vsmmu_nested;
 
+/*
+ * Narrows cfg to what the host SMMU behind dev_id can do for a nested guest (its IDRs from
+ * IOMMU_GET_HW_INFO): SSID bits, output (IPA) size, stall support and STALL_MAX, HTTU.
+ * StreamIDs are virtual and stay as they are. Call before vsmmu_create().
+ */
+int vsmmu_nested_config_from_host(struct iommufd_ctx *ctx, uint32_t dev_id,
+				  struct vsmmu_config *cfg);
+
 struct vsmmu_nested_params {
 	struct iommufd_ctx *ctx;
 	uint32_t parent_hwpt_id; /* NEST_PARENT paging HWPT: the host's stage 2 (GPA -> host) */

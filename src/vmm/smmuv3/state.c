@@ -16,7 +16,7 @@
 
 #define VSMMU_STATE_MAGIC 0x554D5356u /* "VSMU" */
 /* header, identification, 13 x 32-bit and 6 x 64-bit registers, EVTQ CONS, STAG, count */
-#define VSMMU_STATE_FIXED (4 * 4 + 6 * 4 + 13 * 4 + 6 * 8 + 4 + 4 + 4)
+#define VSMMU_STATE_FIXED (4 * 4 + 8 * 4 + 13 * 4 + 6 * 8 + 4 + 4 + 4)
 #define VSMMU_STALL_REC	  (5 * 4)
 
 struct vsmmu_sbuf {
@@ -94,6 +94,8 @@ static void vsmmu_put_config(struct vsmmu_sbuf *b, const struct vsmmu_config *c)
 	vsmmu_put32(b, c->evtq_bits);
 	vsmmu_put32(b, c->oas_bits);
 	vsmmu_put32(b, c->stall_max);
+	vsmmu_put32(b, c->httu);
+	vsmmu_put32(b, c->stall);
 }
 
 static void vsmmu_put_regs(struct vsmmu_sbuf *b, const struct vsmmu_regs *r)
@@ -244,6 +246,7 @@ static int vsmmu_state_parse(struct vsmmu *vs, const void *buf, size_t len, stru
 {
 	struct vsmmu_sbuf b = {.rp = buf, .len = len};
 	struct vsmmu_config c;
+	uint32_t stall;
 
 	if (!buf || vsmmu_get32(&b) != VSMMU_STATE_MAGIC)
 		return -EINVAL;
@@ -257,7 +260,12 @@ static int vsmmu_state_parse(struct vsmmu *vs, const void *buf, size_t len, stru
 	c.evtq_bits = vsmmu_get32(&b);
 	c.oas_bits = vsmmu_get32(&b);
 	c.stall_max = vsmmu_get32(&b);
-	if (memcmp(&c, &vs->cfg, sizeof(c)) != 0)
+	c.httu = vsmmu_get32(&b);
+	stall = vsmmu_get32(&b);
+	if (c.sid_bits != vs->cfg.sid_bits || c.ssid_bits != vs->cfg.ssid_bits ||
+	    c.cmdq_bits != vs->cfg.cmdq_bits || c.evtq_bits != vs->cfg.evtq_bits ||
+	    c.oas_bits != vs->cfg.oas_bits || c.stall_max != vs->cfg.stall_max ||
+	    c.httu != vs->cfg.httu || stall != (uint32_t)vs->cfg.stall)
 		return -EPROTO; /* a different SMMU than the guest probed */
 	memset(r, 0, sizeof(*r));
 	vsmmu_get_regs(&b, r);

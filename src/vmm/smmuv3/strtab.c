@@ -214,6 +214,7 @@ int vsmmu_cd_decode(struct vsmmu *vs, const uint64_t w[CD_DWORDS], struct vsmmu_
 		return EVT_C_BAD_CD;
 	/* AArch64 tables, 4 KiB granule, little-endian, and a T0SZ the walker can start. */
 	if (!FGET(w[0], CD0_AA64) || FGET(w[0], CD0_ENDI) ||
+	    (FGET(w[0], CD0_S) && !vs->cfg.stall) ||
 	    (!FGET(w[0], CD0_EPD0) && (FGET(w[0], CD0_TG0) != 0 || t0sz < 16 || t0sz > 39)))
 		return EVT_C_BAD_CD;
 	cd->valid = true;

@@ -18,6 +18,8 @@ void vsmmu_config_default(struct vsmmu_config *cfg)
 	cfg->evtq_bits = 12;
 	cfg->oas_bits = 48;
 	cfg->stall_max = 64;
+	cfg->httu = 2;
+	cfg->stall = true;
 }
 
 static int vsmmu_oas_encode(unsigned bits)
@@ -32,7 +34,8 @@ static bool vsmmu_config_valid(const struct vsmmu_config *c)
 {
 	return c->sid_bits >= 1 && c->sid_bits <= 32 && c->ssid_bits <= 20 && c->cmdq_bits >= 1 &&
 	       c->cmdq_bits <= 19 && c->evtq_bits >= 1 && c->evtq_bits <= 19 && c->stall_max >= 1 &&
-	       c->stall_max <= VSMMU_STALL_MAX && vsmmu_oas_encode(c->oas_bits) >= 0;
+	       c->httu <= 2 && c->stall_max <= VSMMU_STALL_MAX &&
+	       vsmmu_oas_encode(c->oas_bits) >= 0;
 }
 
 /*
@@ -47,14 +50,14 @@ static void vsmmu_idr_build(struct vsmmu *vs)
 	v = FSET(v, IDR0_S1P, 1);
 	v = FSET(v, IDR0_TTF, 2);
 	v = FSET(v, IDR0_COHACC, 1);
-	v = FSET(v, IDR0_HTTU, 2);
+	v = FSET(v, IDR0_HTTU, vs->cfg.httu);
 	v = FSET(v, IDR0_ATS, 1);
 	v = FSET(v, IDR0_ASID16, 1);
 	v = FSET(v, IDR0_MSI, 1);
 	v = FSET(v, IDR0_SEV, 1);
 	v = FSET(v, IDR0_CD2L, 1);
 	v = FSET(v, IDR0_TTENDIAN, 2);
-	v = FSET(v, IDR0_STALL_MODEL, 0);
+	v = FSET(v, IDR0_STALL_MODEL, vs->cfg.stall ? 0 : 1);
 	v = FSET(v, IDR0_ST_LEVEL, 1);
 	vs->idr[0] = (uint32_t)v;
 
@@ -198,7 +201,7 @@ void vsmmu_get_attrs(struct vsmmu *vs, struct vsmmu_attrs *a)
 	a->output_bits = vs->cfg.oas_bits;
 	a->ssid_bits = vs->cfg.ssid_bits;
 	a->nesting = true;
-	a->stall = FGET(vs->idr[0], IDR0_STALL_MODEL) != 1;
+	a->stall = vs->cfg.stall;
 	a->httu_dirty = FGET(vs->idr[0], IDR0_HTTU) >= 2;
 }
 

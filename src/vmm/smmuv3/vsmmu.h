@@ -86,6 +86,8 @@ struct vsmmu_config {
 	unsigned evtq_bits; /* IDR1.EVENTQS, <= 19 */
 	unsigned oas_bits;  /* IDR5.OAS: 32, 36, 40, 42, 44, 48 */
 	unsigned stall_max; /* IDR5.STALL_MAX: stalls held at once, 1..VSMMU_STALL_MAX */
+	unsigned httu;	    /* IDR0.HTTU: 0 none, 1 access flag, 2 access flag + dirty */
+	bool stall;	    /* IDR0.STALL_MODEL 0 (stall and terminate) rather than 1 */
 };
 
 #define VSMMU_STALL_MAX 256u
