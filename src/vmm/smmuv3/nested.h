@@ -59,7 +59,10 @@ int vsmmu_nested_attach(struct vsmmu_nested *n, uint32_t vsid, uint32_t dev_id);
 /* Back on the parent stage 2 alone; the vDEVICE and nested HWPT go. -ENOENT unknown vsid. */
 int vsmmu_nested_detach(struct vsmmu_nested *n, uint32_t vsid);
 
-/* Drains the vEVENTQ and the fault queue into the guest. Returns records handled. */
+/*
+ * Drains the vEVENTQ and the fault queue into the guest (at most 256 records from each per
+ * call). One poller at a time: the event loop or the service thread. Returns records handled.
+ */
 int vsmmu_nested_poll(struct vsmmu_nested *n);
 /* The fds to watch (-1 while there is no vEVENTQ yet). */
 void vsmmu_nested_fds(struct vsmmu_nested *n, int *veventq_fd, int *fault_fd);
