@@ -317,6 +317,70 @@ static void test_nested_pasids(void **state)
 	pgtable_fini(&s1b);
 }
 
+/*
+ * Linux's breaking STE update (V=0 first, then the other words, then word 0, a CFGI_STE
+ * after each step), from abort to S1 and from S1 to bypass: no guest events on the way and
+ * the device follows each state.
+ */
+static void test_nested_linux_ste_update(void **state)
+{
+	struct nfx *f = *state;
+	uint64_t cd[8], ste = th_ste_addr(&f->t, VSID);
+	uint32_t v = 0x77;
+
+	smmu_cd_build(cd, &f->s1, ASID, SMMU_CD_R);
+	memcpy(f->t.ram + TH_CD_GPA, cd, sizeof(cd));
+	assert_int_equal(pgtable_map(&f->s1, IOVA, DATA0, 4096, PGT_R | PGT_W), 0);
+	th_ste_write(&f->t, VSID, FSET(0, STE0_V, 1), 0); /* abort */
+	guest_cfgi_ste(&f->t);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_ABORTED);
+	th_ram_st64(&f->t, ste, 0); /* V=0 */
+	guest_cfgi_ste(&f->t);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_ABORTED);
+	th_ram_st64(&f->t, ste + 8, FSET(0, STE1_S1CIR, 1));
+	guest_cfgi_ste(&f->t);
+	th_ram_st64(&f->t, ste, th_ste_s1(TH_CD_GPA, 0, 0));
+	guest_cfgi_ste(&f->t);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA0), 0x77);
+	/* To bypass. */
+	th_ram_st64(&f->t, ste, 0);
+	guest_cfgi_ste(&f->t);
+	th_ram_st64(&f->t, ste + 8, 0);
+	guest_cfgi_ste(&f->t);
+	th_ram_st64(&f->t, ste, FSET(FSET(0, STE0_V, 1), STE0_CONFIG, STE_CFG_BYPASS));
+	guest_cfgi_ste(&f->t);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, DATA1, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA1), 0x77);
+	assert_int_equal(th_evt_drain(&f->t), 0);
+}
+
+/* A detached device is on the host's stage 2 alone; its stream no longer reaches the host. */
+static void test_nested_detach(void **state)
+{
+	struct nfx *f = *state;
+	struct vsmmu_nested_stats a, b;
+	uint32_t v = 0x99;
+
+	guest_s1_enable(f, false);
+	assert_int_equal(vsmmu_nested_detach(f->n, VSID), 0);
+	assert_int_equal(vsmmu_nested_detach(f->n, VSID), -ENOENT);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, DATA2, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA2), 0x99);
+	vsmmu_nested_get_stats(f->n, &a);
+	guest_cfgi_ste(&f->t);
+	th_cmd(&f->t, th_op(CMD_CFGI_CD_ALL, VSID), 0);
+	assert_true(th_sync(&f->t));
+	vsmmu_nested_get_stats(f->n, &b);
+	assert_int_equal(b.hwpt_allocs, a.hwpt_allocs);
+	assert_int_equal(b.inv_cmds, a.inv_cmds);
+	/* And back: the guest's S1 configuration is installed again at once. */
+	assert_int_equal(vsmmu_nested_attach(f->n, VSID, nrig_dev(f->rig)), 0);
+	assert_int_equal(pgtable_map(&f->s1, IOVA, DATA0, 4096, PGT_R | PGT_W), 0);
+	assert_int_equal(nrig_dma_write(f->rig, false, 0, IOVA, &v, 4, NULL), NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA0), 0x99);
+}
+
 static void test_nested_service_thread(void **state)
 {
 	struct nfx *f = *state;
@@ -351,6 +415,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_nested_post_load_reinstalls, nfx_setup,
 					    nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_pasids, nfx_setup, nfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_linux_ste_update, nfx_setup, nfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_detach, nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_service_thread, nfx_setup, nfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
