@@ -132,7 +132,11 @@ struct vsmmu_attrs {
 void vsmmu_get_attrs(struct vsmmu *vs, struct vsmmu_attrs *attrs);
 /* Whether the guest currently translates vsid's traffic (SMMUEN and an S1 STE). */
 bool vsmmu_sid_translating(struct vsmmu *vs, uint32_t vsid);
-/* Decodes the guest STE of vsid as it would be installed now. 0, or a negative errno. */
+/*
+ * Decodes the guest STE of vsid (SMMUEN and GBPA aside). 0, or the event id (> 0) the
+ * fetch or decode would record (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE; *ste is then an
+ * abort).
+ */
 int vsmmu_ste_lookup(struct vsmmu *vs, uint32_t vsid, struct vsmmu_ste *ste);
 
 /* Decoded context descriptor (the guest's stage-1 configuration for one SSID). */
@@ -146,8 +150,8 @@ struct vsmmu_cd {
 };
 /*
  * Walks vsid's STE and CD table to the CD of ssid (ssv=false: the non-PASID CD per
- * S1DSS). Returns 0, or the architectural event id (> 0) the walk would record, or a
- * negative errno for bad arguments.
+ * S1DSS). Returns 0, or the architectural event id (> 0) the walk would record, -ENOENT
+ * when no CD applies (abort or bypass STE, S1DSS bypass), -EINVAL for bad arguments.
  */
 int vsmmu_cd_lookup(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid, struct vsmmu_cd *cd);
 
