@@ -178,6 +178,34 @@ static void test_cerror_ill_and_recovery(void **state)
 	}
 }
 
+static void test_stall_commands_need_stall_model(void **state)
+{
+	struct vsmmu_config c;
+	struct th t;
+	unsigned err;
+
+	vsmmu_config_default(&c);
+	c.stall = false;
+	c.ssid_bits = 4;
+	th_init(&t, &c, false);
+	th_driver_probe(&t, false, 8, 4, 4);
+	th_cmd(&t, th_op(CMD_CFGI_CD, 1) | FSET(0, CMD0_SSID, 15), 0); /* in range */
+	th_cmd(&t, th_op(CMD_STALL_TERM, 1), 0);
+	assert_false(th_sync(&t));
+	assert_true(th_cmdq_error(&t, &err));
+	assert_int_equal(err, CMDQ_ERR_ILL);
+	assert_int_equal(th_rd32(&t, SMMU_CMDQ_CONS) & 0x1F, (t.cmdq_prod - 2) & 0x1F);
+	/* Skip it; then an SSID beyond SSIDSIZE (4 bits) is malformed too. */
+	th_ram_st64(&t, TH_CMDQ_GPA + ((t.cmdq_prod - 2) & 0xF) * 16ull, th_op(CMD_SYNC, 0));
+	th_wr32(&t, SMMU_GERRORN, th_rd32(&t, SMMU_GERROR));
+	assert_false(th_cmdq_error(&t, &err));
+	th_cmd(&t, th_op(CMD_CFGI_CD, 1) | FSET(0, CMD0_SSID, 16), 0);
+	assert_false(th_sync(&t));
+	assert_true(th_cmdq_error(&t, &err));
+	assert_int_equal(err, CMDQ_ERR_ILL);
+	th_fini(&t);
+}
+
 static void test_cerror_abt_outside_ram(void **state)
 {
 	struct th t;
@@ -295,6 +323,7 @@ int main(void)
 	    cmocka_unit_test(test_sync_sev_and_none),
 	    cmocka_unit_test(test_every_command_accepted),
 	    cmocka_unit_test(test_cerror_ill_and_recovery),
+	    cmocka_unit_test(test_stall_commands_need_stall_model),
 	    cmocka_unit_test(test_cerror_abt_outside_ram),
 	    cmocka_unit_test(test_cmdq_wraparound),
 	    cmocka_unit_test(test_whole_batch_per_kick),

@@ -65,6 +65,9 @@ static int vsmmu_cmd_sid_fwd(struct vsmmu *vs, const uint64_t cmd[2])
 	uint32_t sid = (uint32_t)FGET(cmd[0], CMD0_SID);
 	unsigned op = (unsigned)FGET(cmd[0], CMD0_OP);
 
+	/* A SubstreamID this SMMU cannot have is a malformed command. */
+	if (op == CMD_CFGI_CD && FGET(cmd[0], CMD0_SSID) >> vs->cfg.ssid_bits)
+		return CMDQ_ERR_ILL;
 	if (!vsmmu_bridge_attached(vs, sid))
 		return CMDQ_ERR_NONE;
 	vsmmu_fwd_queue(vs, cmd);
@@ -121,8 +124,10 @@ static int vsmmu_cmd_exec(struct vsmmu *vs, const uint64_t cmd[2])
 		vsmmu_fwd_queue(vs, cmd);
 		return CMDQ_ERR_NONE;
 	case CMD_RESUME:
-		return vsmmu_cmd_resume(vs, cmd);
+		return vs->cfg.stall ? vsmmu_cmd_resume(vs, cmd) : CMDQ_ERR_ILL;
 	case CMD_STALL_TERM:
+		if (!vs->cfg.stall)
+			return CMDQ_ERR_ILL; /* no stall model, no stall commands */
 		vsmmu_fwd_flush(vs);
 		vsmmu_stall_terminate(vs, (uint32_t)FGET(cmd[0], CMD0_SID));
 		return CMDQ_ERR_NONE;
