@@ -122,6 +122,14 @@ enum nrig_dma nrig_dma_write(struct nrig *r, bool ssv, uint32_t ssid, uint64_t i
 	return nrig_status(rc, &res);
 }
 
+enum nrig_dma nrig_dma_write_blocking(struct nrig *r, uint64_t iova, const void *buf, size_t len)
+{
+	struct smmu_dma_txn txn = {.sid = NRIG_PSID, .flags = SMMU_DMA_BLOCK_ON_STALL};
+	struct smmu_dma_result res;
+
+	return nrig_status(smmu_dma_write(r->smmu, &txn, iova, buf, len, &res), &res);
+}
+
 enum nrig_dma nrig_dma_read(struct nrig *r, uint64_t iova, void *buf, size_t len)
 {
 	struct smmu_dma_txn txn = {.sid = NRIG_PSID};

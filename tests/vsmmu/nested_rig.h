@@ -31,6 +31,8 @@ uint32_t nrig_parent(struct nrig *r);
 /* Device DMA (no blocking on stalls: *stag is set when NRIG_STALLED). */
 enum nrig_dma nrig_dma_write(struct nrig *r, bool ssv, uint32_t ssid, uint64_t iova,
 			     const void *buf, size_t len, uint16_t *stag);
+/* The same, blocking on a stall until the guest answers (the device's block-on-fault). */
+enum nrig_dma nrig_dma_write_blocking(struct nrig *r, uint64_t iova, const void *buf, size_t len);
 enum nrig_dma nrig_dma_read(struct nrig *r, uint64_t iova, void *buf, size_t len);
 /* 0 when the stall was resumed with retry, -ECANCELED when it was failed. */
 int nrig_dma_wait(struct nrig *r, uint16_t stag);

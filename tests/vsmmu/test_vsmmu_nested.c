@@ -6,6 +6,7 @@
  * queue with the virtual SID; a stall is resumed by the guest's RESUME; post_load re-installs.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +244,62 @@ static void test_nested_stall_resume_and_term(void **state)
 	assert_int_equal(nrig_dma_wait(f->rig, host_stag), -ECANCELED);
 }
 
+struct blocking_dma {
+	struct nrig *rig;
+	enum nrig_dma status;
+	int done;
+};
+
+static void *blocking_dma_main(void *arg)
+{
+	struct blocking_dma *b = arg;
+	uint32_t v = 0xB10C;
+
+	b->status = nrig_dma_write_blocking(b->rig, IOVA + 0x30, &v, 4);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A device blocked on a fault while the guest keeps issuing configuration and invalidation
+ * commands (which end in host CMD_SYNCs): nothing waits for the stalled transaction, and
+ * the guest's RESUME lets it complete. The service thread delivers the fault.
+ */
+static void test_nested_blocking_stall(void **state)
+{
+	struct nfx *f = *state;
+	struct blocking_dma b = {.rig = f->rig};
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	pthread_t thr;
+	uint64_t evt[4];
+	bool seen = false;
+
+	guest_s1_enable(f, true);
+	assert_int_equal(vsmmu_nested_start(f->n), 0);
+	assert_int_equal(pthread_create(&thr, NULL, blocking_dma_main, &b), 0);
+	for (int i = 0; i < 1000 && !seen; i++) {
+		seen = th_evt_pop(&f->t, evt);
+		if (!seen)
+			nanosleep(&ts, NULL);
+	}
+	assert_true(seen);
+	assert_int_equal(FGET(evt[1], EVT1_STALL), 1);
+	/* The guest works on while the device waits. */
+	guest_cfgi_ste(&f->t);
+	guest_tlbi_va(&f->t, IOVA);
+	th_cmd(&f->t, th_op(CMD_CFGI_CD_ALL, VSID), 0);
+	assert_true(th_sync(&f->t));
+	assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(pgtable_map(&f->s1, IOVA, DATA2, 4096, PGT_R | PGT_W), 0);
+	th_cmd(&f->t, FSET(th_op(CMD_RESUME, VSID), CMD0_RESUME_RESP, CMD_RESUME_RETRY),
+	       FSET(0, CMD1_RESUME_STAG, FGET(evt[1], EVT1_STAG)));
+	th_kick(&f->t);
+	pthread_join(thr, NULL);
+	vsmmu_nested_stop(f->n);
+	assert_int_equal(b.status, NRIG_OK);
+	assert_int_equal(*(uint32_t *)(f->t.ram + DATA2 + 0x30), 0xB10C);
+}
+
 static void test_nested_post_load_reinstalls(void **state)
 {
 	struct nfx *f = *state;
@@ -412,6 +469,7 @@ int main(void)
 					    nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_stall_resume_and_term, nfx_setup,
 					    nfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_blocking_stall, nfx_setup, nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_post_load_reinstalls, nfx_setup,
 					    nfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_pasids, nfx_setup, nfx_teardown),
