@@ -15,8 +15,10 @@
  *  - memory is mapped with iommufd_ioas_map_file() from a memfd (IOMMU_IOAS_MAP_FILE);
  *  - iommufd_ioas_map_msi_window() maps an MSI doorbell window into an IOAS and returns
  *    an fd of struct iommufd_msi_record: the VMM injects them (KVM_SIGNAL_MSI);
- *  - the fault queue fd is read() for struct iommu_hwpt_pgfault; responses are written
- *    with iommufd_fault_write(fd, ...) (the write() of the real fd), so errors come back.
+ *  - the fault queue fd is a packet socket: read() returns one struct iommu_hwpt_pgfault
+ *    per call; write() takes struct iommu_hwpt_page_response records (a host thread
+ *    applies them; bad ones are dropped), and iommufd_fault_write(fd, ...) does the same
+ *    synchronously and reports errors as the kernel's write() would.
  */
 #ifndef VMIG_HOST_IOMMUFD_H
 #define VMIG_HOST_IOMMUFD_H
@@ -229,8 +231,8 @@ struct iommu_hwpt_page_response {
 	uint32_t code;
 };
 /*
- * write() on the fault fd: whole iommu_hwpt_page_response records. SUCCESS resumes the
- * stalled transaction (it retries its translation), INVALID aborts it. Returns bytes
+ * The write() of the fault fd, with its errors: whole iommu_hwpt_page_response records. SUCCESS
+ * resumes the stalled transaction (it retries its translation), INVALID aborts it. Returns bytes
  * consumed; -EINVAL for a partial record, unknown cookie or bad code; -EBADF bad fd.
  */
 ssize_t iommufd_fault_write(int fault_fd, const void *buf, size_t len);

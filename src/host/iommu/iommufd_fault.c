@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/trace.h"
@@ -21,8 +24,12 @@ int iommufd_fault_alloc(struct iommufd_ctx *ctx, struct iommu_fault_alloc *cmd)
 		return -EINVAL;
 	if (cmd->flags)
 		return -EOPNOTSUPP;
+	int rc = ifd_svc_start(ctx->host);
+	if (rc)
+		return rc;
+	/* A packet socket: the VMM reads fault groups from p[0] and writes responses to it. */
 	struct ifd_fault *f = calloc(1, sizeof(*f));
-	if (!f || pipe2(p, O_CLOEXEC)) {
+	if (!f || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p)) {
 		free(f);
 		return -ENOMEM;
 	}
@@ -32,7 +39,7 @@ int iommufd_fault_alloc(struct iommufd_ctx *ctx, struct iommu_fault_alloc *cmd)
 	f->next_cookie = 1;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_lock(&ctx->lock);
-	int rc = ifd_obj_add(ctx, &f->obj, IFD_FAULT);
+	rc = ifd_obj_add(ctx, &f->obj, IFD_FAULT);
 	pthread_mutex_unlock(&ctx->lock);
 	if (rc) {
 		close(p[0]);
@@ -44,6 +51,8 @@ int iommufd_fault_alloc(struct iommufd_ctx *ctx, struct iommu_fault_alloc *cmd)
 	f->next_global = fault_registry;
 	fault_registry = f;
 	pthread_mutex_unlock(&fault_registry_lock);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[1]};
+	epoll_ctl(ctx->host->svc_epfd, EPOLL_CTL_ADD, p[1], &ev);
 	cmd->out_fault_id = f->obj.id;
 	cmd->out_fault_fd = p[0];
 	return 0;
@@ -64,6 +73,7 @@ void ifd_fault_destroy(struct iommufd_ctx *ctx, struct ifd_fault *f)
 		}
 	}
 	pthread_mutex_unlock(&fault_registry_lock);
+	epoll_ctl(ctx->host->svc_epfd, EPOLL_CTL_DEL, f->wfd, NULL);
 	/* Faults nobody answered fail, as the kernel's auto-response does. */
 	for (unsigned i = 0; i < IFD_FAULT_MAX; i++)
 		if (f->pend[i].used)
@@ -119,7 +129,7 @@ bool ifd_fault_deliver(struct iommufd_host *host, struct ifd_fault *f, struct if
 		p->dev_id = dev->obj.id;
 		p->stag = (uint16_t)F_GET(ev->dw[1], EVT1_STAG);
 		ifd_pgfault_fill(&pf, dev, ev, p->cookie);
-		ok = write(f->wfd, &pf, sizeof(pf)) == sizeof(pf);
+		ok = send(f->wfd, &pf, sizeof(pf), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(pf);
 		if (!ok)
 			p->used = false;
 	}
@@ -177,6 +187,91 @@ ssize_t iommufd_fault_write(int fault_fd, const void *buf, size_t len)
 	if (!f)
 		return -EBADF;
 	return done ? done : rc;
+}
+
+/* ---- the service thread: page responses written on the fault fd itself ---- */
+
+static struct ifd_fault *ifd_fault_by_hostfd(int fd)
+{
+	struct ifd_fault *f = fault_registry;
+	while (f && f->wfd != fd)
+		f = f->next_global;
+	return f;
+}
+
+/* Drains one fault socket; bad records are dropped (write() on the real fd would fail). */
+static void ifd_svc_drain(struct iommufd_host *h, int fd)
+{
+	struct iommu_hwpt_page_response r[16];
+
+	for (;;) {
+		ssize_t n = recv(fd, r, sizeof(r), MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				epoll_ctl(h->svc_epfd, EPOLL_CTL_DEL, fd, NULL); /* VMM closed it */
+			return;
+		}
+		pthread_mutex_lock(&fault_registry_lock);
+		struct ifd_fault *f = ifd_fault_by_hostfd(fd);
+		for (size_t i = 0; f && i < (size_t)n / sizeof(r[0]); i++)
+			if (ifd_fault_resp_one(f, &r[i]))
+				TRACE(iommufd_fault_bad_response, "cookie=%u code=%u", r[i].cookie,
+				      r[i].code);
+		pthread_mutex_unlock(&fault_registry_lock);
+	}
+}
+
+static void *ifd_svc_main(void *arg)
+{
+	struct iommufd_host *h = arg;
+	struct epoll_event ev[8];
+
+	for (;;) {
+		int n = epoll_wait(h->svc_epfd, ev, 8, -1);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == h->svc_stopfd)
+				return NULL;
+			ifd_svc_drain(h, ev[i].data.fd);
+		}
+	}
+}
+
+int ifd_svc_start(struct iommufd_host *h)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->svc_on) {
+		h->svc_epfd = epoll_create1(EPOLL_CLOEXEC);
+		h->svc_stopfd = eventfd(0, EFD_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = h->svc_stopfd};
+		if (h->svc_epfd < 0 || h->svc_stopfd < 0 ||
+		    epoll_ctl(h->svc_epfd, EPOLL_CTL_ADD, h->svc_stopfd, &ev) ||
+		    pthread_create(&h->svc, NULL, ifd_svc_main, h)) {
+			rc = -ENOMEM;
+			if (h->svc_epfd >= 0)
+				close(h->svc_epfd);
+			if (h->svc_stopfd >= 0)
+				close(h->svc_stopfd);
+		} else {
+			h->svc_on = true;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+void ifd_svc_stop(struct iommufd_host *h)
+{
+	if (!h->svc_on)
+		return;
+	uint64_t one = 1;
+	if (write(h->svc_stopfd, &one, sizeof(one)) != sizeof(one))
+		return;
+	pthread_join(h->svc, NULL);
+	close(h->svc_epfd);
+	close(h->svc_stopfd);
+	h->svc_on = false;
 }
 
 /* ---- MSI windows ---- */

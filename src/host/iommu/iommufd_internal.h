@@ -130,6 +130,10 @@ struct iommufd_host {
 	pthread_mutex_t route_lock;
 	struct ifd_device *routes;
 	struct iommufd_host_stats stats;
+	/* Fault-queue service thread: reads page responses written on fault fds. */
+	int svc_epfd, svc_stopfd;
+	bool svc_on;
+	pthread_t svc;
 };
 
 #define IFD_SPLIT 8
@@ -172,6 +176,9 @@ void ifd_fault_destroy(struct iommufd_ctx *ctx, struct ifd_fault *f);
 /* Queues a stall as a fault group; false if it could not (caller aborts the stall). */
 bool ifd_fault_deliver(struct iommufd_host *host, struct ifd_fault *f, struct ifd_device *dev,
 		       const struct smmu_event *ev);
+int ifd_svc_start(struct iommufd_host *host);
+/* Stops the fault-queue service thread (host destroy). */
+void ifd_svc_stop(struct iommufd_host *host);
 void ifd_msi_doorbell(void *opaque, uint64_t offset, const void *data, size_t len, uint32_t sid);
 void ifd_msi_free(struct ifd_msi *m);
 
