@@ -12,6 +12,7 @@
  *
  * Reproduce: build/bench/vsmmu/bench_vsmmu [batches]
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -237,6 +238,57 @@ static double bench_events(unsigned iters)
 	return (t1 - t0) / iters;
 }
 
+/* The next guest event record (the guest's event-queue consumer), false if none. */
+static bool bench_evt_pop(struct bench *b, uint64_t evt[4])
+{
+	uint64_t prod, cons;
+	const uint32_t mask = (2u << 8) - 1;
+
+	vsmmu_mmio_read(b->vs, SMMU_EVENTQ_PROD, 4, &prod);
+	vsmmu_mmio_read(b->vs, SMMU_EVENTQ_CONS, 4, &cons);
+	if (((prod ^ cons) & mask) == 0)
+		return false;
+	memcpy(evt, b->ram + EVTQ_GPA + (cons & 0xFF) * EVT_SIZE, EVT_SIZE);
+	vsmmu_mmio_write(b->vs, SMMU_EVENTQ_CONS, 4, ((cons + 1) & mask) | (prod & (1u << 31)));
+	return true;
+}
+
+/*
+ * The vSMMU's part of a fault round trip: a device write stalls on the host, the bridge
+ * turns the fault into a guest event, the guest answers with RESUME, the host releases the
+ * transaction. No vCPU or interrupt latency: the guest's side is run inline.
+ */
+static double bench_stall_round_trip(unsigned iters)
+{
+	struct bench b;
+	uint64_t evt[4], w0;
+	uint32_t v = 1;
+	uint16_t stag;
+	double t0;
+
+	bench_setup(&b, BENCH_HOST);
+	bench_st64(&b, CD_GPA,
+		   FSET(FSET(FSET(FSET(FSET(0, CD0_T0SZ, 16), CD0_V, 1), CD0_AA64, 1), CD0_S, 1),
+			CD0_R, 1));
+	bench_cmd(&b, FSET(FSET(0, CMD0_OP, CMD_CFGI_STE), CMD0_SID, VSID), 0);
+	vsmmu_mmio_write(b.vs, SMMU_CMDQ_PROD, 4, b.prod);
+	w0 = FSET(FSET(FSET(0, CMD0_OP, CMD_RESUME), CMD0_SID, VSID), CMD0_RESUME_RESP,
+		  CMD_RESUME_ABORT);
+	t0 = bench_now_ns();
+	for (unsigned i = 0; i < iters; i++) {
+		if (nrig_dma_write(b.rig, false, 0, 0x40000000, &v, 4, &stag) != NRIG_STALLED ||
+		    vsmmu_nested_poll(b.nested) != 1 || !bench_evt_pop(&b, evt))
+			bench_die("stall");
+		bench_cmd(&b, w0, FSET(0, CMD1_RESUME_STAG, FGET(evt[1], EVT1_STAG)));
+		vsmmu_mmio_write(b.vs, SMMU_CMDQ_PROD, 4, b.prod);
+		if (nrig_dma_wait(b.rig, stag) != -ECANCELED)
+			bench_die("resume");
+	}
+	t0 = (bench_now_ns() - t0) / iters;
+	bench_teardown(&b);
+	return t0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned iters = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 20000;
@@ -266,6 +318,7 @@ int main(int argc, char **argv)
 	       host_iters);
 	printf("BENCH vsmmu_inval_cmd_emul %.1f ns\n", emul / (BATCH + 1));
 	printf("BENCH vsmmu_event_inject %.0f ns\n", bench_events(iters * 4));
+	printf("BENCH vsmmu_stall_round_trip %.2f us\n", bench_stall_round_trip(host_iters) / 1e3);
 	printf("# reproduce: build/bench/vsmmu/bench_vsmmu %u\n", iters);
 	return 0;
 }
