@@ -55,6 +55,23 @@
 #define VMIG_VEC_SMMU_GERROR 0x32
 #define VMIG_VEC_SMMU_SYNC 0x33
 #define VMIG_VEC_SPURIOUS 0xFF
+/* The guest's own inter-processor test interrupts (workload=ipi): self and cross-vCPU. */
+#define VMIG_VEC_TEST_SELF  0x40
+#define VMIG_VEC_TEST_CROSS 0x41
+
+/* Guest firmware conventions (docs/guest.md) ----------------------------------------------- */
+
+/* Exit statuses the firmware writes to VMIG_PORT_EXIT. */
+#define VMIG_GUEST_EXIT_OK      0 /* every workload step passed */
+#define VMIG_GUEST_EXIT_FAILED  1 /* a check failed: verify mismatches, missing interrupts */
+#define VMIG_GUEST_EXIT_CMDLINE 2 /* bad command line */
+#define VMIG_GUEST_EXIT_FAULT   3 /* CPU exception, missing vCPUs or features, bad memory map */
+
+/* Values the firmware writes to VMIG_PORT_MARK. */
+#define VMIG_MARK_BOOTED     0x0B00 /* all vCPUs online, the first workload step starts */
+#define VMIG_MARK_DIRTY      0x0D00 /* working set initialised, dirtying starts */
+#define VMIG_MARK_TOUCHED    0x0E00 /* touch done; every vCPU is halted for good, no more writes */
+#define VMIG_MARK_IRQ_WAIT   0x0F00 /* irqwait started: inject the interrupts now */
 
 /* Limits. */
 #define VMIG_MAX_VCPUS 64
