@@ -79,3 +79,40 @@ bool sys_console_has(struct sys_vm *s, const char *needle)
 	pthread_mutex_unlock(&s->con.lock);
 	return found;
 }
+
+/* Copies the first line containing line_has into out; false if there is none. */
+static bool sys_console_find_line(struct sys_vm *s, const char *line_has, char *out, size_t n)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&s->con.lock);
+	const char *p = strstr(s->con.text, line_has);
+	if (p) {
+		while (p > s->con.text && p[-1] != '\n')
+			p--;
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len >= n)
+			len = n - 1;
+		memcpy(out, p, len);
+		out[len] = 0;
+		found = true;
+	}
+	pthread_mutex_unlock(&s->con.lock);
+	return found;
+}
+
+bool sys_console_line_has(struct sys_vm *s, const char *line_has, const char *needle)
+{
+	char line[1024];
+	return sys_console_find_line(s, line_has, line, sizeof(line)) && strstr(line, needle);
+}
+
+long long sys_console_value(struct sys_vm *s, const char *line_has, const char *key)
+{
+	char line[1024];
+	if (!sys_console_find_line(s, line_has, line, sizeof(line)))
+		return -1;
+	const char *v = strstr(line, key);
+	return v ? strtoll(v + strlen(key), NULL, 0) : -1;
+}

@@ -28,5 +28,9 @@ void sys_vm_create(struct sys_vm *s, const char *image_path, uint64_t mem, unsig
 		   enum vm_dirty_mode mode, const char *cmdline);
 void sys_vm_destroy(struct sys_vm *s);
 bool sys_console_has(struct sys_vm *s, const char *needle);
+/* True if a console line containing `line_has` also contains `needle`. */
+bool sys_console_line_has(struct sys_vm *s, const char *line_has, const char *needle);
+/* The number after `key` on the first line containing `line_has`; -1 if absent. */
+long long sys_console_value(struct sys_vm *s, const char *line_has, const char *key);
 
 #endif
