@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -50,21 +51,44 @@ static bool snap_page_zero(const uint8_t *p)
 	return true;
 }
 
-/* Non-zero pages of one region, as runs of up to SNAP_RAM_RUN bytes. */
-static int snap_save_region(FILE *f, const struct guest_mem_region *r)
+/* Non-zero pages of [off, end) of a region, as runs of up to SNAP_RAM_RUN bytes. */
+static int snap_save_range(FILE *f, const struct guest_mem_region *r, uint64_t off, uint64_t end)
 {
-	uint64_t off = 0;
-
-	while (off < r->size) {
+	while (off < end) {
 		if (snap_page_zero(r->host + off)) {
 			off += GUEST_PAGE_SIZE;
 			continue;
 		}
-		uint64_t end = off + GUEST_PAGE_SIZE;
-		while (end < r->size && end - off < SNAP_RAM_RUN && !snap_page_zero(r->host + end))
-			end += GUEST_PAGE_SIZE;
+		uint64_t run = off + GUEST_PAGE_SIZE;
+		while (run < end && run - off < SNAP_RAM_RUN && !snap_page_zero(r->host + run))
+			run += GUEST_PAGE_SIZE;
 		uint64_t gpa = r->gpa + off;
-		int ret = snap_put(f, SNAP_RAM, &gpa, sizeof(gpa), r->host + off, end - off);
+		int ret = snap_put(f, SNAP_RAM, &gpa, sizeof(gpa), r->host + off, run - off);
+		if (ret < 0)
+			return ret;
+		off = run;
+	}
+	return 0;
+}
+
+/*
+ * Only the memfd's data extents are read (SEEK_DATA/SEEK_HOLE): reading a never-touched
+ * shared memfd page through the mapping would allocate it, and a 6 GiB guest would cost
+ * 6 GiB of host memory to save.
+ */
+static int snap_save_region(FILE *f, const struct guest_mem *gm, const struct guest_mem_region *r)
+{
+	uint64_t off = 0;
+
+	while (off < r->size) {
+		off_t data = lseek(gm->fd, (off_t)(r->offset + off), SEEK_DATA);
+		if (data < 0 || (uint64_t)data >= r->offset + r->size)
+			break; /* ENXIO: no data after off */
+		off_t hole = lseek(gm->fd, data, SEEK_HOLE);
+		uint64_t start = ALIGN_DOWN((uint64_t)data - r->offset, GUEST_PAGE_SIZE);
+		uint64_t end = hole < 0 ? r->size : MIN(r->size, (uint64_t)hole - r->offset);
+		end = ALIGN_UP(end, GUEST_PAGE_SIZE);
+		int ret = snap_save_range(f, r, start, end);
 		if (ret < 0)
 			return ret;
 		off = end;
@@ -112,7 +136,7 @@ static int snap_save_body(FILE *f, struct machine *m)
 	    (ret = snap_save_vcpus(f, m->vm)) < 0)
 		return ret;
 	for (unsigned i = 0; i < m->mem->nr_regions; i++) {
-		if ((ret = snap_save_region(f, &m->mem->regions[i])) < 0)
+		if ((ret = snap_save_region(f, m->mem, &m->mem->regions[i])) < 0)
 			return ret;
 	}
 	return snap_put(f, SNAP_END, NULL, 0, NULL, 0);

@@ -64,6 +64,10 @@ def test_exit_status():
     check(rc == 70 and "rip=" in err and "KVM_EXIT" in err, "a guest crash is reported, exit 70")
     rc, _, err = run("run", "--kernel", GUEST, "--guest-args", "w 16", "--timeout", "1")
     check(rc == 124, f"--timeout stops a guest that never exits (rc {rc})")
+    rc, out, _ = run("run", "--vcpus", "2", "--guest-args", "workload=idle secs=1")
+    check(rc == 0 and "guest: DONE status=0" in out, "the built-in firmware boots")
+    rc, out, _ = run("run", "--guest-args", "workload=bogus")
+    check(rc == 2 and "ERROR cmdline" in out, "the firmware's exit status 2 propagates")
     rc, _, err = run("run", "--kernel", GUEST, "--guest-args", "h 0", "--trace", "kvm_exit_pio")
     check(rc == 0 and "kvm_exit_pio" in err and "port=0xe9" in err, "--trace prints trace points")
 
@@ -84,6 +88,23 @@ def test_snapshot_round_trip(tmp):
     rc2, out, _ = run("restore", snap)
     check(rc == 0 and rc2 == 0 and "counter verify ok" in out, "--save-after + restore")
     return snap
+
+
+def test_firmware_round_trip(tmp):
+    """The built-in firmware, paused while dirtying, continued elsewhere, then verify."""
+    snap = os.path.join(tmp, "fw")
+    for args, save in ((["--vcpus", "2", "--guest-args", "workload=dirty,verify secs=2 ws=32M"],
+                        ["--save-after", "1200"]),
+                       (["--vcpus", "2", "--mem", "5G", "--guest-args",
+                         "workload=dirty,verify secs=1 ws=32M wsbase=0x100000000"],
+                        ["--save-at-mark", "0x0D00"])):
+        rc, out, err = run("run", *args, "--save", snap, *save, timeout=60)
+        check(rc == 0 and "RESULT workload=dirty" not in out,
+              f"firmware saved mid-dirty ({' '.join(save)}; rc {rc} {err.strip()})")
+        rc, out, err = run("restore", snap, timeout=60)
+        ok = ("RESULT workload=dirty" in out and "mismatches=0" in out and
+              "RESULT workload=verify" in out and "DONE status=0" in out)
+        check(rc == 0 and ok, f"restored firmware finishes dirty and passes verify (rc {rc})")
 
 
 def test_corrupt_snapshots(tmp, snap):
@@ -108,6 +129,7 @@ def main():
     test_exit_status()
     with tempfile.TemporaryDirectory() as tmp:
         snap = test_snapshot_round_trip(tmp)
+        test_firmware_round_trip(tmp)
         test_corrupt_snapshots(tmp, snap)
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
