@@ -8,8 +8,9 @@
  *   p     port write loop to 0x510
  *   d     doorbell write to 0xD0201000, wait until FLAG == the value, repeat
  *   w N   write one word per page over N pages from 16 MiB, forever
- *         (M, P, D, W: the same loops in ring 3 with IOPL 3; needs an IRET that KVM can
- *         run: not under kvm_pvm, whose emulator handles ring-0 IRET in real mode only)
+ *         (M, P, D, W: the same loops in 64-bit ring 3 with IOPL 3, after building page
+ *         tables (2 MiB pages, first 4 GiB) and entering long mode: under kvm_pvm ring 0
+ *         is emulated, ring 3 is not, and only a 64-bit IRETQ gets there)
  *   t N   mark 1, wait FLAG==1, write N pages (16 MiB + k * 12 KiB), mark 2, wait FLAG==2,
  *         mark 3, exit 0 (the dirty-log exactness test; no stack or data writes after
  *         mark 1)
@@ -62,21 +63,25 @@ _start:
 	mov %eax, %ebx
 	or $0x20, %eax			/* lower case: the same loop, in ring 0 */
 	mov $r3_mmio, %ecx
+	mov $r3l_mmio, %esi
 	cmp $'m', %al
 	je 2f
 	mov $r3_pio, %ecx
+	mov $r3l_pio, %esi
 	cmp $'p', %al
 	je 2f
 	mov $r3_doorbell, %ecx
+	mov $r3l_doorbell, %esi
 	cmp $'d', %al
 	je 2f
 	mov $r3_wloop, %ecx
+	mov $r3l_wloop, %esi
 	cmp $'w', %al
 	je 2f
 	mov $99, %eax
 	jmp do_exit
 2:	cmp %eax, %ebx
-	jne enter_ring3
+	jne enter_long_ring3
 	jmp *%ecx
 
 /* eax = the first decimal number in the string at esi (0 if none). */
@@ -277,6 +282,89 @@ enter_ring3:
 	pushl %ecx
 	iret
 
+/* esi = 64-bit ring-3 entry. Identity-maps 4 GiB with 2 MiB user pages, enters long mode. */
+enter_long_ring3:
+	xor %eax, %eax
+1:	mov %eax, %edx
+	shl $21, %edx
+	or $0x87, %edx			/* P | RW | US | PS */
+	mov %edx, pd(,%eax,8)
+	inc %eax
+	cmp $2048, %eax
+	jb 1b
+	xor %eax, %eax
+2:	mov %eax, %edx
+	shl $12, %edx
+	add $pd + 7, %edx
+	mov %edx, pdpt(,%eax,8)
+	inc %eax
+	cmp $4, %eax
+	jb 2b
+	movl $pdpt + 7, pml4
+	mov $pml4, %eax
+	mov %eax, %cr3
+	mov %cr4, %eax
+	or $0x20, %eax			/* PAE */
+	mov %eax, %cr4
+	mov $0xC0000080, %ecx		/* EFER.LME */
+	rdmsr
+	or $0x100, %eax
+	wrmsr
+	mov %cr0, %eax
+	or $0x80000000, %eax		/* PG */
+	mov %eax, %cr0
+	ljmp $0x28, $long_entry
+
+	.code64
+long_entry:
+	mov $0x10, %ax
+	mov %ax, %ds
+	mov %ax, %es
+	mov %ax, %ss
+	mov %esi, %ecx
+	pushq $0x23
+	pushq $stack3_top
+	pushq $0x3002
+	pushq $0x33
+	pushq %rcx
+	iretq
+
+r3l_mmio:
+	mov $0xD0200000, %edi
+1:	mov %eax, (%rdi)
+	inc %eax
+	jmp 1b
+
+r3l_pio:
+	mov $0x510, %dx
+1:	out %eax, %dx
+	inc %eax
+	jmp 1b
+
+r3l_doorbell:
+	mov $0xD0201000, %edi
+	mov $1, %eax
+1:	mov %eax, (%rdi)
+2:	pause
+	cmp FLAG, %eax
+	jne 2b
+	inc %eax
+	jmp 1b
+
+r3l_wloop:
+	mov param, %ecx
+	shl $12, %rcx
+	add $TOUCH, %rcx
+	xor %eax, %eax
+1:	mov $TOUCH, %edi
+	inc %eax
+2:	mov %eax, (%rdi)
+	add $0x1000, %rdi
+	cmp %rcx, %rdi
+	jb 2b
+	jmp 1b
+	.code32
+
 r3_mmio:
 	mov $0xD0200000, %edi
 1:	mov %eax, (%edi)
@@ -383,6 +471,8 @@ gdt:
 	.quad 0x00CF92000000FFFF	/* 0x10 data, ring 0 */
 	.quad 0x00CFFA000000FFFF	/* 0x18 code, ring 3 */
 	.quad 0x00CFF2000000FFFF	/* 0x20 data, ring 3 */
+	.quad 0x00AF9A000000FFFF	/* 0x28 64-bit code, ring 0 */
+	.quad 0x00AFFA000000FFFF	/* 0x30 64-bit code, ring 3 */
 gdt_end:
 gdt_desc:
 	.word gdt_end - gdt - 1
@@ -410,6 +500,10 @@ msg_ok:	.asciz "counter verify ok\n"
 msg_verify_bad: .asciz "counter verify FAILED\n"
 	.align 4096
 idt:	.fill 256, 8, 0
+	.align 4096
+pml4:	.fill 512, 8, 0
+pdpt:	.fill 512, 8, 0
+pd:	.fill 4 * 512, 8, 0
 	.align 4096
 	.fill 1024, 4, 0
 stack0_top:
