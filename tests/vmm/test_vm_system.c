@@ -73,6 +73,34 @@ static void test_timer_and_msi_delivered(void **state)
 	sys_vm_destroy(&s);
 }
 
+static void test_msi_through_irqfd(void **state)
+{
+	struct sys_vm s;
+	uint64_t one = 1;
+
+	sys_vm_create(&s, image, 32 * MiB, 1, VM_DIRTY_AUTO, "i 3");
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int gsi = vm_irqfd_add_msi(s.m->vm, VMIG_MSI_WINDOW, VMIG_VEC_SDMA, efd);
+	assert_true(gsi >= (int)VM_MSI_GSI_BASE);
+	/* A second route gets another GSI; removing it leaves the first one working. */
+	int efd2 = eventfd(0, EFD_CLOEXEC);
+	int gsi2 = vm_irqfd_add_msi(s.m->vm, VMIG_MSI_WINDOW, 0x31, efd2);
+	assert_true(gsi2 > gsi);
+	assert_int_equal(vm_irqfd_del_msi(s.m->vm, gsi2, efd2), 0);
+	assert_int_equal(vm_irqfd_del_msi(s.m->vm, gsi2, efd2), -ENOENT);
+	assert_int_equal(machine_start(s.m), 0);
+	assert_int_equal(machine_wait_mark(s.m, 1, WAIT_MS), 0);
+	for (uint32_t k = 1; k <= 3; k++) {
+		assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+		assert_int_equal(machine_wait_mark(s.m, 0x100 + k, WAIT_MS), 0);
+	}
+	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
+	assert_int_equal(vm_irqfd_del_msi(s.m->vm, gsi, efd), 0);
+	close(efd);
+	close(efd2);
+	sys_vm_destroy(&s);
+}
+
 struct counter_dev {
 	struct vm *vm;
 	uint64_t writes, last, in_order, stop_after;
@@ -225,6 +253,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_boot_exit_status),
 		cmocka_unit_test(test_crash_is_reported_not_fatal),
 		cmocka_unit_test(test_timer_and_msi_delivered),
+		cmocka_unit_test(test_msi_through_irqfd),
 		cmocka_unit_test(test_mmio_and_pio_dispatch),
 		cmocka_unit_test(test_ioeventfd_doorbell),
 		cmocka_unit_test(test_pause_resume_under_load),

@@ -240,6 +240,7 @@ void vm_close(struct vm *vm)
 	free(vm->ring_dirty);
 	free(vm->cpuid);
 	free(vm->msr_index);
+	free(vm->msi_routes);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

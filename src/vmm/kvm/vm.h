@@ -49,6 +49,15 @@ enum vm_stop_reason {
 
 #define VM_MAX_SLOTS 4
 
+#define VM_MSI_GSI_BASE 24u /* the first GSI above the IOAPIC's pins */
+#define VM_MAX_MSI_ROUTES 256u
+
+struct vm_msi_route {
+	bool used;
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct vm_slot {
 	uint32_t id;
 	uint64_t gpa, size;
@@ -92,6 +101,10 @@ struct vm {
 	pthread_mutex_t dirty_lock; /* one harvester or ring collector at a time */
 	uint64_t *ring_dirty;       /* pages collected from rings, not yet harvested */
 
+	/* MSI routes for irqfds (GSIs from VM_MSI_GSI_BASE), under lock. */
+	struct vm_msi_route *msi_routes;
+	unsigned nr_msi_routes;
+
 	/* Run control, under lock. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -134,6 +147,14 @@ int vm_wait_stop(struct vm *vm, int timeout_ms, enum vm_stop_reason *reason, int
 
 /* Interrupts. addr/data as a device would write them (x2APIC destination in addr_hi). */
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
+
+/*
+ * irqfd for MSIs: writing to the eventfd injects the MSI (addr, data) inside KVM without
+ * waking the VMM. Returns the GSI it routed (> 0) for vm_irqfd_del_msi(), or a negative
+ * errno. The GSI routing table keeps KVM's default irqchip routes (GSI 0-23).
+ */
+int vm_irqfd_add_msi(struct vm *vm, uint64_t addr, uint32_t data, int fd);
+int vm_irqfd_del_msi(struct vm *vm, int gsi, int fd);
 
 /* Doorbells: a guest write to [addr, addr + len) signals fd without a userspace exit. */
 struct vm_ioeventfd {
