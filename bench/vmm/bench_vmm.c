@@ -53,8 +53,7 @@ static void bench_print(const char *name, double value, const char *unit, const 
 	fflush(stdout);
 }
 
-static struct machine *boot(uint64_t mem, unsigned vcpus, enum vm_dirty_mode mode,
-			    const char *cmd)
+static struct machine *boot(uint64_t mem, unsigned vcpus, enum vm_dirty_mode mode, const char *cmd)
 {
 	struct machine_config cfg = {.mem_size = mem, .nr_vcpus = vcpus, .dirty_mode = mode};
 	struct machine *m;
@@ -72,7 +71,7 @@ static struct machine *boot(uint64_t mem, unsigned vcpus, enum vm_dirty_mode mod
 }
 
 /* Exit round trip: the device timestamps every BATCH accesses. */
-#define BATCH    1000
+#define BATCH	 1000
 #define NBATCHES 9
 
 struct exit_dev {
@@ -272,7 +271,8 @@ static bool wanted(int argc, char **argv, const char *name)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s TESTGUEST.bin [mmio|mmio0|pio|doorbell|pause|harvest|rate]...\n",
+		fprintf(stderr,
+			"usage: %s TESTGUEST.bin [mmio|mmio0|pio|doorbell|pause|harvest|rate]...\n",
 			argv[0]);
 		return 2;
 	}
@@ -284,7 +284,8 @@ int main(int argc, char **argv)
 	if (wanted(argc, argv, "mmio"))
 		bench_exit("mmio", "M", BUS_MMIO, 0xD0200000, "vmm_mmio_exit_roundtrip_ring3");
 	if (wanted(argc, argv, "mmio0"))
-		bench_exit("mmio0", "m", BUS_MMIO, 0xD0200000, "vmm_mmio_exit_roundtrip_ring0_nopaging");
+		bench_exit("mmio0", "m", BUS_MMIO, 0xD0200000,
+			   "vmm_mmio_exit_roundtrip_ring0_nopaging");
 	if (wanted(argc, argv, "pio"))
 		bench_exit("pio", "P", BUS_PIO, 0x510, "vmm_pio_exit_roundtrip_ring3");
 	if (wanted(argc, argv, "doorbell"))

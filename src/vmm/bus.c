@@ -130,8 +130,8 @@ static bool bus_region_accepts(const struct bus_region *r, uint64_t addr, unsign
 	return addr - r->base <= r->len - size;
 }
 
-bool bus_access(struct bus *bus, enum bus_space space, uint64_t addr, unsigned size,
-		bool is_write, uint64_t *val)
+bool bus_access(struct bus *bus, enum bus_space space, uint64_t addr, unsigned size, bool is_write,
+		uint64_t *val)
 {
 	bool handled = false;
 
@@ -152,8 +152,8 @@ bool bus_access(struct bus *bus, enum bus_space space, uint64_t addr, unsigned s
 			handled = true;
 		} else {
 			TRACE(bus_bad_access, "%s %s %s addr=%#lx size=%u refused",
-			      bus_space_name(space), r.name ? r.name : "?", is_write ? "write" : "read",
-			      (unsigned long)addr, size);
+			      bus_space_name(space), r.name ? r.name : "?",
+			      is_write ? "write" : "read", (unsigned long)addr, size);
 		}
 	}
 	pthread_rwlock_unlock(&bus->lock);

@@ -21,8 +21,8 @@
 enum bus_space { BUS_MMIO, BUS_PIO };
 
 /* Access sizes a device accepts, ORed: BUS_SIZE(4) | BUS_SIZE(8). */
-#define BUS_SIZE(n)    (1u << (n))
-#define BUS_SIZES_ANY  (BUS_SIZE(1) | BUS_SIZE(2) | BUS_SIZE(4) | BUS_SIZE(8))
+#define BUS_SIZE(n)   (1u << (n))
+#define BUS_SIZES_ANY (BUS_SIZE(1) | BUS_SIZE(2) | BUS_SIZE(4) | BUS_SIZE(8))
 
 struct bus_device_ops {
 	/* offset is relative to the region base; *val is zero-extended on return. */
@@ -34,8 +34,8 @@ struct bus_region {
 	const char *name;
 	enum bus_space space;
 	uint64_t base, len;
-	unsigned sizes;  /* BUS_SIZE() mask; 0 means any */
-	bool unaligned;  /* accept accesses that are not naturally aligned */
+	unsigned sizes; /* BUS_SIZE() mask; 0 means any */
+	bool unaligned; /* accept accesses that are not naturally aligned */
 	const struct bus_device_ops *ops;
 	void *opaque;
 };
@@ -54,8 +54,8 @@ int bus_unregister(struct bus *bus, enum bus_space space, uint64_t base);
  * Dispatches one access of size 1, 2, 4 or 8. On a read, *val is set (zero when unclaimed
  * or refused). Returns true if a device handled it.
  */
-bool bus_access(struct bus *bus, enum bus_space space, uint64_t addr, unsigned size,
-		bool is_write, uint64_t *val);
+bool bus_access(struct bus *bus, enum bus_space space, uint64_t addr, unsigned size, bool is_write,
+		uint64_t *val);
 
 /* Counters for tests: accesses nobody claimed and accesses a device refused. */
 uint64_t bus_unclaimed_count(const struct bus *bus);

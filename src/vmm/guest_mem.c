@@ -15,8 +15,8 @@ static void guest_mem_layout(struct guest_mem *gm)
 {
 	uint64_t low = MIN(gm->size, VMIG_MMIO_HOLE_START);
 
-	gm->regions[0] = (struct guest_mem_region){
-		.gpa = 0, .size = low, .offset = 0, .host = gm->host};
+	gm->regions[0] =
+	    (struct guest_mem_region){.gpa = 0, .size = low, .offset = 0, .host = gm->host};
 	gm->nr_regions = 1;
 	if (gm->size > low) {
 		gm->regions[1] = (struct guest_mem_region){.gpa = VMIG_MMIO_HOLE_END,
@@ -191,11 +191,28 @@ int guest_mem_parse_size(const char *text, uint64_t *out)
 	if (errno || end == text)
 		return -EINVAL;
 	switch (*end) {
-	case 'K': case 'k': mult = KiB; end++; break;
-	case 'M': case 'm': mult = MiB; end++; break;
-	case 'G': case 'g': mult = GiB; end++; break;
-	case 'T': case 't': mult = 1024 * GiB; end++; break;
-	default: break;
+	case 'K':
+	case 'k':
+		mult = KiB;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		mult = MiB;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		mult = GiB;
+		end++;
+		break;
+	case 'T':
+	case 't':
+		mult = 1024 * GiB;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end == 'i' && end[1] == 'B')
 		end += 2;

@@ -20,18 +20,18 @@
 #include <stdint.h>
 
 #define GUEST_PAGE_SHIFT 12
-#define GUEST_PAGE_SIZE  (1ull << GUEST_PAGE_SHIFT)
-#define GUEST_MEM_MAX    (1ull << 40) /* 1 TiB: a sanity limit for --mem */
+#define GUEST_PAGE_SIZE	 (1ull << GUEST_PAGE_SHIFT)
+#define GUEST_MEM_MAX	 (1ull << 40) /* 1 TiB: a sanity limit for --mem */
 
 struct guest_mem_region {
-	uint64_t gpa;    /* guest-physical start */
-	uint64_t size;   /* bytes */
+	uint64_t gpa;	 /* guest-physical start */
+	uint64_t size;	 /* bytes */
 	uint64_t offset; /* offset in the memfd */
-	uint8_t *host;   /* VMM mapping of the region */
+	uint8_t *host;	 /* VMM mapping of the region */
 };
 
 struct guest_mem {
-	int fd;        /* the memfd; other layers (the host model) may map it */
+	int fd;	       /* the memfd; other layers (the host model) may map it */
 	uint8_t *host; /* mapping of the whole memfd */
 	uint64_t size; /* total RAM bytes */
 	unsigned nr_regions;

@@ -96,9 +96,9 @@ static const struct bus_device_ops mark_ops = {.write = mark_write};
 static int machine_add_ports(struct machine *m)
 {
 	const struct bus_region ports[] = {
-		{"console", BUS_PIO, VMIG_PORT_CONSOLE, 1, BUS_SIZE(1), false, &console_ops, m},
-		{"exit", BUS_PIO, VMIG_PORT_EXIT, 4, BUS_SIZES_ANY, false, &exit_ops, m},
-		{"mark", BUS_PIO, VMIG_PORT_MARK, 4, BUS_SIZE(4), false, &mark_ops, m},
+	    {"console", BUS_PIO, VMIG_PORT_CONSOLE, 1, BUS_SIZE(1), false, &console_ops, m},
+	    {"exit", BUS_PIO, VMIG_PORT_EXIT, 4, BUS_SIZES_ANY, false, &exit_ops, m},
+	    {"mark", BUS_PIO, VMIG_PORT_MARK, 4, BUS_SIZE(4), false, &mark_ops, m},
 	};
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
 		int ret = bus_register(m->bus, &ports[i]);

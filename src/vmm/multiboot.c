@@ -56,8 +56,8 @@ static int mb_load_aout(struct guest_mem *gm, const uint8_t *img, size_t size, l
 	if (h->header_addr < h->load_addr || h->header_addr - h->load_addr > (uint32_t)hoff)
 		return -ENOEXEC;
 	size_t foff = (size_t)hoff - (h->header_addr - h->load_addr);
-	uint64_t filesz = h->load_end_addr ? (uint64_t)h->load_end_addr - h->load_addr
-					   : (uint64_t)(size - foff);
+	uint64_t filesz =
+	    h->load_end_addr ? (uint64_t)h->load_end_addr - h->load_addr : (uint64_t)(size - foff);
 	if (h->load_end_addr && h->load_end_addr < h->load_addr)
 		return -ENOEXEC;
 	if (filesz > size - foff)

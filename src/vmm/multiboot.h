@@ -16,13 +16,13 @@
 
 struct guest_mem;
 
-#define MULTIBOOT_HEADER_MAGIC     0x1BADB002u
+#define MULTIBOOT_HEADER_MAGIC	   0x1BADB002u
 #define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002u
-#define MULTIBOOT_CMDLINE_MAX      4096u
+#define MULTIBOOT_CMDLINE_MAX	   4096u
 
 struct multiboot_boot {
-	uint32_t entry;    /* 32-bit entry point */
-	uint32_t info;     /* GPA of the Multiboot information structure (EBX) */
+	uint32_t entry;	   /* 32-bit entry point */
+	uint32_t info;	   /* GPA of the Multiboot information structure (EBX) */
 	uint64_t image_lo; /* GPA range the image occupies (incl. bss) */
 	uint64_t image_hi;
 };

@@ -31,8 +31,7 @@ struct snap_rec {
 	uint64_t len;
 };
 
-static int snap_put(FILE *f, uint32_t type, const void *a, size_t alen, const void *b,
-		    size_t blen)
+static int snap_put(FILE *f, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
 	struct snap_rec r = {.type = type, .len = alen + blen};
 	if (fwrite(&r, sizeof(r), 1, f) != 1 || (alen && fwrite(a, alen, 1, f) != 1) ||
@@ -121,9 +120,8 @@ static int snap_save_body(FILE *f, struct machine *m)
 {
 	struct kvm_clock_data clock;
 	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
-	struct snap_hdr h = {.version = SNAP_VERSION,
-			     .vcpus = m->vm->nr_vcpus,
-			     .mem_size = m->mem->size};
+	struct snap_hdr h = {
+	    .version = SNAP_VERSION, .vcpus = m->vm->nr_vcpus, .mem_size = m->mem->size};
 	int ret;
 
 	memcpy(h.magic, SNAP_MAGIC, 8);
@@ -225,17 +223,26 @@ static int snap_load_records(struct snap_load *l)
 			return -EINVAL;
 		switch (r.type) {
 		case SNAP_CLOCK:
-			ret = snap_load_fixed(l, &l->clock, sizeof(l->clock), r.len, &l->clock_seen);
+			ret =
+			    snap_load_fixed(l, &l->clock, sizeof(l->clock), r.len, &l->clock_seen);
 			break;
 		case SNAP_IRQCHIP:
 			ret = snap_load_fixed(l, chips, sizeof(chips), r.len, &l->irq_seen);
 			if (ret == 0)
 				ret = vm_irqchip_set(l->m->vm, chips);
 			break;
-		case SNAP_VCPU: ret = snap_load_vcpu(l, r.len); break;
-		case SNAP_RAM: ret = snap_load_ram(l, r.len); break;
-		case SNAP_END: ret = r.len == 0 ? 1 : -EINVAL; break;
-		default: ret = -EINVAL; break;
+		case SNAP_VCPU:
+			ret = snap_load_vcpu(l, r.len);
+			break;
+		case SNAP_RAM:
+			ret = snap_load_ram(l, r.len);
+			break;
+		case SNAP_END:
+			ret = r.len == 0 ? 1 : -EINVAL;
+			break;
+		default:
+			ret = -EINVAL;
+			break;
 		}
 		if (ret != 0)
 			return ret < 0 ? ret : 0;

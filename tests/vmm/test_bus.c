@@ -74,7 +74,7 @@ static void test_refused_sizes_and_alignment(void **state)
 	assert_int_equal(bus_register(bus, &r), 0);
 	assert_false(bus_access(bus, BUS_MMIO, 0x1000, 2, false, &v)); /* wrong size */
 	assert_int_equal(v, 0);
-	assert_false(bus_access(bus, BUS_MMIO, 0x1002, 4, true, &v)); /* misaligned */
+	assert_false(bus_access(bus, BUS_MMIO, 0x1002, 4, true, &v));  /* misaligned */
 	assert_false(bus_access(bus, BUS_MMIO, 0x10FE, 4, false, &v)); /* straddles the end */
 	assert_false(bus_access(bus, BUS_MMIO, 0x1000, 3, false, &v)); /* no such size */
 	assert_int_equal(d.reads + d.writes, 0);
@@ -123,13 +123,15 @@ static void test_many_regions_sorted(void **state)
 	/* Registered out of order: the table must stay sorted for the binary search. */
 	for (int i = 0; i < 40; i++) {
 		int k = (i * 17) % 40;
-		struct bus_region r = {"d", BUS_MMIO, 0x10000 + (uint64_t)k * 0x1000, 0x1000, 0,
-				       false, &dev_ops, &d[k]};
+		struct bus_region r = {"d",	 BUS_MMIO, 0x10000 + (uint64_t)k * 0x1000,
+				       0x1000,	 0,	   false,
+				       &dev_ops, &d[k]};
 		assert_int_equal(bus_register(bus, &r), 0);
 	}
 	for (int k = 0; k < 40; k++) {
 		uint64_t v = (uint64_t)k;
-		assert_true(bus_access(bus, BUS_MMIO, 0x10000 + (uint64_t)k * 0x1000 + 8, 8, true, &v));
+		assert_true(
+		    bus_access(bus, BUS_MMIO, 0x10000 + (uint64_t)k * 0x1000 + 8, 8, true, &v));
 		assert_int_equal(d[k].writes, 1);
 		assert_int_equal(d[k].last_val, (uint64_t)k);
 	}
@@ -141,10 +143,10 @@ static void test_many_regions_sorted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dispatch_offsets),
-		cmocka_unit_test(test_refused_sizes_and_alignment),
-		cmocka_unit_test(test_overlap_and_unregister),
-		cmocka_unit_test(test_many_regions_sorted),
+	    cmocka_unit_test(test_dispatch_offsets),
+	    cmocka_unit_test(test_refused_sizes_and_alignment),
+	    cmocka_unit_test(test_overlap_and_unregister),
+	    cmocka_unit_test(test_many_regions_sorted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,8 @@
 
 #define FLAG_GPA  0x200000ull
 #define TOUCH_GPA 0x1000000ull
-#define NPAGES    37
-#define WAIT_MS   10000
+#define NPAGES	  37
+#define WAIT_MS	  10000
 
 static const char *image;
 
@@ -120,9 +120,9 @@ int main(int argc, char **argv)
 	image = argv[1];
 	sys_require_kvm();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact_bitmap),
-		cmocka_unit_test(test_exact_bitmap_with_hole),
-		cmocka_unit_test(test_exact_ring),
+	    cmocka_unit_test(test_exact_bitmap),
+	    cmocka_unit_test(test_exact_bitmap_with_hole),
+	    cmocka_unit_test(test_exact_ring),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,8 +97,8 @@ static void test_parse_size(void **state)
 	assert_int_equal(guest_mem_parse_size("65536k", &v), 0);
 	assert_int_equal(guest_mem_parse_size("1048576", &v), 0);
 	assert_int_equal(v, MiB);
-	const char *bad[] = {"0", "abc", "", "-1G", "12Q", "4097", "2T", "1G ", "M", "0M",
-			     "99999999999999999999G"};
+	const char *bad[] = {
+	    "0", "abc", "", "-1G", "12Q", "4097", "2T", "1G ", "M", "0M", "99999999999999999999G"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_int_equal(guest_mem_parse_size(bad[i], &v), -EINVAL);
 	assert_int_equal(guest_mem_create(0, (struct guest_mem **)&v), -EINVAL);
@@ -108,10 +108,10 @@ static void test_parse_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_small_layout),
-		cmocka_unit_test(test_hole_layout),
-		cmocka_unit_test(test_write_marks_dirty),
-		cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_small_layout),
+	    cmocka_unit_test(test_hole_layout),
+	    cmocka_unit_test(test_write_marks_dirty),
+	    cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,7 +84,8 @@ static void test_msi_irqwait(void **state)
 	struct sys_vm s;
 	enum { N = 4 };
 
-	sys_vm_create(&s, image, 128 * MiB, 2, VM_DIRTY_AUTO, "workload=irqwait irqcount=4 secs=10");
+	sys_vm_create(&s, image, 128 * MiB, 2, VM_DIRTY_AUTO,
+		      "workload=irqwait irqcount=4 secs=10");
 	assert_int_equal(machine_start(s.m), 0);
 	assert_int_equal(machine_wait_mark(s.m, VMIG_MARK_IRQ_WAIT, WAIT_MS), 0);
 	for (int i = 0; i < N; i++) {
@@ -140,8 +141,8 @@ static void run_touch(enum vm_dirty_mode mode, uint64_t mem, uint64_t base)
 	for (uint64_t p = bitmap_find_next_set(map, nbits, 0); p < nbits;
 	     p = bitmap_find_next_set(map, nbits, p + 1)) {
 		uint64_t gpa = p << 12;
-		bool touched = gpa >= base && (gpa - base) % stride == 0 &&
-			       (gpa - base) / stride < count;
+		bool touched =
+		    gpa >= base && (gpa - base) % stride == 0 && (gpa - base) / stride < count;
 		bool guest_own = gpa >= (uint64_t)img_lo && gpa < (uint64_t)img_hi;
 		if (!touched && !guest_own)
 			fail_msg("page %#lx dirty: neither touched nor the guest's own",
@@ -150,8 +151,8 @@ static void run_touch(enum vm_dirty_mode mode, uint64_t mem, uint64_t base)
 	}
 	for (unsigned k = 0; k < count; k++)
 		assert_true(bitmap_test(map, (base + k * stride) >> 12));
-	printf("%s: %ld dirty = %u touched + %u of the guest's own pages\n",
-	       vm_dirty_mode_name(vm), n, count, own);
+	printf("%s: %ld dirty = %u touched + %u of the guest's own pages\n", vm_dirty_mode_name(vm),
+	       n, count, own);
 	assert_int_equal((unsigned long)n, count + own);
 	usleep(50000);
 	bitmap_zero(map, nbits);
@@ -189,14 +190,14 @@ int main(int argc, char **argv)
 	image = argv[1];
 	sys_require_kvm();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_idle_timer_smp),
-		cmocka_unit_test(test_dirty_verify_and_ipi),
-		cmocka_unit_test(test_working_set_above_hole),
-		cmocka_unit_test(test_msi_irqwait),
-		cmocka_unit_test(test_exit_status_bad_cmdline),
-		cmocka_unit_test(test_touch_dirty_bitmap),
-		cmocka_unit_test(test_touch_dirty_bitmap_above_hole),
-		cmocka_unit_test(test_touch_dirty_ring),
+	    cmocka_unit_test(test_idle_timer_smp),
+	    cmocka_unit_test(test_dirty_verify_and_ipi),
+	    cmocka_unit_test(test_working_set_above_hole),
+	    cmocka_unit_test(test_msi_irqwait),
+	    cmocka_unit_test(test_exit_status_bad_cmdline),
+	    cmocka_unit_test(test_touch_dirty_bitmap),
+	    cmocka_unit_test(test_touch_dirty_bitmap_above_hole),
+	    cmocka_unit_test(test_touch_dirty_ring),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,8 +18,8 @@
 /* A flat image: header with address fields at offset 0x40, code after it. */
 static size_t make_flat(uint8_t *img, uint32_t load, uint32_t bss_end)
 {
-	uint32_t h[8] = {MULTIBOOT_HEADER_MAGIC, 1u << 16, 0, load + 0x40, load, 0, bss_end,
-			 load + 0x80};
+	uint32_t h[8] = {
+	    MULTIBOOT_HEADER_MAGIC, 1u << 16, 0, load + 0x40, load, 0, bss_end, load + 0x80};
 	h[2] = -(h[0] + h[1]);
 	memset(img, 0xCC, 0x1000);
 	memcpy(img + 0x40, h, sizeof(h));
@@ -84,8 +84,11 @@ static void test_elf32_image(void **state)
 	eh->e_phoff = sizeof(*eh);
 	eh->e_phnum = 1;
 	eh->e_phentsize = sizeof(*ph);
-	*ph = (Elf32_Phdr){.p_type = PT_LOAD, .p_offset = 0x1000, .p_paddr = 0x200000,
-			   .p_filesz = 0x1000, .p_memsz = 0x5000};
+	*ph = (Elf32_Phdr){.p_type = PT_LOAD,
+			   .p_offset = 0x1000,
+			   .p_paddr = 0x200000,
+			   .p_filesz = 0x1000,
+			   .p_memsz = 0x5000};
 	memcpy(img + 0x100, h, sizeof(h));
 	memset(img + 0x1000, 0x90, 0x1000);
 	assert_int_equal(guest_mem_create(16 * MiB, &gm), 0);
@@ -116,7 +119,7 @@ static void test_bad_images(void **state)
 	assert_int_equal(multiboot_load(gm, img, sizeof(img), "", &b), -ENOEXEC);
 	make_flat(img, 0x100000, 0);
 	assert_int_equal(multiboot_load(gm, img, 0x20, "", &b), -ENOEXEC); /* header cut off */
-	make_flat(img, 0xFF0000, 0x2000000);                              /* bss beyond RAM */
+	make_flat(img, 0xFF0000, 0x2000000);				   /* bss beyond RAM */
 	assert_int_equal(multiboot_load(gm, img, sizeof(img), "", &b), -EFBIG);
 	char *huge = malloc(MULTIBOOT_CMDLINE_MAX + 10);
 	memset(huge, 'a', MULTIBOOT_CMDLINE_MAX + 9);
@@ -130,9 +133,9 @@ static void test_bad_images(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_flat_image_and_info),
-		cmocka_unit_test(test_elf32_image),
-		cmocka_unit_test(test_bad_images),
+	    cmocka_unit_test(test_flat_image_and_info),
+	    cmocka_unit_test(test_elf32_image),
+	    cmocka_unit_test(test_bad_images),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,9 +137,9 @@ static void test_corrupt_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_truncated_refused),
-		cmocka_unit_test(test_corrupt_refused),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_truncated_refused),
+	    cmocka_unit_test(test_corrupt_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,7 @@
 #include "sys_util.h"
 
 #define FLAG_GPA 0x200000ull
-#define WAIT_MS  10000
+#define WAIT_MS	 10000
 
 static const char *image;
 
@@ -250,14 +250,14 @@ int main(int argc, char **argv)
 	image = argv[1];
 	sys_require_kvm();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boot_exit_status),
-		cmocka_unit_test(test_crash_is_reported_not_fatal),
-		cmocka_unit_test(test_timer_and_msi_delivered),
-		cmocka_unit_test(test_msi_through_irqfd),
-		cmocka_unit_test(test_mmio_and_pio_dispatch),
-		cmocka_unit_test(test_ioeventfd_doorbell),
-		cmocka_unit_test(test_pause_resume_under_load),
-		cmocka_unit_test(test_ram_above_hole),
+	    cmocka_unit_test(test_boot_exit_status),
+	    cmocka_unit_test(test_crash_is_reported_not_fatal),
+	    cmocka_unit_test(test_timer_and_msi_delivered),
+	    cmocka_unit_test(test_msi_through_irqfd),
+	    cmocka_unit_test(test_mmio_and_pio_dispatch),
+	    cmocka_unit_test(test_ioeventfd_doorbell),
+	    cmocka_unit_test(test_pause_resume_under_load),
+	    cmocka_unit_test(test_ram_above_hole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,11 +25,11 @@ static void restore_usage(void)
 }
 
 static const struct option restore_longopts[] = {
-	{"trace", required_argument, NULL, 't'},
-	{"dirty-log", required_argument, NULL, 'd'},
-	{"timeout", required_argument, NULL, 'T'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"trace", required_argument, NULL, 't'},
+    {"dirty-log", required_argument, NULL, 'd'},
+    {"timeout", required_argument, NULL, 'T'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint64_t *timeout,
@@ -51,7 +51,8 @@ static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint
 		} else if (c == 'T') {
 			ret = cli_parse_uint("--timeout", optarg, 86400, timeout);
 		} else {
-			log_error("restore: unknown option or missing value: '%s'", argv[optind - 1]);
+			log_error("restore: unknown option or missing value: '%s'",
+				  argv[optind - 1]);
 			ret = -EINVAL;
 		}
 		if (ret < 0)

@@ -58,22 +58,32 @@ static void run_usage(void)
 	       VMIG_EXIT_NOKVM, VMIG_EXIT_CRASH, VMIG_EXIT_TIMEOUT);
 }
 
-enum { OPT_MEM = 256, OPT_VCPUS, OPT_ARGS, OPT_KERNEL, OPT_TRACE, OPT_DIRTY, OPT_TIMEOUT,
-       OPT_SAVE, OPT_SAVE_MARK, OPT_SAVE_AFTER };
+enum {
+	OPT_MEM = 256,
+	OPT_VCPUS,
+	OPT_ARGS,
+	OPT_KERNEL,
+	OPT_TRACE,
+	OPT_DIRTY,
+	OPT_TIMEOUT,
+	OPT_SAVE,
+	OPT_SAVE_MARK,
+	OPT_SAVE_AFTER
+};
 
 static const struct option run_longopts[] = {
-	{"mem", required_argument, NULL, OPT_MEM},
-	{"vcpus", required_argument, NULL, OPT_VCPUS},
-	{"guest-args", required_argument, NULL, OPT_ARGS},
-	{"kernel", required_argument, NULL, OPT_KERNEL},
-	{"trace", required_argument, NULL, OPT_TRACE},
-	{"dirty-log", required_argument, NULL, OPT_DIRTY},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"save", required_argument, NULL, OPT_SAVE},
-	{"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
-	{"save-after", required_argument, NULL, OPT_SAVE_AFTER},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"mem", required_argument, NULL, OPT_MEM},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"guest-args", required_argument, NULL, OPT_ARGS},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"dirty-log", required_argument, NULL, OPT_DIRTY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"save", required_argument, NULL, OPT_SAVE},
+    {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
+    {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* 0 to go on, 1 for --help, negative on a bad option. */
@@ -83,7 +93,8 @@ static int run_parse_one(int c, struct run_opts *o)
 	case OPT_MEM:
 		if (guest_mem_parse_size(optarg, &o->mem) < 0) {
 			log_error("--mem: '%s' is not a size like 512M or 6G (non-zero, 4 KiB "
-				  "multiple, at most 1T)", optarg);
+				  "multiple, at most 1T)",
+				  optarg);
 			return -EINVAL;
 		}
 		return 0;
@@ -95,19 +106,31 @@ static int run_parse_one(int c, struct run_opts *o)
 			return -EINVAL;
 		}
 		return 0;
-	case OPT_ARGS: o->guest_args = optarg; return 0;
-	case OPT_KERNEL: o->kernel = optarg; return 0;
-	case OPT_TRACE: return cli_set_trace(optarg);
-	case OPT_DIRTY: return cli_parse_dirty_mode(optarg, &o->dirty);
-	case OPT_TIMEOUT: return cli_parse_uint("--timeout", optarg, 86400, &o->timeout_s);
-	case OPT_SAVE: o->save = optarg; return 0;
+	case OPT_ARGS:
+		o->guest_args = optarg;
+		return 0;
+	case OPT_KERNEL:
+		o->kernel = optarg;
+		return 0;
+	case OPT_TRACE:
+		return cli_set_trace(optarg);
+	case OPT_DIRTY:
+		return cli_parse_dirty_mode(optarg, &o->dirty);
+	case OPT_TIMEOUT:
+		return cli_parse_uint("--timeout", optarg, 86400, &o->timeout_s);
+	case OPT_SAVE:
+		o->save = optarg;
+		return 0;
 	case OPT_SAVE_MARK:
 		o->save_at_mark = true;
 		return cli_parse_uint("--save-at-mark", optarg, UINT32_MAX, &o->mark);
 	case OPT_SAVE_AFTER:
 		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
-	case 'h': run_usage(); return 1;
-	default: return -EINVAL; /* getopt printed nothing: opterr is 0 */
+	case 'h':
+		run_usage();
+		return 1;
+	default:
+		return -EINVAL; /* getopt printed nothing: opterr is 0 */
 	}
 }
 
@@ -152,8 +175,8 @@ static int run_save(struct machine *m, const struct run_opts *o)
 	if (o->save_at_mark)
 		ret = machine_wait_mark(m, (uint32_t)o->mark, timeout);
 	else
-		ret = vm_wait_stop(m->vm, (int)o->save_after_ms, NULL, NULL) == -ETIMEDOUT
-			      ? 0 : -ESRCH;
+		ret = vm_wait_stop(m->vm, (int)o->save_after_ms, NULL, NULL) == -ETIMEDOUT ? 0
+											   : -ESRCH;
 	if (ret < 0) {
 		log_error("the guest %s before the save point",
 			  ret == -ETIMEDOUT ? "timed out" : "stopped");
@@ -191,7 +214,7 @@ int cli_run(int argc, char **argv)
 	if (ret < 0)
 		return VMIG_EXIT_NOINPUT;
 	struct machine_config cfg = {
-		.mem_size = o.mem, .nr_vcpus = (unsigned)o.vcpus, .dirty_mode = o.dirty};
+	    .mem_size = o.mem, .nr_vcpus = (unsigned)o.vcpus, .dirty_mode = o.dirty};
 	ret = machine_create(&cfg, &m);
 	if (ret < 0) {
 		if (free_image)

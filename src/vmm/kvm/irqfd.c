@@ -26,10 +26,10 @@ static unsigned vm_routing_default(struct kvm_irq_routing_entry *e)
 							.u.irqchip = {KVM_IRQCHIP_IOAPIC, gsi}};
 		if (gsi < VM_PIC_PINS)
 			e[n++] = (struct kvm_irq_routing_entry){
-				.gsi = gsi,
-				.type = KVM_IRQ_ROUTING_IRQCHIP,
-				.u.irqchip = {gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-					      gsi % 8}};
+			    .gsi = gsi,
+			    .type = KVM_IRQ_ROUTING_IRQCHIP,
+			    .u.irqchip = {gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+					  gsi % 8}};
 	}
 	return n;
 }
@@ -47,11 +47,11 @@ static int vm_routing_commit(struct vm *vm)
 		if (!m->used)
 			continue;
 		r->entries[n++] = (struct kvm_irq_routing_entry){
-			.gsi = VM_MSI_GSI_BASE + i,
-			.type = KVM_IRQ_ROUTING_MSI,
-			.u.msi = {.address_lo = (uint32_t)m->addr,
-				  .address_hi = (uint32_t)(m->addr >> 32),
-				  .data = m->data}};
+		    .gsi = VM_MSI_GSI_BASE + i,
+		    .type = KVM_IRQ_ROUTING_MSI,
+		    .u.msi = {.address_lo = (uint32_t)m->addr,
+			      .address_hi = (uint32_t)(m->addr >> 32),
+			      .data = m->data}};
 	}
 	r->nr = n;
 	int ret = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
@@ -68,7 +68,7 @@ static int vm_msi_route_alloc(struct vm *vm)
 	if (vm->nr_msi_routes == VM_MAX_MSI_ROUTES)
 		return -ENOSPC;
 	struct vm_msi_route *r =
-		realloc(vm->msi_routes, (vm->nr_msi_routes + 1) * sizeof(*vm->msi_routes));
+	    realloc(vm->msi_routes, (vm->nr_msi_routes + 1) * sizeof(*vm->msi_routes));
 	if (!r)
 		return -ENOMEM;
 	vm->msi_routes = r;
@@ -78,8 +78,8 @@ static int vm_msi_route_alloc(struct vm *vm)
 
 static int vm_irqfd_ioctl(struct vm *vm, int fd, uint32_t gsi, bool del)
 {
-	struct kvm_irqfd k = {.fd = (uint32_t)fd, .gsi = gsi,
-			      .flags = del ? KVM_IRQFD_FLAG_DEASSIGN : 0};
+	struct kvm_irqfd k = {
+	    .fd = (uint32_t)fd, .gsi = gsi, .flags = del ? KVM_IRQFD_FLAG_DEASSIGN : 0};
 	return ioctl(vm->vm_fd, KVM_IRQFD, &k) < 0 ? -errno : 0;
 }
 

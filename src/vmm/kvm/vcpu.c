@@ -166,7 +166,8 @@ static void vcpu_handle_mmio(struct vcpu *v)
 	      run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr,
 	      run->mmio.len, (unsigned long)val);
 	if (v->vm->bus)
-		bus_access(v->vm->bus, BUS_MMIO, run->mmio.phys_addr, len, run->mmio.is_write, &val);
+		bus_access(v->vm->bus, BUS_MMIO, run->mmio.phys_addr, len, run->mmio.is_write,
+			   &val);
 	else if (!run->mmio.is_write)
 		val = 0;
 	if (!run->mmio.is_write)
@@ -176,13 +177,20 @@ static void vcpu_handle_mmio(struct vcpu *v)
 static const char *vcpu_exit_name(uint32_t reason)
 {
 	switch (reason) {
-	case KVM_EXIT_SHUTDOWN: return "triple fault (KVM_EXIT_SHUTDOWN)";
-	case KVM_EXIT_FAIL_ENTRY: return "VM entry failed (KVM_EXIT_FAIL_ENTRY)";
-	case KVM_EXIT_INTERNAL_ERROR: return "KVM internal error (KVM_EXIT_INTERNAL_ERROR)";
-	case KVM_EXIT_SYSTEM_EVENT: return "system event (KVM_EXIT_SYSTEM_EVENT)";
-	case KVM_EXIT_HLT: return "HLT exit";
-	case KVM_EXIT_EXCEPTION: return "exception (KVM_EXIT_EXCEPTION)";
-	default: return "unexpected exit";
+	case KVM_EXIT_SHUTDOWN:
+		return "triple fault (KVM_EXIT_SHUTDOWN)";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "VM entry failed (KVM_EXIT_FAIL_ENTRY)";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "KVM internal error (KVM_EXIT_INTERNAL_ERROR)";
+	case KVM_EXIT_SYSTEM_EVENT:
+		return "system event (KVM_EXIT_SYSTEM_EVENT)";
+	case KVM_EXIT_HLT:
+		return "HLT exit";
+	case KVM_EXIT_EXCEPTION:
+		return "exception (KVM_EXIT_EXCEPTION)";
+	default:
+		return "unexpected exit";
 	}
 }
 
@@ -416,7 +424,8 @@ static void vcpu_report_seg(const char *name, const struct kvm_segment *s)
 static void vcpu_report_exit(const struct kvm_run *run)
 {
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
-		fprintf(stderr, "  suberror=%u ndata=%u", run->internal.suberror, run->internal.ndata);
+		fprintf(stderr, "  suberror=%u ndata=%u", run->internal.suberror,
+			run->internal.ndata);
 		for (uint32_t i = 0; i < run->internal.ndata && i < 16; i++)
 			fprintf(stderr, " %#llx", (unsigned long long)run->internal.data[i]);
 		fputc('\n', stderr);
@@ -438,14 +447,16 @@ void vcpu_report(struct vcpu *v, const char *why)
 		v->run->exit_reason);
 	vcpu_report_exit(v->run);
 	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
-		fprintf(stderr, "  rip=%#018llx rsp=%#018llx rflags=%#llx\n", r.rip, r.rsp, r.rflags);
+		fprintf(stderr, "  rip=%#018llx rsp=%#018llx rflags=%#llx\n", r.rip, r.rsp,
+			r.rflags);
 		fprintf(stderr, "  rax=%#llx rbx=%#llx rcx=%#llx rdx=%#llx\n", r.rax, r.rbx, r.rcx,
 			r.rdx);
 		fprintf(stderr, "  rsi=%#llx rdi=%#llx rbp=%#llx r8=%#llx\n", r.rsi, r.rdi, r.rbp,
 			r.r8);
 	}
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) == 0) {
-		fprintf(stderr, "  cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx apic_base=%#llx\n",
+		fprintf(stderr,
+			"  cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx apic_base=%#llx\n",
 			s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.apic_base);
 		vcpu_report_seg("cs", &s.cs);
 		vcpu_report_seg("ss", &s.ss);

@@ -104,8 +104,8 @@ static int vcpu_state_get_xsave(struct vcpu *v, struct vcpu_state *st)
 	st->xsave = calloc(1, st->xsave_size);
 	if (!st->xsave)
 		return -ENOMEM;
-	unsigned long req = st->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2
-								      : KVM_GET_XSAVE;
+	unsigned long req =
+	    st->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
 	return ioctl(v->fd, req, st->xsave) < 0 ? -errno : 0;
 }
 

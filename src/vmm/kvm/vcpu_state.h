@@ -22,9 +22,9 @@
 
 struct vcpu;
 
-#define VCPU_STATE_MAGIC   0x55504356u /* "VCPU" */
-#define VCPU_STATE_VERSION 1u
-#define VCPU_STATE_MAX_MSRS 1024u
+#define VCPU_STATE_MAGIC     0x55504356u /* "VCPU" */
+#define VCPU_STATE_VERSION   1u
+#define VCPU_STATE_MAX_MSRS  1024u
 #define VCPU_STATE_MAX_XSAVE (64u * 1024u)
 
 struct vcpu_state {

@@ -16,9 +16,9 @@
 #include "vmm/guest_mem.h"
 
 /* Outside RAM, inside the hole, clear of the devices: where Intel KVM keeps its TSS pages. */
-#define VM_TSS_ADDR          0xFFFBD000ull
+#define VM_TSS_ADDR	     0xFFFBD000ull
 #define VM_IDENTITY_MAP_ADDR 0xFFFBC000ull
-#define VM_RING_DEFAULT      16384u
+#define VM_RING_DEFAULT	     16384u
 
 struct vm_cap {
 	int cap;
@@ -27,19 +27,19 @@ struct vm_cap {
 
 /* Capabilities vmig cannot work without. */
 static const struct vm_cap vm_required_caps[] = {
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-	{KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-	{KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
-	{KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},
-	{KVM_CAP_XCRS, "KVM_CAP_XCRS"},
-	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-	{KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"},
-	{KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_X2APIC_API, "KVM_CAP_X2APIC_API"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
+    {KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},
+    {KVM_CAP_XCRS, "KVM_CAP_XCRS"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+    {KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"},
+    {KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_X2APIC_API, "KVM_CAP_X2APIC_API"},
 };
 
 static int kvm_open_dev(void)
@@ -74,7 +74,8 @@ static int vm_check_required(const struct vm *vm)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(vm_required_caps); i++) {
 		if (!vm_check_ext(vm, vm_required_caps[i].cap)) {
-			log_error("KVM lacks a capability vmig needs: %s", vm_required_caps[i].name);
+			log_error("KVM lacks a capability vmig needs: %s",
+				  vm_required_caps[i].name);
 			return -ENOTSUP;
 		}
 	}
@@ -125,8 +126,8 @@ static int vm_setup_dirty(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (cfg->dirty_mode != VM_DIRTY_BITMAP && ring_max && IS_POW2(entries) &&
 	    bytes <= (uint64_t)ring_max) {
-		int ret = vm_enable_cap(vm, ring_acq ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL
-						     : KVM_CAP_DIRTY_LOG_RING, bytes);
+		int ret = vm_enable_cap(
+		    vm, ring_acq ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL : KVM_CAP_DIRTY_LOG_RING, bytes);
 		if (ret == 0) {
 			vm->ring = true;
 			vm->ring_entries = entries;
@@ -254,11 +255,11 @@ void vm_close(struct vm *vm)
 int vm_slot_update(struct vm *vm, struct vm_slot *s)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = s->id,
-		.flags = s->flags,
-		.guest_phys_addr = s->gpa,
-		.memory_size = s->size,
-		.userspace_addr = (uint64_t)(uintptr_t)s->host,
+	    .slot = s->id,
+	    .flags = s->flags,
+	    .guest_phys_addr = s->gpa,
+	    .memory_size = s->size,
+	    .userspace_addr = (uint64_t)(uintptr_t)s->host,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
 		int err = -errno;
@@ -301,7 +302,7 @@ void vm_set_bus(struct vm *vm, struct bus *bus)
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	struct kvm_msi msi = {
-		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 	int r = ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
 	TRACE(kvm_msi, "addr=%#lx data=%#x -> %d", (unsigned long)addr, data, r);
 	/* 0 means the interrupt was blocked (e.g. the LAPIC is disabled): not an error. */
@@ -310,10 +311,8 @@ int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 
 static int vm_ioeventfd_ioctl(struct vm *vm, const struct vm_ioeventfd *io, bool del)
 {
-	struct kvm_ioeventfd k = {.datamatch = io->datamatch,
-				  .addr = io->addr,
-				  .len = io->len,
-				  .fd = io->fd};
+	struct kvm_ioeventfd k = {
+	    .datamatch = io->datamatch, .addr = io->addr, .len = io->len, .fd = io->fd};
 	if (io->len != 0 && io->len != 1 && io->len != 2 && io->len != 4 && io->len != 8)
 		return -EINVAL;
 	if (io->len == 0 && (io->pio || io->match))

@@ -21,16 +21,16 @@ struct bus;
 struct guest_mem;
 
 /* Process exit codes for VMM-side failures (guest exit statuses pass through unchanged). */
-#define VMIG_EXIT_USAGE   64 /* bad command line */
+#define VMIG_EXIT_USAGE	  64 /* bad command line */
 #define VMIG_EXIT_NOINPUT 66 /* a file that must exist does not */
-#define VMIG_EXIT_NOKVM   69 /* /dev/kvm missing or inaccessible, or a capability missing */
-#define VMIG_EXIT_CRASH   70 /* guest crashed (triple fault, KVM internal error, entry failure) */
+#define VMIG_EXIT_NOKVM	  69 /* /dev/kvm missing or inaccessible, or a capability missing */
+#define VMIG_EXIT_CRASH	  70 /* guest crashed (triple fault, KVM internal error, entry failure) */
 #define VMIG_EXIT_TIMEOUT 124
 
 enum vm_dirty_mode {
-	VM_DIRTY_AUTO,   /* the ring when KVM offers it, else the bitmap */
+	VM_DIRTY_AUTO,	 /* the ring when KVM offers it, else the bitmap */
 	VM_DIRTY_BITMAP, /* KVM_GET_DIRTY_LOG (+ KVM_CLEAR_DIRTY_LOG under manual protect) */
-	VM_DIRTY_RING,   /* KVM_CAP_DIRTY_LOG_RING(_ACQ_REL); -ENOTSUP if absent */
+	VM_DIRTY_RING,	 /* KVM_CAP_DIRTY_LOG_RING(_ACQ_REL); -ENOTSUP if absent */
 };
 
 struct vm_config {
@@ -40,16 +40,16 @@ struct vm_config {
 };
 
 enum vm_stop_reason {
-	VM_STOP_NONE,       /* still running */
+	VM_STOP_NONE,	    /* still running */
 	VM_STOP_GUEST_EXIT, /* the guest wrote its exit port; exit_status is its value */
-	VM_STOP_CRASH,      /* SHUTDOWN, internal error, failed entry: a report was printed */
-	VM_STOP_ERROR,      /* a VMM-side failure on a vCPU thread */
+	VM_STOP_CRASH,	    /* SHUTDOWN, internal error, failed entry: a report was printed */
+	VM_STOP_ERROR,	    /* a VMM-side failure on a vCPU thread */
 	VM_STOP_REQUEST,    /* vm_request_stop() from outside */
 };
 
 #define VM_MAX_SLOTS 4
 
-#define VM_MSI_GSI_BASE 24u /* the first GSI above the IOAPIC's pins */
+#define VM_MSI_GSI_BASE	  24u /* the first GSI above the IOAPIC's pins */
 #define VM_MAX_MSI_ROUTES 256u
 
 struct vm_msi_route {
@@ -74,10 +74,10 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_live;
-	bool io_settled;           /* no exit awaits completion by a KVM_RUN (safe to park) */
+	bool io_settled;	    /* no exit awaits completion by a KVM_RUN (safe to park) */
 	struct kvm_dirty_gfn *ring; /* dirty ring mapping, NULL in bitmap mode */
-	uint32_t ring_next;         /* next ring entry to collect */
-	uint64_t exits;             /* userspace exits handled (statistics) */
+	uint32_t ring_next;	    /* next ring entry to collect */
+	uint64_t exits;		    /* userspace exits handled (statistics) */
 };
 
 struct vm {
@@ -89,8 +89,8 @@ struct vm {
 	struct vm_slot slots[VM_MAX_SLOTS];
 	unsigned nr_slots;
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, x2APIC and hypervisor bits on */
-	uint32_t xsave_size;      /* bytes of struct kvm_xsave for KVM_GET_XSAVE2 */
-	uint32_t *msr_index;      /* MSRs saved with the vCPU state (read and write back) */
+	uint32_t xsave_size;	  /* bytes of struct kvm_xsave for KVM_GET_XSAVE2 */
+	uint32_t *msr_index;	  /* MSRs saved with the vCPU state (read and write back) */
 	unsigned nr_msrs;
 
 	/* Dirty tracking. */
@@ -99,7 +99,7 @@ struct vm {
 	uint32_t ring_entries;
 	bool logging;
 	pthread_mutex_t dirty_lock; /* one harvester or ring collector at a time */
-	uint64_t *ring_dirty;       /* pages collected from rings, not yet harvested */
+	uint64_t *ring_dirty;	    /* pages collected from rings, not yet harvested */
 
 	/* MSI routes for irqfds (GSIs from VM_MSI_GSI_BASE), under lock. */
 	struct vm_msi_route *msi_routes;
@@ -110,8 +110,8 @@ struct vm {
 	pthread_cond_t cond;
 	bool started;
 	bool pause_req;
-	unsigned parked;  /* vCPU threads parked (paused or finished) */
-	unsigned live;    /* vCPU threads not yet finished */
+	unsigned parked; /* vCPU threads parked (paused or finished) */
+	unsigned live;	 /* vCPU threads not yet finished */
 	bool stop;
 	enum vm_stop_reason reason;
 	int exit_status;
@@ -161,9 +161,9 @@ struct vm_ioeventfd {
 	uint64_t addr;
 	uint32_t len; /* 0 (any length; MMIO only), 1, 2, 4 or 8 */
 	bool pio;
-	bool match;   /* only a write of exactly datamatch signals */
+	bool match; /* only a write of exactly datamatch signals */
 	uint64_t datamatch;
-	int fd;       /* an eventfd */
+	int fd; /* an eventfd */
 };
 int vm_ioeventfd_add(struct vm *vm, const struct vm_ioeventfd *io);
 int vm_ioeventfd_del(struct vm *vm, const struct vm_ioeventfd *io);
