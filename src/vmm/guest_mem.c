@@ -179,46 +179,34 @@ size_t guest_mem_take_dirty(struct guest_mem *gm, uint64_t *dst)
 	return count;
 }
 
+/* Multiplier for a K/M/G/T suffix (optionally followed by "iB" or "B"); 0 if malformed. */
+static uint64_t guest_mem_size_suffix(const char *end)
+{
+	static const char units[] = "kmgt";
+	const char *u = *end ? strchr(units, *end | 0x20) : NULL;
+	uint64_t mult = 1;
+
+	if (u) {
+		mult = KiB << (10 * (u - units));
+		end++;
+	}
+	if (end[0] == 'i' && end[1] == 'B' && mult != 1)
+		end += 2;
+	else if (end[0] == 'B' && mult != 1)
+		end++;
+	return *end ? 0 : mult;
+}
+
 int guest_mem_parse_size(const char *text, uint64_t *out)
 {
 	char *end;
-	uint64_t mult = 1;
 
 	if (!text || *text < '0' || *text > '9')
 		return -EINVAL;
 	errno = 0;
 	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text)
-		return -EINVAL;
-	switch (*end) {
-	case 'K':
-	case 'k':
-		mult = KiB;
-		end++;
-		break;
-	case 'M':
-	case 'm':
-		mult = MiB;
-		end++;
-		break;
-	case 'G':
-	case 'g':
-		mult = GiB;
-		end++;
-		break;
-	case 'T':
-	case 't':
-		mult = 1024 * GiB;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B' && mult != 1)
-		end++;
-	if (*end || v == 0 || v > GUEST_MEM_MAX / mult)
+	uint64_t mult = guest_mem_size_suffix(end);
+	if (errno || end == text || mult == 0 || v == 0 || v > GUEST_MEM_MAX / mult)
 		return -EINVAL;
 	v *= mult;
 	if (!IS_ALIGNED(v, GUEST_PAGE_SIZE))
