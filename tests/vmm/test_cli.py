@@ -43,6 +43,26 @@ def test_bad_cmdlines():
     bad_cmdline(["restore", "/nonexistent/vmig-snapshot"], 66)
 
 
+def test_no_kvm():
+    """/dev/kvm hidden (a private mount namespace) or not accessible (another user)."""
+    cases = (("missing", ["unshare", "--mount", "sh", "-c",
+                          f"mount -t tmpfs none /dev && exec {VMIG} run"], "does not exist"),
+             ("inaccessible", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               VMIG, "run"], "permission denied"))
+    for name, cmd, want in cases:
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        except OSError:
+            print(f"skip /dev/kvm {name}: {cmd[0]} unavailable")
+            continue
+        if p.returncode != 69 and "vmig:" not in p.stderr:
+            print(f"skip /dev/kvm {name}: cannot set it up here ({p.stderr.strip()!r})")
+            continue
+        lines = p.stderr.strip().splitlines()
+        check(p.returncode == 69 and len(lines) == 1 and want in lines[0],
+              f"/dev/kvm {name}: one clear line, exit 69 (got {p.returncode}: {p.stderr.strip()!r})")
+
+
 def test_help():
     rc, out, _ = run("run", "--help")
     opts = ["--mem", "--vcpus", "--guest-args", "--kernel", "--trace", "--dirty-log",
@@ -125,6 +145,7 @@ def test_corrupt_snapshots(tmp, snap):
 
 def main():
     test_bad_cmdlines()
+    test_no_kvm()
     test_help()
     test_exit_status()
     with tempfile.TemporaryDirectory() as tmp:
