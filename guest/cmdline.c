@@ -18,8 +18,9 @@ struct config cfg = {
 };
 
 static const char *const step_names[] = {
-    [STEP_IDLE] = "idle",   [STEP_DIRTY] = "dirty", [STEP_VERIFY] = "verify",
-    [STEP_TOUCH] = "touch", [STEP_IPI] = "ipi",	    [STEP_IRQWAIT] = "irqwait",
+    [STEP_IDLE] = "idle",	[STEP_DIRTY] = "dirty", [STEP_VERIFY] = "verify",
+    [STEP_TOUCH] = "touch",	[STEP_IPI] = "ipi",	[STEP_IRQWAIT] = "irqwait",
+    [STEP_CORRUPT] = "corrupt",
 };
 
 void fail_cmdline(const char *what, const char *arg)

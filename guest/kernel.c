@@ -24,10 +24,13 @@
 #define X2APIC_LVT_TIMER  0x832
 #define X2APIC_TIMER_INIT 0x838
 #define X2APIC_TIMER_DIV  0x83E
-#define APIC_SVR_ENABLE	  (1u << 8)
-#define LVT_MASKED	  (1u << 16)
-#define LVT_PERIODIC	  (1u << 17)
-#define TIMER_DIV_1	  0xB
+/* The xAPIC fallback (QEMU's TCG lacks x2APIC): register n of the MSR space at n << 4. */
+#define XAPIC_REG(msr)	(VMIG_LAPIC_BASE + (((msr)-0x800u) << 4))
+#define XAPIC_ICR_HIGH	0x831
+#define APIC_SVR_ENABLE (1u << 8)
+#define LVT_MASKED	(1u << 16)
+#define LVT_PERIODIC	(1u << 17)
+#define TIMER_DIV_1	0xB
 /* KVM's (and QEMU's) local APIC timer counts at 1 GHz. */
 #define APIC_TIMER_HZ 1000000000ull
 
@@ -122,6 +125,20 @@ static uint32_t this_cpu(void)
 	return index < VMIG_MAX_VCPUS ? (uint32_t)index : 0;
 }
 
+/* Forgets RAM at and above `top` (beyond what the page tables can map). */
+static void ram_clip(uint64_t top)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < boot.nr_ram; i++) {
+		boot.ram[i].end = MIN(boot.ram[i].end, top);
+		if (boot.ram[i].start < boot.ram[i].end)
+			boot.ram[n++] = boot.ram[i];
+	}
+	boot.nr_ram = n;
+	boot.ram_top = MIN(boot.ram_top, top);
+}
+
 /* Identity-maps RAM above 4 GiB (boot.S mapped the low 4 GiB), user-accessible. */
 static void paging_map_high(void)
 {
@@ -140,9 +157,7 @@ static void paging_map_high(void)
 	}
 	boot.mapped_top = MAX(gibs, 4) << 30;
 	boot.pages_1g = boot_has_1g;
-	for (uint32_t i = 0; i < boot.nr_ram; i++)
-		boot.ram[i].end = MIN(boot.ram[i].end, boot.mapped_top);
-	boot.ram_top = MIN(boot.ram_top, boot.mapped_top);
+	ram_clip(boot.mapped_top);
 	__asm__ volatile("mov %0, %%cr3" : : "r"((uint64_t)boot_pml4) : "memory");
 }
 
@@ -181,41 +196,67 @@ static void cpu_load_tables(uint32_t index)
  * The BIOS (under QEMU) leaves the 8259 PIC routed to LINT0, where its timer would arrive
  * on exception vector 8: mask the PIC and LINT0. Only the boot vCPU has the PIC wired.
  */
+static void apic_write(uint32_t reg, uint32_t value)
+{
+	if (boot.x2apic)
+		wrmsr(reg, value);
+	else
+		*(volatile uint32_t *)XAPIC_REG(reg) = value;
+}
+
+static uint32_t apic_read_id(void)
+{
+	if (boot.x2apic)
+		return (uint32_t)rdmsr(X2APIC_ID);
+	return *(volatile uint32_t *)XAPIC_REG(X2APIC_ID) >> 24;
+}
+
+static void apic_send_icr(uint32_t dest, uint32_t low)
+{
+	if (boot.x2apic) {
+		wrmsr(X2APIC_ICR, ((uint64_t)dest << 32) | low);
+		return;
+	}
+	*(volatile uint32_t *)XAPIC_REG(XAPIC_ICR_HIGH) = dest << 24;
+	*(volatile uint32_t *)XAPIC_REG(X2APIC_ICR) = low;
+}
+
 static void legacy_irqs_mask(void)
 {
 	outb(0x21, 0xFF);
 	outb(0xA1, 0xFF);
-	wrmsr(X2APIC_LVT_LINT0, LVT_MASKED);
+	apic_write(X2APIC_LVT_LINT0, LVT_MASKED);
 }
 
 static void apic_enable(uint32_t index)
 {
-	wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EN | APIC_BASE_EXTD);
-	wrmsr(X2APIC_SVR, APIC_SVR_ENABLE | VMIG_VEC_SPURIOUS);
+	wrmsr(MSR_APIC_BASE,
+	      rdmsr(MSR_APIC_BASE) | APIC_BASE_EN | (boot.x2apic ? APIC_BASE_EXTD : 0));
+	apic_write(X2APIC_SVR, APIC_SVR_ENABLE | VMIG_VEC_SPURIOUS);
 	if (index == 0)
 		legacy_irqs_mask();
 	cpus[index].index = index;
-	cpus[index].apic_id = (uint32_t)rdmsr(X2APIC_ID);
+	cpus[index].apic_id = apic_read_id();
 }
 
 static void timer_set(int on)
 {
 	if (!on) {
-		wrmsr(X2APIC_LVT_TIMER, LVT_MASKED);
-		wrmsr(X2APIC_TIMER_INIT, 0);
+		apic_write(X2APIC_LVT_TIMER, LVT_MASKED);
+		apic_write(X2APIC_TIMER_INIT, 0);
 		return;
 	}
-	wrmsr(X2APIC_TIMER_DIV, TIMER_DIV_1);
-	wrmsr(X2APIC_LVT_TIMER, LVT_PERIODIC | VMIG_VEC_TIMER);
-	wrmsr(X2APIC_TIMER_INIT, APIC_TIMER_HZ / TIMER_HZ);
+	apic_write(X2APIC_TIMER_DIV, TIMER_DIV_1);
+	apic_write(X2APIC_LVT_TIMER, LVT_PERIODIC | VMIG_VEC_TIMER);
+	apic_write(X2APIC_TIMER_INIT, APIC_TIMER_HZ / TIMER_HZ);
 }
 
 static void send_ipi(uint32_t dest, uint32_t vector)
 {
 	if (dest == SYS_IPI_SELF)
-		wrmsr(X2APIC_ICR, ICR_SELF | (vector & 0xFF));
+		apic_send_icr(0, ICR_SELF | (vector & 0xFF));
 	else
-		wrmsr(X2APIC_ICR, ((uint64_t)dest << 32) | (vector & 0xFF));
+		apic_send_icr(dest, vector & 0xFF);
 }
 
 static void short_delay(void)
@@ -228,11 +269,11 @@ static void short_delay(void)
 static void smp_start_aps(void)
 {
 	memcpy((void *)TRAMPOLINE_ADDR, trampoline_start, trampoline_end - trampoline_start);
-	wrmsr(X2APIC_ICR, ICR_ALL_BUT_SELF | ICR_ASSERT | ICR_INIT);
+	apic_send_icr(0, ICR_ALL_BUT_SELF | ICR_ASSERT | ICR_INIT);
 	short_delay();
-	wrmsr(X2APIC_ICR, ICR_ALL_BUT_SELF | ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
+	apic_send_icr(0, ICR_ALL_BUT_SELF | ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
 	short_delay();
-	wrmsr(X2APIC_ICR, ICR_ALL_BUT_SELF | ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
+	apic_send_icr(0, ICR_ALL_BUT_SELF | ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
 }
 
 static void __attribute__((noreturn)) cpu_enter_user(uint32_t index)
@@ -248,8 +289,9 @@ static void check_cpu_features(void)
 	uint32_t r[4];
 
 	cpuid(1, 0, r);
-	if (!(r[2] & (1u << 21)))
-		kernel_panic("no x2APIC", r[2], 0);
+	boot.x2apic = (r[2] >> 21) & 1;
+	if (!(r[3] & (1u << 9)))
+		kernel_panic("no local APIC", r[3], 0);
 }
 
 void kernel_main_bsp(uint32_t magic, uint32_t info)
@@ -341,5 +383,5 @@ void isr_dispatch(struct frame *f)
 	if (f->vector == VMIG_VEC_TIMER)
 		cpus[cpu].ticks++;
 	if (f->vector != VMIG_VEC_SPURIOUS)
-		wrmsr(X2APIC_EOI, 0);
+		apic_write(X2APIC_EOI, 0);
 }

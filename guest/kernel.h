@@ -31,6 +31,7 @@ struct boot_info {
 	uint64_t image_start; /* the image, bss and stacks: [image_start, image_end) */
 	uint64_t image_end;
 	uint32_t pages_1g; /* the identity map uses 1 GiB pages */
+	uint32_t x2apic;   /* x2APIC mode (else the xAPIC MMIO fallback) */
 	uint32_t bsp_apic_id;
 };
 

@@ -48,6 +48,11 @@ static void add_ram(uint64_t start, uint64_t end)
 	/* Below 1 MiB: firmware areas, the trampoline; the workloads never use it. */
 	start = ALIGN_UP(MAX(start, MIB), PAGE_SIZE);
 	end = ALIGN_DOWN(end, PAGE_SIZE);
+	if (start < VMIG_MMIO_HOLE_START && end > VMIG_MMIO_HOLE_END) {
+		/* A range across the whole hole: keep both sides, never the hole itself. */
+		add_ram(start, VMIG_MMIO_HOLE_START);
+		start = VMIG_MMIO_HOLE_END;
+	}
 	if (start >= VMIG_MMIO_HOLE_START && start < VMIG_MMIO_HOLE_END)
 		start = VMIG_MMIO_HOLE_END;
 	if (end > VMIG_MMIO_HOLE_START && end <= VMIG_MMIO_HOLE_END)

@@ -39,7 +39,7 @@ static void __attribute__((noreturn)) idle_forever(void)
 
 /*
  * The kernel woke every other vCPU with a broadcast SIPI; count who arrives. With cpus=N,
- * wait for N; otherwise until nobody new has come for 100 ms.
+ * wait for N; otherwise until nobody new has come for 250 ms.
  */
 static void wait_for_cpus(void)
 {
@@ -51,7 +51,7 @@ static void wait_for_cpus(void)
 
 		if (n != seen)
 			seen = n, changed = now_ticks();
-		if (cfg.cpus ? n >= cfg.cpus : now_ticks() - changed >= TIMER_HZ / 10)
+		if (cfg.cpus ? n >= cfg.cpus : now_ticks() - changed >= TIMER_HZ / 4)
 			break;
 		if (now_ticks() - start >= 5 * TIMER_HZ) {
 			struct line l = {.len = 0};
@@ -76,6 +76,7 @@ static void print_boot(void)
 	line_kv(&l, "ram_mib", ram_bytes() / MIB);
 	line_kx(&l, "ram_top", boot.ram_top);
 	line_str(&l, boot.pages_1g ? " map=1g" : " map=2m");
+	line_str(&l, boot.x2apic ? " apic=x2apic" : " apic=xapic");
 	line_kx(&l, "image_end", boot.image_end);
 	line_kv(&l, "hz", TIMER_HZ);
 	line_flush(&l);

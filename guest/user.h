@@ -39,6 +39,7 @@ enum step {
 	STEP_TOUCH,
 	STEP_IPI,
 	STEP_IRQWAIT,
+	STEP_CORRUPT,
 };
 
 #define MAX_STEPS 16

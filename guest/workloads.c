@@ -9,7 +9,7 @@
 
 /* What each vCPU did in the current step. */
 struct cpu_stats {
-	uint64_t writes, passes, checked, mismatches;
+	uint64_t writes, passes, checked, mismatches, sse_bad;
 } __attribute__((aligned(64)));
 
 static struct cpu_stats stats[VMIG_MAX_VCPUS];
@@ -32,7 +32,7 @@ static bool has_step(enum step s)
 
 bool workloads_need_ws(void)
 {
-	return has_step(STEP_DIRTY) || has_step(STEP_VERIFY);
+	return has_step(STEP_DIRTY) || has_step(STEP_VERIFY) || has_step(STEP_CORRUPT);
 }
 
 uint64_t ram_bytes(void)
@@ -196,6 +196,48 @@ static void report_dirty(struct line *l)
 	line_kv(l, "rate", STAT_SUM(writes) * TIMER_HZ / ticks);
 }
 
+/* ---- SSE state: xmm8-15 hold per-vCPU values from the first step to every verify ------ */
+
+/*
+ * Nothing else in the guest touches SSE registers (it is built -mgeneral-regs-only), so a
+ * VMM that loses or mixes up FPU/SSE state across a pause, save/restore or migration makes
+ * verify fail.
+ */
+static void sse_expected(uint32_t cpu, uint64_t v[16])
+{
+	for (int k = 0; k < 16; k++)
+		v[k] = (cfg.seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)cpu << 32) ^ (k + 1);
+}
+
+static void sse_load(uint32_t cpu)
+{
+	uint64_t v[16];
+
+	sse_expected(cpu, v);
+	__asm__ volatile("movdqu 0(%0), %%xmm8\n\tmovdqu 16(%0), %%xmm9\n\t"
+			 "movdqu 32(%0), %%xmm10\n\tmovdqu 48(%0), %%xmm11\n\t"
+			 "movdqu 64(%0), %%xmm12\n\tmovdqu 80(%0), %%xmm13\n\t"
+			 "movdqu 96(%0), %%xmm14\n\tmovdqu 112(%0), %%xmm15"
+			 :
+			 : "r"(v)
+			 : "memory");
+}
+
+static bool sse_intact(uint32_t cpu)
+{
+	uint64_t want[16], got[16];
+
+	sse_expected(cpu, want);
+	__asm__ volatile("movdqu %%xmm8, 0(%0)\n\tmovdqu %%xmm9, 16(%0)\n\t"
+			 "movdqu %%xmm10, 32(%0)\n\tmovdqu %%xmm11, 48(%0)\n\t"
+			 "movdqu %%xmm12, 64(%0)\n\tmovdqu %%xmm13, 80(%0)\n\t"
+			 "movdqu %%xmm14, 96(%0)\n\tmovdqu %%xmm15, 112(%0)"
+			 :
+			 : "r"(got)
+			 : "memory");
+	return !memcmp(want, got, sizeof(got));
+}
+
 /* ---- verify: every owned page against its generation ---------------------------------- */
 
 static void report_mismatch(uint64_t addr, uint32_t gen, int word, uint64_t exp, uint64_t got)
@@ -236,6 +278,7 @@ static void step_verify(uint32_t cpu)
 	slice_of(fill_set.pages, cpu, &lo, &hi);
 	for (uint64_t i = lo; i < hi; i++)
 		verify_page(st, page_set_addr(&fill_set, i), 0);
+	st->sse_bad = !sse_intact(cpu);
 }
 
 static void report_verify(struct line *l)
@@ -244,7 +287,8 @@ static void report_verify(struct line *l)
 	line_kv(l, "fill_pages", fill_set.pages);
 	line_kv(l, "checked", STAT_SUM(checked));
 	line_kv(l, "mismatches", STAT_SUM(mismatches));
-	if (STAT_SUM(mismatches))
+	line_kv(l, "sse_bad", STAT_SUM(sse_bad));
+	if (STAT_SUM(mismatches) || STAT_SUM(sse_bad))
 		step_status = "fail";
 }
 
@@ -342,6 +386,33 @@ static void report_irqwait(struct line *l)
 	line_kv(l, "received", irq_sum(cfg.irq_vector) - snap_irq);
 }
 
+/* ---- corrupt: damage owned pages behind verify's back (proves verify can fail) ------- */
+
+static uint64_t corrupted;
+
+static void corrupt_page(uint64_t addr)
+{
+	((volatile uint64_t *)addr)[7] ^= 0x5A;
+	corrupted++;
+}
+
+static void step_corrupt(uint32_t cpu)
+{
+	if (cpu != 0)
+		return;
+	corrupted = 0;
+	if (ws_set.pages)
+		corrupt_page(page_set_addr(&ws_set, ws_set.pages - 1));
+	if (fill_set.pages)
+		corrupt_page(page_set_addr(&fill_set, 0));
+	__asm__ volatile("pcmpeqd %%xmm15, %%xmm15" ::: "memory"); /* and vCPU 0's SSE state */
+}
+
+static void report_corrupt(struct line *l)
+{
+	line_kv(l, "pages", corrupted);
+}
+
 /* ---- the driver ------------------------------------------------------------------------ */
 
 struct step_ops {
@@ -357,6 +428,7 @@ static const struct step_ops step_ops[] = {
     [STEP_TOUCH] = {"touch", step_touch, 0},
     [STEP_IPI] = {"ipi", step_ipi, report_ipi},
     [STEP_IRQWAIT] = {"irqwait", step_irqwait, report_irqwait},
+    [STEP_CORRUPT] = {"corrupt", step_corrupt, report_corrupt},
 };
 
 /* Boot vCPU, before the step's start barrier: the baseline of the step. */
@@ -389,6 +461,7 @@ static void step_report(const struct step_ops *ops)
 
 void workloads_run(uint32_t cpu)
 {
+	sse_load(cpu);
 	if (ws_set.pages || fill_set.pages) {
 		if (cpu == 0)
 			step_begin();
