@@ -2,8 +2,9 @@
 /*
  * The real guest firmware (guest/, docs/guest.md) on the VMM: boot on 1 and 4 vCPUs with
  * timer interrupts, every workload (idle, dirty+verify, touch, ipi, irqwait with the VMM's
- * MSIs), RAM above the MMIO hole used for real, the guest's exit status, and dirty logging
- * against the touch workload (bitmap and ring).
+ * MSIs), RAM above the MMIO hole used for real (a working set above 4 GiB, and one spanning
+ * the hole), the guest's exit status, and dirty logging against the touch workload (bitmap
+ * and ring).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -25,10 +26,20 @@
 
 static const char *image;
 
+/* Creates the VM with "cpus=N" in front of cmd, as vmig run does for the firmware. */
+static void create_fw(struct sys_vm *s, uint64_t mem, unsigned vcpus, enum vm_dirty_mode mode,
+		      const char *cmd)
+{
+	char full[256];
+
+	snprintf(full, sizeof(full), "cpus=%u %s", vcpus, cmd);
+	sys_vm_create(s, image, mem, vcpus, mode, full);
+}
+
 static void boot_and_expect(unsigned vcpus, uint64_t mem, const char *cmd, int status,
 			    struct sys_vm *s)
 {
-	sys_vm_create(s, image, mem, vcpus, VM_DIRTY_AUTO, cmd);
+	create_fw(s, mem, vcpus, VM_DIRTY_AUTO, cmd);
 	assert_int_equal(machine_start(s->m), 0);
 	assert_int_equal(machine_wait(s->m, WAIT_MS), status);
 }
@@ -79,6 +90,18 @@ static void test_working_set_above_hole(void **state)
 	sys_vm_destroy(&s);
 }
 
+static void test_working_set_spans_hole(void **state)
+{
+	struct sys_vm s;
+
+	/* docs/guest.md's recipe: 8 MiB from 4 MiB below the hole, so half lies above 4 GiB. */
+	boot_and_expect(1, 5 * GiB, "workload=dirty,verify secs=1 ws=8M wsbase=0xBFC00000", 0, &s);
+	assert_true(sys_console_line_has(&s, "LAYOUT", "ws_extents=2"));
+	assert_true(sys_console_value(&s, "LAYOUT", "ws_end=") > (long long)VMIG_MMIO_HOLE_END);
+	assert_true(sys_console_line_has(&s, "RESULT workload=verify", "mismatches=0"));
+	sys_vm_destroy(&s);
+}
+
 static void test_msi_irqwait(void **state)
 {
 	struct sys_vm s;
@@ -122,7 +145,7 @@ static void run_touch(enum vm_dirty_mode mode, uint64_t mem, uint64_t base)
 
 	snprintf(cmd, sizeof(cmd), "workload=idle,touch secs=1 touch=%#lx,%u,%#lx",
 		 (unsigned long)base, count, (unsigned long)stride);
-	sys_vm_create(&s, image, mem, 2, mode, cmd);
+	create_fw(&s, mem, 2, mode, cmd);
 	struct vm *vm = s.m->vm;
 	uint64_t nbits = vm_dirty_pages(vm);
 	uint64_t *map = bitmap_alloc(nbits);
@@ -143,7 +166,9 @@ static void run_touch(enum vm_dirty_mode mode, uint64_t mem, uint64_t base)
 		uint64_t gpa = p << 12;
 		bool touched =
 		    gpa >= base && (gpa - base) % stride == 0 && (gpa - base) / stride < count;
-		bool guest_own = gpa >= (uint64_t)img_lo && gpa < (uint64_t)img_hi;
+		/* The image (code, data, stacks, page tables) and the AP trampoline page. */
+		bool guest_own =
+		    (gpa >= (uint64_t)img_lo && gpa < (uint64_t)img_hi) || gpa == 0x8000;
 		if (!touched && !guest_own)
 			fail_msg("page %#lx dirty: neither touched nor the guest's own",
 				 (unsigned long)gpa);
@@ -193,6 +218,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timer_smp),
 	    cmocka_unit_test(test_dirty_verify_and_ipi),
 	    cmocka_unit_test(test_working_set_above_hole),
+	    cmocka_unit_test(test_working_set_spans_hole),
 	    cmocka_unit_test(test_msi_irqwait),
 	    cmocka_unit_test(test_exit_status_bad_cmdline),
 	    cmocka_unit_test(test_touch_dirty_bitmap),

@@ -37,7 +37,8 @@ static void run_usage(void)
 	       "                      continues at 4 GiB (the MMIO hole is in between)\n"
 	       "  --vcpus N           number of vCPUs, 1..%d (default 1)\n"
 	       "  --guest-args STR    the guest command line (workload selection; see\n"
-	       "                      docs/guest.md), passed in the Multiboot information\n"
+	       "                      docs/guest.md), passed in the Multiboot information;\n"
+	       "                      for the built-in firmware vmig adds cpus=N\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -199,6 +200,22 @@ int cli_machine_exit_code(int err)
 	return 1;
 }
 
+/*
+ * The built-in firmware waits 250 ms for vCPUs it was not told about (docs/guest.md):
+ * tell it, unless the user did. Other images get their command line untouched.
+ */
+static char *run_guest_cmdline(const struct run_opts *o)
+{
+	char *cmd = NULL;
+
+	if (o->kernel || strstr(o->guest_args, "cpus="))
+		return strdup(o->guest_args);
+	if (asprintf(&cmd, "cpus=%u%s%s", (unsigned)o->vcpus, *o->guest_args ? " " : "",
+		     o->guest_args) < 0)
+		return NULL;
+	return cmd;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -221,7 +238,9 @@ int cli_run(int argc, char **argv)
 			free(image);
 		return cli_machine_exit_code(ret);
 	}
-	ret = machine_load_kernel(m, image, image_size, o.guest_args);
+	char *cmdline = run_guest_cmdline(&o);
+	ret = cmdline ? machine_load_kernel(m, image, image_size, cmdline) : -ENOMEM;
+	free(cmdline);
 	if (free_image)
 		free(image);
 	int code = 1;
