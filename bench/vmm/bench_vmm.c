@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * VMM core benchmarks on KVM. Prints "BENCH <name> <value> <unit>" lines (medians) and how
- * to reproduce them. Usage: bench_vmm TESTGUEST.bin [WHICH...] where WHICH is any of
- * mmio mmio0 pio doorbell pause harvest rate (default: all).
+ * to reproduce them. Usage: bench_vmm TESTGUEST.bin [FIRMWARE|-] [WHICH...] where WHICH is
+ * any of mmio mmio0 pio doorbell pause harvest rate fwrate (default: all).
  *
  * The loops run in 64-bit ring 3 of the test guest (tests/vmm/guests/testguest.S), as the
  * firmware's drivers and workloads do; mmio0 runs the MMIO loop in 32-bit ring 0 with
@@ -49,7 +49,9 @@ static double median(double *v, size_t n)
 static void bench_print(const char *name, double value, const char *unit, const char *which)
 {
 	printf("BENCH %s %.3f %s\n", name, value, unit);
-	printf("# reproduce: build/bench/vmm/bench_vmm build/tests/vmm/testguest.bin %s\n", which);
+	printf("# reproduce: build/bench/vmm/bench_vmm build/tests/vmm/testguest.bin "
+	       "build/guest/vmig-guest.elf %s\n",
+	       which);
 	fflush(stdout);
 }
 
@@ -257,11 +259,79 @@ static void bench_rate(const char *which)
 	}
 }
 
+/*
+ * The firmware's own dirty workload (2 vCPUs, 64 MiB working set, unpaced): its reported
+ * write rate (one write = one page) without logging, and with bitmap logging harvested
+ * every 100 ms as a migration would, plus the distinct pages/s the harvests saw.
+ */
+static const char *fw_image;
+static double fw_rate;
+
+static void fw_console(void *opaque, const char *line)
+{
+	const char *r = strstr(line, "RESULT workload=dirty");
+	const char *v = r ? strstr(r, " rate=") : NULL;
+	if (v)
+		fw_rate = strtod(v + 6, NULL);
+}
+
+static void bench_fw_rate_one(bool logging, const char *which)
+{
+	struct machine_config cfg = {.mem_size = 256 * MiB,
+				     .nr_vcpus = 2,
+				     .dirty_mode = VM_DIRTY_BITMAP,
+				     .console = fw_console};
+	struct machine *m;
+	static char img[8 << 20];
+	FILE *f = fopen(fw_image, "rb");
+	size_t n = f ? fread(img, 1, sizeof(img), f) : 0;
+	if (f)
+		fclose(f);
+	if (!n || machine_create(&cfg, &m) < 0 ||
+	    machine_load_kernel(m, img, n, "cpus=2 workload=dirty secs=3 ws=64M") < 0)
+		exit(1);
+	uint64_t nbits = vm_dirty_pages(m->vm), pages = 0;
+	uint64_t *map = bitmap_alloc(nbits);
+	fw_rate = 0;
+	machine_start(m);
+	machine_wait_mark(m, 0x0D00, 60000);
+	double t0 = now_us();
+	if (logging) {
+		vm_dirty_log_start(m->vm);
+		vm_dirty_harvest(m->vm, map);
+		while (vm_wait_stop(m->vm, 100, NULL, NULL) == -ETIMEDOUT) {
+			bitmap_zero(map, nbits);
+			pages += (uint64_t)vm_dirty_harvest(m->vm, map);
+		}
+	}
+	machine_wait(m, 60000);
+	double secs = (now_us() - t0) / 1e6;
+	if (logging) {
+		bench_print("vmm_fw_dirty_rate_logging", fw_rate / 1e6, "Mwrites/s", which);
+		bench_print("vmm_fw_dirty_pages_harvested", (double)pages / secs / 1e6, "Mpages/s",
+			    which);
+	} else {
+		bench_print("vmm_fw_dirty_rate_no_logging", fw_rate / 1e6, "Mwrites/s", which);
+	}
+	free(map);
+	machine_destroy(m);
+}
+
+static void bench_fw_rate(const char *which)
+{
+	if (!fw_image) {
+		printf("# fwrate: skipped (no firmware image given)\n");
+		return;
+	}
+	bench_fw_rate_one(false, which);
+	bench_fw_rate_one(true, which);
+}
+
 static bool wanted(int argc, char **argv, const char *name)
 {
-	if (argc <= 2)
+	if (argc <= 3)
 		return true;
-	for (int i = 2; i < argc; i++) {
+	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], name) == 0)
 			return true;
 	}
@@ -277,6 +347,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	image = argv[1];
+	fw_image = argc > 2 && strcmp(argv[2], "-") != 0 ? argv[2] : NULL;
 	if (access("/dev/kvm", R_OK | W_OK) != 0) {
 		printf("SKIP: /dev/kvm unavailable\n");
 		return 77;
@@ -296,5 +367,7 @@ int main(int argc, char **argv)
 		bench_harvest("harvest");
 	if (wanted(argc, argv, "rate"))
 		bench_rate("rate");
+	if (wanted(argc, argv, "fwrate"))
+		bench_fw_rate("fwrate");
 	return 0;
 }
