@@ -13,32 +13,61 @@
 
 /* Console -------------------------------------------------------------------------- */
 
-static void machine_console_flush(struct machine *m)
+/*
+ * One line buffer per vCPU thread, so that vCPUs printing at the same time interleave
+ * whole lines, never characters. Lines are printed under m->lock.
+ */
+struct console_line {
+	struct machine *m;
+	size_t len;
+	char text[512];
+};
+
+static __thread struct console_line console_tls;
+
+static void machine_console_emit(struct machine *m, const char *line)
 {
-	m->line[m->line_len] = 0;
+	pthread_mutex_lock(&m->lock);
 	if (m->cfg.console) {
-		m->cfg.console(m->cfg.console_opaque, m->line);
+		m->cfg.console(m->cfg.console_opaque, line);
 	} else {
-		printf("guest: %s\n", m->line);
+		printf("guest: %s\n", line);
 		fflush(stdout);
 	}
-	m->line_len = 0;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Prints what this thread has buffered for m, if anything. */
+static void machine_console_flush(struct machine *m)
+{
+	struct console_line *l = &console_tls;
+
+	if (l->m != m || l->len == 0)
+		return;
+	l->text[l->len] = 0;
+	l->len = 0;
+	machine_console_emit(m, l->text);
 }
 
 static void console_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
 	struct machine *m = opaque;
+	struct console_line *l = &console_tls;
 	char c = (char)val;
 
-	pthread_mutex_lock(&m->lock);
-	if (c == '\n')
-		machine_console_flush(m);
-	else if (c != '\r') {
-		m->line[m->line_len++] = c;
-		if (m->line_len == sizeof(m->line) - 1)
+	if (l->m != m) {
+		l->m = m;
+		l->len = 0;
+	}
+	if (c == '\n') {
+		l->text[l->len] = 0;
+		l->len = 0;
+		machine_console_emit(m, l->text);
+	} else if (c != '\r') {
+		l->text[l->len++] = c;
+		if (l->len == sizeof(l->text) - 1)
 			machine_console_flush(m);
 	}
-	pthread_mutex_unlock(&m->lock);
 }
 
 /* Reading the debugcon port returns 0xE9: how a guest detects it (Bochs convention). */
@@ -56,6 +85,7 @@ static void exit_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 	struct machine *m = opaque;
 
 	TRACE(guest_exit, "status=%u", (unsigned)val);
+	machine_console_flush(m); /* a last line without its newline */
 	vm_request_stop(m->vm, VM_STOP_GUEST_EXIT, (int)(uint32_t)val);
 }
 
@@ -142,8 +172,6 @@ void machine_destroy(struct machine *m)
 	if (!m)
 		return;
 	vm_close(m->vm); /* joins the vCPU threads before their devices go away */
-	if (m->line_len)
-		machine_console_flush(m);
 	bus_destroy(m->bus);
 	guest_mem_destroy(m->mem);
 	pthread_mutex_destroy(&m->lock);

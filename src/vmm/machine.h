@@ -41,8 +41,6 @@ struct machine {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	char line[512]; /* console line being assembled */
-	size_t line_len;
 	uint32_t marks[MACHINE_MAX_MARKS]; /* distinct checkpoint values seen, oldest first */
 	unsigned nr_marks;
 	uint64_t mark_writes;

@@ -127,6 +127,8 @@ static void vm_kick_all_locked(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
+		if (!v->run || v->run == MAP_FAILED)
+			continue; /* vm_open() failed before this vCPU existed */
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		if (v->thread_live)
 			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
