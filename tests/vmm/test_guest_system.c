@@ -207,6 +207,8 @@ static void run_state_move(bool stream)
 	assert_int_equal(machine_wait(dst.m, WAIT_MS), 0);
 	assert_true(sys_console_line_has(&dst, "RESULT workload=dirty", "status=ok"));
 	assert_true(sys_console_line_has(&dst, "RESULT workload=verify", "mismatches=0"));
+	/* The SSE registers the guest parked in xmm8-15 came through XSAVE intact. */
+	assert_true(sys_console_line_has(&dst, "RESULT workload=verify", "sse_bad=0"));
 	sys_vm_destroy(&dst);
 }
 
@@ -236,6 +238,17 @@ static void test_msi_irqwait(void **state)
 	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
 	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "received=4"));
 	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "status=ok"));
+	sys_vm_destroy(&s);
+}
+
+/* The negative control for every verify above: damage is caught and fails the guest. */
+static void test_corrupt_caught(void **state)
+{
+	struct sys_vm s;
+
+	boot_and_expect(1, 64 * MiB, "workload=dirty,corrupt,verify secs=1 ws=8M",
+			VMIG_GUEST_EXIT_FAILED, &s);
+	assert_true(sys_console_value(&s, "RESULT workload=verify", "mismatches=") > 0);
 	sys_vm_destroy(&s);
 }
 
@@ -338,6 +351,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_working_set_above_hole),
 	    cmocka_unit_test(test_working_set_spans_hole),
 	    cmocka_unit_test(test_msi_irqwait),
+	    cmocka_unit_test(test_corrupt_caught),
 	    cmocka_unit_test(test_exit_status_bad_cmdline),
 	};
 	const struct CMUnitTest state[] = {
