@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+/* vmig run: boot a guest and run it until it writes its exit port. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "vmig/guest_abi.h"
+#include "vmm/cli/cli.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot.h"
+
+struct run_opts {
+	uint64_t mem;
+	uint64_t vcpus;
+	const char *guest_args;
+	const char *kernel;
+	enum vm_dirty_mode dirty;
+	uint64_t timeout_s;
+	const char *save;
+	bool save_at_mark;
+	uint64_t mark;
+	uint64_t save_after_ms;
+};
+
+static void run_usage(void)
+{
+	printf("usage: vmig run [OPTIONS]\n"
+	       "\n"
+	       "Boots the guest firmware (built into vmig, or --kernel) on KVM and runs it. The\n"
+	       "guest console (port 0xE9) is printed line by line as 'guest: ...'; the value the\n"
+	       "guest writes to its exit port (0xF4) becomes vmig's exit status.\n"
+	       "\n"
+	       "  --mem SIZE          guest RAM, e.g. 512M, 6G (default 256M). RAM above %lluM\n"
+	       "                      continues at 4 GiB (the MMIO hole is in between)\n"
+	       "  --vcpus N           number of vCPUs, 1..%d (default 1)\n"
+	       "  --guest-args STR    the guest command line (workload selection; see\n"
+	       "                      docs/guest.md), passed in the Multiboot information;\n"
+	       "                      for the built-in firmware vmig adds cpus=N\n"
+	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
+	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
+	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
+	       "  --dirty-log MODE    dirty tracking: auto (ring if KVM has it), bitmap, ring\n"
+	       "  --timeout SECONDS   stop the guest after this long; exit status 124\n"
+	       "  --save FILE         save a snapshot (RAM + vCPU + irqchip + clock) and stop,\n"
+	       "                      at the moment given by one of:\n"
+	       "  --save-at-mark V      when the guest writes V to the checkpoint port (0xF8)\n"
+	       "  --save-after MS       MS milliseconds after start\n"
+	       "                      'vmig restore FILE' continues the guest in a new process\n"
+	       "  -h, --help          this text\n"
+	       "\n"
+	       "Exit status: the guest's (0-255; larger values give 255), %d bad command line,\n"
+	       "%d missing file, %d KVM unavailable or lacking a capability, %d guest crash\n"
+	       "(triple fault, KVM internal error; registers are printed), %d timeout,\n"
+	       "1 other VMM errors.\n",
+	       VMIG_MMIO_HOLE_START >> 20, VMIG_MAX_VCPUS, VMIG_EXIT_USAGE, VMIG_EXIT_NOINPUT,
+	       VMIG_EXIT_NOKVM, VMIG_EXIT_CRASH, VMIG_EXIT_TIMEOUT);
+}
+
+enum {
+	OPT_MEM = 256,
+	OPT_VCPUS,
+	OPT_ARGS,
+	OPT_KERNEL,
+	OPT_TRACE,
+	OPT_DIRTY,
+	OPT_TIMEOUT,
+	OPT_SAVE,
+	OPT_SAVE_MARK,
+	OPT_SAVE_AFTER
+};
+
+static const struct option run_longopts[] = {
+    {"mem", required_argument, NULL, OPT_MEM},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"guest-args", required_argument, NULL, OPT_ARGS},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"dirty-log", required_argument, NULL, OPT_DIRTY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"save", required_argument, NULL, OPT_SAVE},
+    {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
+    {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* 0 to go on, 1 for --help, negative on a bad option. */
+static int run_parse_one(int c, struct run_opts *o)
+{
+	switch (c) {
+	case OPT_MEM:
+		if (guest_mem_parse_size(optarg, &o->mem) < 0) {
+			log_error("--mem: '%s' is not a size like 512M or 6G (non-zero, 4 KiB "
+				  "multiple, at most 1T)",
+				  optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_VCPUS:
+		if (cli_parse_uint("--vcpus", optarg, VMIG_MAX_VCPUS, &o->vcpus) < 0)
+			return -EINVAL;
+		if (o->vcpus == 0) {
+			log_error("--vcpus: at least 1");
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_ARGS:
+		o->guest_args = optarg;
+		return 0;
+	case OPT_KERNEL:
+		o->kernel = optarg;
+		return 0;
+	case OPT_TRACE:
+		return cli_set_trace(optarg);
+	case OPT_DIRTY:
+		return cli_parse_dirty_mode(optarg, &o->dirty);
+	case OPT_TIMEOUT:
+		return cli_parse_uint("--timeout", optarg, 86400, &o->timeout_s);
+	case OPT_SAVE:
+		o->save = optarg;
+		return 0;
+	case OPT_SAVE_MARK:
+		o->save_at_mark = true;
+		return cli_parse_uint("--save-at-mark", optarg, UINT32_MAX, &o->mark);
+	case OPT_SAVE_AFTER:
+		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
+	case 'h':
+		run_usage();
+		return 1;
+	default:
+		return -EINVAL; /* getopt printed nothing: opterr is 0 */
+	}
+}
+
+static int run_parse(int argc, char **argv, struct run_opts *o)
+{
+	*o = (struct run_opts){.mem = 256ull << 20, .vcpus = 1, .guest_args = ""};
+	opterr = 0;
+	optind = 1;
+	for (;;) {
+		int c = getopt_long(argc, argv, "h", run_longopts, NULL);
+		if (c == -1)
+			break;
+		if (c == '?' || c == ':') {
+			log_error("run: unknown option or missing value: '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+		int ret = run_parse_one(c, o);
+		if (ret != 0)
+			return ret;
+	}
+	if (optind < argc) {
+		log_error("run: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if ((o->save_at_mark || o->save_after_ms) && !o->save) {
+		log_error("--save-at-mark/--save-after need --save FILE");
+		return -EINVAL;
+	}
+	if (o->save && o->save_at_mark == (o->save_after_ms != 0)) {
+		log_error("--save needs exactly one of --save-at-mark V or --save-after MS");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Waits for the save point, pauses, saves and stops the VM. Returns the exit code. */
+static int run_save(struct machine *m, const struct run_opts *o)
+{
+	int timeout = o->timeout_s ? (int)o->timeout_s * 1000 : -1;
+	int ret;
+
+	if (o->save_at_mark)
+		ret = machine_wait_mark(m, (uint32_t)o->mark, timeout);
+	else
+		ret = vm_wait_stop(m->vm, (int)o->save_after_ms, NULL, NULL) == -ETIMEDOUT ? 0
+											   : -ESRCH;
+	if (ret < 0) {
+		log_error("the guest %s before the save point",
+			  ret == -ETIMEDOUT ? "timed out" : "stopped");
+		int code = machine_wait(m, 0);
+		return code ? code : 1;
+	}
+	vm_pause(m->vm);
+	ret = snapshot_save(m, o->save);
+	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
+	if (ret < 0)
+		return 1;
+	log_info("snapshot saved to %s", o->save);
+	return 0;
+}
+
+int cli_machine_exit_code(int err)
+{
+	if (err == -ENOENT || err == -EACCES || err == -EPERM || err == -ENOTSUP)
+		return VMIG_EXIT_NOKVM;
+	return 1;
+}
+
+/*
+ * The built-in firmware waits 250 ms for vCPUs it was not told about (docs/guest.md):
+ * tell it, unless the user did. Other images get their command line untouched.
+ */
+static char *run_guest_cmdline(const struct run_opts *o)
+{
+	char *cmd = NULL;
+
+	if (o->kernel || strstr(o->guest_args, "cpus="))
+		return strdup(o->guest_args);
+	if (asprintf(&cmd, "cpus=%u%s%s", (unsigned)o->vcpus, *o->guest_args ? " " : "",
+		     o->guest_args) < 0)
+		return NULL;
+	return cmd;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct machine *m = NULL;
+	void *image = NULL;
+	size_t image_size = 0;
+	int free_image = 0;
+	int ret = run_parse(argc, argv, &o);
+
+	if (ret != 0)
+		return ret > 0 ? 0 : VMIG_EXIT_USAGE;
+	ret = cli_image_get(o.kernel, &image, &image_size, &free_image);
+	if (ret < 0)
+		return VMIG_EXIT_NOINPUT;
+	struct machine_config cfg = {
+	    .mem_size = o.mem, .nr_vcpus = (unsigned)o.vcpus, .dirty_mode = o.dirty};
+	ret = machine_create(&cfg, &m);
+	if (ret < 0) {
+		if (free_image)
+			free(image);
+		return cli_machine_exit_code(ret);
+	}
+	char *cmdline = run_guest_cmdline(&o);
+	ret = cmdline ? machine_load_kernel(m, image, image_size, cmdline) : -ENOMEM;
+	free(cmdline);
+	if (free_image)
+		free(image);
+	int code = 1;
+	if (ret == 0 && machine_start(m) == 0) {
+		if (o.save)
+			code = run_save(m, &o);
+		else
+			code = machine_wait(m, o.timeout_s ? (int)o.timeout_s * 1000 : -1);
+	}
+	machine_destroy(m);
+	return code;
+}
