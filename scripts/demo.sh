@@ -15,7 +15,7 @@ $VMIG run --vcpus 2 --mem 512M
 
 echo
 echo "== 2. a guest dirtying 64 MiB on 2 vCPUs is stopped after 1.5 s and saved"
-$VMIG run --vcpus 2 --mem 512M --save "$snap" --save-after 1500 \
+$VMIG run --vcpus 2 --mem 512M --mem-prealloc --save "$snap" --save-after 1500 \
 	--guest-args 'workload=dirty,verify secs=3 ws=64M fillram=1'
 echo "   snapshot: $(du -h "$snap" | cut -f1)"
 

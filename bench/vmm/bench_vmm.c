@@ -2,7 +2,8 @@
 /*
  * VMM core benchmarks on KVM. Prints "BENCH <name> <value> <unit>" lines (medians) and how
  * to reproduce them. Usage: bench_vmm TESTGUEST.bin [FIRMWARE|-] [WHICH...] where WHICH is
- * any of mmio mmio0 pio doorbell pause harvest rate fwrate fwpause (default: all).
+ * any of mmio mmio0 pio doorbell pause harvest rate fwrate fwpause fwprealloc (default:
+ * all).
  *
  * The loops run in 64-bit ring 3 of the test guest (tests/vmm/guests/testguest.S), as the
  * firmware's drivers and workloads do; mmio0 runs the MMIO loop in 32-bit ring 0 with
@@ -275,6 +276,24 @@ static void fw_console(void *opaque, const char *line)
 		fw_rate = strtod(v + 6, NULL);
 }
 
+/* Creates a machine from cfg and loads the firmware image with a guest command line. */
+static int fw_boot(const struct machine_config *cfg, const char *cmdline, struct machine **m)
+{
+	static char img[8 << 20];
+	FILE *f = fopen(fw_image, "rb");
+	size_t n = f ? fread(img, 1, sizeof(img), f) : 0;
+
+	if (f)
+		fclose(f);
+	if (!n || machine_create(cfg, m) < 0)
+		return -1;
+	if (machine_load_kernel(*m, img, n, cmdline) < 0) {
+		machine_destroy(*m);
+		return -1;
+	}
+	return 0;
+}
+
 static void bench_fw_rate_one(bool logging, const char *which)
 {
 	struct machine_config cfg = {.mem_size = 256 * MiB,
@@ -282,13 +301,7 @@ static void bench_fw_rate_one(bool logging, const char *which)
 				     .dirty_mode = VM_DIRTY_BITMAP,
 				     .console = fw_console};
 	struct machine *m;
-	static char img[8 << 20];
-	FILE *f = fopen(fw_image, "rb");
-	size_t n = f ? fread(img, 1, sizeof(img), f) : 0;
-	if (f)
-		fclose(f);
-	if (!n || machine_create(&cfg, &m) < 0 ||
-	    machine_load_kernel(m, img, n, "cpus=2 workload=dirty secs=3 ws=64M") < 0)
+	if (fw_boot(&cfg, "cpus=2 workload=dirty secs=3 ws=64M", &m) < 0)
 		exit(1);
 	uint64_t nbits = vm_dirty_pages(m->vm), pages = 0;
 	uint64_t *map = bitmap_alloc(nbits);
@@ -333,19 +346,13 @@ static void bench_fw_pause(const char *which)
 	enum { N = 100 };
 	struct machine_config cfg = {.mem_size = 256 * MiB, .nr_vcpus = 4};
 	struct machine *m;
-	static char img[8 << 20];
 	double p[N], r[N];
 
 	if (!fw_image) {
 		printf("# fwpause: skipped (no firmware image given)\n");
 		return;
 	}
-	FILE *f = fopen(fw_image, "rb");
-	size_t n = f ? fread(img, 1, sizeof(img), f) : 0;
-	if (f)
-		fclose(f);
-	if (!n || machine_create(&cfg, &m) < 0 ||
-	    machine_load_kernel(m, img, n, "cpus=4 workload=dirty secs=60 ws=16M") < 0)
+	if (fw_boot(&cfg, "cpus=4 workload=dirty secs=60 ws=16M", &m) < 0)
 		exit(1);
 	machine_start(m);
 	machine_wait_mark(m, 0x0D00, 60000);
@@ -362,6 +369,45 @@ static void bench_fw_pause(const char *which)
 	bench_print("vmm_resume_all_4vcpus_busy", median(r, N), "us", which);
 	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
 	machine_destroy(m);
+}
+
+/* Seconds for the firmware to fill and verify all of a 256 MiB guest's RAM. */
+static double fw_fill_secs(bool prealloc)
+{
+	struct machine_config cfg = {
+	    .mem_size = 256 * MiB, .nr_vcpus = 2, .mem_prealloc = prealloc};
+	struct machine *m;
+
+	double t0 = now_us(); /* preallocation is part of the cost being compared */
+	if (fw_boot(&cfg, "cpus=2 workload=verify fillram=1", &m) < 0)
+		exit(1);
+	machine_start(m);
+	int status = machine_wait(m, 120000);
+	double secs = (now_us() - t0) / 1e6;
+	machine_destroy(m);
+	if (status != 0)
+		exit(1);
+	return secs;
+}
+
+/* First-touch cost of guest RAM with and without --mem-prealloc, runs alternated. */
+static void bench_fw_prealloc(const char *which)
+{
+	enum { N = 3 };
+	double plain[N], pre[N], ratio[N];
+
+	if (!fw_image) {
+		printf("# fwprealloc: skipped (no firmware image given)\n");
+		return;
+	}
+	for (int i = 0; i < N; i++) {
+		plain[i] = fw_fill_secs(false);
+		pre[i] = fw_fill_secs(true);
+		ratio[i] = plain[i] / pre[i];
+	}
+	bench_print("vmm_fw_fill_256m_secs", median(plain, N), "s", which);
+	bench_print("vmm_fw_fill_256m_prealloc_secs", median(pre, N), "s", which);
+	bench_print("vmm_fw_fill_prealloc_speedup", median(ratio, N), "x", which);
 }
 
 static bool wanted(int argc, char **argv, const char *name)
@@ -408,5 +454,7 @@ int main(int argc, char **argv)
 		bench_fw_rate("fwrate");
 	if (wanted(argc, argv, "fwpause"))
 		bench_fw_pause("fwpause");
+	if (wanted(argc, argv, "fwprealloc"))
+		bench_fw_prealloc("fwprealloc");
 	return 0;
 }

@@ -59,6 +59,27 @@ fail:;
 	return err;
 }
 
+/* Kernels before 5.14 lack MADV_POPULATE_WRITE: touch each page instead (RAM is zero). */
+static void guest_mem_touch_all(struct guest_mem *gm)
+{
+	volatile uint8_t *p = gm->host;
+
+	for (uint64_t off = 0; off < gm->size; off += GUEST_PAGE_SIZE)
+		p[off] = p[off];
+}
+
+int guest_mem_prealloc(struct guest_mem *gm)
+{
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(gm->host, gm->size, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno; /* ENOMEM: the host cannot back all of RAM */
+#endif
+	guest_mem_touch_all(gm);
+	return 0;
+}
+
 void guest_mem_destroy(struct guest_mem *gm)
 {
 	if (!gm)

@@ -150,6 +150,8 @@ int machine_create(const struct machine_config *cfg, struct machine **out)
 	pthread_cond_init(&m->cond, NULL);
 	struct vm_config vc = {.nr_vcpus = cfg->nr_vcpus, .dirty_mode = cfg->dirty_mode};
 	int ret = guest_mem_create(cfg->mem_size, &m->mem);
+	if (ret == 0 && cfg->mem_prealloc)
+		ret = guest_mem_prealloc(m->mem);
 	if (ret == 0)
 		ret = bus_create(&m->bus);
 	if (ret == 0)

@@ -22,6 +22,7 @@ struct machine_config {
 	uint64_t mem_size;
 	unsigned nr_vcpus;
 	enum vm_dirty_mode dirty_mode;
+	bool mem_prealloc; /* populate all of guest RAM before the guest starts */
 	/* One console line (without '\n'); NULL prints "guest: <line>" on stdout. */
 	void (*console)(void *opaque, const char *line);
 	void *console_opaque;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "common/bitmap.h"
@@ -84,6 +85,21 @@ static void test_write_marks_dirty(void **state)
 	guest_mem_destroy(gm);
 }
 
+/* shmem counts allocated pages in st_blocks: none before, all of RAM after. */
+static void test_prealloc_backs_all_ram(void **state)
+{
+	struct guest_mem *gm;
+	struct stat st;
+
+	assert_int_equal(guest_mem_create(8 << 20, &gm), 0);
+	assert_int_equal(fstat(gm->fd, &st), 0);
+	assert_int_equal(st.st_blocks, 0);
+	assert_int_equal(guest_mem_prealloc(gm), 0);
+	assert_int_equal(fstat(gm->fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_blocks * 512, 8 << 20);
+	guest_mem_destroy(gm);
+}
+
 static void test_parse_size(void **state)
 {
 	uint64_t v;
@@ -111,6 +127,7 @@ int main(void)
 	    cmocka_unit_test(test_small_layout),
 	    cmocka_unit_test(test_hole_layout),
 	    cmocka_unit_test(test_write_marks_dirty),
+	    cmocka_unit_test(test_prealloc_backs_all_ram),
 	    cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
