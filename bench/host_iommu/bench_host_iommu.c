@@ -66,7 +66,7 @@ static void rig_init(struct rig *r, uint64_t ram)
 	r->smmu = smmu_create(r->hm, NULL);
 	r->mem = pgt_mem_hostmem(r->hm);
 	if (!r->smmu || hostmem_pages_alloc(r->hm, 4, &r->strtab) ||
-	    smmu_set_strtab(r->smmu, r->strtab, (uint32_t)F_VAL(STRTAB_CFG_LOG2SIZE, 8)))
+	    smmu_set_strtab(r->smmu, r->strtab, (uint32_t)FVAL(STRTAB_CFG_LOG2SIZE, 8)))
 		die("smmu");
 	smmu_set_enable(r->smmu, true);
 }

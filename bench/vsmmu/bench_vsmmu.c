@@ -21,7 +21,8 @@
 #include <time.h>
 
 #include "tests/vsmmu/nested_rig.h"
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 #include "vmm/smmuv3/nested.h"
 #include "vmm/smmuv3/vsmmu.h"
 

@@ -14,18 +14,15 @@
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define IS_POW2(x)         ((x) != 0 && ((x) & ((x)-1)) == 0)
-#define ALIGN_UP(x, a)     (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
-#define ALIGN_DOWN(x, a)   ((x) & ~((__typeof__(x))(a)-1))
-#define IS_ALIGNED(x, a)   (((x) & ((__typeof__(x))(a)-1)) == 0)
+#define IS_POW2(x)	 ((x) != 0 && ((x) & ((x)-1)) == 0)
+#define ALIGN_UP(x, a)	 (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+#define IS_ALIGNED(x, a) (((x) & ((__typeof__(x))(a)-1)) == 0)
 
-/* Extract or insert a register field given as (shift, width). */
-#define FIELD_MASK(shift, width) ((((width) >= 64) ? ~0ull : ((1ull << (width)) - 1)) << (shift))
-#define FIELD_GET(v, shift, width) (((uint64_t)(v) & FIELD_MASK(shift, width)) >> (shift))
-#define FIELD_SET(v, shift, width, f)                                                              \
-	(((uint64_t)(v) & ~FIELD_MASK(shift, width)) | (((uint64_t)(f) << (shift)) & FIELD_MASK(shift, width)))
+/* Register fields as (shift, width) pairs: FIELD_GET/FIELD_SET/FGET/FSET. */
+#include "arch/field.h"
 
 #define KiB (1024ull)
 #define MiB (1024ull * KiB)

@@ -96,10 +96,10 @@ static void test_atomic_take(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ranges_match_model),
-		cmocka_unit_test(test_find_next),
-		cmocka_unit_test(test_or_counts_new_bits),
-		cmocka_unit_test(test_atomic_take),
+	    cmocka_unit_test(test_ranges_match_model),
+	    cmocka_unit_test(test_find_next),
+	    cmocka_unit_test(test_or_counts_new_bits),
+	    cmocka_unit_test(test_atomic_take),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,8 +68,8 @@ static void test_bad_patterns_rejected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_patterns_select_points),
-		cmocka_unit_test(test_bad_patterns_rejected),
+	    cmocka_unit_test(test_patterns_select_points),
+	    cmocka_unit_test(test_bad_patterns_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "common/trace.h"
-#include "host/iommu/smmu_regs.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 
 #define FX_VSID 0x21
 
@@ -135,12 +136,12 @@ static void fx_nest_attach(struct fx *f)
 		fx_s1_map(f, FX_RING_GPA, FX_RAM_SIZE - FX_RING_GPA);
 	assert_int_equal(
 	    pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, PGT_R | PGT_W), 0);
-	v.ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S1) | cd_gpa;
-	v.ste[1] = F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) | F_VAL(STE1_S1CSH, 3);
+	v.ste[0] = FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_S1) | cd_gpa;
+	v.ste[1] = FVAL(STE1_S1CIR, 1) | FVAL(STE1_S1COR, 1) | FVAL(STE1_S1CSH, 3);
 	if (f->o.pasid) {
 		/* Linear table of 4 CDs; untagged traffic uses CD 0 (S1DSS = 2). */
-		v.ste[0] |= F_VAL(STE0_S1FMT, STE_S1FMT_LINEAR) | F_VAL(STE0_S1CDMAX, 2);
-		v.ste[1] |= F_VAL(STE1_S1DSS, 2);
+		v.ste[0] |= FVAL(STE0_S1FMT, STE_S1FMT_LINEAR) | FVAL(STE0_S1CDMAX, 2);
+		v.ste[1] |= FVAL(STE1_S1DSS, 2);
 	}
 	f->nested = fx_hwpt_alloc(f, f->o.stall ? IOMMU_HWPT_FAULT_ID_VALID : 0, f->viommu, &v,
 				  sizeof(v), f->fault_id);
@@ -233,7 +234,8 @@ void fx_reg_write(struct fx *f, uint32_t off, uint64_t v)
 void fx_ring_setup(struct fx *f, unsigned log2)
 {
 	f->ring_log2 = log2;
-	f->tail = 0;	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
+	f->tail = 0;
+	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
 	fx_reg_write(f, SDMA_REG_CTRL, 0); /* the queue config is writable while disabled */
 	fx_reg_write(f, SDMA_REG_WQ_BASE, fx_iova(f, FX_RING_GPA));
 	fx_reg_write(f, SDMA_REG_WQ_CFG, log2);

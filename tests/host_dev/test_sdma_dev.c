@@ -102,6 +102,34 @@ static uint32_t run(struct fx *f, struct sdma_desc d)
 	return idx;
 }
 
+/*
+ * The engine writes a completion record before it retires the descriptor (HEAD, in-flight
+ * count, STATUS.IDLE), as real hardware may: software that sees the record polls for the
+ * rest. Waits up to ms for STATUS.IDLE, or for no descriptor in flight.
+ */
+static bool wait_idle(struct fx *f, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static bool wait_none_inflight(struct fx *f, int ms)
+{
+	struct sdma_stats st;
+
+	for (int i = 0; i < ms; i++) {
+		sdma_get_stats(f->sdma, &st);
+		if (st.inflight == 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 static void test_ops(void **state)
 {
 	struct fx *f = *state;
@@ -162,9 +190,9 @@ static void test_ops(void **state)
 				      .size = 5,
 				      .pattern = crc32c(0, "1234", 4)});
 	assert_int_equal(fx_compl(f, i)->result, 0xE3069283u);
+	assert_true(wait_idle(f, 3000));
 	assert_int_equal(fx_reg_read(f, SDMA_REG_COMPLETED), 7);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_WQ_HEAD), 7);
-	assert_true(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
 }
 
 /* A fault without block-on-fault: a partial completion naming the first failed address. */
@@ -474,7 +502,8 @@ static void test_p2p_lets_blocked_finish(void **state)
 	answer_fault(f, &pf, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_true(fx_wait(f, a, 3000));
 	assert_int_equal(fx_compl(f, a)->status, SDMA_STATUS_SUCCESS);
-	usleep(20000);
+	assert_true(wait_none_inflight(f, 3000));
+	usleep(20000); /* room for a wrongly started b to show up */
 	assert_int_equal(fx_compl(f, b)->status, 0);
 	sdma_get_stats(f->sdma, &st);
 	assert_int_equal(st.inflight, 0);
@@ -482,7 +511,7 @@ static void test_p2p_lets_blocked_finish(void **state)
 	assert_int_equal(st.rollbacks, 0);
 	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
 	assert_true(fx_wait(f, b, 3000));
-	assert_true(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
+	assert_true(wait_idle(f, 3000));
 }
 /* WQ_CFG.PASID_V: every access of the queue is tagged with the PASID (its own CD). */
 static void test_pasid(void **state)

@@ -36,10 +36,10 @@ static struct smmu_event expect(struct rig *r, struct smmu_dma_txn t, uint64_t i
 	if (id) {
 		assert_int_equal(rig_events(r, &ev), 1);
 		assert_int_equal(smmu_event_id(&ev), id);
-		assert_int_equal(F_GET(ev.dw[0], EVT0_SID), t.sid);
-		assert_int_equal(F_GET(ev.dw[0], EVT0_SSV), !!(t.flags & SMMU_DMA_SSV));
+		assert_int_equal(FGET(ev.dw[0], EVT0_SID), t.sid);
+		assert_int_equal(FGET(ev.dw[0], EVT0_SSV), !!(t.flags & SMMU_DMA_SSV));
 		if (t.flags & SMMU_DMA_SSV)
-			assert_int_equal(F_GET(ev.dw[0], EVT0_SSID), t.ssid);
+			assert_int_equal(FGET(ev.dw[0], EVT0_SSID), t.ssid);
 	} else {
 		assert_int_equal(rig_events(r, NULL), 0);
 	}
@@ -70,10 +70,10 @@ static void test_config_events(void **state)
 	assert_int_equal(pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO), 0);
 	put_ste(&r, 3, &(struct smmu_ste_desc){.config = STE_CFG_S2, .s2 = &s2});
 	assert_int_equal(hostmem_read(r.hm, r.strtab + 3 * 64, ste, 64), 0);
-	ste[2] = F_SET(ste[2], STE2_S2SL0, 0); /* level 2 start with 40 bits: 19 bits */
+	ste[2] = FSET(ste[2], STE2_S2SL0, 0); /* level 2 start with 40 bits: 19 bits */
 	rig_set_ste(&r, 3, ste);
 	expect(&r, txn(3), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_STE);
-	ste[2] = F_SET(ste[2], STE2_S2SL0, 3);
+	ste[2] = FSET(ste[2], STE2_S2SL0, 3);
 	rig_set_ste(&r, 3, ste);
 	expect(&r, txn(3), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_STE);
 	/* C_BAD_STE: S1Fmt 3 */
@@ -84,12 +84,12 @@ static void test_config_events(void **state)
 	expect(&r, txn(5), 0, false, SMMU_DMA_FAULT, EVT_F_CD_FETCH);
 	/* C_BAD_CD: V=0, then T0SZ out of range, then S=1 with S1STALLD */
 	smmu_cd_build(cd, &s1, 1, SMMU_CD_R);
-	cd[0] = F_SET(cd[0], CD0_V, 0);
+	cd[0] = FSET(cd[0], CD0_V, 0);
 	uint64_t cdpa = rig_put_cd(&r, cd);
 	put_ste(&r, 6, &(struct smmu_ste_desc){.config = STE_CFG_S1, .cd_ptr = cdpa});
 	expect(&r, txn(6), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_CD);
 	smmu_cd_build(cd, &s1, 1, SMMU_CD_R);
-	cd[0] = F_SET(cd[0], CD0_T0SZ, 12);
+	cd[0] = FSET(cd[0], CD0_T0SZ, 12);
 	hostmem_write(r.hm, cdpa, cd, 64);
 	rig_cmd(&r, smmu_cmd_cfgi_cd(6, 0));
 	expect(&r, txn(6), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_CD);
@@ -134,18 +134,18 @@ static void test_ste_fetch_and_2level(void **state)
 
 	rig_init(&r, NULL);
 	/* F_STE_FETCH: a linear table somewhere without memory */
-	assert_int_equal(
-	    smmu_set_strtab(r.smmu, NO_RAM_PA, (uint32_t)F_VAL(STRTAB_CFG_LOG2SIZE, 4)), 0);
+	assert_int_equal(smmu_set_strtab(r.smmu, NO_RAM_PA, (uint32_t)FVAL(STRTAB_CFG_LOG2SIZE, 4)),
+			 0);
 	expect(&r, txn(1), 0, false, SMMU_DMA_FAULT, EVT_F_STE_FETCH);
 	/* 2-level: SPLIT 6, L1 entry 1 -> L2 of 2^(Span-1) = 8 STEs; entry 0 has Span 0 */
 	assert_int_equal(hostmem_page_alloc(r.hm, &l1), 0);
 	assert_int_equal(hostmem_page_alloc(r.hm, &l2), 0);
-	desc = F_VAL(L1STD_SPAN, 4) | l2;
+	desc = FVAL(STRTAB_L1_SPAN, 4) | l2;
 	hostmem_write(r.hm, l1 + 8, &desc, 8);
 	assert_int_equal(
 	    smmu_set_strtab(r.smmu, l1,
-			    (uint32_t)(F_VAL(STRTAB_CFG_LOG2SIZE, 8) | F_VAL(STRTAB_CFG_SPLIT, 6) |
-				       F_VAL(STRTAB_CFG_FMT, STRTAB_FMT_2LVL))),
+			    (uint32_t)(FVAL(STRTAB_CFG_LOG2SIZE, 8) | FVAL(STRTAB_CFG_SPLIT, 6) |
+				       FVAL(STRTAB_CFG_FMT, STRTAB_FMT_2LVL))),
 	    0);
 	uint64_t ste[8];
 	smmu_ste_build(ste, &(struct smmu_ste_desc){.config = STE_CFG_BYPASS});
@@ -156,7 +156,7 @@ static void test_ste_fetch_and_2level(void **state)
 	expect(&r, txn(256), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_STREAMID);    /* log2size */
 	expect(&r, txn(64 + 4), 0, false, SMMU_DMA_FAULT, EVT_C_BAD_STE);
 	/* unsupported stream table configs are refused */
-	assert_int_equal(smmu_set_strtab(r.smmu, l1, (uint32_t)F_VAL(STRTAB_CFG_FMT, 2)), -EINVAL);
+	assert_int_equal(smmu_set_strtab(r.smmu, l1, (uint32_t)FVAL(STRTAB_CFG_FMT, 2)), -EINVAL);
 	hostmem_page_free(r.hm, l1);
 	hostmem_page_free(r.hm, l2);
 	rig_fini(&r);
@@ -197,13 +197,13 @@ static void test_cd_tables(void **state)
 	/* 2-level with 4K leaves (64 CDs each): SSID 64*2+5 */
 	assert_int_equal(hostmem_page_alloc(r.hm, &l1), 0);
 	assert_int_equal(hostmem_page_alloc(r.hm, &leaf4k), 0);
-	desc = F_VAL(L1CD_V, 1) | leaf4k;
+	desc = FVAL(CD_L1_V, 1) | leaf4k;
 	hostmem_write(r.hm, l1 + 2 * 8, &desc, 8);
 	smmu_cd_build(cd, &s1[1], 5, SMMU_CD_R);
 	hostmem_write(r.hm, leaf4k + 5 * 64, cd, 64);
 	put_ste(&r, 2,
 		&(struct smmu_ste_desc){
-		    .config = STE_CFG_S1, .cd_ptr = l1, .s1cdmax = 10, .s1fmt = STE_S1FMT_2L4K});
+		    .config = STE_CFG_S1, .cd_ptr = l1, .s1cdmax = 10, .s1fmt = STE_S1FMT_4K_L2});
 	t = txn_ssid(2, 64 * 2 + 5);
 	smmu_translate(r.smmu, &t, 0x1000, false, &x);
 	assert_int_equal(x.status, SMMU_DMA_OK);
@@ -211,13 +211,13 @@ static void test_cd_tables(void **state)
 	expect(&r, txn_ssid(2, 64 * 3), 0x1000, false, SMMU_DMA_FAULT, EVT_C_BAD_SUBSTREAMID);
 	/* 2-level with 64K leaves (1024 CDs each): SSID 1024+700 */
 	assert_int_equal(hostmem_pages_alloc(r.hm, 16, &leaf64k), 0);
-	desc = F_VAL(L1CD_V, 1) | leaf64k;
+	desc = FVAL(CD_L1_V, 1) | leaf64k;
 	hostmem_write(r.hm, l1 + 8, &desc, 8);
 	smmu_cd_build(cd, &s1[2], 6, SMMU_CD_R);
 	hostmem_write(r.hm, leaf64k + 700 * 64, cd, 64);
 	put_ste(&r, 3,
 		&(struct smmu_ste_desc){
-		    .config = STE_CFG_S1, .cd_ptr = l1, .s1cdmax = 12, .s1fmt = STE_S1FMT_2L64K});
+		    .config = STE_CFG_S1, .cd_ptr = l1, .s1cdmax = 12, .s1fmt = STE_S1FMT_64K_L2});
 	t = txn_ssid(3, 1024 + 700);
 	smmu_translate(r.smmu, &t, 0x1000, false, &x);
 	assert_int_equal(x.status, SMMU_DMA_OK);
@@ -249,20 +249,20 @@ static void test_translation_events(void **state)
 	/* F_TRANSLATION with its fields */
 	ev = expect(&r, txn(1), 0x5008, true, SMMU_DMA_FAULT, EVT_F_TRANSLATION);
 	assert_int_equal(ev.dw[2], 0x5008);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_RNW), 0);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 0);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_IN);
+	assert_int_equal(FGET(ev.dw[1], EVT1_RNW), 0);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 0);
+	assert_int_equal(FGET(ev.dw[1], EVT1_CLASS), EVT_CLASS_IN);
 	/* F_PERMISSION: write to a read-only page (read is fine) */
 	ev = expect(&r, txn(1), 0x1000, true, SMMU_DMA_FAULT, EVT_F_PERMISSION);
 	expect(&r, txn(1), 0x1000, false, SMMU_DMA_OK, 0);
 	/* F_ACCESS: AF=0, HA=0, AFFD=0; has priority over the permission check */
 	ev = expect(&r, txn(1), 0x2000, false, SMMU_DMA_FAULT, EVT_F_ACCESS);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_RNW), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_RNW), 1);
 	/* F_ADDR_SIZE: output beyond IPS (48 bits here, OA = 2^47 fits; use IPS 40 next) */
 	expect(&r, txn(1), 0x3000, false, SMMU_DMA_OK, 0);
 	uint64_t cd[8];
 	smmu_cd_build(cd, &s1, 2, SMMU_CD_R);
-	cd[0] = F_SET(cd[0], CD0_IPS, 2); /* 40 bits */
+	cd[0] = FSET(cd[0], CD0_IPS, 2); /* 40 bits */
 	put_ste(&r, 2, &(struct smmu_ste_desc){.config = STE_CFG_S1, .cd_ptr = rig_put_cd(&r, cd)});
 	expect(&r, txn(2), 0x3000, false, SMMU_DMA_FAULT, EVT_F_ADDR_SIZE);
 	/* F_WALK_EABT: TTB0 without memory behind it */
@@ -286,12 +286,12 @@ static void test_translation_events(void **state)
 	    &(struct smmu_ste_desc){
 		.config = STE_CFG_S2, .s2 = &s2, .vmid = 1, .s2_flags = SMMU_STE_S2R, .s2ps = 2});
 	ev = expect(&r, txn(5), 0x1000, false, SMMU_DMA_FAULT, EVT_F_PERMISSION);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
 	assert_int_equal(ev.dw[3], 0x1000);
 	expect(&r, txn(5), 0x1000, true, SMMU_DMA_OK, 0);
 	expect(&r, txn(5), 0x2000, false, SMMU_DMA_FAULT, EVT_F_ADDR_SIZE);
 	ev = expect(&r, txn(5), 1ull << 40, false, SMMU_DMA_FAULT, EVT_F_TRANSLATION);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
 	put_ste(&r, 6, &(struct smmu_ste_desc){.config = STE_CFG_S2, .s2 = &s2, .vmid = 2});
 	expect(&r, txn(6), 0x9000, false, SMMU_DMA_FAULT, 0);
 	/* S2TTB itself beyond S2PS: address size fault on the walk */

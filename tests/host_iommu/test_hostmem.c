@@ -13,7 +13,8 @@
 
 #include "host/iommu/hostmem.h"
 #include "host/iommu/pgtable_build.h"
-#include "host/iommu/smmu_regs.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 
 static void test_pool(void **state)
 {

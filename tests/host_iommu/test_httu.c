@@ -192,9 +192,9 @@ static void test_nested_httu_table_readonly_at_s2(void **state)
 	assert_int_equal(rd(&r, &T1, 0x5000), SMMU_DMA_FAULT);
 	assert_int_equal(rig_events(&r, &ev), 1);
 	assert_int_equal(smmu_event_id(&ev), EVT_F_PERMISSION);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_TTRNW), 0);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
+	assert_int_equal(FGET(ev.dw[1], EVT1_TTRNW), 0);
 	uint64_t *leaf = pgtable_leaf(&s1, 0x5000, NULL);
 	uint64_t leaf_ipa = 0x100000 + (uint64_t)((uint8_t *)leaf - gbuf.base);
 	assert_int_equal(ev.dw[3], leaf_ipa & ~0xfffull);
@@ -349,8 +349,8 @@ static void test_httu_gated_by_idr(void **state)
 	p.no_stall = true;
 	rig_init(&r, &p);
 	smmu_read_idr(r.smmu, idr);
-	assert_int_equal(F_GET(idr[0], IDR0_HTTU), 1);
-	assert_int_equal(F_GET(idr[0], IDR0_STALL_MODEL), 1);
+	assert_int_equal(FGET(idr[0], IDR0_HTTU), 1);
+	assert_int_equal(FGET(idr[0], IDR0_STALL_MODEL), 1);
 	assert_int_equal(pgtable_init(&s1, &r.mem, 1, 48, PGT_LEVEL_AUTO), 0);
 	assert_int_equal(
 	    pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W | PGT_DBM | PGT_NO_AF), 0);

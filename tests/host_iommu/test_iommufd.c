@@ -213,10 +213,10 @@ static void test_bind_attach_errors(void **state)
 	assert_int_equal(iommufd_get_hw_info(f->ctx, &hi), 0);
 	assert_int_equal(hi.out_data_type, IOMMU_HW_INFO_TYPE_ARM_SMMUV3);
 	assert_true(hi.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING);
-	assert_int_equal(F_GET(info.idr[0], IDR0_HTTU), 2);
-	assert_int_equal(F_GET(info.idr[0], IDR0_S1P), 1);
-	assert_int_equal(F_GET(info.idr[0], IDR0_S2P), 1);
-	assert_int_equal(F_GET(info.idr[5], IDR5_OAS), 5);
+	assert_int_equal(FGET(info.idr[0], IDR0_HTTU), 2);
+	assert_int_equal(FGET(info.idr[0], IDR0_S1P), 1);
+	assert_int_equal(FGET(info.idr[0], IDR0_S2P), 1);
+	assert_int_equal(FGET(info.idr[5], IDR5_OAS), 5);
 	hi.dev_id = 999;
 	assert_int_equal(iommufd_get_hw_info(f->ctx, &hi), -ENOENT);
 	hi.dev_id = f->dev;
@@ -254,8 +254,8 @@ static int hwpt_alloc(struct fx *f, uint32_t flags, uint32_t pt, uint32_t type, 
 static struct iommu_hwpt_arm_smmuv3 vste_s1(uint64_t cd_gpa)
 {
 	struct iommu_hwpt_arm_smmuv3 v = {{0}};
-	v.ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S1) | cd_gpa;
-	v.ste[1] = F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) | F_VAL(STE1_S1CSH, 3);
+	v.ste[0] = FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_S1) | cd_gpa;
+	v.ste[1] = FVAL(STE1_S1CIR, 1) | FVAL(STE1_S1COR, 1) | FVAL(STE1_S1CSH, 3);
 	return v;
 }
 
@@ -367,7 +367,7 @@ static void test_nested_dma_and_invalidate(void **state)
 	assert_int_equal(invalidate(f, n.viommu, &c, 0, &handled), 0);
 	/* replace with a bypass vSTE: IOVA = GPA through stage 2 */
 	struct iommu_hwpt_arm_smmuv3 byp = {
-	    {F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_BYPASS), 0}};
+	    {FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_BYPASS), 0}};
 	uint32_t hb;
 	assert_int_equal(
 	    hwpt_alloc(f, 0, n.viommu, IOMMU_HWPT_DATA_ARM_SMMUV3, &byp, sizeof(byp), 0, &hb), 0);
@@ -376,7 +376,7 @@ static void test_nested_dma_and_invalidate(void **state)
 	assert_int_equal(dma_write32(f, 0x2800000, 4), SMMU_DMA_OK);
 	assert_int_equal(*(uint32_t *)(f->vmm_ram + 0x2800000), 4);
 	/* abort vSTE (and V=0) */
-	struct iommu_hwpt_arm_smmuv3 abt = {{F_VAL(STE0_V, 1), 0}};
+	struct iommu_hwpt_arm_smmuv3 abt = {{FVAL(STE0_V, 1), 0}};
 	uint32_t ha;
 	assert_int_equal(
 	    hwpt_alloc(f, 0, n.viommu, IOMMU_HWPT_DATA_ARM_SMMUV3, &abt, sizeof(abt), 0, &ha), 0);
@@ -408,8 +408,8 @@ static void test_nested_pasid(void **state)
 	smmu_cd_build(cd, &s1b, 8, SMMU_CD_R);
 	memcpy(pgt_buf_ptr(&n.gbuf, cdt + 3 * 64), cd, 64); /* SSID 3 */
 	struct iommu_hwpt_arm_smmuv3 v3 = vste_s1(cdt);
-	v3.ste[0] |= F_VAL(STE0_S1CDMAX, 2);
-	v3.ste[1] |= F_VAL(STE1_S1DSS, STE_S1DSS_SSID0);
+	v3.ste[0] |= FVAL(STE0_S1CDMAX, 2);
+	v3.ste[1] |= FVAL(STE1_S1DSS, STE_S1DSS_SSID0);
 	uint32_t hn, pt;
 	assert_int_equal(
 	    hwpt_alloc(f, 0, n.viommu, IOMMU_HWPT_DATA_ARM_SMMUV3, &v3, sizeof(v3), 0, &hn), 0);
@@ -471,22 +471,22 @@ static void test_hwpt_viommu_errors(void **state)
 				    IOMMU_HWPT_DATA_ARM_SMMUV3, &v, sizeof(v), 0, &id),
 			 -EOPNOTSUPP);
 	struct iommu_hwpt_arm_smmuv3 bad = v;
-	bad.ste[0] |= F_VAL(STE2_S2VMID, 0) | (1ull << 58); /* reserved/host bit in word 0 */
+	bad.ste[0] |= FVAL(STE2_S2VMID, 0) | (1ull << 58); /* reserved/host bit in word 0 */
 	assert_int_equal(
 	    hwpt_alloc(f, 0, vi, IOMMU_HWPT_DATA_ARM_SMMUV3, &bad, sizeof(bad), 0, &id), -EIO);
 	bad = v;
-	bad.ste[1] |= F_VAL(STE1_STRW, 1);
+	bad.ste[1] |= FVAL(STE1_STRW, 1);
 	assert_int_equal(
 	    hwpt_alloc(f, 0, vi, IOMMU_HWPT_DATA_ARM_SMMUV3, &bad, sizeof(bad), 0, &id), -EIO);
 	bad = v;
-	bad.ste[0] = F_SET(bad.ste[0], STE0_CFG, STE_CFG_S2);
+	bad.ste[0] = FSET(bad.ste[0], STE0_CONFIG, STE_CFG_S2);
 	assert_int_equal(
 	    hwpt_alloc(f, 0, vi, IOMMU_HWPT_DATA_ARM_SMMUV3, &bad, sizeof(bad), 0, &id), -EIO);
-	bad.ste[0] = F_SET(bad.ste[0], STE0_CFG, STE_CFG_NESTED);
+	bad.ste[0] = FSET(bad.ste[0], STE0_CONFIG, STE_CFG_NESTED);
 	assert_int_equal(
 	    hwpt_alloc(f, 0, vi, IOMMU_HWPT_DATA_ARM_SMMUV3, &bad, sizeof(bad), 0, &id), -EIO);
 	bad = v;
-	bad.ste[1] |= F_VAL(STE1_EATS, 2);
+	bad.ste[1] |= FVAL(STE1_EATS, 2);
 	assert_int_equal(
 	    hwpt_alloc(f, 0, vi, IOMMU_HWPT_DATA_ARM_SMMUV3, &bad, sizeof(bad), 0, &id), -EIO);
 	bad.ste[0] = (1ull << 58) | 0x12345000; /* V=0: anything goes, it is an abort STE */
@@ -564,8 +564,8 @@ static void test_veventq(void **state)
 	assert_int_equal(read(fd, rec, sizeof(rec)), sizeof(struct vrec));
 	assert_int_equal(rec[0].hdr.flags, 0);
 	assert_int_equal(rec[0].hdr.sequence, 0);
-	assert_int_equal(F_GET(rec[0].evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
-	assert_int_equal(F_GET(rec[0].evt.evt[0], EVT0_SID), VSID);
+	assert_int_equal(FGET(rec[0].evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
+	assert_int_equal(FGET(rec[0].evt.evt[0], EVT0_SID), VSID);
 	assert_int_equal(rec[0].evt.evt[2], 0x9000000);
 	/* a stage-2 fault (S1 output outside guest RAM) is the host's, not forwarded */
 	assert_int_equal(pgtable_map(&n.s1, 0xa000000, 0x8000000, 4096, PGT_R | PGT_W), 0);
@@ -675,8 +675,8 @@ static void test_stall_without_fault_queue(void **state)
 	/* the guest still hears of it, as a plain fault */
 	struct vrec rec;
 	assert_int_equal(read(fd, &rec, sizeof(rec)), sizeof(rec));
-	assert_int_equal(F_GET(rec.evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
-	assert_int_equal(F_GET(rec.evt.evt[1], EVT1_STALL), 0);
+	assert_int_equal(FGET(rec.evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
+	assert_int_equal(FGET(rec.evt.evt[1], EVT1_STALL), 0);
 	assert_int_equal(rec.evt.evt[2], 0xc000000);
 	close(fd);
 }

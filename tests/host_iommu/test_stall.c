@@ -84,10 +84,10 @@ static uint16_t wait_stall_event(struct rig *r, uint32_t sid, uint64_t iova)
 	struct smmu_event ev;
 	while (!smmu_event_pop(r->smmu, &ev))
 		sched_yield();
-	assert_int_equal(F_GET(ev.dw[1], EVT1_STALL), 1);
-	assert_int_equal(F_GET(ev.dw[0], EVT0_SID), sid);
+	assert_int_equal(FGET(ev.dw[1], EVT1_STALL), 1);
+	assert_int_equal(FGET(ev.dw[0], EVT0_SID), sid);
 	assert_int_equal(ev.dw[2], iova);
-	return (uint16_t)F_GET(ev.dw[1], EVT1_STAG);
+	return (uint16_t)FGET(ev.dw[1], EVT1_STAG);
 }
 
 static void test_resume_retry(void **state)

@@ -124,8 +124,8 @@ static void test_range_invalidation(void **state)
 	}
 	/* an explicit SCALE: NUM=0 SCALE=2 is 4 pages */
 	struct smmu_cmd c = smmu_cmd_tlbi_nh_va(0, 5, 0x104000, 0);
-	c.dw[0] |= F_VAL(CMD0_SCALE, 2);
-	c.dw[1] |= F_VAL(CMD1_TG, 1);
+	c.dw[0] |= FVAL(CMD0_TLBI_SCALE, 2);
+	c.dw[1] |= FVAL(CMD1_TLBI_TG, 1);
 	rig_cmd(&f.r, c);
 	for (unsigned i = 5; i < 8; i++)
 		assert_int_equal(xlate(&f.r, 1, 0x100000 + i * 4096ull), NEW_PA + i * 4096ull);
@@ -138,7 +138,7 @@ static void test_range_invalidation(void **state)
 				    {{0x7e, 0}}};
 	unsigned err;
 	assert_int_equal(smmu_cmd_exec(f.r.smmu, batch, 3, &err), 2);
-	assert_int_equal(err, CERROR_ILL);
+	assert_int_equal(err, CMDQ_ERR_ILL);
 	assert_int_equal(xlate(&f.r, 1, 0x100000), NEW_PA);
 	assert_int_equal(xlate(&f.r, 1, 0x101000), NEW_PA + 0x1000);
 	s1fx_fini(&f);
@@ -223,19 +223,19 @@ static void test_commands_misc(void **state)
 	rig_init(&r, NULL);
 	/* CMD_SYNC with CS=1 writes MSIData to MSIAddr */
 	struct smmu_cmd sync = smmu_cmd_sync();
-	sync.dw[0] |= F_VAL(CMD0_SYNC_CS, 1) | F_VAL(CMD0_MSIDATA, 0xcafe);
+	sync.dw[0] |= FVAL(CMD0_SYNC_CS, 1) | FVAL(CMD0_SYNC_MSIDATA, 0xcafe);
 	sync.dw[1] = RIG_RAM_PA + 0x100;
 	rig_cmd(&r, sync);
 	assert_int_equal(*(uint32_t *)rig_ram(&r, RIG_RAM_PA + 0x100), 0xcafe);
-	/* an unknown opcode stops the queue at its index with CERROR_ILL */
+	/* an unknown opcode stops the queue at its index with CMDQ_ERR_ILL */
 	struct smmu_cmd q[3] = {smmu_cmd_tlbi_nsnh_all(), {{0x7f, 0}}, smmu_cmd_sync()};
 	assert_int_equal(smmu_cmd_exec(r.smmu, q, 3, &err), 1);
-	assert_int_equal(err, CERROR_ILL);
+	assert_int_equal(err, CMDQ_ERR_ILL);
 	struct smmu_cmd cfgi = smmu_cmd_cfgi_ste(1);
-	cfgi.dw[0] |= F_VAL(CMD0_SSEC, 1);
+	cfgi.dw[0] |= FVAL(CMD0_SSEC, 1);
 	assert_int_equal(smmu_cmd_one(r.smmu, cfgi), -EINVAL);
 	assert_int_equal(smmu_cmd_exec(r.smmu, q, 1, &err), 1);
-	assert_int_equal(err, CERROR_NONE);
+	assert_int_equal(err, CMDQ_ERR_NONE);
 	rig_fini(&r);
 }
 

@@ -202,9 +202,9 @@ static void test_nested_walk(void **state)
 	assert_int_equal(x.status, SMMU_DMA_FAULT);
 	assert_int_equal(rig_events(&r, &ev), 1);
 	assert_int_equal(smmu_event_id(&ev), EVT_F_TRANSLATION);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_IN);
-	assert_int_equal(ev.dw[3], (1ull << 41) & F_MASK(EVT3_IPA));
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_CLASS), EVT_CLASS_IN);
+	assert_int_equal(ev.dw[3], (1ull << 41) & FMASK(EVT3_IPA));
 	nest_teardown(&n);
 	rig_fini(&r);
 }
@@ -231,9 +231,9 @@ static void test_nested_s2_fault_on_table(void **state)
 	struct smmu_event ev;
 	assert_int_equal(rig_events(&r, &ev), 1);
 	assert_int_equal(smmu_event_id(&ev), EVT_F_TRANSLATION);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_RNW), 0);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
+	assert_int_equal(FGET(ev.dw[1], EVT1_RNW), 0);
 	assert_int_equal(ev.dw[2], 0xdead000);
 	assert_int_equal(ev.dw[3], l2_ipa);
 	assert_non_null(pgtable_leaf(&n.s1, 0xdead000, &level));
@@ -256,8 +256,8 @@ static void test_nested_cd_fetch_fault(void **state)
 	smmu_translate(r.smmu, &txn0, 0x1000, false, &x);
 	assert_int_equal(x.status, SMMU_DMA_FAULT);
 	assert_int_equal(rig_events(&r, &ev), 1);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
-	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_CD);
+	assert_int_equal(FGET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(FGET(ev.dw[1], EVT1_CLASS), EVT_CLASS_CD);
 	assert_int_equal(ev.dw[3], 0x100000);
 	nest_teardown(&n);
 	rig_fini(&r);
@@ -344,13 +344,13 @@ static void test_s1_aptable(void **state)
 	assert_int_equal(pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W), 0);
 	s1_stream(&r, 1, &s1, SMMU_CD_HA | SMMU_CD_HD);
 	uint64_t *l2 = pgtable_desc(&s1, 0x1000, 2);
-	*l2 |= F_VAL(PTE_APTABLE, 2);
+	*l2 |= FVAL(PTE_APTABLE, 2);
 	smmu_translate(r.smmu, &txn0, 0x1000, true, &x);
 	assert_int_equal(x.status, SMMU_DMA_FAULT);
 	assert_int_equal(x.event_id, EVT_F_PERMISSION);
 	smmu_translate(r.smmu, &txn0, 0x1000, false, &x);
 	assert_int_equal(x.status, SMMU_DMA_OK);
-	*l2 &= ~F_MASK(PTE_APTABLE);
+	*l2 &= ~FMASK(PTE_APTABLE);
 	smmu_translate(r.smmu, &txn0, 0x1000, true, &x);
 	assert_int_equal(x.status, SMMU_DMA_OK);
 	pgtable_fini(&s1);

@@ -124,10 +124,8 @@ static void test_parse_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_small_layout),
-	    cmocka_unit_test(test_hole_layout),
-	    cmocka_unit_test(test_write_marks_dirty),
-	    cmocka_unit_test(test_prealloc_backs_all_ram),
+	    cmocka_unit_test(test_small_layout),      cmocka_unit_test(test_hole_layout),
+	    cmocka_unit_test(test_write_marks_dirty), cmocka_unit_test(test_prealloc_backs_all_ram),
 	    cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

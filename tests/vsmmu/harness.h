@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 #include "vmm/smmuv3/vsmmu.h"
 
 #define TH_RAM_SIZE   (4ull << 20)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Command queue: CMD_SYNC completion, every command, CERROR_ILL/ABT and recovery, wrap. */
+/* Command queue: CMD_SYNC completion, every command, CMDQ_ERR_ILL/ABT and recovery, wrap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -101,14 +101,14 @@ static struct ifd_pending *ifd_pending_alloc(struct ifd_fault *f)
 static void ifd_pgfault_fill(struct iommu_hwpt_pgfault *pf, const struct ifd_device *dev,
 			     const struct smmu_event *ev, uint32_t cookie)
 {
-	bool ssv = F_GET(ev->dw[0], EVT0_SSV);
-	bool read = F_GET(ev->dw[1], EVT1_RNW);
+	bool ssv = FGET(ev->dw[0], EVT0_SSV);
+	bool read = FGET(ev->dw[1], EVT1_RNW);
 
 	memset(pf, 0, sizeof(*pf));
 	pf->flags = IOMMU_PGFAULT_FLAGS_LAST_PAGE | (ssv ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0);
 	pf->dev_id = dev->obj.id;
-	pf->pasid = ssv ? (uint32_t)F_GET(ev->dw[0], EVT0_SSID) : 0;
-	pf->grpid = (uint32_t)F_GET(ev->dw[1], EVT1_STAG);
+	pf->pasid = ssv ? (uint32_t)FGET(ev->dw[0], EVT0_SSID) : 0;
+	pf->grpid = (uint32_t)FGET(ev->dw[1], EVT1_STAG);
 	pf->perm = read ? IOMMU_PGFAULT_PERM_READ : IOMMU_PGFAULT_PERM_WRITE;
 	pf->addr = ev->dw[2];
 	pf->length = 4096;
@@ -127,7 +127,7 @@ bool ifd_fault_deliver(struct iommufd_host *host, struct ifd_fault *f, struct if
 	if (p) {
 		p->sid = dev->sid;
 		p->dev_id = dev->obj.id;
-		p->stag = (uint16_t)F_GET(ev->dw[1], EVT1_STAG);
+		p->stag = (uint16_t)FGET(ev->dw[1], EVT1_STAG);
 		ifd_pgfault_fill(&pf, dev, ev, p->cookie);
 		ok = send(f->wfd, &pf, sizeof(pf), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(pf);
 		if (!ok)

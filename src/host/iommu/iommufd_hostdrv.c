@@ -29,7 +29,7 @@ static int ifd_l2_ensure(struct iommufd_host *h, uint32_t l1)
 	if (rc)
 		return rc;
 	h->l2_pa[l1] = pa;
-	desc = F_VAL(L1STD_SPAN, h->split + 1) | (pa & F_MASK(L1STD_L2PTR));
+	desc = FVAL(STRTAB_L1_SPAN, h->split + 1) | (pa & FMASK(STRTAB_L1_L2PTR));
 	hostmem_write(h->hm, h->l1_pa + l1 * 8ull, &desc, 8);
 	return 0;
 }
@@ -56,7 +56,7 @@ int ifd_ste_write(struct iommufd_host *h, uint32_t sid, const uint64_t ste[8])
 /* Abort STE: V=1, Config=abort (a bound device that is not attached is blocked). */
 void ifd_ste_clear(struct iommufd_host *h, uint32_t sid)
 {
-	uint64_t ste[8] = {F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_ABORT)};
+	uint64_t ste[8] = {FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_ABORT)};
 	ifd_ste_write(h, sid, ste);
 }
 
@@ -157,10 +157,10 @@ static void ifd_event_to_guest(struct iommufd_host *h, struct ifd_device *dev,
 {
 	struct smmu_event plain = *ev;
 
-	if (!hn || F_GET(ev->dw[1], EVT1_S2) || !ifd_event_forwardable(smmu_event_id(ev)) ||
+	if (!hn || FGET(ev->dw[1], EVT1_S2) || !ifd_event_forwardable(smmu_event_id(ev)) ||
 	    !hn->viommu->veventq || !dev->vdev)
 		return;
-	plain.dw[1] &= ~(F_MASK(EVT1_STALL) | F_MASK(EVT1_STAG));
+	plain.dw[1] &= ~(FMASK(EVT1_STALL) | FMASK(EVT1_STAG));
 	ifd_veventq_push(h, hn->viommu->veventq, dev->vdev->virt_id, &plain);
 }
 
@@ -168,8 +168,8 @@ static void ifd_event_to_guest(struct iommufd_host *h, struct ifd_device *dev,
 static void ifd_on_event(void *opaque, const struct smmu_event *ev)
 {
 	struct iommufd_host *h = opaque;
-	uint32_t sid = (uint32_t)F_GET(ev->dw[0], EVT0_SID);
-	bool stall = F_GET(ev->dw[1], EVT1_STALL), s2 = F_GET(ev->dw[1], EVT1_S2);
+	uint32_t sid = (uint32_t)FGET(ev->dw[0], EVT0_SID);
+	bool stall = FGET(ev->dw[1], EVT1_STALL), s2 = FGET(ev->dw[1], EVT1_S2);
 	bool answered = false;
 
 	__atomic_fetch_add(&h->stats.events, 1, __ATOMIC_RELAXED);
@@ -185,7 +185,7 @@ static void ifd_on_event(void *opaque, const struct smmu_event *ev)
 	if (stall && !answered) {
 		/* Nobody can answer it: fail the transaction rather than hang the device. */
 		__atomic_fetch_add(&h->stats.stalls_aborted, 1, __ATOMIC_RELAXED);
-		ifd_cmd(h, smmu_cmd_resume(sid, (uint16_t)F_GET(ev->dw[1], EVT1_STAG),
+		ifd_cmd(h, smmu_cmd_resume(sid, (uint16_t)FGET(ev->dw[1], EVT1_STAG),
 					   CMD_RESUME_ABORT));
 	}
 }
@@ -202,7 +202,7 @@ struct iommufd_host *iommufd_host_create(struct smmu *smmu)
 	h->smmu = smmu;
 	h->hm = smmu_hostmem(smmu);
 	smmu_read_idr(smmu, idr);
-	h->sid_bits = (unsigned)F_GET(idr[1], IDR1_SIDSIZE);
+	h->sid_bits = (unsigned)FGET(idr[1], IDR1_SIDSIZE);
 	h->split = MIN(IFD_SPLIT, h->sid_bits);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->route_lock, NULL);
@@ -212,9 +212,9 @@ struct iommufd_host *iommufd_host_create(struct smmu *smmu)
 	if (!h->l2_pa || !h->vmids || nl1 * 8 > 512 * 4096 ||
 	    hostmem_pages_alloc(h->hm, (unsigned)MAX(1, nl1 * 8 / 4096), &h->l1_pa) ||
 	    smmu_set_strtab(smmu, h->l1_pa,
-			    (uint32_t)(F_VAL(STRTAB_CFG_LOG2SIZE, h->sid_bits) |
-				       F_VAL(STRTAB_CFG_SPLIT, h->split) |
-				       F_VAL(STRTAB_CFG_FMT, STRTAB_FMT_2LVL)))) {
+			    (uint32_t)(FVAL(STRTAB_CFG_LOG2SIZE, h->sid_bits) |
+				       FVAL(STRTAB_CFG_SPLIT, h->split) |
+				       FVAL(STRTAB_CFG_FMT, STRTAB_FMT_2LVL)))) {
 		free(h->l2_pa);
 		free(h->vmids);
 		free(h);

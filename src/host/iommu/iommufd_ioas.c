@@ -386,14 +386,14 @@ void ifd_ste_for_paging(const struct ifd_hwpt_paging *hp, uint64_t ste[8])
 	bool dirty = hp->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
 
 	memset(ste, 0, 64);
-	ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S2);
-	ste[1] = F_VAL(STE1_SHCFG, 1);
-	ste[2] = F_VAL(STE2_S2VMID, hp->vmid) | F_VAL(STE2_S2T0SZ, pgtable_txsz(&hp->pt)) |
-		 F_VAL(STE2_S2SL0, pgtable_s2_sl0(&hp->pt)) | F_VAL(STE2_S2IR0, 1) |
-		 F_VAL(STE2_S2OR0, 1) | F_VAL(STE2_S2SH0, 3) | F_VAL(STE2_S2PS, 5) |
-		 F_VAL(STE2_S2AA64, 1) | F_VAL(STE2_S2HA, 1) | F_VAL(STE2_S2HD, dirty) |
-		 F_VAL(STE2_S2R, 1) | F_VAL(STE2_S2PTW, 1);
-	ste[3] = hp->pt.root & F_MASK(STE3_S2TTB);
+	ste[0] = FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_S2);
+	ste[1] = FVAL(STE1_SHCFG, 1);
+	ste[2] = FVAL(STE2_S2VMID, hp->vmid) | FVAL(STE2_S2T0SZ, pgtable_txsz(&hp->pt)) |
+		 FVAL(STE2_S2SL0, pgtable_s2_sl0(&hp->pt)) | FVAL(STE2_S2IR0, 1) |
+		 FVAL(STE2_S2OR0, 1) | FVAL(STE2_S2SH0, 3) | FVAL(STE2_S2PS, 5) |
+		 FVAL(STE2_S2AA64, 1) | FVAL(STE2_S2HA, 1) | FVAL(STE2_S2HD, dirty) |
+		 FVAL(STE2_S2R, 1) | FVAL(STE2_S2PTW, 1);
+	ste[3] = hp->pt.root & FMASK(STE3_S2TTB);
 }
 
 static int ifd_hwpt_paging_alloc(struct iommufd_ctx *ctx, struct iommu_hwpt_alloc *cmd)

@@ -11,11 +11,11 @@
 #include "host/iommu/iommufd_internal.h"
 
 #define VSTE0_ALLOWED                                                                              \
-	(F_MASK(STE0_V) | F_MASK(STE0_CFG) | F_MASK(STE0_S1FMT) | F_MASK(STE0_S1CTXPTR) |          \
-	 F_MASK(STE0_S1CDMAX))
+	(FMASK(STE0_V) | FMASK(STE0_CONFIG) | FMASK(STE0_S1FMT) | FMASK(STE0_S1CTXPTR) |           \
+	 FMASK(STE0_S1CDMAX))
 #define VSTE1_ALLOWED                                                                              \
-	(F_MASK(STE1_S1DSS) | F_MASK(STE1_S1CIR) | F_MASK(STE1_S1COR) | F_MASK(STE1_S1CSH) |       \
-	 F_MASK(STE1_S1STALLD) | F_MASK(STE1_EATS))
+	(FMASK(STE1_S1DSS) | FMASK(STE1_S1CIR) | FMASK(STE1_S1COR) | FMASK(STE1_S1CSH) |           \
+	 FMASK(STE1_S1STALLD) | FMASK(STE1_EATS))
 
 /* ---- vIOMMU ---- */
 
@@ -127,38 +127,38 @@ void ifd_vdevice_destroy(struct iommufd_ctx *ctx, struct ifd_vdevice *vd)
 /* Linux's rules for a guest vSTE: 0 (possibly rewritten to an abort STE) or -EIO. */
 static int ifd_vste_validate(uint64_t vste[2])
 {
-	if (!F_GET(vste[0], STE0_V)) {
+	if (!FGET(vste[0], STE0_V)) {
 		vste[0] = vste[1] = 0;
 		return 0;
 	}
 	if ((vste[0] & ~VSTE0_ALLOWED) || (vste[1] & ~VSTE1_ALLOWED))
 		return -EIO;
-	unsigned cfg = (unsigned)F_GET(vste[0], STE0_CFG);
+	unsigned cfg = (unsigned)FGET(vste[0], STE0_CONFIG);
 	if (cfg != STE_CFG_ABORT && cfg != STE_CFG_BYPASS && cfg != STE_CFG_S1)
 		return -EIO;
-	unsigned eats = (unsigned)F_GET(vste[1], STE1_EATS);
+	unsigned eats = (unsigned)FGET(vste[1], STE1_EATS);
 	if (eats > 1)
 		return -EIO;
-	vste[1] &= ~F_MASK(STE1_EATS); /* no ATS in this model */
+	vste[1] &= ~FMASK(STE1_EATS); /* no ATS in this model */
 	return 0;
 }
 
 void ifd_ste_for_nested(const struct ifd_hwpt_nested *hn, uint64_t ste[8])
 {
 	unsigned cfg =
-	    F_GET(hn->vste[0], STE0_V) ? (unsigned)F_GET(hn->vste[0], STE0_CFG) : STE_CFG_ABORT;
+	    FGET(hn->vste[0], STE0_V) ? (unsigned)FGET(hn->vste[0], STE0_CONFIG) : STE_CFG_ABORT;
 
 	if (cfg == STE_CFG_BYPASS) {
 		ifd_ste_for_paging(hn->viommu->parent, ste);
 		return;
 	}
 	memset(ste, 0, 64);
-	ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_ABORT);
+	ste[0] = FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, STE_CFG_ABORT);
 	if (cfg != STE_CFG_S1)
 		return;
 	ifd_ste_for_paging(hn->viommu->parent, ste);
-	ste[0] = F_SET(hn->vste[0], STE0_CFG, STE_CFG_NESTED);
-	ste[1] = hn->vste[1] | F_VAL(STE1_MEV, 1) | F_VAL(STE1_SHCFG, 1);
+	ste[0] = FSET(hn->vste[0], STE0_CONFIG, STE_CFG_NESTED);
+	ste[1] = hn->vste[1] | FVAL(STE1_MEV, 1) | FVAL(STE1_SHCFG, 1);
 }
 
 static int ifd_nested_check(struct iommufd_ctx *ctx, const struct iommu_hwpt_alloc *cmd,
@@ -240,26 +240,26 @@ static int ifd_vsid_to_sid(struct iommufd_ctx *ctx, struct ifd_viommu *v, uint32
 /* Rewrites one guest command for the host, or -EIO when it is not allowed. */
 static int ifd_inv_convert(struct iommufd_ctx *ctx, struct ifd_viommu *v, struct smmu_cmd *c)
 {
-	unsigned op = (unsigned)F_GET(c->dw[0], CMD0_OP);
+	unsigned op = (unsigned)FGET(c->dw[0], CMD0_OP);
 	uint32_t sid;
 
 	switch (op) {
 	case CMD_TLBI_NSNH_ALL:
-		c->dw[0] = F_VAL(CMD0_OP, CMD_TLBI_NH_ALL);
+		c->dw[0] = FVAL(CMD0_OP, CMD_TLBI_NH_ALL);
 		c->dw[1] = 0;
 		/* fallthrough */
 	case CMD_TLBI_NH_VA:
 	case CMD_TLBI_NH_VAA:
 	case CMD_TLBI_NH_ALL:
 	case CMD_TLBI_NH_ASID:
-		c->dw[0] = F_SET(c->dw[0], CMD0_VMID, v->parent->vmid);
+		c->dw[0] = FSET(c->dw[0], CMD0_VMID, v->parent->vmid);
 		return 0;
 	case CMD_ATC_INV:
 	case CMD_CFGI_CD:
 	case CMD_CFGI_CD_ALL:
-		if (ifd_vsid_to_sid(ctx, v, (uint32_t)F_GET(c->dw[0], CMD0_SID), &sid))
+		if (ifd_vsid_to_sid(ctx, v, (uint32_t)FGET(c->dw[0], CMD0_SID), &sid))
 			return -EIO;
-		c->dw[0] = F_SET(c->dw[0], CMD0_SID, sid);
+		c->dw[0] = FSET(c->dw[0], CMD0_SID, sid);
 		return 0;
 	default:
 		return -EIO;
@@ -395,7 +395,7 @@ void ifd_veventq_push(struct iommufd_host *host, struct ifd_veventq *q, uint64_t
 	buf.lost = (struct iommufd_vevent_header){IOMMU_VEVENTQ_FLAG_LOST_EVENTS, seq};
 	buf.rec.hdr = (struct iommufd_vevent_header){0, seq};
 	memcpy(buf.rec.evt.evt, ev->dw, sizeof(buf.rec.evt.evt));
-	buf.rec.evt.evt[0] = F_SET(buf.rec.evt.evt[0], EVT0_SID, vsid);
+	buf.rec.evt.evt[0] = FSET(buf.rec.evt.evt[0], EVT0_SID, vsid);
 	const char *p = q->lost ? (const char *)&buf : (const char *)&buf.rec;
 	size_t len = q->lost ? sizeof(buf) : sizeof(buf.rec);
 	if (write(q->wfd, p, len) == (ssize_t)len) {

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 
 #include "host/iommu/hostmem.h"
-#include "host/iommu/smmu_regs.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 
 #define PGT_SHIFT 12
 #define PGT_PAGE  (1ull << PGT_SHIFT)
@@ -168,13 +169,13 @@ static uint64_t pgt_leaf_bits(const struct pgtable *pt, unsigned prot, unsigned 
 	uint64_t d = level == 3 ? PTE_TYPE_TABLE : PTE_TYPE_BLOCK;
 	bool w = prot & PGT_W, clean = (prot & PGT_DBM) && !(prot & PGT_DIRTY);
 
-	d |= F_VAL(PTE_SH, 3);
+	d |= FVAL(PTE_SH, 3);
 	if (!(prot & PGT_NO_AF))
 		d |= PTE_BIT_AF;
 	if (w && (prot & PGT_DBM))
 		d |= PTE_BIT_DBM;
 	if (pt->stage == 1) {
-		d |= F_VAL(PTE_AP1, 1);
+		d |= FVAL(PTE_AP1, 1);
 		if (!w || clean)
 			d |= PTE_BIT_AP2;
 		return d;

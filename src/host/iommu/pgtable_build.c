@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "host/iommu/smmu.h"
-#include "host/iommu/smmu_regs.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 
 void pgt_buf_init(struct pgt_buf *b, void *base, uint64_t pa, uint64_t size)
 {
@@ -57,17 +58,17 @@ struct pgt_mem pgt_buf_mem(struct pgt_buf *b)
 
 void smmu_cd_build(uint64_t cd[8], const struct pgtable *s1, uint16_t asid, unsigned flags)
 {
-	uint64_t w0 = F_VAL(CD0_T0SZ, pgtable_txsz(s1)) | F_VAL(CD0_TG0, 0) | F_VAL(CD0_IR0, 1) |
-		      F_VAL(CD0_OR0, 1) | F_VAL(CD0_SH0, 3) | F_VAL(CD0_EPD1, 1) | F_VAL(CD0_V, 1) |
-		      F_VAL(CD0_IPS, 5) | F_VAL(CD0_AA64, 1) | F_VAL(CD0_A, 1) |
-		      F_VAL(CD0_ASET, 1) | F_VAL(CD0_ASID, asid);
+	uint64_t w0 = FVAL(CD0_T0SZ, pgtable_txsz(s1)) | FVAL(CD0_TG0, 0) | FVAL(CD0_IR0, 1) |
+		      FVAL(CD0_OR0, 1) | FVAL(CD0_SH0, 3) | FVAL(CD0_EPD1, 1) | FVAL(CD0_V, 1) |
+		      FVAL(CD0_IPS, 5) | FVAL(CD0_AA64, 1) | FVAL(CD0_A, 1) | FVAL(CD0_ASET, 1) |
+		      FVAL(CD0_ASID, asid);
 
-	w0 |= F_VAL(CD0_HA, !!(flags & SMMU_CD_HA)) | F_VAL(CD0_HD, !!(flags & SMMU_CD_HD)) |
-	      F_VAL(CD0_S, !!(flags & SMMU_CD_S)) | F_VAL(CD0_R, !!(flags & SMMU_CD_R)) |
-	      F_VAL(CD0_AFFD, !!(flags & SMMU_CD_AFFD)) | F_VAL(CD0_EPD0, !!(flags & SMMU_CD_EPD0));
+	w0 |= FVAL(CD0_HA, !!(flags & SMMU_CD_HA)) | FVAL(CD0_HD, !!(flags & SMMU_CD_HD)) |
+	      FVAL(CD0_S, !!(flags & SMMU_CD_S)) | FVAL(CD0_R, !!(flags & SMMU_CD_R)) |
+	      FVAL(CD0_AFFD, !!(flags & SMMU_CD_AFFD)) | FVAL(CD0_EPD0, !!(flags & SMMU_CD_EPD0));
 	memset(cd, 0, 64);
 	cd[0] = w0;
-	cd[1] = s1->root & F_MASK(CD1_TTB0);
+	cd[1] = s1->root & FMASK(CD1_TTB0);
 	cd[3] = 0xff; /* MAIR: attr 0 normal write-back */
 }
 
@@ -75,13 +76,12 @@ static uint64_t ste_s2_word(const struct smmu_ste_desc *d)
 {
 	unsigned f = d->s2_flags;
 
-	return F_VAL(STE2_S2VMID, d->vmid) | F_VAL(STE2_S2T0SZ, pgtable_txsz(d->s2)) |
-	       F_VAL(STE2_S2SL0, pgtable_s2_sl0(d->s2)) | F_VAL(STE2_S2IR0, 1) |
-	       F_VAL(STE2_S2OR0, 1) | F_VAL(STE2_S2SH0, 3) | F_VAL(STE2_S2TG, 0) |
-	       F_VAL(STE2_S2PS, d->s2ps ? d->s2ps : 5) | F_VAL(STE2_S2AA64, 1) |
-	       F_VAL(STE2_S2PTW, 0) | F_VAL(STE2_S2HA, !!(f & SMMU_STE_S2HA)) |
-	       F_VAL(STE2_S2HD, !!(f & SMMU_STE_S2HD)) | F_VAL(STE2_S2S, !!(f & SMMU_STE_S2S)) |
-	       F_VAL(STE2_S2R, !!(f & SMMU_STE_S2R)) | F_VAL(STE2_S2AFFD, !!(f & SMMU_STE_S2AFFD));
+	return FVAL(STE2_S2VMID, d->vmid) | FVAL(STE2_S2T0SZ, pgtable_txsz(d->s2)) |
+	       FVAL(STE2_S2SL0, pgtable_s2_sl0(d->s2)) | FVAL(STE2_S2IR0, 1) | FVAL(STE2_S2OR0, 1) |
+	       FVAL(STE2_S2SH0, 3) | FVAL(STE2_S2TG, 0) | FVAL(STE2_S2PS, d->s2ps ? d->s2ps : 5) |
+	       FVAL(STE2_S2AA64, 1) | FVAL(STE2_S2PTW, 0) | FVAL(STE2_S2HA, !!(f & SMMU_STE_S2HA)) |
+	       FVAL(STE2_S2HD, !!(f & SMMU_STE_S2HD)) | FVAL(STE2_S2S, !!(f & SMMU_STE_S2S)) |
+	       FVAL(STE2_S2R, !!(f & SMMU_STE_S2R)) | FVAL(STE2_S2AFFD, !!(f & SMMU_STE_S2AFFD));
 }
 
 void smmu_ste_build(uint64_t ste[8], const struct smmu_ste_desc *d)
@@ -89,16 +89,16 @@ void smmu_ste_build(uint64_t ste[8], const struct smmu_ste_desc *d)
 	memset(ste, 0, 64);
 	if (d->config == ~0u)
 		return;
-	ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, d->config);
+	ste[0] = FVAL(STE0_V, 1) | FVAL(STE0_CONFIG, d->config);
 	if (d->config & 1) {
-		ste[0] |= (d->cd_ptr & F_MASK(STE0_S1CTXPTR)) | F_VAL(STE0_S1FMT, d->s1fmt) |
-			  F_VAL(STE0_S1CDMAX, d->s1cdmax);
-		ste[1] = F_VAL(STE1_S1DSS, d->s1dss) | F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) |
-			 F_VAL(STE1_S1CSH, 3) | F_VAL(STE1_S1STALLD, d->s1stalld);
+		ste[0] |= (d->cd_ptr & FMASK(STE0_S1CTXPTR)) | FVAL(STE0_S1FMT, d->s1fmt) |
+			  FVAL(STE0_S1CDMAX, d->s1cdmax);
+		ste[1] = FVAL(STE1_S1DSS, d->s1dss) | FVAL(STE1_S1CIR, 1) | FVAL(STE1_S1COR, 1) |
+			 FVAL(STE1_S1CSH, 3) | FVAL(STE1_S1STALLD, d->s1stalld);
 	}
 	if ((d->config & 2) && d->s2) {
 		ste[2] = ste_s2_word(d);
-		ste[3] = d->s2->root & F_MASK(STE3_S2TTB);
+		ste[3] = d->s2->root & FMASK(STE3_S2TTB);
 	}
 }
 
@@ -113,7 +113,7 @@ int smmu_test_strtab_init(struct smmu *smmu, struct hostmem *hm, unsigned log2si
 	int rc = hostmem_pages_alloc(hm, pages, strtab_pa);
 	if (rc)
 		return rc;
-	rc = smmu_set_strtab(smmu, *strtab_pa, (uint32_t)F_VAL(STRTAB_CFG_LOG2SIZE, log2size));
+	rc = smmu_set_strtab(smmu, *strtab_pa, (uint32_t)FVAL(STRTAB_CFG_LOG2SIZE, log2size));
 	if (rc)
 		return rc;
 	smmu_set_enable(smmu, true);

@@ -31,26 +31,26 @@ static void smmu_init_idr(struct smmu *s)
 	const struct smmu_params *p = &s->p;
 	uint64_t idr0 = 0, idr1 = 0, idr3 = 0, idr5 = 0;
 
-	idr0 = F_SET(idr0, IDR0_S2P, 1);
-	idr0 = F_SET(idr0, IDR0_S1P, 1);
-	idr0 = F_SET(idr0, IDR0_TTF, 2);
-	idr0 = F_SET(idr0, IDR0_COHACC, 1);
-	idr0 = F_SET(idr0, IDR0_HTTU, p->httu);
-	idr0 = F_SET(idr0, IDR0_ASID16, 1);
-	idr0 = F_SET(idr0, IDR0_MSI, 1);
-	idr0 = F_SET(idr0, IDR0_VMID16, 1);
-	idr0 = F_SET(idr0, IDR0_CD2L, 1);
-	idr0 = F_SET(idr0, IDR0_TTENDIAN, 2);
-	idr0 = F_SET(idr0, IDR0_STALL_MODEL, p->no_stall ? 1 : 0);
-	idr0 = F_SET(idr0, IDR0_ST_LEVEL, p->two_level_st ? 1 : 0);
-	idr1 = F_SET(idr1, IDR1_SIDSIZE, p->sid_bits);
-	idr1 = F_SET(idr1, IDR1_SSIDSIZE, p->ssid_bits);
-	idr1 = F_SET(idr1, IDR1_EVENTQS, p->evtq_log2);
-	idr1 = F_SET(idr1, IDR1_CMDQS, 10);
-	idr3 = F_SET(idr3, IDR3_RIL, 1);
-	idr5 = F_SET(idr5, IDR5_OAS, p->oas);
-	idr5 = F_SET(idr5, IDR5_GRAN4K, 1);
-	idr5 = F_SET(idr5, IDR5_STALL_MAX, p->no_stall ? 0 : p->stall_max);
+	idr0 = FSET(idr0, IDR0_S2P, 1);
+	idr0 = FSET(idr0, IDR0_S1P, 1);
+	idr0 = FSET(idr0, IDR0_TTF, 2);
+	idr0 = FSET(idr0, IDR0_COHACC, 1);
+	idr0 = FSET(idr0, IDR0_HTTU, p->httu);
+	idr0 = FSET(idr0, IDR0_ASID16, 1);
+	idr0 = FSET(idr0, IDR0_MSI, 1);
+	idr0 = FSET(idr0, IDR0_VMID16, 1);
+	idr0 = FSET(idr0, IDR0_CD2L, 1);
+	idr0 = FSET(idr0, IDR0_TTENDIAN, 2);
+	idr0 = FSET(idr0, IDR0_STALL_MODEL, p->no_stall ? 1 : 0);
+	idr0 = FSET(idr0, IDR0_ST_LEVEL, p->two_level_st ? 1 : 0);
+	idr1 = FSET(idr1, IDR1_SIDSIZE, p->sid_bits);
+	idr1 = FSET(idr1, IDR1_SSIDSIZE, p->ssid_bits);
+	idr1 = FSET(idr1, IDR1_EVENTQS, p->evtq_log2);
+	idr1 = FSET(idr1, IDR1_CMDQS, 10);
+	idr3 = FSET(idr3, IDR3_RIL, 1);
+	idr5 = FSET(idr5, IDR5_OAS, p->oas);
+	idr5 = FSET(idr5, IDR5_GRAN4K, 1);
+	idr5 = FSET(idr5, IDR5_STALL_MAX, p->no_stall ? 0 : p->stall_max);
 	s->idr[0] = (uint32_t)idr0;
 	s->idr[1] = (uint32_t)idr1;
 	s->idr[3] = (uint32_t)idr3;
@@ -95,7 +95,7 @@ struct smmu *smmu_create(struct hostmem *hm, const struct smmu_params *p)
 		smmu_destroy(s);
 		return NULL;
 	}
-	s->strtab_cfg = F_VAL(STRTAB_CFG_LOG2SIZE, 0);
+	s->strtab_cfg = FVAL(STRTAB_CFG_LOG2SIZE, 0);
 	return s;
 }
 
@@ -126,9 +126,9 @@ void smmu_read_idr(struct smmu *s, uint32_t regs[8])
 
 int smmu_set_strtab(struct smmu *s, uint64_t base, uint32_t cfg)
 {
-	unsigned fmt = (unsigned)F_GET(cfg, STRTAB_CFG_FMT);
-	unsigned log2size = (unsigned)F_GET(cfg, STRTAB_CFG_LOG2SIZE);
-	unsigned split = (unsigned)F_GET(cfg, STRTAB_CFG_SPLIT);
+	unsigned fmt = (unsigned)FGET(cfg, STRTAB_CFG_FMT);
+	unsigned log2size = (unsigned)FGET(cfg, STRTAB_CFG_LOG2SIZE);
+	unsigned split = (unsigned)FGET(cfg, STRTAB_CFG_SPLIT);
 
 	if (fmt > STRTAB_FMT_2LVL || (fmt == STRTAB_FMT_2LVL && !s->p.two_level_st))
 		return -EINVAL;
@@ -157,20 +157,20 @@ static void smmu_event_build(const struct smmu_dma_txn *txn, const struct smmu_f
 			     bool stalled, uint16_t stag, struct smmu_event *ev)
 {
 	bool ssv = txn->flags & SMMU_DMA_SSV;
-	uint64_t w0 = F_VAL(EVT0_ID, f->id) | F_VAL(EVT0_SSV, ssv) |
-		      F_VAL(EVT0_SSID, ssv ? txn->ssid : 0) | F_VAL(EVT0_SID, txn->sid);
+	uint64_t w0 = FVAL(EVT0_ID, f->id) | FVAL(EVT0_SSV, ssv) |
+		      FVAL(EVT0_SSID, ssv ? txn->ssid : 0) | FVAL(EVT0_SID, txn->sid);
 	uint64_t w1 = 0;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->dw[0] = w0;
 	if (f->id < EVT_F_WALK_EABT && f->id != EVT_F_CD_FETCH)
 		return; /* C_BAD_* and friends carry only SID/SSV/SSID */
-	w1 = F_VAL(EVT1_STAG, stalled ? stag : 0) | F_VAL(EVT1_STALL, stalled) |
-	     F_VAL(EVT1_RNW, f->rnw_read) | F_VAL(EVT1_S2, f->s2) | F_VAL(EVT1_CLASS, f->cls) |
-	     F_VAL(EVT1_TTRNW, f->ttrnw);
+	w1 = FVAL(EVT1_STAG, stalled ? stag : 0) | FVAL(EVT1_STALL, stalled) |
+	     FVAL(EVT1_RNW, f->rnw_read) | FVAL(EVT1_S2, f->s2) | FVAL(EVT1_CLASS, f->cls) |
+	     FVAL(EVT1_TTRNW, f->ttrnw);
 	ev->dw[1] = w1;
 	ev->dw[2] = f->input;
-	ev->dw[3] = f->s2 ? (f->ipa & F_MASK(EVT3_IPA)) : 0;
+	ev->dw[3] = f->s2 ? (f->ipa & FMASK(EVT3_IPA)) : 0;
 }
 
 void smmu_event_record(struct smmu *s, const struct smmu_dma_txn *txn, const struct smmu_fault *f,

@@ -19,7 +19,8 @@
 
 #include "host/iommu/hostmem.h"
 #include "host/iommu/smmu_dma.h"
-#include "host/iommu/smmu_regs.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 
 struct smmu_params {
 	unsigned sid_bits;    /* IDR1.SIDSIZE (default 16) */
@@ -54,7 +55,7 @@ struct smmu_cmd {
 
 /*
  * Executes n commands in order. Returns how many were consumed; when that is less than n,
- * *cerror (may be NULL) says why (CERROR_ILL) and cmds[ret] is the failing one.
+ * *cerror (may be NULL) says why (CMDQ_ERR_ILL) and cmds[ret] is the failing one.
  */
 unsigned smmu_cmd_exec(struct smmu *smmu, const struct smmu_cmd *cmds, unsigned n,
 		       unsigned *cerror);
@@ -97,7 +98,7 @@ bool smmu_event_overflow_take(struct smmu *smmu);
 
 static inline uint8_t smmu_event_id(const struct smmu_event *ev)
 {
-	return (uint8_t)F_GET(ev->dw[0], EVT0_ID);
+	return (uint8_t)FGET(ev->dw[0], EVT0_ID);
 }
 
 /* ---- translation without data movement (tests, benchmarks, tools) ---- */

@@ -106,25 +106,25 @@ static int cfg_fault(struct smmu_fault *f, uint8_t id)
 
 static int ste_locate(struct smmu *smmu, uint32_t sid, uint64_t *pa, struct smmu_fault *f)
 {
-	unsigned log2size = (unsigned)F_GET(smmu->strtab_cfg, STRTAB_CFG_LOG2SIZE);
-	uint64_t base = smmu->strtab_base & F_MASK(STE0_S1CTXPTR);
+	unsigned log2size = (unsigned)FGET(smmu->strtab_cfg, STRTAB_CFG_LOG2SIZE);
+	uint64_t base = smmu->strtab_base & FMASK(STE0_S1CTXPTR);
 
 	if ((smmu->p.sid_bits < 32 && (sid >> smmu->p.sid_bits)) ||
 	    (log2size < 32 && (sid >> log2size)))
 		return cfg_fault(f, EVT_C_BAD_STREAMID);
-	if (F_GET(smmu->strtab_cfg, STRTAB_CFG_FMT) == STRTAB_FMT_LINEAR) {
+	if (FGET(smmu->strtab_cfg, STRTAB_CFG_FMT) == STRTAB_FMT_LINEAR) {
 		*pa = base + (uint64_t)sid * 64;
 		return 0;
 	}
-	unsigned split = (unsigned)F_GET(smmu->strtab_cfg, STRTAB_CFG_SPLIT);
+	unsigned split = (unsigned)FGET(smmu->strtab_cfg, STRTAB_CFG_SPLIT);
 	uint64_t l1;
 	if (hostmem_read(smmu->hm, base + (uint64_t)(sid >> split) * 8, &l1, 8))
 		return cfg_fault(f, EVT_F_STE_FETCH);
-	unsigned span = (unsigned)F_GET(l1, L1STD_SPAN);
+	unsigned span = (unsigned)FGET(l1, STRTAB_L1_SPAN);
 	uint32_t idx = sid & ((1u << split) - 1);
 	if (span == 0 || span > split + 1 || (idx >> (span - 1)))
 		return cfg_fault(f, EVT_C_BAD_STREAMID);
-	*pa = (l1 & F_MASK(L1STD_L2PTR)) + (uint64_t)idx * 64;
+	*pa = (l1 & FMASK(STRTAB_L1_L2PTR)) + (uint64_t)idx * 64;
 	return 0;
 }
 
@@ -134,27 +134,27 @@ static const uint8_t ps_bits[8] = {32, 36, 40, 42, 44, 48, 52, 52};
 static bool ste_decode_s2(struct smmu *smmu, const uint64_t *ste, struct smmu_stage *s2)
 {
 	uint64_t w2 = ste[2];
-	unsigned t0sz = (unsigned)F_GET(w2, STE2_S2T0SZ), sl0 = (unsigned)F_GET(w2, STE2_S2SL0);
+	unsigned t0sz = (unsigned)FGET(w2, STE2_S2T0SZ), sl0 = (unsigned)FGET(w2, STE2_S2SL0);
 	unsigned ia = 64 - t0sz;
 
-	if (!F_GET(smmu->idr[0], IDR0_S2P) || !F_GET(w2, STE2_S2AA64) || F_GET(w2, STE2_S2TG) ||
+	if (!FGET(smmu->idr[0], IDR0_S2P) || !FGET(w2, STE2_S2AA64) || FGET(w2, STE2_S2TG) ||
 	    sl0 == 3 || ia < 24 || ia > 48)
 		return false;
 	s2->start_level = (uint8_t)(2 - sl0);
-	int nbits = (int)ia - (int)(SMMU_PAGE_SHIFT + 9 * (3 - s2->start_level));
+	int nbits = (int)ia - (int)(SMMU_GRANULE_SHIFT + 9 * (3 - s2->start_level));
 	if (nbits < 1 || nbits > 13)
 		return false;
 	s2->ia_bits = (uint8_t)ia;
-	s2->oa_bits = (uint8_t)MIN(ps_bits[F_GET(w2, STE2_S2PS)], smmu->oa_bits);
-	s2->ttb = ste[3] & F_MASK(STE3_S2TTB);
+	s2->oa_bits = (uint8_t)MIN(ps_bits[FGET(w2, STE2_S2PS)], smmu->oa_bits);
+	s2->ttb = ste[3] & FMASK(STE3_S2TTB);
 	if (s2->ttb & ((1ull << MAX(nbits + 3, 12)) - 1))
 		return false;
-	s2->affd = F_GET(w2, STE2_S2AFFD);
-	s2->ha = F_GET(w2, STE2_S2HA) && smmu->p.httu >= 1;
-	s2->hd = F_GET(w2, STE2_S2HD) && smmu->p.httu >= 2;
-	s2->stall = F_GET(w2, STE2_S2S);
-	s2->record = F_GET(w2, STE2_S2R);
-	s2->id = (uint16_t)F_GET(w2, STE2_S2VMID);
+	s2->affd = FGET(w2, STE2_S2AFFD);
+	s2->ha = FGET(w2, STE2_S2HA) && smmu->p.httu >= 1;
+	s2->hd = FGET(w2, STE2_S2HD) && smmu->p.httu >= 2;
+	s2->stall = FGET(w2, STE2_S2S);
+	s2->record = FGET(w2, STE2_S2R);
+	s2->id = (uint16_t)FGET(w2, STE2_S2VMID);
 	if (s2->stall && smmu->p.no_stall)
 		return false;
 	return true;
@@ -162,12 +162,12 @@ static bool ste_decode_s2(struct smmu *smmu, const uint64_t *ste, struct smmu_st
 
 static bool ste_decode_s1(struct smmu *smmu, const uint64_t *ste)
 {
-	unsigned fmt = (unsigned)F_GET(ste[0], STE0_S1FMT);
-	unsigned cdmax = (unsigned)F_GET(ste[0], STE0_S1CDMAX);
+	unsigned fmt = (unsigned)FGET(ste[0], STE0_S1FMT);
+	unsigned cdmax = (unsigned)FGET(ste[0], STE0_S1CDMAX);
 
-	if (!F_GET(smmu->idr[0], IDR0_S1P) || fmt == 3 || cdmax > smmu->p.ssid_bits)
+	if (!FGET(smmu->idr[0], IDR0_S1P) || fmt == 3 || cdmax > smmu->p.ssid_bits)
 		return false;
-	if (fmt != STE_S1FMT_LINEAR && !F_GET(smmu->idr[0], IDR0_CD2L))
+	if (fmt != STE_S1FMT_LINEAR && !FGET(smmu->idr[0], IDR0_CD2L))
 		return false;
 	return true;
 }
@@ -175,9 +175,9 @@ static bool ste_decode_s1(struct smmu *smmu, const uint64_t *ste)
 static int ste_decode(struct smmu *smmu, const uint64_t *ste, struct smmu_cfg *cfg,
 		      struct smmu_fault *f)
 {
-	unsigned conf = (unsigned)F_GET(ste[0], STE0_CFG);
+	unsigned conf = (unsigned)FGET(ste[0], STE0_CONFIG);
 
-	if (!F_GET(ste[0], STE0_V))
+	if (!FGET(ste[0], STE0_V))
 		return cfg_fault(f, EVT_C_BAD_STE);
 	if (!(conf & 4)) {
 		cfg->kind = KIND_ABORT;
@@ -193,7 +193,7 @@ static int ste_decode(struct smmu *smmu, const uint64_t *ste, struct smmu_cfg *c
 		return cfg_fault(f, EVT_C_BAD_STE);
 	/* Stage-1-only traffic is still tagged with S2VMID (stage 2 is implemented). */
 	if (!(conf & 2))
-		cfg->s2.id = (uint16_t)F_GET(ste[2], STE2_S2VMID);
+		cfg->s2.id = (uint16_t)FGET(ste[2], STE2_S2VMID);
 	return 0;
 }
 
@@ -204,23 +204,23 @@ static const uint8_t ips_bits[8] = {32, 36, 40, 42, 44, 48, 52, 52};
 static bool cd_decode(struct smmu *smmu, const uint64_t *cd, bool s1stalld, struct smmu_stage *s1)
 {
 	uint64_t w0 = cd[0];
-	unsigned t0sz = (unsigned)F_GET(w0, CD0_T0SZ);
+	unsigned t0sz = (unsigned)FGET(w0, CD0_T0SZ);
 
-	if (!F_GET(w0, CD0_V) || !F_GET(w0, CD0_AA64) || t0sz < 16 || t0sz > 39 ||
-	    F_GET(w0, CD0_TG0) != 0)
+	if (!FGET(w0, CD0_V) || !FGET(w0, CD0_AA64) || t0sz < 16 || t0sz > 39 ||
+	    FGET(w0, CD0_TG0) != 0)
 		return false;
-	if (F_GET(w0, CD0_S) && (smmu->p.no_stall || s1stalld))
+	if (FGET(w0, CD0_S) && (smmu->p.no_stall || s1stalld))
 		return false;
-	s1->ia_bits = F_GET(w0, CD0_EPD0) ? 0 : (uint8_t)(64 - t0sz);
+	s1->ia_bits = FGET(w0, CD0_EPD0) ? 0 : (uint8_t)(64 - t0sz);
 	s1->start_level = (uint8_t)(4 - ((64 - t0sz) - 4) / 9);
-	s1->oa_bits = (uint8_t)MIN(ips_bits[F_GET(w0, CD0_IPS)], smmu->oa_bits);
-	s1->ttb = cd[1] & F_MASK(CD1_TTB0);
-	s1->affd = F_GET(w0, CD0_AFFD);
-	s1->ha = F_GET(w0, CD0_HA) && smmu->p.httu >= 1;
-	s1->hd = F_GET(w0, CD0_HD) && smmu->p.httu >= 2;
-	s1->stall = F_GET(w0, CD0_S);
-	s1->record = F_GET(w0, CD0_R);
-	s1->id = (uint16_t)F_GET(w0, CD0_ASID);
+	s1->oa_bits = (uint8_t)MIN(ips_bits[FGET(w0, CD0_IPS)], smmu->oa_bits);
+	s1->ttb = cd[1] & FMASK(CD1_TTB0);
+	s1->affd = FGET(w0, CD0_AFFD);
+	s1->ha = FGET(w0, CD0_HA) && smmu->p.httu >= 1;
+	s1->hd = FGET(w0, CD0_HD) && smmu->p.httu >= 2;
+	s1->stall = FGET(w0, CD0_S);
+	s1->record = FGET(w0, CD0_R);
+	s1->id = (uint16_t)FGET(w0, CD0_ASID);
 	return true;
 }
 
@@ -241,9 +241,9 @@ static int cd_fetch(struct smmu *smmu, const struct smmu_cfg *cfg, uint64_t addr
 static int cd_locate(struct smmu *smmu, const struct smmu_cfg *cfg, const uint64_t *ste,
 		     uint32_t ssid, uint64_t *addr, struct smmu_fault *f)
 {
-	uint64_t ptr = ste[0] & F_MASK(STE0_S1CTXPTR);
-	unsigned fmt = (unsigned)F_GET(ste[0], STE0_S1FMT);
-	unsigned cdmax = (unsigned)F_GET(ste[0], STE0_S1CDMAX);
+	uint64_t ptr = ste[0] & FMASK(STE0_S1CTXPTR);
+	unsigned fmt = (unsigned)FGET(ste[0], STE0_S1FMT);
+	unsigned cdmax = (unsigned)FGET(ste[0], STE0_S1CDMAX);
 
 	if (cdmax == 0) {
 		*addr = ptr;
@@ -255,13 +255,13 @@ static int cd_locate(struct smmu *smmu, const struct smmu_cfg *cfg, const uint64
 		*addr = ptr + (uint64_t)ssid * 64;
 		return 0;
 	}
-	unsigned leaf_bits = fmt == STE_S1FMT_2L4K ? 6 : 10;
+	unsigned leaf_bits = fmt == STE_S1FMT_4K_L2 ? 6 : 10;
 	uint64_t l1;
 	if (cd_fetch(smmu, cfg, ptr + (uint64_t)(ssid >> leaf_bits) * 8, &l1, 8, f))
 		return -EFAULT;
-	if (!F_GET(l1, L1CD_V))
+	if (!FGET(l1, CD_L1_V))
 		return cfg_fault(f, EVT_C_BAD_SUBSTREAMID);
-	*addr = (l1 & F_MASK(L1CD_L2PTR)) + (uint64_t)(ssid & ((1u << leaf_bits) - 1)) * 64;
+	*addr = (l1 & FMASK(CD_L1_L2PTR)) + (uint64_t)(ssid & ((1u << leaf_bits) - 1)) * 64;
 	return 0;
 }
 
@@ -272,7 +272,7 @@ static int cd_locate(struct smmu *smmu, const struct smmu_cfg *cfg, const uint64
 static int cd_select(const uint64_t *ste, const struct smmu_dma_txn *txn, uint32_t *ssid_out,
 		     struct smmu_fault *f)
 {
-	unsigned cdmax = (unsigned)F_GET(ste[0], STE0_S1CDMAX);
+	unsigned cdmax = (unsigned)FGET(ste[0], STE0_S1CDMAX);
 	bool ssv = txn->flags & SMMU_DMA_SSV;
 
 	*ssid_out = ssv ? txn->ssid : 0;
@@ -280,7 +280,7 @@ static int cd_select(const uint64_t *ste, const struct smmu_dma_txn *txn, uint32
 		return cfg_fault(f, EVT_C_BAD_SUBSTREAMID);
 	if (ssv || cdmax == 0)
 		return 0;
-	switch (F_GET(ste[1], STE1_S1DSS)) {
+	switch (FGET(ste[1], STE1_S1DSS)) {
 	case STE_S1DSS_TERMINATE:
 		return cfg_fault(f, EVT_F_STREAM_DISABLED);
 	case STE_S1DSS_BYPASS:
@@ -305,7 +305,7 @@ static int cfg_load_s1(struct smmu *smmu, const uint64_t *ste, const struct smmu
 	}
 	if (cd_locate(smmu, cfg, ste, ssid, &addr, f) || cd_fetch(smmu, cfg, addr, cd, 64, f))
 		return -EFAULT;
-	if (!cd_decode(smmu, cd, F_GET(ste[1], STE1_S1STALLD), &cfg->s1))
+	if (!cd_decode(smmu, cd, FGET(ste[1], STE1_S1STALLD), &cfg->s1))
 		return cfg_fault(f, EVT_C_BAD_CD);
 	return 0;
 }

@@ -45,12 +45,12 @@ static int xl_walk(struct smmu *s, const struct smmu_cfg *cfg, uint64_t iova, bo
 	const struct walk_out *last = cfg->kind == KIND_S1 ? &o1 : &o2;
 	bool r = last->r && (cfg->kind != KIND_NESTED || o1.r);
 	bool w = last->w && (cfg->kind != KIND_NESTED || o1.w);
-	tf->vpn = iova >> SMMU_PAGE_SHIFT;
-	tf->pa = last->oa & ~(SMMU_PAGE_SIZE - 1);
-	tf->ipa = ipa & ~(SMMU_PAGE_SIZE - 1);
+	tf->vpn = iova >> SMMU_GRANULE_SHIFT;
+	tf->pa = last->oa & ~(SMMU_GRANULE_SIZE - 1);
+	tf->ipa = ipa & ~(SMMU_GRANULE_SIZE - 1);
 	tf->perm = (uint8_t)((r ? TLB_PERM_R : 0) | (w ? TLB_PERM_W : 0));
 	tf->log2sz = cfg->kind == KIND_NESTED ? MIN(o1.log2sz, o2.log2sz) : last->log2sz;
-	tf->hva = hostmem_ptr(s->hm, tf->pa, SMMU_PAGE_SIZE);
+	tf->hva = hostmem_ptr(s->hm, tf->pa, SMMU_GRANULE_SIZE);
 	return 0;
 }
 
@@ -63,7 +63,7 @@ static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t
 {
 	const struct smmu_cfg *cfg;
 	struct tlb_fill tf;
-	uint64_t tag, off = iova & (SMMU_PAGE_SIZE - 1);
+	uint64_t tag, off = iova & (SMMU_GRANULE_SIZE - 1);
 
 	if (UNLIKELY(!__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE))) {
 		if (__atomic_load_n(&s->gbpa_abort, __ATOMIC_ACQUIRE))
@@ -79,7 +79,7 @@ static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t
 		goto bypass;
 	xl_tags(cfg, &tag);
 	*tag_out = tag;
-	if (LIKELY(smmu_tlb_lookup(&s->tlb, tag, iova >> SMMU_PAGE_SHIFT,
+	if (LIKELY(smmu_tlb_lookup(&s->tlb, tag, iova >> SMMU_GRANULE_SHIFT,
 				   write ? TLB_PERM_W : TLB_PERM_R, &tf)))
 		goto done;
 	uint64_t gen = smmu_tlb_gen(&s->tlb);
@@ -257,9 +257,9 @@ struct dma_ctx {
 static inline bool dma_xl_fast(struct dma_ctx *c, uint64_t iova, bool write, struct xl_out *out)
 {
 	struct tlb_fill tf;
-	uint64_t off = iova & (SMMU_PAGE_SIZE - 1);
+	uint64_t off = iova & (SMMU_GRANULE_SIZE - 1);
 
-	if (!c->tag || !smmu_tlb_lookup(&c->s->tlb, c->tag, iova >> SMMU_PAGE_SHIFT,
+	if (!c->tag || !smmu_tlb_lookup(&c->s->tlb, c->tag, iova >> SMMU_GRANULE_SHIFT,
 					write ? TLB_PERM_W : TLB_PERM_R, &tf))
 		return false;
 	out->pa = tf.pa + off;
@@ -299,7 +299,7 @@ static int dma_xl(struct dma_ctx *c, uint64_t iova, bool write, struct xl_out *o
 
 static size_t page_left(uint64_t a)
 {
-	return SMMU_PAGE_SIZE - (a & (SMMU_PAGE_SIZE - 1));
+	return SMMU_GRANULE_SIZE - (a & (SMMU_GRANULE_SIZE - 1));
 }
 
 /* Non-RAM target: a doorbell takes writes (reads as zero); anything else is a bus error. */
@@ -358,7 +358,7 @@ static ssize_t dma_span(struct dma_ctx *c, uint64_t iova, size_t max, bool write
 		struct xl_out y;
 		if (!dma_xl_fast(c, iova + n, write, &y) || y.hva != x->hva + n)
 			break;
-		n += MIN(max - n, SMMU_PAGE_SIZE);
+		n += MIN(max - n, SMMU_GRANULE_SIZE);
 	}
 	return (ssize_t)n;
 }

@@ -9,8 +9,8 @@
 
 #include "host/iommu/smmu.h"
 
-#define SMMU_PAGE_SHIFT 12
-#define SMMU_PAGE_SIZE	(1ull << SMMU_PAGE_SHIFT)
+#define SMMU_GRANULE_SHIFT 12
+#define SMMU_GRANULE_SIZE  (1ull << SMMU_GRANULE_SHIFT)
 
 /* ---- decoded configuration (STE + CD) ---- */
 enum smmu_kind { KIND_ABORT, KIND_BYPASS, KIND_S1, KIND_S2, KIND_NESTED };

@@ -135,7 +135,7 @@ static bool tlb_match(const struct tlb_entry *e, const struct tlb_inval *sel)
 		return false;
 	if (sel->by_asid && (kind == KIND_S2 || asid != sel->asid))
 		return false;
-	if (sel->by_va && !range_hit(e->vpn << SMMU_PAGE_SHIFT, e->log2sz, sel->addr, sel->len))
+	if (sel->by_va && !range_hit(e->vpn << SMMU_GRANULE_SHIFT, e->log2sz, sel->addr, sel->len))
 		return false;
 	if (sel->by_ipa && !range_hit(e->ipa, e->log2sz, sel->addr, sel->len))
 		return false;

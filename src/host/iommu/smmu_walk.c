@@ -11,7 +11,7 @@
 
 static inline unsigned level_shift(unsigned level)
 {
-	return SMMU_PAGE_SHIFT + 9 * (3 - level);
+	return SMMU_GRANULE_SHIFT + 9 * (3 - level);
 }
 
 static int walk_fault(struct smmu_fault *f, uint8_t id, bool s2, uint8_t cls, uint64_t ipa)
@@ -176,7 +176,7 @@ static int walk_tables(struct walk_ctx *c, struct walk_out *out, struct smmu_fau
 		if (walk_desc_locate(c->smmu, c->s2, tbl + idx * 8, false, &dr, f))
 			return -EFAULT;
 		uint64_t d = desc_load(dr.p);
-		unsigned type = (unsigned)F_GET(d, PTE_TYPE);
+		unsigned type = (unsigned)FGET(d, PTE_TYPE);
 		if (!(type & 1) || (level == 3 && type != PTE_TYPE_TABLE) ||
 		    (type == PTE_TYPE_BLOCK && level == 0))
 			return walk_fault(f, EVT_F_TRANSLATION, c->stage2, EVT_CLASS_IN, 0);
@@ -184,7 +184,7 @@ static int walk_tables(struct walk_ctx *c, struct walk_out *out, struct smmu_fau
 			return walk_fault(f, EVT_F_ADDR_SIZE, c->stage2, EVT_CLASS_IN, 0);
 		if (level == 3 || type == PTE_TYPE_BLOCK)
 			return walk_leaf(c, &dr, d, level, out, f);
-		if (!c->stage2 && (F_GET(d, PTE_APTABLE) & 2))
+		if (!c->stage2 && (FGET(d, PTE_APTABLE) & 2))
 			c->table_ro = true;
 		tbl = d & PTE_OA_MASK;
 		level++;

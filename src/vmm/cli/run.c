@@ -239,9 +239,10 @@ int cli_run(int argc, char **argv)
 	ret = cli_image_get(o.kernel, &image, &image_size, &free_image);
 	if (ret < 0)
 		return VMIG_EXIT_NOINPUT;
-	struct machine_config cfg = {
-	    .mem_size = o.mem, .nr_vcpus = (unsigned)o.vcpus, .dirty_mode = o.dirty,
-	    .mem_prealloc = o.mem_prealloc};
+	struct machine_config cfg = {.mem_size = o.mem,
+				     .nr_vcpus = (unsigned)o.vcpus,
+				     .dirty_mode = o.dirty,
+				     .mem_prealloc = o.mem_prealloc};
 	ret = machine_create(&cfg, &m);
 	if (ret < 0) {
 		if (free_image)

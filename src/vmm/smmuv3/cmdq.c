@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The command queue: consumption on CMDQ_PROD writes (every command up to PROD in one
- * call), command semantics, command errors (CERROR_ILL/ABT stop the queue with CONS at the
+ * call), command semantics, command errors (CMDQ_ERR_ILL/ABT stop the queue with CONS at the
  * failing command until GERRORN acknowledges CMDQ_ERR).
  */
 #include "common/trace.h"

@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 #include "vmm/smmuv3/vsmmu.h"
 
 /* Writable bits of each register (also what a migration stream may hold). */

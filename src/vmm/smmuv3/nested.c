@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "common/trace.h"
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
+#include "common/util.h"
 #include "vmm/smmuv3/nested.h"
 
 #define NESTED_MAX_DEVS	     32

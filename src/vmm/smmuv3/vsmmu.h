@@ -25,7 +25,7 @@ struct vsmmu;
 /*
  * The VMM side. All callbacks return 0 or a negative errno. ram_read/ram_write fail (-EFAULT)
  * for any range not entirely in guest RAM; the vSMMU turns that into the architectural
- * abort (F_STE_FETCH, CERROR_ABT, GERROR.EVENTQ_ABT...). ram_write is the VMM's dirty-marking
+ * abort (F_STE_FETCH, CMDQ_ERR_ABT, GERROR.EVENTQ_ABT...). ram_write is the VMM's dirty-marking
  * write helper. msi_send delivers a 32-bit MSI write (address, data) that is not RAM, and
  * returns -ENOENT when nothing decodes that address.
  */

@@ -1,25 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * SMMUv3 architectural formats the vSMMU emulates: register offsets, register fields, stream
- * table entries, context descriptors, commands and event records. Every field is one
- * (shift, width) pair, used with FIELD_GET/FIELD_SET from common/util.h, so each format is
- * decoded in one place. Source: ../shared/reference/smmuv3.md.
- *
- * Tests and drivers may include this header: it holds no emulator state.
+ * SMMUv3 architectural formats: register offsets, register fields, stream table entries,
+ * context descriptors, commands, event records and the VMSAv8-64 4 KiB-granule translation
+ * table descriptors. One (shift, width) pair per field, used with FGET/FSET/FMASK/FVAL from
+ * arch/field.h, so each format is decoded in one place. Architecture facts only, no state:
+ * the host SMMU model, the VMM's vSMMUv3 and the guest's driver all use this one table.
+ * Source: docs/reference/smmuv3.md. Freestanding (only <stdint.h>).
  */
-#ifndef VMIG_VMM_SMMUV3_ARCH_H
-#define VMIG_VMM_SMMUV3_ARCH_H
+#ifndef VMIG_ARCH_SMMUV3_H
+#define VMIG_ARCH_SMMUV3_H
 
-#include "common/util.h"
-
-/*
- * Field accessors taking one (shift, width) name: the pair is expanded before FIELD_GET and
- * friends see it. FGET(ste[0], STE0_CONFIG).
- */
-#define ARCH_EXPAND_(m, ...) m(__VA_ARGS__)
-#define FGET(v, f)	     ARCH_EXPAND_(FIELD_GET, v, f)
-#define FSET(v, f, x)	     ARCH_EXPAND_(FIELD_SET, v, f, x)
-#define FMASK(f)	     ARCH_EXPAND_(FIELD_MASK, f)
+#include "arch/field.h"
 
 /* Register offsets ------------------------------------------------------------------------ */
 
@@ -72,6 +63,7 @@
 
 /* Register fields: (shift, width) ---------------------------------------------------------- */
 
+#define IDR0_S2P	 0, 1
 #define IDR0_S1P	 1, 1
 #define IDR0_TTF	 2, 2
 #define IDR0_COHACC	 4, 1
@@ -82,6 +74,7 @@
 #define IDR0_MSI	 13, 1
 #define IDR0_SEV	 14, 1
 #define IDR0_PRI	 16, 1
+#define IDR0_VMID16	 18, 1
 #define IDR0_CD2L	 19, 1
 #define IDR0_TTENDIAN	 21, 2
 #define IDR0_STALL_MODEL 24, 2
@@ -188,8 +181,31 @@
 #define STE1_S1CIR    2, 2
 #define STE1_S1COR    4, 2
 #define STE1_S1CSH    6, 2
+#define STE1_MEV      19, 1
+#define STE1_S2FWB    25, 1
 #define STE1_S1STALLD 27, 1
 #define STE1_EATS     28, 2
+#define STE1_STRW     30, 2
+#define STE1_SHCFG    44, 2
+/* dword 2: stage 2 (owned by the host in a nested configuration) */
+#define STE2_S2VMID 0, 16
+#define STE2_S2T0SZ 32, 6
+#define STE2_S2SL0  38, 2
+#define STE2_S2IR0  40, 2
+#define STE2_S2OR0  42, 2
+#define STE2_S2SH0  44, 2
+#define STE2_S2TG   46, 2
+#define STE2_S2PS   48, 3
+#define STE2_S2AA64 51, 1
+#define STE2_S2ENDI 52, 1
+#define STE2_S2AFFD 53, 1
+#define STE2_S2PTW  54, 1
+#define STE2_S2HD   55, 1
+#define STE2_S2HA   56, 1
+#define STE2_S2S    57, 1
+#define STE2_S2R    58, 1
+/* dword 3 */
+#define STE3_S2TTB 4, 48
 
 #define STE_CFG_ABORT  0 /* 0b0xx */
 #define STE_CFG_BYPASS 4
@@ -198,6 +214,7 @@
 #define STE_CFG_NESTED 7
 
 #define STE_S1FMT_LINEAR 0
+#define STE_S1FMT_4K_L2	 1 /* 2-level, 4 KiB leaves of 64 CDs */
 #define STE_S1FMT_64K_L2 2 /* 2-level, 64 KiB leaves of 1024 CDs */
 
 #define STE_S1DSS_TERMINATE 0
@@ -324,6 +341,7 @@
 #define EVT1_RNW	35, 1
 #define EVT1_S2		39, 1
 #define EVT1_CLASS	40, 2
+#define EVT1_TTRNW	44, 1
 #define EVT3_FETCH_ADDR 3, 49 /* F_STE_FETCH / F_CD_FETCH: the address that failed */
 #define EVT3_IPA	12, 40
 
@@ -346,5 +364,31 @@
 #define EVT_F_ADDR_SIZE	       0x11
 #define EVT_F_ACCESS	       0x12
 #define EVT_F_PERMISSION       0x13
+
+/* VMSAv8-64 translation table descriptors, 4 KiB granule -------------------------------- */
+
+#define PTE_TYPE    0, 2
+#define PTE_OA	    12, 36 /* [47:12] */
+#define PTE_AP1	    6, 1
+#define PTE_AP2	    7, 1 /* stage 1: read-only */
+#define PTE_S2AP_R  6, 1
+#define PTE_S2AP_W  7, 1
+#define PTE_SH	    8, 2
+#define PTE_AF	    10, 1
+#define PTE_NG	    11, 1
+#define PTE_DBM	    51, 1
+#define PTE_CONTIG  52, 1
+#define PTE_XN	    54, 1
+#define PTE_APTABLE 61, 2
+
+#define PTE_TYPE_BLOCK 1
+#define PTE_TYPE_TABLE 3 /* or page at level 3 */
+
+#define PTE_BIT_AP2    (1ull << 7)
+#define PTE_BIT_S2AP_R (1ull << 6)
+#define PTE_BIT_S2AP_W (1ull << 7)
+#define PTE_BIT_AF     (1ull << 10)
+#define PTE_BIT_DBM    (1ull << 51)
+#define PTE_OA_MASK    FMASK(PTE_OA)
 
 #endif
