@@ -231,12 +231,18 @@ static void test_msi_irqwait(void **state)
 		      "workload=irqwait irqcount=4 secs=10");
 	assert_int_equal(machine_start(s.m), 0);
 	assert_int_equal(machine_wait_mark(s.m, VMIG_MARK_IRQ_WAIT, WAIT_MS), 0);
-	for (int i = 0; i < N; i++) {
+	/*
+	 * Edge MSIs on a vector still pending in the guest's IRR coalesce, as on real APICs, so
+	 * a fixed number of injections may be counted fewer times when the vCPU is slow to take
+	 * them: keep injecting until the guest has counted N and stopped (bounded; without
+	 * delivery it times out and exits 1).
+	 */
+	for (int i = 0; i < 2000 && !__atomic_load_n(&s.m->vm->stop, __ATOMIC_ACQUIRE); i++) {
 		assert_int_equal(vm_signal_msi(s.m->vm, VMIG_MSI_WINDOW, VMIG_VEC_SDMA), 0);
 		usleep(2000);
 	}
 	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
-	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "received=4"));
+	assert_true(sys_console_value(&s, "RESULT workload=irqwait", "received=") >= N);
 	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "status=ok"));
 	sys_vm_destroy(&s);
 }
