@@ -299,3 +299,20 @@ unsigned e2e_sdma_wait(struct e2e *e, uint32_t slot, int timeout_ms)
 	} while (e2e_now_us() < end);
 	return 0;
 }
+
+/* Probe, stage 1 for the device, sdma with its MSI to the stage-1 MSI IOVA. */
+void e2e_setup_nested(struct e2e *e)
+{
+	struct devices_stats st0, st1;
+
+	devices_get_stats(e->dev, &st0);
+	e2e_smmu_probe(e);
+	e2e_s1_map_all(e);
+	assert_false(vsmmu_sid_translating(e->dev->vsmmu, VMIG_SDMA_SID));
+	e2e_smmu_ste_s1(e, VMIG_SDMA_SID, false);
+	devices_get_stats(e->dev, &st1);
+	/* The guest's STE became a host nested HWPT for the device. */
+	assert_true(st1.nested.hwpt_allocs > st0.nested.hwpt_allocs);
+	assert_true(vsmmu_sid_translating(e->dev->vsmmu, VMIG_SDMA_SID));
+	e2e_sdma_setup(e, e2e_iova(E2E_RING), E2E_MSI_IOVA);
+}

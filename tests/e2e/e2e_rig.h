@@ -94,4 +94,7 @@ void e2e_sdma_ring(struct e2e *e);
 unsigned e2e_sdma_wait(struct e2e *e, uint32_t slot, int timeout_ms);
 struct sdma_compl e2e_sdma_compl(struct e2e *e, uint32_t slot);
 
+/* Probe, stage 1 (asserting a nested HWPT appears), sdma with MSIs to E2E_MSI_IOVA. */
+void e2e_setup_nested(struct e2e *e);
+
 #endif

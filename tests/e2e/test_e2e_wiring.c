@@ -32,23 +32,6 @@ static void fill_pattern(uint8_t *p, size_t len, uint32_t seed)
 		p[i] = (uint8_t)(seed + i * 131 + (i >> 9));
 }
 
-/* Probe, stage 1 for the device, sdma with its MSI to the stage-1 MSI IOVA. */
-static void setup_nested(struct e2e *e)
-{
-	struct devices_stats st0, st1;
-
-	devices_get_stats(e->dev, &st0);
-	e2e_smmu_probe(e);
-	e2e_s1_map_all(e);
-	assert_false(vsmmu_sid_translating(e->dev->vsmmu, VMIG_SDMA_SID));
-	e2e_smmu_ste_s1(e, VMIG_SDMA_SID, false);
-	devices_get_stats(e->dev, &st1);
-	/* The guest's STE became a host nested HWPT for the device. */
-	assert_true(st1.nested.hwpt_allocs > st0.nested.hwpt_allocs);
-	assert_true(vsmmu_sid_translating(e->dev->vsmmu, VMIG_SDMA_SID));
-	e2e_sdma_setup(e, e2e_iova(E2E_RING), E2E_MSI_IOVA);
-}
-
 static void test_nested_dma_msi(void **state)
 {
 	struct e2e e;
@@ -59,7 +42,7 @@ static void test_nested_dma_msi(void **state)
 	e2e_boot(&e, image, "i 1", NULL);
 	e2e_start(&e);
 	assert_int_equal(machine_wait_mark(e.m, 1, 10000), 0);
-	setup_nested(&e);
+	e2e_setup_nested(&e);
 	fill_pattern(e2e_ptr(&e, E2E_SRC), len, 7);
 	memset(e2e_ptr(&e, E2E_DST), 0, len);
 	uint32_t slot = e2e_sdma_queue(&e,
@@ -93,7 +76,7 @@ static void test_doorbell_hold_release(void **state)
 	e2e_boot(&e, image, "i 5", NULL);
 	e2e_start(&e);
 	assert_int_equal(machine_wait_mark(e.m, 1, 10000), 0);
-	setup_nested(&e);
+	e2e_setup_nested(&e);
 	assert_int_equal(vfio_dev_doorbell_set_path(e.dev->sdma, VFIO_DOORBELL_SLOW_HOLD), 0);
 	memset(e2e_ptr(&e, E2E_DST), 0, len);
 	uint32_t slot = e2e_sdma_queue(&e,
