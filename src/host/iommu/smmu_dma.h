@@ -17,7 +17,7 @@
 struct smmu;
 
 /* Transaction attributes. */
-#define SMMU_DMA_SSV            (1u << 0) /* ssid is valid (PASID-tagged transaction) */
+#define SMMU_DMA_SSV		(1u << 0) /* ssid is valid (PASID-tagged transaction) */
 #define SMMU_DMA_BLOCK_ON_STALL (1u << 1) /* a stalled fault blocks the caller until answered */
 
 struct smmu_dma_txn {
@@ -28,18 +28,18 @@ struct smmu_dma_txn {
 
 enum smmu_dma_status {
 	SMMU_DMA_OK = 0,
-	SMMU_DMA_FAULT,      /* translation fault, transaction failed (event recorded per CD.R/S2R) */
-	SMMU_DMA_ABORTED,    /* config/GBPA abort, or a stall answered with abort/terminate */
-	SMMU_DMA_BUS_ERROR,  /* translated to a physical address with nothing behind it */
-	SMMU_DMA_STALLED,    /* stalled and the caller did not ask to block (see smmu_dma_wait) */
+	SMMU_DMA_FAULT,	  /* translation fault, transaction failed (event recorded per CD.R/S2R) */
+	SMMU_DMA_ABORTED, /* config/GBPA abort, or a stall answered with abort/terminate */
+	SMMU_DMA_BUS_ERROR, /* translated to a physical address with nothing behind it */
+	SMMU_DMA_STALLED,   /* stalled and the caller did not ask to block (see smmu_dma_wait) */
 };
 
 struct smmu_dma_result {
 	enum smmu_dma_status status;
-	size_t done;          /* bytes transferred before the failure (all of them on OK) */
-	uint64_t fault_iova;  /* first address that failed */
-	uint8_t event_id;     /* architectural event id (F_TRANSLATION, ...), 0 if none */
-	uint16_t stag;        /* when STALLED: the stall tag the answer will carry */
+	size_t done;	     /* bytes transferred before the failure (all of them on OK) */
+	uint64_t fault_iova; /* first address that failed */
+	uint8_t event_id;    /* architectural event id (F_TRANSLATION, ...), 0 if none */
+	uint16_t stag;	     /* when STALLED: the stall tag the answer will carry */
 };
 
 /*
@@ -64,5 +64,13 @@ int smmu_dma_fill(struct smmu *smmu, const struct smmu_dma_txn *txn, uint64_t ds
  * would: blocked callers return ABORTED. Returns how many were terminated.
  */
 int smmu_dma_terminate_stalls(struct smmu *smmu, uint32_t sid);
+
+/*
+ * For a transaction that returned SMMU_DMA_STALLED (no SMMU_DMA_BLOCK_ON_STALL): sleeps
+ * until the stall (sid, stag) is answered. 0 when resumed with retry: the caller re-issues
+ * the rest of its transfer (from res->done), which re-translates; -ECANCELED when it was
+ * aborted/terminated; -ENOENT for an unknown (or already collected) stall.
+ */
+int smmu_dma_wait(struct smmu *smmu, uint32_t sid, uint16_t stag);
 
 #endif

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* CRC-32C (Castagnoli, reflected 0x82F63B78), chainable: crc32c(crc32c(0, a), b) = crc of ab. */
+#ifndef VMIG_HOST_DEV_CRC32C_H
+#define VMIG_HOST_DEV_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

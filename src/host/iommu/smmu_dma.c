@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The DMA path: translate (IOTLB, else config + walks), then move data through the host's
+ * own mapping of physical memory, page by page. Faults are recorded as events; stallable
+ * faults (CD.S / STE.S2S) hold the transaction with a STAG until RESUME or STALL_TERM.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/trace.h"
+#include "host/iommu/smmu_internal.h"
+
+enum xl_outcome { XL_OK, XL_FAULT, XL_ABORT };
+
+struct xl_out {
+	uint64_t pa;
+	uint8_t *hva; /* host pointer of pa, NULL when pa is not RAM */
+};
+
+static void xl_tags(const struct smmu_cfg *cfg, uint64_t *tag)
+{
+	uint16_t vmid = cfg->kind == KIND_S1 ? 0 : cfg->s2.id;
+	uint16_t asid = cfg->kind == KIND_S2 ? 0 : cfg->s1.id;
+	*tag = tlb_tag(cfg->kind, vmid, asid);
+}
+
+/* Walks the stages of cfg for iova; fills *tf for the IOTLB. */
+static int xl_walk(struct smmu *s, const struct smmu_cfg *cfg, uint64_t iova, bool write,
+		   struct tlb_fill *tf, struct smmu_fault *f)
+{
+	struct walk_out o1 = {0}, o2 = {0};
+	uint64_t ipa = iova;
+
+	if (cfg->kind != KIND_S2) {
+		if (smmu_walk_s1(s, &cfg->s1, cfg->kind == KIND_NESTED ? &cfg->s2 : NULL, iova,
+				 write, &o1, f))
+			return -EFAULT;
+		ipa = o1.oa;
+	}
+	if (cfg->kind != KIND_S1) {
+		if (smmu_walk_s2(s, &cfg->s2, ipa, write, &o2, f))
+			return -EFAULT;
+	}
+	const struct walk_out *last = cfg->kind == KIND_S1 ? &o1 : &o2;
+	bool r = last->r && (cfg->kind != KIND_NESTED || o1.r);
+	bool w = last->w && (cfg->kind != KIND_NESTED || o1.w);
+	tf->vpn = iova >> SMMU_PAGE_SHIFT;
+	tf->pa = last->oa & ~(SMMU_PAGE_SIZE - 1);
+	tf->ipa = ipa & ~(SMMU_PAGE_SIZE - 1);
+	tf->perm = (uint8_t)((r ? TLB_PERM_R : 0) | (w ? TLB_PERM_W : 0));
+	tf->log2sz = cfg->kind == KIND_NESTED ? MIN(o1.log2sz, o2.log2sz) : last->log2sz;
+	tf->hva = hostmem_ptr(s->hm, tf->pa, SMMU_PAGE_SIZE);
+	return 0;
+}
+
+static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
+			struct xl_out *out, struct smmu_fault *f)
+{
+	const struct smmu_cfg *cfg;
+	struct tlb_fill tf;
+	uint64_t tag, off = iova & (SMMU_PAGE_SIZE - 1);
+
+	if (UNLIKELY(!__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE))) {
+		if (__atomic_load_n(&s->gbpa_abort, __ATOMIC_ACQUIRE))
+			return XL_ABORT;
+		goto bypass;
+	}
+	cfg = smmu_cfg_get(s, txn, f);
+	if (!cfg)
+		return XL_FAULT;
+	if (cfg->kind == KIND_ABORT)
+		return XL_ABORT;
+	if (cfg->kind == KIND_BYPASS)
+		goto bypass;
+	xl_tags(cfg, &tag);
+	if (LIKELY(smmu_tlb_lookup(&s->tlb, tag, iova >> SMMU_PAGE_SHIFT,
+				   write ? TLB_PERM_W : TLB_PERM_R, &tf)))
+		goto done;
+	uint64_t gen = smmu_tlb_gen(&s->tlb);
+	__atomic_fetch_add(&s->st_tlb_misses, 1, __ATOMIC_RELAXED);
+	if (xl_walk(s, cfg, iova, write, &tf, f))
+		return XL_FAULT;
+	smmu_tlb_insert(&s->tlb, tag, gen, &tf);
+done:
+	out->pa = tf.pa + off;
+	out->hva = tf.hva ? tf.hva + off : NULL;
+	return XL_OK;
+bypass:
+	out->pa = iova;
+	out->hva = hostmem_ptr(s->hm, iova, 1);
+	return XL_OK;
+}
+
+/* ---- stalls ---- */
+
+static bool stall_stallable(const struct smmu_fault *f)
+{
+	return f->stall_ok && f->id >= EVT_F_TRANSLATION && f->id <= EVT_F_PERMISSION;
+}
+
+/* Takes a free slot (reclaiming answered non-blocking ones). Caller holds stall_lock. */
+static struct stall_slot *stall_alloc(struct smmu *s, uint32_t sid, bool blocking)
+{
+	for (unsigned i = 0; i < s->p.stall_max; i++) {
+		struct stall_slot *sl = &s->stalls[i];
+		if (sl->state != STALL_FREE && (sl->blocking || sl->state == STALL_WAITING))
+			continue;
+		sl->state = STALL_WAITING;
+		sl->blocking = blocking;
+		sl->sid = sid;
+		sl->stag = s->next_stag++;
+		return sl;
+	}
+	return NULL;
+}
+
+static struct stall_slot *stall_find(struct smmu *s, uint32_t sid, uint16_t stag)
+{
+	for (unsigned i = 0; i < s->p.stall_max; i++) {
+		struct stall_slot *sl = &s->stalls[i];
+		if (sl->state != STALL_FREE && sl->sid == sid && sl->stag == stag)
+			return sl;
+	}
+	return NULL;
+}
+
+int smmu_stall_answer(struct smmu *s, uint32_t sid, uint16_t stag, unsigned resp)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->stall_lock);
+	struct stall_slot *sl = stall_find(s, sid, stag);
+	if (sl && sl->state == STALL_WAITING) {
+		sl->state = resp == CMD_RESUME_RETRY ? STALL_RETRY : STALL_ABORT;
+		pthread_cond_broadcast(&s->stall_cond);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->stall_lock);
+	TRACE(smmu_stall_resume, "sid=%#x stag=%u resp=%u rc=%d", sid, stag, resp, rc);
+	return rc;
+}
+
+int smmu_stall_term_sid(struct smmu *s, uint32_t sid)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&s->stall_lock);
+	for (unsigned i = 0; i < s->p.stall_max; i++) {
+		struct stall_slot *sl = &s->stalls[i];
+		if (sl->state == STALL_WAITING && sl->sid == sid) {
+			sl->state = STALL_ABORT;
+			n++;
+		}
+	}
+	pthread_cond_broadcast(&s->stall_cond);
+	pthread_mutex_unlock(&s->stall_lock);
+	TRACE(smmu_stall_term, "sid=%#x n=%d", sid, n);
+	return n;
+}
+
+int smmu_dma_terminate_stalls(struct smmu *s, uint32_t sid)
+{
+	return smmu_stall_term_sid(s, sid);
+}
+
+unsigned smmu_stalls_outstanding(struct smmu *s)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&s->stall_lock);
+	for (unsigned i = 0; i < s->p.stall_max; i++)
+		n += s->stalls[i].state == STALL_WAITING;
+	pthread_mutex_unlock(&s->stall_lock);
+	return n;
+}
+
+/* Sleeps until the slot is answered; frees it; true for a retry. Caller holds stall_lock. */
+static bool stall_wait_locked(struct smmu *s, struct stall_slot *sl)
+{
+	while (sl->state == STALL_WAITING)
+		pthread_cond_wait(&s->stall_cond, &s->stall_lock);
+	bool retry = sl->state == STALL_RETRY;
+	sl->state = STALL_FREE;
+	return retry;
+}
+
+int smmu_dma_wait(struct smmu *s, uint32_t sid, uint16_t stag)
+{
+	pthread_mutex_lock(&s->stall_lock);
+	struct stall_slot *sl = stall_find(s, sid, stag);
+	if (!sl) {
+		pthread_mutex_unlock(&s->stall_lock);
+		return -ENOENT;
+	}
+	sl->blocking = true;
+	bool retry = stall_wait_locked(s, sl);
+	pthread_mutex_unlock(&s->stall_lock);
+	return retry ? 0 : -ECANCELED;
+}
+
+/*
+ * A fault: record it, and stall when allowed. Returns XL_OK for "retry the translation"
+ * (a blocking stall resumed), XL_FAULT or XL_ABORT to fail, or -EAGAIN with *stag for a
+ * non-blocking stall.
+ */
+static int dma_fault(struct smmu *s, const struct smmu_dma_txn *txn, const struct smmu_fault *f,
+		     unsigned *slot, uint16_t *stag)
+{
+	bool block = txn->flags & SMMU_DMA_BLOCK_ON_STALL;
+	struct stall_slot *sl = NULL;
+
+	if (stall_stallable(f)) {
+		pthread_mutex_lock(&s->stall_lock);
+		sl = stall_alloc(s, txn->sid, block);
+		pthread_mutex_unlock(&s->stall_lock);
+	}
+	if (!sl) {
+		if (f->record)
+			smmu_event_record(s, txn, f, false, 0);
+		return XL_FAULT;
+	}
+	__atomic_fetch_add(&s->st_stalls, 1, __ATOMIC_RELAXED);
+	*stag = sl->stag;
+	smmu_event_record(s, txn, f, true, sl->stag);
+	if (!block)
+		return -EAGAIN;
+	/* Leave the in-flight set while asleep: a CMD_SYNC must not wait for the guest. */
+	smmu_inflight_exit(s, *slot);
+	pthread_mutex_lock(&s->stall_lock);
+	bool retry = stall_wait_locked(s, sl);
+	pthread_mutex_unlock(&s->stall_lock);
+	*slot = smmu_inflight_enter(s);
+	return retry ? XL_OK : XL_ABORT;
+}
+
+/* ---- data movement ---- */
+
+struct dma_ctx {
+	struct smmu *s;
+	const struct smmu_dma_txn *txn;
+	struct smmu_dma_result *res;
+	unsigned slot;
+};
+
+/* Translates one address, handling faults and stalls; 0 or -1 with *res filled. */
+static int dma_xl(struct dma_ctx *c, uint64_t iova, bool write, struct xl_out *out)
+{
+	for (;;) {
+		struct smmu_fault f = {0};
+		int rc = xl_translate(c->s, c->txn, iova, write, out, &f);
+		if (rc == XL_OK)
+			return 0;
+		if (rc == XL_FAULT) {
+			f.input = iova;
+			f.rnw_read = !write;
+			uint16_t stag = 0;
+			rc = dma_fault(c->s, c->txn, &f, &c->slot, &stag);
+			if (rc == XL_OK)
+				continue;
+			c->res->event_id = f.id;
+			c->res->stag = stag;
+		}
+		c->res->fault_iova = iova;
+		c->res->status = rc == -EAGAIN	  ? SMMU_DMA_STALLED
+				 : rc == XL_ABORT ? SMMU_DMA_ABORTED
+						  : SMMU_DMA_FAULT;
+		return -1;
+	}
+}
+
+static size_t page_left(uint64_t a)
+{
+	return SMMU_PAGE_SIZE - (a & (SMMU_PAGE_SIZE - 1));
+}
+
+/* Non-RAM target: a doorbell takes writes (reads as zero); anything else is a bus error. */
+static int dma_nonram(struct dma_ctx *c, const struct xl_out *x, uint64_t iova, bool write,
+		      void *data, size_t n)
+{
+	if (!hostmem_is_doorbell(c->s->hm, x->pa)) {
+		c->res->status = SMMU_DMA_BUS_ERROR;
+		c->res->fault_iova = iova;
+		return -1;
+	}
+	if (write)
+		hostmem_doorbell_write(c->s->hm, x->pa, data, n, c->txn->sid);
+	else
+		memset(data, 0, n);
+	return 0;
+}
+
+static void dma_begin(struct dma_ctx *c, struct smmu *s, const struct smmu_dma_txn *txn,
+		      struct smmu_dma_result *res)
+{
+	c->s = s;
+	c->txn = txn;
+	c->res = res;
+	memset(res, 0, sizeof(*res));
+	res->status = SMMU_DMA_OK;
+	c->slot = smmu_inflight_enter(s);
+}
+
+static int dma_end(struct dma_ctx *c)
+{
+	smmu_inflight_exit(c->s, c->slot);
+	return 0;
+}
+
+int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, void *buf,
+		  size_t len, struct smmu_dma_result *res)
+{
+	struct dma_ctx c;
+	uint8_t *out = buf;
+
+	if (!s || !txn || !res || (!buf && len))
+		return -EINVAL;
+	dma_begin(&c, s, txn, res);
+	while (res->done < len) {
+		uint64_t a = iova + res->done;
+		size_t n = MIN(len - res->done, page_left(a));
+		struct xl_out x;
+		if (dma_xl(&c, a, false, &x))
+			break;
+		if (x.hva)
+			memcpy(out + res->done, x.hva, n);
+		else if (dma_nonram(&c, &x, a, false, out + res->done, n))
+			break;
+		res->done += n;
+	}
+	return dma_end(&c);
+}
+
+int smmu_dma_write(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, const void *buf,
+		   size_t len, struct smmu_dma_result *res)
+{
+	struct dma_ctx c;
+	const uint8_t *in = buf;
+
+	if (!s || !txn || !res || (!buf && len))
+		return -EINVAL;
+	dma_begin(&c, s, txn, res);
+	while (res->done < len) {
+		uint64_t a = iova + res->done;
+		size_t n = MIN(len - res->done, page_left(a));
+		struct xl_out x;
+		if (dma_xl(&c, a, true, &x))
+			break;
+		if (x.hva)
+			memcpy(x.hva, in + res->done, n);
+		else if (dma_nonram(&c, &x, a, true, (void *)(uintptr_t)(in + res->done), n))
+			break;
+		res->done += n;
+	}
+	return dma_end(&c);
+}
+
+int smmu_dma_copy(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_iova,
+		  uint64_t src_iova, size_t len, struct smmu_dma_result *res)
+{
+	struct dma_ctx c;
+	uint8_t bounce[64];
+
+	if (!s || !txn || !res)
+		return -EINVAL;
+	dma_begin(&c, s, txn, res);
+	while (res->done < len) {
+		uint64_t sa = src_iova + res->done, da = dst_iova + res->done;
+		size_t n = MIN(len - res->done, MIN(page_left(sa), page_left(da)));
+		struct xl_out xs, xd;
+		if (dma_xl(&c, sa, false, &xs) || dma_xl(&c, da, true, &xd))
+			break;
+		if (xs.hva && xd.hva) {
+			memmove(xd.hva, xs.hva, n);
+		} else {
+			/* Rare: a doorbell on either side; go through a small bounce buffer. */
+			n = MIN(n, sizeof(bounce));
+			if (xs.hva)
+				memcpy(bounce, xs.hva, n);
+			else if (dma_nonram(&c, &xs, sa, false, bounce, n))
+				break;
+			if (xd.hva)
+				memcpy(xd.hva, bounce, n);
+			else if (dma_nonram(&c, &xd, da, true, bounce, n))
+				break;
+		}
+		res->done += n;
+	}
+	return dma_end(&c);
+}
+
+static void fill_pattern(uint8_t *dst, uint64_t pattern, size_t phase, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (uint8_t)(pattern >> (8 * ((phase + i) & 7)));
+}
+
+int smmu_dma_fill(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_iova,
+		  uint64_t pattern, size_t len, struct smmu_dma_result *res)
+{
+	struct dma_ctx c;
+	uint8_t tmp[64];
+
+	if (!s || !txn || !res)
+		return -EINVAL;
+	dma_begin(&c, s, txn, res);
+	while (res->done < len) {
+		uint64_t a = dst_iova + res->done;
+		size_t n = MIN(len - res->done, page_left(a));
+		struct xl_out x;
+		if (dma_xl(&c, a, true, &x))
+			break;
+		if (x.hva) {
+			fill_pattern(x.hva, pattern, res->done, n);
+		} else {
+			n = MIN(n, sizeof(tmp));
+			fill_pattern(tmp, pattern, res->done, n);
+			if (dma_nonram(&c, &x, a, true, tmp, n))
+				break;
+		}
+		res->done += n;
+	}
+	return dma_end(&c);
+}
+
+int smmu_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
+		   struct smmu_xlate *out)
+{
+	struct smmu_dma_txn t;
+	struct smmu_dma_result res;
+	struct xl_out x;
+
+	if (!s || !txn || !out)
+		return -EINVAL;
+	t = *txn;
+	t.flags &= ~SMMU_DMA_BLOCK_ON_STALL;
+	/* No data moves, so no in-flight accounting: a CMD_SYNC need not wait for this. */
+	struct dma_ctx c = {.s = s, .txn = &t, .res = &res};
+	res.status = SMMU_DMA_OK;
+	res.event_id = 0;
+	res.stag = 0;
+	if (dma_xl(&c, iova, write, &x) == 0) {
+		out->pa = x.pa;
+		out->status = SMMU_DMA_OK;
+		out->event_id = 0;
+		return 0;
+	}
+	out->pa = 0;
+	out->status = res.status;
+	out->event_id = res.event_id;
+	out->stag = res.stag;
+	return 0;
+}

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Device migration between two sdma instances sharing one guest RAM (as after the RAM has
+ * been migrated): pre-copy with work in flight, stop-copy to EOF, resume on the second
+ * instance which continues the ring exactly where the first stopped. Then the refusals:
+ * truncated, corrupted, trailing and incompatible streams, and the device staying usable.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sdma_fx.h"
+
+#define N_DESC    200
+#define FILL_SIZE (256u << 10)
+
+struct mig {
+	struct fx src, dst;
+};
+
+static int setup(void **state)
+{
+	struct mig *m = malloc(sizeof(*m));
+	struct fx_opts so = {.mode = FX_STAGE2, .name = "sdma-src", .sid = 0x10};
+	struct fx_opts dopt = {.mode = FX_STAGE2, .name = "sdma-dst", .sid = 0x11};
+
+	fx_init(&m->src, &so);
+	fx_add_device(&m->src, &m->dst, &dopt);
+	*state = m;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct mig *m = *state;
+
+	fx_remove_device(&m->dst);
+	fx_fini(&m->src);
+	free(m);
+	return 0;
+}
+
+struct stream {
+	uint8_t buf[4096];
+	size_t len;
+};
+
+/* Reads until the temporary end (PRE_COPY: -ENOMSG) or the end (STOP_COPY: 0). */
+static ssize_t read_some(int fd, struct stream *s)
+{
+	for (;;) {
+		ssize_t n = vfio_mig_data_read(fd, s->buf + s->len, sizeof(s->buf) - s->len);
+
+		if (n <= 0)
+			return n;
+		s->len += (size_t)n;
+	}
+}
+
+static void precopy_info(int fd, uint64_t *initial, uint64_t *dirty)
+{
+	struct vfio_precopy_info pi = {.argsz = sizeof(pi)};
+
+	assert_int_equal(vfio_mig_get_precopy_info(fd, &pi), 0);
+	*initial = pi.initial_bytes;
+	*dirty = pi.dirty_bytes;
+}
+
+static uint64_t data_size(struct fx *f)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_data_size d;
+	} a = {.hdr = {.argsz = sizeof(a),
+		       .flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE}};
+
+	assert_int_equal(vfio_device_feature(f->vfio, &a.hdr), 0);
+	return a.d.stop_copy_length;
+}
+
+/* Source: RUNNING with work queued -> PRE_COPY -> PRE_COPY_P2P -> STOP_COPY, to EOF. */
+static void save(struct fx *f, struct stream *s, uint32_t *head, uint64_t *completed)
+{
+	uint64_t initial, dirty, remaining;
+	struct sdma_stats st;
+	int fd, fd2;
+	size_t hdr_len;
+
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_PRE_COPY, &fd), 0);
+	assert_true(fd >= 0);
+	sdma_get_stats(f->sdma, &st);
+	assert_true(st.pending + st.inflight > 0); /* work in flight while pre-copying */
+	precopy_info(fd, &initial, &dirty);
+	assert_true(initial > 0);
+	assert_int_equal(dirty, 0);
+	/* The header (and config) comes early; then a temporary end. */
+	assert_int_equal(read_some(fd, s), -ENOMSG);
+	assert_int_equal(s->len, initial);
+	hdr_len = s->len;
+	precopy_info(fd, &initial, &dirty);
+	assert_int_equal(initial, 0);
+	assert_int_equal(dirty, 0);
+	/* A config register changes while pre-copying: it becomes dirty data. */
+	fx_reg_write(f, SDMA_REG_MSI_DATA, FX_MSI_DATA + 1);
+	precopy_info(fd, &initial, &dirty);
+	assert_int_equal(initial, 0);
+	assert_true(dirty > 0);
+	assert_int_equal(read_some(fd, s), -ENOMSG);
+	assert_int_equal(s->len, hdr_len + dirty);
+	remaining = data_size(f);
+	/* PRE_COPY_P2P shares the session: no new fd. */
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_PRE_COPY_P2P, &fd2), 0);
+	assert_int_equal(fd2, -1);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP_COPY, &fd2), 0);
+	assert_int_equal(fd2, -1);
+	*head = (uint32_t)fx_reg_read(f, SDMA_REG_WQ_HEAD);
+	*completed = fx_reg_read(f, SDMA_REG_COMPLETED);
+	assert_int_equal(read_some(fd, s), 0); /* the real end */
+	assert_int_equal(s->len, hdr_len + (s->len - hdr_len));
+	assert_true(s->len - hdr_len >= remaining);
+	struct vfio_precopy_info pi = {.argsz = sizeof(pi)};
+	assert_int_equal(vfio_mig_get_precopy_info(fd, &pi), -EINVAL); /* not in STOP_COPY */
+	assert_int_equal(vfio_mig_data_close(fd), 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+}
+
+/* Destination: RESUMING, the stream in odd segments, STOP, RUNNING_P2P, RUNNING. */
+static void load(struct fx *f, const struct stream *s)
+{
+	size_t off = 0, seg = 1;
+	int fd;
+
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	assert_true(fd >= 0);
+	while (off < s->len) {
+		size_t n = MIN(seg, s->len - off);
+
+		assert_int_equal(vfio_mig_data_write(fd, s->buf + off, n), (ssize_t)n);
+		off += n;
+		seg = seg * 3 % 17 + 1;
+	}
+	assert_int_equal(vfio_mig_data_close(fd), 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
+}
+
+static void test_migrate_with_work_in_flight(void **state)
+{
+	struct mig *m = *state;
+	struct stream s = {.len = 0};
+	uint64_t completed;
+	uint32_t head;
+
+	fx_ring_setup(&m->src, 8);
+	for (uint32_t i = 0; i < N_DESC; i++) {
+		struct sdma_desc d = {.opcode = SDMA_OP_FILL,
+				      .dst = FX_DATA_GPA + (uint64_t)(i % 32) * FILL_SIZE,
+				      .size = FILL_SIZE, .pattern = i};
+
+		assert_int_equal(fx_put(&m->src, d, false), i);
+	}
+	fx_ring(&m->src);
+	save(&m->src, &s, &head, &completed);
+	assert_int_equal(head, completed);
+	assert_true(completed < N_DESC);
+	/* Exactly the descriptors before HEAD completed on the source; mark their records. */
+	for (uint32_t i = 0; i < N_DESC; i++) {
+		struct sdma_compl *c = fx_compl(&m->src, i);
+
+		if (i < head) {
+			assert_int_equal(c->status, SDMA_STATUS_SUCCESS);
+			assert_int_equal(c->index, i);
+			c->status = 0xee; /* a rerun would overwrite this */
+		} else {
+			assert_int_equal(c->status, 0);
+		}
+	}
+	load(&m->dst, &s);
+	/* Registers arrived (RUNNING_P2P: nothing runs yet). */
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_WQ_HEAD), head);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_WQ_TAIL), N_DESC);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_MSI_DATA), FX_MSI_DATA + 1);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_COMPLETED), completed);
+	assert_int_equal(fx_set_state(&m->dst, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	assert_int_equal(sdma_wait_idle(m->dst.sdma, 5000), 0);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_COMPLETED), N_DESC);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_WQ_HEAD), N_DESC);
+	for (uint32_t i = 0; i < N_DESC; i++) {
+		struct sdma_compl *c = fx_compl(&m->src, i);
+
+		assert_int_equal(c->status, i < head ? 0xee : SDMA_STATUS_SUCCESS);
+		assert_int_equal(c->index, i);
+	}
+	/* The source is stopped: it did nothing more. */
+	assert_int_equal(fx_reg_read(&m->src, SDMA_REG_COMPLETED), completed);
+	/* Both still work: the destination takes new descriptors. */
+	m->dst.ring_log2 = 8;
+	m->dst.tail = N_DESC;
+	uint32_t i = fx_put(&m->dst, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(&m->dst, i, 2000));
+	assert_int_equal(fx_compl(&m->dst, i)->status, SDMA_STATUS_SUCCESS);
+}
+
+/* A whole stream of a quiet device (STOP_COPY straight from RUNNING). */
+static void save_quiet(struct fx *f, struct stream *s)
+{
+	uint64_t expect;
+	int fd;
+
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	expect = data_size(f);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	s->len = 0;
+	assert_int_equal(read_some(fd, s), 0);
+	assert_int_equal(s->len, expect);
+	vfio_mig_data_close(fd);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+}
+
+/* Feeds data into RESUMING; returns the result of RESUMING -> STOP (or the write error). */
+static int try_load(struct fx *f, const uint8_t *data, size_t len)
+{
+	ssize_t w = 0;
+	int fd, ret;
+
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	if (len)
+		w = vfio_mig_data_write(fd, data, len);
+	vfio_mig_data_close(fd);
+	ret = fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL);
+	if (w < 0) {
+		assert_int_equal(ret, -EINVAL); /* what was refused never arrived: incomplete */
+		return (int)w;
+	}
+	return ret;
+}
+
+/* After a refused stream: ERROR, nothing but reset helps, then the device works. */
+static void expect_error_then_recover(struct fx *f)
+{
+	uint32_t i;
+
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_ERROR);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), -EINVAL);
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_ERROR);
+	assert_int_equal(vfio_device_reset(f->vfio), 0);
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_RUNNING);
+	fx_ring_setup(f, 3);
+	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(f, i, 2000));
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+}
+
+static void test_refuse_bad_streams(void **state)
+{
+	struct mig *m = *state;
+	struct stream s;
+	uint8_t bad[4096];
+
+	fx_ring_setup(&m->src, 5);
+	fx_reg_write(&m->src, SDMA_REG_MSI_DATA, 0xabc);
+	save_quiet(&m->src, &s);
+	assert_true(s.len > 100);
+	/* Truncated anywhere: refused at STOP, ERROR, reset recovers. */
+	size_t cuts[] = {0, 1, 7, 8, 30, s.len / 2, s.len - 5, s.len - 1};
+	for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+		assert_int_equal(try_load(&m->dst, s.buf, cuts[k]), -EINVAL);
+		expect_error_then_recover(&m->dst);
+	}
+	/* One flipped bit anywhere: the checksum (or the header check) refuses it. */
+	for (size_t pos = 0; pos < s.len; pos += 13) {
+		memcpy(bad, s.buf, s.len);
+		bad[pos] ^= 0x10;
+		assert_int_equal(try_load(&m->dst, bad, s.len), -EINVAL);
+		expect_error_then_recover(&m->dst);
+	}
+	/* Bytes after END. */
+	memcpy(bad, s.buf, s.len);
+	bad[s.len] = 0;
+	assert_int_equal(try_load(&m->dst, bad, s.len + 1), -EINVAL);
+	expect_error_then_recover(&m->dst);
+	/* The good stream still loads, and the registers match. */
+	assert_int_equal(try_load(&m->dst, s.buf, s.len), 0);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_MSI_DATA), 0xabc);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_WQ_CFG), 5);
+	assert_int_equal(fx_set_state(&m->dst, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+}
+
+/* An incompatible destination refuses the header as soon as it is written. */
+static void test_incompatible_header(void **state)
+{
+	struct mig *m = *state;
+	struct fx small;
+	struct fx_opts o = {.mode = FX_STAGE2, .name = "sdma-small", .sid = 0x12,
+			    .dev = {.wq_log2_max = 6}};
+	struct stream s;
+	int fd;
+
+	save_quiet(&m->src, &s);
+	fx_add_device(&m->src, &small, &o);
+	assert_int_equal(fx_set_state(&small, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	assert_int_equal(vfio_mig_data_write(fd, s.buf, 20), 20); /* incomplete: not judged yet */
+	assert_int_equal(vfio_mig_data_write(fd, s.buf + 20, 8), -EINVAL); /* whole header record */
+	/* The read side of a resuming fd is not for reading. */
+	assert_int_equal(vfio_mig_data_read(fd, s.buf, 4), -EINVAL);
+	vfio_mig_data_close(fd);
+	assert_int_equal(fx_set_state(&small, VFIO_DEVICE_STATE_STOP, NULL), -EINVAL);
+	assert_int_equal(fx_get_state(&small), VFIO_DEVICE_STATE_ERROR);
+	assert_int_equal(vfio_device_reset(small.vfio), 0);
+	fx_remove_device(&small);
+}
+
+/* A device with STOP_COPY only: no P2P/PRE_COPY states, but it migrates. */
+static void test_stop_copy_only(void **state)
+{
+	struct mig *m = *state;
+	struct fx a, b;
+	struct fx_opts oa = {.mode = FX_STAGE2, .name = "sdma-sc-a", .sid = 0x13,
+			     .dev = {.mig_flags = VFIO_MIGRATION_STOP_COPY, .no_dma_log = true}};
+	struct fx_opts ob = oa;
+	struct stream s;
+	uint32_t i;
+	int fd;
+
+	ob.name = "sdma-sc-b";
+	ob.sid = 0x14;
+	fx_add_device(&m->src, &a, &oa);
+	fx_add_device(&m->src, &b, &ob);
+	assert_int_equal(fx_set_state(&a, VFIO_DEVICE_STATE_PRE_COPY, &fd), -EINVAL);
+	assert_int_equal(fx_set_state(&a, VFIO_DEVICE_STATE_RUNNING_P2P, &fd), -EINVAL);
+	fx_ring_setup(&a, 4);
+	i = fx_put(&a, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(&a, i, 2000));
+	save_quiet(&a, &s);
+	assert_int_equal(try_load(&b, s.buf, s.len), 0);
+	assert_int_equal(fx_set_state(&b, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	assert_int_equal(fx_reg_read(&b, SDMA_REG_WQ_HEAD), 1);
+	b.ring_log2 = 4;
+	b.tail = 1;
+	i = fx_put(&b, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(&b, i, 2000));
+	assert_int_equal(fx_reg_read(&b, SDMA_REG_COMPLETED), 2);
+	fx_remove_device(&a);
+	fx_remove_device(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrate_with_work_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
