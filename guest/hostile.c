@@ -132,9 +132,9 @@ static bool case_cmdq_outside_ram(void)
 	smmu_cmdq_rebase(HOLE_ADDR);
 	smmu_write32(0x98, 1); /* CMDQ_PROD: one command to fetch from nowhere */
 	cons = smmu_read32(0x9C);
-	got.cerror = (cons >> 24) & 0x7F;
-	smmu_write32(0x64, smmu_read32(0x60)); /* acknowledge CMDQ_ERR */
+	/* Back to the real queue before acknowledging: the ack restarts consumption. */
 	smmu_cmdq_rebase(0);
+	smmu_gerror_handle();
 	seen_end();
 	got.cerror = (cons >> 24) & 0x7F;
 	return got.cerror == CERROR_ABT && smmu_sync();
@@ -215,7 +215,6 @@ static bool case_ste_bad(void)
 	ste[0] = 1 | (6ull << 1); /* V, Config = stage 2 only: not advertised */
 	smmu_ste_write_raw(DEV_SID, ste);
 	ev = wait_event(EVT_C_BAD_STE, EVT_C_BAD_STE);
-	got.dma_status = dma_fill(UNMAPPED_IOVA);
 	restore();
 	seen_end();
 	return ev;

@@ -20,6 +20,7 @@
 #define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid) * 0x10000000ull)
 #define SVA_DST_OFF    0x1000000ull /* destination pool within an SSID's window */
 #define SVA_NOWHERE    0x8000000ull /* inside the window, never mapped: RESUME abort */
+#define SVA_JOB_MAX    0x4000ull
 #define CANARY	       0x5Au
 #define DEV_SID	       VMIG_SDMA_SID
 #define WAIT_TICKS     (5 * TIMER_HZ)
@@ -631,8 +632,9 @@ static bool sva_round(int i, uint32_t n, bool with_abort)
 	for (uint32_t k = 0; k < n; k++) {
 		uint8_t *slot = dst_pool[0] + (k % SLOTS) * SLOT_SIZE;
 
+		/* Smaller jobs than dma: every page of a job faults once per round. */
 		job_random(&jobs[k], base + SVA_DST_OFF + (k % SLOTS) * SLOT_SIZE, slot,
-			   job_size_max());
+			   MIN(job_size_max(), SVA_JOB_MAX));
 		if (k >= SLOTS)
 			jobs[k].op = JOB_CRC;
 		if (with_abort && k == n / 2) {
