@@ -25,12 +25,7 @@ void rig_init(struct rig *r, const struct smmu_params *p)
 	r->smmu = smmu_create(r->hm, p);
 	rig_check(r->smmu != NULL, "smmu_create");
 	r->mem = pgt_mem_hostmem(r->hm);
-	unsigned pages = (64u << RIG_ST_LOG2) / 4096;
-	rig_check(hostmem_pages_alloc(r->hm, pages, &r->strtab) == 0, "strtab");
-	rig_check(smmu_set_strtab(r->smmu, r->strtab,
-				  (uint32_t)F_VAL(STRTAB_CFG_LOG2SIZE, RIG_ST_LOG2)) == 0,
-		  "set_strtab");
-	smmu_set_enable(r->smmu, true);
+	rig_check(smmu_test_strtab_init(r->smmu, r->hm, RIG_ST_LOG2, &r->strtab) == 0, "strtab");
 }
 
 void rig_fini(struct rig *r)
@@ -41,8 +36,7 @@ void rig_fini(struct rig *r)
 
 void rig_set_ste(struct rig *r, uint32_t sid, const uint64_t ste[8])
 {
-	rig_check(hostmem_write(r->hm, r->strtab + (uint64_t)sid * 64, ste, 64) == 0, "ste");
-	rig_cmd(r, smmu_cmd_cfgi_ste(sid));
+	rig_check(smmu_test_set_ste(r->smmu, r->hm, r->strtab, sid, ste) == 0, "ste");
 }
 
 uint64_t rig_put_cd(struct rig *r, const uint64_t cd[8])

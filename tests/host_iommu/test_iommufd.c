@@ -25,7 +25,7 @@
 #define VSID	 0x21
 
 struct fx {
-	struct hostmem *hm;
+	struct host_iommu_system sys;
 	struct smmu *smmu;
 	struct iommufd_host *host;
 	struct iommufd_ctx *ctx;
@@ -38,11 +38,9 @@ static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	trace_init_from_env();
-	f->hm = hostmem_create();
-	f->smmu = smmu_create(f->hm, NULL);
-	f->host = iommufd_host_create(f->smmu);
-	assert_non_null(f->host);
-	iommufd_host_set_default(f->host);
+	assert_int_equal(host_iommu_system_create(&f->sys, NULL), 0);
+	f->smmu = f->sys.smmu;
+	f->host = f->sys.host;
 	assert_int_equal(iommufd_open(&f->ctx), 0);
 	f->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
 	assert_int_equal(ftruncate(f->memfd, (off_t)RAM_SIZE), 0);
@@ -58,9 +56,7 @@ static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
 	iommufd_close(f->ctx);
-	iommufd_host_destroy(f->host);
-	smmu_destroy(f->smmu);
-	hostmem_destroy(f->hm);
+	host_iommu_system_destroy(&f->sys);
 	munmap(f->vmm_ram, RAM_SIZE);
 	close(f->memfd);
 	free(f);

@@ -130,6 +130,17 @@ static void test_range_invalidation(void **state)
 	for (unsigned i = 5; i < 8; i++)
 		assert_int_equal(xlate(&f.r, 1, 0x100000 + i * 4096ull), NEW_PA + i * 4096ull);
 	assert_int_equal(xlate(&f.r, 1, 0x100000), OLD_PA);
+	/* a batch: two TLBIs, then an illegal command; the TLBIs before it took effect */
+	repoint(&f.s1, 0x100000, NEW_PA);
+	repoint(&f.s1, 0x101000, NEW_PA + 0x1000);
+	struct smmu_cmd batch[3] = {smmu_cmd_tlbi_nh_va(0, 5, 0x100000, 0),
+				    smmu_cmd_tlbi_nh_va(0, 5, 0x101000, 0),
+				    {{0x7e, 0}}};
+	unsigned err;
+	assert_int_equal(smmu_cmd_exec(f.r.smmu, batch, 3, &err), 2);
+	assert_int_equal(err, CERROR_ILL);
+	assert_int_equal(xlate(&f.r, 1, 0x100000), NEW_PA);
+	assert_int_equal(xlate(&f.r, 1, 0x101000), NEW_PA + 0x1000);
 	s1fx_fini(&f);
 }
 

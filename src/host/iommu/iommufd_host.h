@@ -33,4 +33,19 @@ struct iommufd_host_stats {
 };
 void iommufd_host_get_stats(struct iommufd_host *host, struct iommufd_host_stats *st);
 
+/*
+ * The whole host IOMMU side in one call, for whoever assembles the modelled host (the
+ * VMM's main, demos, system tests): host memory, an SMMU with default parameters (or
+ * params), and its iommufd instance, made the default for iommufd_open(). Devices get
+ * sys->smmu for their DMA (smmu_dma.h) and bind through iommufd_device_bind().
+ */
+struct host_iommu_system {
+	struct hostmem *hm;
+	struct smmu *smmu;
+	struct iommufd_host *host;
+};
+int host_iommu_system_create(struct host_iommu_system *sys, const struct smmu_params *params);
+/* All iommufd contexts must be closed first. */
+void host_iommu_system_destroy(struct host_iommu_system *sys);
+
 #endif

@@ -263,3 +263,25 @@ int iommufd_open(struct iommufd_ctx **out)
 		return -ENODEV;
 	return iommufd_open_host(h, out);
 }
+
+int host_iommu_system_create(struct host_iommu_system *sys, const struct smmu_params *params)
+{
+	*sys = (struct host_iommu_system){0};
+	sys->hm = hostmem_create();
+	sys->smmu = sys->hm ? smmu_create(sys->hm, params) : NULL;
+	sys->host = sys->smmu ? iommufd_host_create(sys->smmu) : NULL;
+	if (!sys->host) {
+		host_iommu_system_destroy(sys);
+		return -ENOMEM;
+	}
+	iommufd_host_set_default(sys->host);
+	return 0;
+}
+
+void host_iommu_system_destroy(struct host_iommu_system *sys)
+{
+	iommufd_host_destroy(sys->host);
+	smmu_destroy(sys->smmu);
+	hostmem_destroy(sys->hm);
+	*sys = (struct host_iommu_system){0};
+}

@@ -266,22 +266,28 @@ static int ifd_inv_convert(struct iommufd_ctx *ctx, struct ifd_viommu *v, struct
 	}
 }
 
+/* Converts every allowed command (stopping at the first refused one), then runs them as
+ * one batch followed by CMD_SYNC. */
 static int ifd_inv_run(struct iommufd_ctx *ctx, struct ifd_viommu *v,
 		       struct iommu_hwpt_invalidate *cmd)
 {
 	const uint8_t *src = (const uint8_t *)(uintptr_t)cmd->data_uptr;
+	struct smmu_cmd *c = malloc(((size_t)cmd->entry_num + 1) * sizeof(*c));
 	uint32_t n = 0;
 	int rc = 0;
 
+	if (!c)
+		return -ENOMEM;
 	for (; n < cmd->entry_num; n++) {
-		struct smmu_cmd c;
-		memcpy(&c, src + (size_t)n * cmd->entry_len, sizeof(c));
-		rc = ifd_inv_convert(ctx, v, &c);
+		memcpy(&c[n], src + (size_t)n * cmd->entry_len, sizeof(c[n]));
+		rc = ifd_inv_convert(ctx, v, &c[n]);
 		if (rc)
 			break;
-		ifd_cmd(ctx->host, c);
 	}
-	ifd_sync(ctx->host);
+	c[n] = smmu_cmd_sync();
+	if (smmu_cmd_exec(ctx->host->smmu, c, n + 1, NULL) != n + 1)
+		rc = -EIO; /* cannot happen: every converted command is legal */
+	free(c);
 	cmd->entry_num = n;
 	return rc;
 }

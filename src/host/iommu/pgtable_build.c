@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "host/iommu/smmu.h"
 #include "host/iommu/smmu_regs.h"
 
 void pgt_buf_init(struct pgt_buf *b, void *base, uint64_t pa, uint64_t size)
@@ -99,4 +100,33 @@ void smmu_ste_build(uint64_t ste[8], const struct smmu_ste_desc *d)
 		ste[2] = ste_s2_word(d);
 		ste[3] = d->s2->root & F_MASK(STE3_S2TTB);
 	}
+}
+
+int smmu_test_strtab_init(struct smmu *smmu, struct hostmem *hm, unsigned log2size,
+			  uint64_t *strtab_pa)
+{
+	uint64_t bytes = 64ull << log2size;
+	unsigned pages = (unsigned)(bytes < 4096 ? 1 : bytes / 4096);
+
+	if (log2size > 15)
+		return -EINVAL;
+	int rc = hostmem_pages_alloc(hm, pages, strtab_pa);
+	if (rc)
+		return rc;
+	rc = smmu_set_strtab(smmu, *strtab_pa, (uint32_t)F_VAL(STRTAB_CFG_LOG2SIZE, log2size));
+	if (rc)
+		return rc;
+	smmu_set_enable(smmu, true);
+	return 0;
+}
+
+int smmu_test_set_ste(struct smmu *smmu, struct hostmem *hm, uint64_t strtab_pa, uint32_t sid,
+		      const uint64_t ste[8])
+{
+	int rc = hostmem_write(hm, strtab_pa + (uint64_t)sid * 64, ste, 64);
+	if (!rc)
+		rc = smmu_cmd_one(smmu, smmu_cmd_cfgi_ste(sid));
+	if (!rc)
+		rc = smmu_cmd_one(smmu, smmu_cmd_sync());
+	return rc;
 }

@@ -71,4 +71,22 @@ struct smmu_ste_desc {
 /* V=1 plus the fields above (V=0 when config is ~0u: an invalid STE). */
 void smmu_ste_build(uint64_t ste[8], const struct smmu_ste_desc *d);
 
+/*
+ * Driving an SMMU directly (device tests without iommufd): a linear stream table of
+ * 2^log2size STEs in the host page pool (log2size <= 15), installed and the SMMU enabled;
+ * then write STEs with smmu_test_set_ste (it issues CFGI_STE + CMD_SYNC).
+ *
+ *   uint64_t st;
+ *   smmu_test_strtab_init(smmu, hm, 8, &st);
+ *   pgtable_init(&s2, &mem, 2, 40, PGT_LEVEL_AUTO);   // mem = pgt_mem_hostmem(hm)
+ *   pgtable_map(&s2, 0, ram_pa, ram_size, PGT_R | PGT_W);
+ *   smmu_ste_build(ste, &(struct smmu_ste_desc){.config = STE_CFG_S2, .s2 = &s2, .vmid = 1});
+ *   smmu_test_set_ste(smmu, hm, st, sid, ste);
+ */
+struct smmu;
+int smmu_test_strtab_init(struct smmu *smmu, struct hostmem *hm, unsigned log2size,
+			  uint64_t *strtab_pa);
+int smmu_test_set_ste(struct smmu *smmu, struct hostmem *hm, uint64_t strtab_pa, uint32_t sid,
+		      const uint64_t ste[8]);
+
 #endif

@@ -190,6 +190,9 @@ static int ste_decode(struct smmu *smmu, const uint64_t *ste, struct smmu_cfg *c
 		return cfg_fault(f, EVT_C_BAD_STE);
 	if ((conf & 1) && !ste_decode_s1(smmu, ste))
 		return cfg_fault(f, EVT_C_BAD_STE);
+	/* Stage-1-only traffic is still tagged with S2VMID (stage 2 is implemented). */
+	if (!(conf & 2))
+		cfg->s2.id = (uint16_t)F_GET(ste[2], STE2_S2VMID);
 	return 0;
 }
 

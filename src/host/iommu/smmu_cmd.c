@@ -23,39 +23,44 @@ static void cmd_range(const struct smmu_cmd *c, uint64_t addr_mask, uint64_t *ad
 	*len = scale + 2 * tg + 10 + 5 >= 64 ? UINT64_MAX - *addr : (num << scale) * gran;
 }
 
-static void cmd_tlbi(struct smmu *s, const struct smmu_cmd *c, unsigned op)
+/* The IOTLB selector of a TLBI command. */
+static void cmd_tlbi_sel(const struct smmu_cmd *c, unsigned op, struct tlb_inval *sel)
 {
-	struct tlb_inval sel = {0};
-
-	sel.vmid = (uint16_t)F_GET(c->dw[0], CMD0_VMID);
-	sel.asid = (uint16_t)F_GET(c->dw[0], CMD0_ASID);
+	*sel = (struct tlb_inval){0};
+	sel->vmid = (uint16_t)F_GET(c->dw[0], CMD0_VMID);
+	sel->asid = (uint16_t)F_GET(c->dw[0], CMD0_ASID);
 	switch (op) {
 	case CMD_TLBI_NH_VA:
-		sel.by_asid = true;
+		sel->by_asid = true;
 		/* fallthrough */
 	case CMD_TLBI_NH_VAA:
-		sel.by_va = true;
-		cmd_range(c, ~0ull, &sel.addr, &sel.len);
+		sel->by_va = true;
+		cmd_range(c, ~0ull, &sel->addr, &sel->len);
 		/* fallthrough */
 	case CMD_TLBI_NH_ALL:
-		sel.by_vmid = sel.s1_only = true;
+		sel->by_vmid = sel->s1_only = true;
 		break;
 	case CMD_TLBI_NH_ASID:
-		sel.by_vmid = sel.by_asid = sel.s1_only = true;
+		sel->by_vmid = sel->by_asid = sel->s1_only = true;
 		break;
 	case CMD_TLBI_S2_IPA:
-		sel.by_vmid = sel.by_ipa = sel.s2_only = true;
-		cmd_range(c, F_MASK(CMD1_ADDR) & ((1ull << 52) - 1), &sel.addr, &sel.len);
+		sel->by_vmid = sel->by_ipa = sel->s2_only = true;
+		cmd_range(c, F_MASK(CMD1_ADDR) & ((1ull << 52) - 1), &sel->addr, &sel->len);
 		break;
 	case CMD_TLBI_S12_VMALL:
-		sel.by_vmid = true;
+		sel->by_vmid = true;
 		break;
 	default: /* TLBI_NSNH_ALL */
 		break;
 	}
-	smmu_tlb_invalidate(&s->tlb, &sel);
-	TRACE(smmu_tlbi, "op=%#x vmid=%u asid=%u addr=%#llx len=%#llx", op, sel.vmid, sel.asid,
-	      (unsigned long long)sel.addr, (unsigned long long)sel.len);
+	TRACE(smmu_tlbi, "op=%#x vmid=%u asid=%u addr=%#llx len=%#llx", op, sel->vmid, sel->asid,
+	      (unsigned long long)sel->addr, (unsigned long long)sel->len);
+}
+
+static bool cmd_is_tlbi(unsigned op)
+{
+	return (op >= CMD_TLBI_NH_ALL && op <= CMD_TLBI_NH_VAA) || op == CMD_TLBI_S12_VMALL ||
+	       op == CMD_TLBI_S2_IPA || op == CMD_TLBI_NSNH_ALL;
 }
 
 static void cmd_cfgi(struct smmu *s, const struct smmu_cmd *c, unsigned op)
@@ -107,15 +112,6 @@ static int cmd_exec_one(struct smmu *s, const struct smmu_cmd *c)
 			return -EINVAL;
 		cmd_cfgi(s, c, op);
 		return 0;
-	case CMD_TLBI_NH_ALL:
-	case CMD_TLBI_NH_ASID:
-	case CMD_TLBI_NH_VA:
-	case CMD_TLBI_NH_VAA:
-	case CMD_TLBI_S12_VMALL:
-	case CMD_TLBI_S2_IPA:
-	case CMD_TLBI_NSNH_ALL:
-		cmd_tlbi(s, c, op);
-		return 0;
 	case CMD_RESUME:
 		smmu_stall_answer(s, sid, (uint16_t)F_GET(c->dw[1], CMD1_STAG),
 				  (unsigned)F_GET(c->dw[0], CMD0_RESP));
@@ -131,20 +127,42 @@ static int cmd_exec_one(struct smmu *s, const struct smmu_cmd *c)
 	}
 }
 
+#define TLBI_BATCH 32
+
+/*
+ * Executes in order, except that runs of consecutive TLBIs are applied in one IOTLB pass
+ * (they complete before the next non-TLBI command, so the order is still observed).
+ */
 unsigned smmu_cmd_exec(struct smmu *s, const struct smmu_cmd *cmds, unsigned n, unsigned *cerror)
 {
-	for (unsigned i = 0; i < n; i++) {
-		if (cmd_exec_one(s, &cmds[i])) {
-			TRACE(smmu_cmd_error, "op=%#llx index=%u",
-			      (unsigned long long)(cmds[i].dw[0] & 0xff), i);
-			if (cerror)
-				*cerror = CERROR_ILL;
-			return i;
+	struct tlb_inval sel[TLBI_BATCH];
+	unsigned nsel = 0, i;
+
+	for (i = 0; i < n; i++) {
+		unsigned op = (unsigned)F_GET(cmds[i].dw[0], CMD0_OP);
+		if (cmd_is_tlbi(op)) {
+			cmd_tlbi_sel(&cmds[i], op, &sel[nsel++]);
+			if (nsel == TLBI_BATCH) {
+				smmu_tlb_invalidate(&s->tlb, sel, nsel);
+				nsel = 0;
+			}
+			continue;
 		}
+		if (nsel) {
+			smmu_tlb_invalidate(&s->tlb, sel, nsel);
+			nsel = 0;
+		}
+		if (cmd_exec_one(s, &cmds[i]))
+			break;
 	}
+	if (nsel)
+		smmu_tlb_invalidate(&s->tlb, sel, nsel);
+	if (i < n)
+		TRACE(smmu_cmd_error, "op=%#llx index=%u",
+		      (unsigned long long)(cmds[i].dw[0] & 0xff), i);
 	if (cerror)
-		*cerror = CERROR_NONE;
-	return n;
+		*cerror = i < n ? CERROR_ILL : CERROR_NONE;
+	return i;
 }
 
 int smmu_cmd_one(struct smmu *s, struct smmu_cmd cmd)

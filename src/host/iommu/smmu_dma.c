@@ -19,7 +19,7 @@ struct xl_out {
 
 static void xl_tags(const struct smmu_cfg *cfg, uint64_t *tag)
 {
-	uint16_t vmid = cfg->kind == KIND_S1 ? 0 : cfg->s2.id;
+	uint16_t vmid = cfg->s2.id;
 	uint16_t asid = cfg->kind == KIND_S2 ? 0 : cfg->s1.id;
 	*tag = tlb_tag(cfg->kind, vmid, asid);
 }
@@ -53,8 +53,12 @@ static int xl_walk(struct smmu *s, const struct smmu_cfg *cfg, uint64_t iova, bo
 	return 0;
 }
 
+/*
+ * Full translation: SMMUEN/GBPA, configuration, IOTLB, walk. *tag_out gets the IOTLB tag
+ * when the stream translates (0 for bypass), for the caller's fast path on later pages.
+ */
 static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
-			struct xl_out *out, struct smmu_fault *f)
+			struct xl_out *out, struct smmu_fault *f, uint64_t *tag_out)
 {
 	const struct smmu_cfg *cfg;
 	struct tlb_fill tf;
@@ -73,6 +77,7 @@ static int xl_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t
 	if (cfg->kind == KIND_BYPASS)
 		goto bypass;
 	xl_tags(cfg, &tag);
+	*tag_out = tag;
 	if (LIKELY(smmu_tlb_lookup(&s->tlb, tag, iova >> SMMU_PAGE_SHIFT,
 				   write ? TLB_PERM_W : TLB_PERM_R, &tf)))
 		goto done;
@@ -240,14 +245,37 @@ struct dma_ctx {
 	const struct smmu_dma_txn *txn;
 	struct smmu_dma_result *res;
 	unsigned slot;
+	uint64_t tag; /* IOTLB tag of this transfer's stream once known, else 0 */
 };
+
+/*
+ * Later pages of a transfer look up the IOTLB directly with the tag found for the first:
+ * the configuration is the one the transaction started with (a CMD_SYNC after a CFGI waits
+ * for it to finish anyway).
+ */
+static inline bool dma_xl_fast(struct dma_ctx *c, uint64_t iova, bool write, struct xl_out *out)
+{
+	struct tlb_fill tf;
+	uint64_t off = iova & (SMMU_PAGE_SIZE - 1);
+
+	if (!c->tag || !smmu_tlb_lookup(&c->s->tlb, c->tag, iova >> SMMU_PAGE_SHIFT,
+					write ? TLB_PERM_W : TLB_PERM_R, &tf))
+		return false;
+	out->pa = tf.pa + off;
+	out->hva = tf.hva ? tf.hva + off : NULL;
+	return true;
+}
 
 /* Translates one address, handling faults and stalls; 0 or -1 with *res filled. */
 static int dma_xl(struct dma_ctx *c, uint64_t iova, bool write, struct xl_out *out)
 {
+	if (LIKELY(dma_xl_fast(c, iova, write, out)))
+		return 0;
 	for (;;) {
 		struct smmu_fault f = {0};
-		int rc = xl_translate(c->s, c->txn, iova, write, out, &f);
+		uint64_t tag = 0;
+		int rc = xl_translate(c->s, c->txn, iova, write, out, &f, &tag);
+		c->tag = tag;
 		if (rc == XL_OK)
 			return 0;
 		if (rc == XL_FAULT) {
@@ -295,6 +323,7 @@ static void dma_begin(struct dma_ctx *c, struct smmu *s, const struct smmu_dma_t
 	c->s = s;
 	c->txn = txn;
 	c->res = res;
+	c->tag = 0;
 	memset(res, 0, sizeof(*res));
 	res->status = SMMU_DMA_OK;
 	c->slot = smmu_inflight_enter(s);
@@ -434,7 +463,7 @@ int smmu_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova
 	t = *txn;
 	t.flags &= ~SMMU_DMA_BLOCK_ON_STALL;
 	/* No data moves, so no in-flight accounting: a CMD_SYNC need not wait for this. */
-	struct dma_ctx c = {.s = s, .txn = &t, .res = &res};
+	struct dma_ctx c = {.s = s, .txn = &t, .res = &res, .tag = 0};
 	res.status = SMMU_DMA_OK;
 	res.event_id = 0;
 	res.stag = 0;

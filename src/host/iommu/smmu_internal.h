@@ -85,7 +85,8 @@ void smmu_tlb_fini(struct smmu_tlb *t);
 bool smmu_tlb_lookup(struct smmu_tlb *t, uint64_t tag, uint64_t vpn, unsigned need,
 		     struct tlb_fill *out);
 void smmu_tlb_insert(struct smmu_tlb *t, uint64_t tag, uint64_t gen, const struct tlb_fill *f);
-void smmu_tlb_invalidate(struct smmu_tlb *t, const struct tlb_inval *sel);
+/* Removes every entry matching any of the n selectors (one pass). */
+void smmu_tlb_invalidate(struct smmu_tlb *t, const struct tlb_inval *sel, unsigned n);
 static inline uint64_t smmu_tlb_gen(struct smmu_tlb *t)
 {
 	return __atomic_load_n(&t->gen, __ATOMIC_SEQ_CST);

@@ -128,28 +128,38 @@ static bool tlb_match(const struct tlb_entry *e, const struct tlb_inval *sel)
 	return true;
 }
 
-/* Unlocked check: true when the entry is stable and certainly does not match. */
-static bool tlb_peek_skip(const struct tlb_entry *e, const struct tlb_inval *sel)
+static bool tlb_match_any(const struct tlb_entry *e, const struct tlb_inval *sel, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (tlb_match(e, &sel[i]))
+			return true;
+	return false;
+}
+
+/* Unlocked check: true when the entry is stable and certainly matches no selector. */
+static bool tlb_peek_skip(const struct tlb_entry *e, const struct tlb_inval *sel, unsigned n)
 {
 	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST);
 
 	if (seq & 1)
 		return false;
+	if (!__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
+		return __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) == seq;
 	struct tlb_entry copy = *e;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq && !tlb_match(&copy, sel);
+	return __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq && !tlb_match_any(&copy, sel, n);
 }
 
-void smmu_tlb_invalidate(struct smmu_tlb *t, const struct tlb_inval *sel)
+void smmu_tlb_invalidate(struct smmu_tlb *t, const struct tlb_inval *sel, unsigned n)
 {
 	/* An entry being filled now either saw the new generation or is odd in the peek. */
 	__atomic_fetch_add(&t->gen, 1, __ATOMIC_SEQ_CST);
 	for (uint64_t i = 0; i <= t->mask; i++) {
 		struct tlb_entry *e = &t->e[i];
-		if (tlb_peek_skip(e, sel))
+		if (tlb_peek_skip(e, sel, n))
 			continue;
 		tlb_entry_lock(e);
-		if (tlb_match(e, sel))
+		if (tlb_match_any(e, sel, n))
 			e->tag = 0;
 		tlb_entry_unlock(e);
 	}

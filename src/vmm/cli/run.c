@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: Apache-2.0
+/* vmig run: boot a guest and run it until it writes its exit port. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "vmig/guest_abi.h"
+#include "vmig/host_platform.h"
+#include "vmm/cli/cli.h"
+#include "vmm/devices.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot.h"
+
+struct run_opts {
+	uint64_t mem;
+	uint64_t vcpus;
+	const char *guest_args;
+	const char *kernel;
+	enum vm_dirty_mode dirty;
+	uint64_t timeout_s;
+	const char *save;
+	bool save_at_mark;
+	uint64_t mark;
+	uint64_t save_after_ms;
+	bool no_devices;
+};
+
+/* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
+#define RUN_DEFAULT_GUEST_ARGS "workload=dma,sva"
+
+static void run_usage(void)
+{
+	printf("usage: vmig run [OPTIONS]\n"
+	       "\n"
+	       "Boots the guest firmware (built into vmig, or --kernel) on KVM and runs it. The\n"
+	       "guest console (port 0xE9) is printed line by line as 'guest: ...'; the value the\n"
+	       "guest writes to its exit port (0xF4) becomes vmig's exit status.\n"
+	       "\n"
+	       "  --mem SIZE          guest RAM, e.g. 512M, 6G (default 256M). RAM above %lluM\n"
+	       "                      continues at 4 GiB (the MMIO hole is in between)\n"
+	       "  --vcpus N           number of vCPUs, 1..%d (default 1)\n"
+	       "  --guest-args STR    the guest command line (workload selection; see\n"
+	       "                      docs/guest.md), passed in the Multiboot information;\n"
+	       "                      for the built-in firmware vmig adds cpus=N (default\n"
+	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3)\n"
+	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save: a\n"
+	       "                      snapshot carries no device state)\n"
+	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
+	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
+	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
+	       "  --dirty-log MODE    dirty tracking: auto (ring if KVM has it), bitmap, ring\n"
+	       "  --timeout SECONDS   stop the guest after this long; exit status 124\n"
+	       "  --save FILE         save a snapshot (RAM + vCPU + irqchip + clock) and stop,\n"
+	       "                      at the moment given by one of:\n"
+	       "  --save-at-mark V      when the guest writes V to the checkpoint port (0xF8)\n"
+	       "  --save-after MS       MS milliseconds after start\n"
+	       "                      'vmig restore FILE' continues the guest in a new process\n"
+	       "  -h, --help          this text\n"
+	       "\n"
+	       "Exit status: the guest's (0-255; larger values give 255), %d bad command line,\n"
+	       "%d missing file, %d KVM unavailable or lacking a capability, %d guest crash\n"
+	       "(triple fault, KVM internal error; registers are printed), %d timeout,\n"
+	       "1 other VMM errors.\n",
+	       VMIG_MMIO_HOLE_START >> 20, VMIG_MAX_VCPUS, VMIG_EXIT_USAGE, VMIG_EXIT_NOINPUT,
+	       VMIG_EXIT_NOKVM, VMIG_EXIT_CRASH, VMIG_EXIT_TIMEOUT);
+}
+
+enum {
+	OPT_MEM = 256,
+	OPT_VCPUS,
+	OPT_ARGS,
+	OPT_KERNEL,
+	OPT_TRACE,
+	OPT_DIRTY,
+	OPT_TIMEOUT,
+	OPT_SAVE,
+	OPT_SAVE_MARK,
+	OPT_SAVE_AFTER,
+	OPT_NO_DEVICES
+};
+
+static const struct option run_longopts[] = {
+    {"mem", required_argument, NULL, OPT_MEM},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"guest-args", required_argument, NULL, OPT_ARGS},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"dirty-log", required_argument, NULL, OPT_DIRTY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"save", required_argument, NULL, OPT_SAVE},
+    {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
+    {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
+    {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* 0 to go on, 1 for --help, negative on a bad option. */
+static int run_parse_one(int c, struct run_opts *o)
+{
+	switch (c) {
+	case OPT_MEM:
+		if (guest_mem_parse_size(optarg, &o->mem) < 0) {
+			log_error("--mem: '%s' is not a size like 512M or 6G (non-zero, 4 KiB "
+				  "multiple, at most 1T)",
+				  optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_VCPUS:
+		if (cli_parse_uint("--vcpus", optarg, VMIG_MAX_VCPUS, &o->vcpus) < 0)
+			return -EINVAL;
+		if (o->vcpus == 0) {
+			log_error("--vcpus: at least 1");
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_ARGS:
+		o->guest_args = optarg;
+		return 0;
+	case OPT_KERNEL:
+		o->kernel = optarg;
+		return 0;
+	case OPT_TRACE:
+		return cli_set_trace(optarg);
+	case OPT_DIRTY:
+		return cli_parse_dirty_mode(optarg, &o->dirty);
+	case OPT_TIMEOUT:
+		return cli_parse_uint("--timeout", optarg, 86400, &o->timeout_s);
+	case OPT_SAVE:
+		o->save = optarg;
+		return 0;
+	case OPT_SAVE_MARK:
+		o->save_at_mark = true;
+		return cli_parse_uint("--save-at-mark", optarg, UINT32_MAX, &o->mark);
+	case OPT_SAVE_AFTER:
+		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
+	case OPT_NO_DEVICES:
+		o->no_devices = true;
+		return 0;
+	case 'h':
+		run_usage();
+		return 1;
+	default:
+		return -EINVAL; /* getopt printed nothing: opterr is 0 */
+	}
+}
+
+static int run_parse(int argc, char **argv, struct run_opts *o)
+{
+	*o = (struct run_opts){.mem = 256ull << 20, .vcpus = 1, .guest_args = NULL};
+	opterr = 0;
+	optind = 1;
+	for (;;) {
+		int c = getopt_long(argc, argv, "h", run_longopts, NULL);
+		if (c == -1)
+			break;
+		if (c == '?' || c == ':') {
+			log_error("run: unknown option or missing value: '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+		int ret = run_parse_one(c, o);
+		if (ret != 0)
+			return ret;
+	}
+	if (optind < argc) {
+		log_error("run: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if ((o->save_at_mark || o->save_after_ms) && !o->save) {
+		log_error("--save-at-mark/--save-after need --save FILE");
+		return -EINVAL;
+	}
+	if (o->save && o->save_at_mark == (o->save_after_ms != 0)) {
+		log_error("--save needs exactly one of --save-at-mark V or --save-after MS");
+		return -EINVAL;
+	}
+	if (o->save)
+		o->no_devices = true;
+	if (!o->guest_args)
+		o->guest_args = o->kernel ? "" : RUN_DEFAULT_GUEST_ARGS;
+	return 0;
+}
+
+/* Waits for the save point, pauses, saves and stops the VM. Returns the exit code. */
+static int run_save(struct machine *m, const struct run_opts *o)
+{
+	int timeout = o->timeout_s ? (int)o->timeout_s * 1000 : -1;
+	int ret;
+
+	if (o->save_at_mark)
+		ret = machine_wait_mark(m, (uint32_t)o->mark, timeout);
+	else
+		ret = vm_wait_stop(m->vm, (int)o->save_after_ms, NULL, NULL) == -ETIMEDOUT ? 0
+											   : -ESRCH;
+	if (ret < 0) {
+		log_error("the guest %s before the save point",
+			  ret == -ETIMEDOUT ? "timed out" : "stopped");
+		int code = machine_wait(m, 0);
+		return code ? code : 1;
+	}
+	vm_pause(m->vm);
+	ret = snapshot_save(m, o->save);
+	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
+	if (ret < 0)
+		return 1;
+	log_info("snapshot saved to %s", o->save);
+	return 0;
+}
+
+int cli_machine_exit_code(int err)
+{
+	if (err == -ENOENT || err == -EACCES || err == -EPERM || err == -ENOTSUP)
+		return VMIG_EXIT_NOKVM;
+	return 1;
+}
+
+/*
+ * The built-in firmware waits 250 ms for vCPUs it was not told about (docs/guest.md):
+ * tell it, unless the user did. Other images get their command line untouched.
+ */
+static char *run_guest_cmdline(const struct run_opts *o)
+{
+	char *cmd = NULL;
+
+	if (o->kernel || strstr(o->guest_args, "cpus="))
+		return strdup(o->guest_args);
+	if (asprintf(&cmd, "cpus=%u%s%s", (unsigned)o->vcpus, *o->guest_args ? " " : "",
+		     o->guest_args) < 0)
+		return NULL;
+	return cmd;
+}
+
+/* One line on stdout after the run: what the passthrough side did. */
+static void run_print_summary(struct devices *dev, struct host_platform *hp)
+{
+	struct devices_stats st;
+	struct host_platform_stats hs;
+
+	devices_get_stats(dev, &st);
+	host_platform_get_stats(hp, &hs);
+	printf("SUMMARY devices vsmmu_cmds=%llu vsmmu_events=%llu nested_hwpts=%llu "
+	       "invalidations=%llu faults=%llu responses=%llu msis=%llu sdma_completed=%llu "
+	       "doorbells_trapped=%llu\n",
+	       (unsigned long long)st.vsmmu.cmds, (unsigned long long)st.vsmmu.events,
+	       (unsigned long long)st.nested.hwpt_allocs, (unsigned long long)st.nested.inv_cmds,
+	       (unsigned long long)st.nested.faults, (unsigned long long)st.nested.responses,
+	       (unsigned long long)st.msis, (unsigned long long)hs.sdma_completed,
+	       (unsigned long long)st.sdma.doorbells_trapped);
+	fflush(stdout);
+}
+
+/* The host machine, then the vSMMU and the device on m. 0, or the exit code. */
+static int run_devices_create(struct machine *m, struct host_platform **hp, struct devices **dev)
+{
+	int ret = host_platform_boot(NULL, hp);
+
+	if (ret < 0) {
+		log_error("cannot create the host platform: %s", strerror(-ret));
+		return 1;
+	}
+	ret = devices_create(m, NULL, dev);
+	if (ret < 0) {
+		host_platform_shutdown(*hp);
+		*hp = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+static int run_machine(struct machine *m, const struct run_opts *o)
+{
+	if (machine_start(m) < 0)
+		return 1;
+	if (o->save)
+		return run_save(m, o);
+	return machine_wait(m, o->timeout_s ? (int)o->timeout_s * 1000 : -1);
+}
+
+static int run_load(struct machine *m, const struct run_opts *o)
+{
+	void *image = NULL;
+	size_t image_size = 0;
+	int free_image = 0;
+
+	if (cli_image_get(o->kernel, &image, &image_size, &free_image) < 0)
+		return VMIG_EXIT_NOINPUT;
+	char *cmdline = run_guest_cmdline(o);
+	int ret = cmdline ? machine_load_kernel(m, image, image_size, cmdline) : -ENOMEM;
+	free(cmdline);
+	if (free_image)
+		free(image);
+	return ret < 0 ? 1 : 0;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct machine *m = NULL;
+	struct host_platform *hp = NULL;
+	struct devices *dev = NULL;
+	int ret = run_parse(argc, argv, &o);
+
+	if (ret != 0)
+		return ret > 0 ? 0 : VMIG_EXIT_USAGE;
+	if (o.kernel && access(o.kernel, R_OK) < 0) {
+		log_error("cannot read %s: %s", o.kernel, strerror(errno));
+		return VMIG_EXIT_NOINPUT;
+	}
+	struct machine_config cfg = {
+	    .mem_size = o.mem, .nr_vcpus = (unsigned)o.vcpus, .dirty_mode = o.dirty};
+	ret = machine_create(&cfg, &m);
+	if (ret < 0)
+		return cli_machine_exit_code(ret);
+	int code = run_load(m, &o);
+	if (code == 0 && !o.no_devices)
+		code = run_devices_create(m, &hp, &dev);
+	if (code == 0)
+		code = run_machine(m, &o);
+	/* vCPUs first (no guest access to the devices), then the devices, then the host. */
+	if (dev) {
+		vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
+		vm_wait_stop(m->vm, -1, NULL, NULL);
+		run_print_summary(dev, hp);
+		devices_destroy(dev);
+	}
+	machine_destroy(m);
+	host_platform_shutdown(hp);
+	return code;
+}
