@@ -77,12 +77,16 @@ static void crc32c_init(void)
 	}
 }
 
-/* Raw (no pre/post inversion): the device seeds with pattern[31:0] and returns the same. */
+/*
+ * The usual chainable form (inverted in and out, so crc32c(crc32c(0, a), b) is the CRC of
+ * ab): the device is seeded with pattern[31:0] and continues from it the same way.
+ */
 static uint32_t crc32c(uint32_t crc, const uint8_t *p, uint64_t n)
 {
+	crc = ~crc;
 	while (n--)
 		crc = crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
-	return crc;
+	return ~crc;
 }
 
 /* ---- driver bring-up, once per boot ------------------------------------------------------ */
@@ -97,6 +101,7 @@ static void fill_sources(void)
 
 static bool drivers_bring_up(void)
 {
+	smmu.verbose = true;
 	if (!smmu_probe() || !sdma_probe())
 		return false;
 	if (!smmu_init(cfg.strtab_2lvl ? SMMU_STRTAB_2LVL : SMMU_STRTAB_LINEAR))
@@ -594,9 +599,9 @@ static bool sva_on_stall(const struct smmu_event *ev)
 
 	if (!as || ev->sid != DEV_SID || !(pa_ = sva_backing(as->ssid, page, &prot)))
 		return false;
+	/* Invalid -> valid: nothing can be cached for the page, so no TLBI (as Linux's IOPF). */
 	if (!smmu_map(as, page, ALIGN_DOWN(pa_, PAGE_SIZE), PAGE_SIZE, prot))
 		return false;
-	smmu_tlbi_range(as, page, PAGE_SIZE); /* reaches the host before the RESUME */
 	dev_result.mapped_on_demand++;
 	return true;
 }

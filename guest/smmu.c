@@ -631,7 +631,7 @@ bool smmu_pte_young(uint64_t pte)
 static void evtq_setup(unsigned log2)
 {
 	smmu.evtq_log2 = MIN(log2, bits(smmu.idr[1], 16, 5));
-	smmu.evtq_cons = 0;
+	smmu.evtq_cons = smmu.evtq_cons_published = 0;
 	memset(evtq, 0, sizeof(evtq));
 	smmu_write64(R_EVTQ_BASE, pa(evtq) | Q_BASE_RWA | smmu.evtq_log2);
 	smmu_write32(R_EVTQ_PROD, 0);
@@ -680,11 +680,33 @@ static void event_stall(const struct smmu_event *ev)
 	smmu_cmd(CMD_RESUME | (resp << 12) | ((uint64_t)ev->sid << 32), ev->stag);
 }
 
+/* The first few events that are not stalls, for whoever reads the console. */
+static void event_print(const struct smmu_event *ev)
+{
+	struct line l = {.len = 0};
+
+	if (smmu.st.events - smmu.st.stalls > 16 || !smmu.verbose)
+		return;
+	line_str(&l, "EVENT");
+	line_kx(&l, "id", ev->id);
+	line_kx(&l, "sid", ev->sid);
+	line_kv(&l, "ssv", ev->ssv);
+	line_kx(&l, "ssid", ev->ssid);
+	line_kv(&l, "stall", ev->stall);
+	line_kv(&l, "s2", ev->s2);
+	line_kv(&l, "class", ev->class_);
+	line_kx(&l, "iova", ev->iova);
+	line_kx(&l, "ipa", ev->ipa);
+	line_flush(&l);
+}
+
 static void event_handle(const volatile uint64_t *e)
 {
 	struct smmu_event ev;
 
 	event_decode(e, &ev);
+	if (!ev.stall)
+		event_print(&ev);
 	smmu.st.events++;
 	smmu.st.by_id[ev.id % EVT_ID_MAX]++;
 	smmu.st.last = ev;
@@ -724,7 +746,15 @@ static unsigned events_drain(void)
 		n++;
 	}
 	smmu.evtq_cons = cons | (prod & Q_OVFLG);
-	smmu_write32(R_EVTQ_CONS, smmu.evtq_cons);
+	/*
+	 * CONS only tells the SMMU there is room: publish it once a quarter of the queue is
+	 * consumed (or to acknowledge an overflow), which saves an exit per stall.
+	 */
+	if (((cons - smmu.evtq_cons_published) & mask) >= (1u << smmu.evtq_log2) / 4 ||
+	    (prod & Q_OVFLG) != (smmu.evtq_cons_published & Q_OVFLG)) {
+		smmu_write32(R_EVTQ_CONS, smmu.evtq_cons);
+		smmu.evtq_cons_published = smmu.evtq_cons;
+	}
 	if (smmu.st.stalls != before)
 		smmu_sync(); /* the RESUMEs (and the TLBIs the handler queued) in one batch */
 	return n;
@@ -844,7 +874,7 @@ void smmu_evtq_rebase(uint64_t base)
 		smmu_write64(R_EVTQ_BASE, base | Q_BASE_RWA | smmu.evtq_log2);
 		smmu_write32(R_EVTQ_PROD, 0);
 		smmu_write32(R_EVTQ_CONS, 0);
-		smmu.evtq_cons = 0;
+		smmu.evtq_cons = smmu.evtq_cons_published = 0;
 	} else {
 		evtq_setup(EVTQ_LOG2);
 	}

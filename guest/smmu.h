@@ -99,6 +99,7 @@ struct smmu {
 	unsigned oas_enc, sid_bits, ssid_bits;
 	enum smmu_strtab_fmt st_fmt;
 	uint32_t cmdq_prod, evtq_cons; /* with their wrap bits */
+	uint32_t evtq_cons_published;  /* the last value written to EVTQ_CONS */
 	unsigned cmdq_log2, evtq_log2;
 	uint32_t sync_seq;
 	uint32_t batch; /* commands since the last CMDQ_PROD write */
@@ -106,6 +107,7 @@ struct smmu {
 	uint32_t gerrorn;
 	smmu_stall_fn on_stall;
 	bool hold_events; /* leave events in the queue (overflow test) */
+	bool verbose;	  /* print EVENT lines for events that are not stalls */
 	struct smmu_stats st;
 };
 
