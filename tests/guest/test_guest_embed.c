@@ -28,18 +28,20 @@ static int fail(const char *what)
 static unsigned char *read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
-	unsigned char *buf;
+	unsigned char *buf = NULL;
 	long n;
 
-	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
+	if (!f)
 		return NULL;
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
+	if (!fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET)) {
+		buf = malloc((size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = (size_t)n;
 	}
 	fclose(f);
-	*len = (size_t)n;
 	return buf;
 }
 
@@ -81,13 +83,16 @@ int main(int argc, char **argv)
 {
 	size_t embedded = (size_t)(vmig_guest_image_end - vmig_guest_image_start), len;
 	unsigned char *img;
+	int same;
 
 	if (argc != 2)
 		return fail("usage: test_guest_embed IMAGE");
 	img = read_file(argv[1], &len);
 	if (!img)
 		return fail("cannot read the image file");
-	if (len != embedded || memcmp(img, vmig_guest_image_start, len))
+	same = len == embedded && !memcmp(img, vmig_guest_image_start, len);
+	free(img);
+	if (!same)
 		return fail("the embedded image differs from the image file");
 	printf("embedded image: %zu bytes, identical to %s\n", embedded, argv[1]);
 	return check_header(vmig_guest_image_start, embedded);
