@@ -30,10 +30,16 @@ double e2e_now_us(void)
 void e2e_boot(struct e2e *e, const char *image, const char *cmdline,
 	      const struct devices_config *dc)
 {
+	e2e_boot_mem(e, image, E2E_MEM, cmdline, dc);
+}
+
+void e2e_boot_mem(struct e2e *e, const char *image, uint64_t mem, const char *cmdline,
+		  const struct devices_config *dc)
+{
 	memset(e, 0, sizeof(*e));
 	trace_init_from_env();
 	assert_int_equal(host_platform_boot(NULL, &e->hp), 0);
-	sys_vm_create(&e->vm, image, E2E_MEM, 1, VM_DIRTY_AUTO, cmdline);
+	sys_vm_create(&e->vm, image, mem, 1, VM_DIRTY_AUTO, cmdline);
 	e->m = e->vm.m;
 	e->ram = guest_mem_ptr(e->m->mem, 0, E2E_MEM);
 	assert_non_null(e->ram);

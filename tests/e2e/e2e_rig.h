@@ -53,6 +53,9 @@ void e2e_require_kvm(void);
 /* Host, machine (not started) and devices. dc may be NULL. */
 void e2e_boot(struct e2e *e, const char *image, const char *cmdline,
 	      const struct devices_config *dc);
+/* The same with mem bytes of RAM (at least E2E_MEM). */
+void e2e_boot_mem(struct e2e *e, const char *image, uint64_t mem, const char *cmdline,
+		  const struct devices_config *dc);
 void e2e_start(struct e2e *e);
 /* Stops the guest, tears everything down; asserts the host saw no stray MSIs. */
 void e2e_fini(struct e2e *e);
