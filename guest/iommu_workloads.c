@@ -12,12 +12,12 @@
 
 /* ---- memory: three pools of pages the device reads and writes -------------------------- */
 
-#define POOL_PAGES 256 /* 1 MiB each */
-#define SRC_IOVA   0x40000000ull
-#define DST_IOVA   0x50000000ull
-#define SLOT_SIZE  0x10000ull /* a job's destination window */
-#define SLOTS	   (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
-#define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid) * 0x10000000ull)
+#define POOL_PAGES     256 /* 1 MiB each */
+#define SRC_IOVA       0x40000000ull
+#define DST_IOVA       0x50000000ull
+#define SLOT_SIZE      0x10000ull /* a job's destination window */
+#define SLOTS	       (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
+#define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid)*0x10000000ull)
 #define SVA_DST_OFF    0x1000000ull /* destination pool within an SSID's window */
 #define SVA_NOWHERE    0x8000000ull /* inside the window, never mapped: RESUME abort */
 #define SVA_JOB_MAX    0x4000ull
@@ -134,7 +134,8 @@ bool devices_up(void)
 			line_str(&l, "SMMU");
 			line_kx(&l, "idr0", smmu.idr[0]);
 			line_kx(&l, "idr1", smmu.idr[1]);
-			line_str(&l, smmu.st_fmt == SMMU_STRTAB_2LVL ? " strtab=2level" : " strtab=linear");
+			line_str(&l, smmu.st_fmt == SMMU_STRTAB_2LVL ? " strtab=2level"
+								     : " strtab=linear");
 			line_kv(&l, "ril", smmu.ril);
 			line_kv(&l, "httu_dirty", smmu.httu_dirty);
 			line_kv(&l, "stall", smmu.stall_ok);
@@ -691,8 +692,8 @@ bool step_sva_run(void)
 	dev_result.aborted = smmu.st.aborts - aborts0;
 	per_us = tsc_per_us();
 	if (per_us && dev_result.faults)
-		bench_line("guest_fault_roundtrip_us",
-			   tsc_busy * 1000 / per_us / dev_result.faults, "us");
+		bench_line("guest_fault_roundtrip_us", tsc_busy * 1000 / per_us / dev_result.faults,
+			   "us");
 	/* Back to the untagged queue for whatever step follows. */
 	ok = sdma_start(false, 0) && ok;
 	return ok && dev_result.mismatches == 0 && dev_result.faults > 0;
