@@ -20,9 +20,9 @@ struct config cfg = {
 };
 
 static const char *const step_names[] = {
-    [STEP_IDLE] = "idle",	[STEP_DIRTY] = "dirty", [STEP_VERIFY] = "verify",
-    [STEP_TOUCH] = "touch",	[STEP_IPI] = "ipi",	[STEP_IRQWAIT] = "irqwait",
-    [STEP_CORRUPT] = "corrupt", [STEP_DMA] = "dma",	[STEP_REMAP] = "remap",
+    [STEP_IDLE] = "idle",	[STEP_DIRTY] = "dirty",	    [STEP_VERIFY] = "verify",
+    [STEP_TOUCH] = "touch",	[STEP_IPI] = "ipi",	    [STEP_IRQWAIT] = "irqwait",
+    [STEP_CORRUPT] = "corrupt", [STEP_DMA] = "dma",	    [STEP_REMAP] = "remap",
     [STEP_SVA] = "sva",		[STEP_HOSTILE] = "hostile",
 };
 

@@ -71,8 +71,11 @@ static bool wait_event(uint8_t a, uint8_t b)
 /* One 64-byte fill to iova; returns the completion status (0: none within the case). */
 static uint8_t dma_fill(uint64_t iova)
 {
-	struct sdma_desc d = {.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_RCI, .dst = iova,
-			      .size = 64, .pattern = 0x1122334455667788ull};
+	struct sdma_desc d = {.opcode = SDMA_OP_FILL,
+			      .flags = SDMA_FLAG_RCI,
+			      .dst = iova,
+			      .size = 64,
+			      .pattern = 0x1122334455667788ull};
 	uint32_t i = sdma_queue(&d);
 	volatile struct sdma_compl *c = sdma_compl_of(i);
 
@@ -102,8 +105,7 @@ static bool case_cmd_illegal(void)
 	smmu_cmd(0x7F, 0); /* no such opcode */
 	synced = smmu_sync();
 	seen_end();
-	return !synced && (got.gerror & GERROR_CMDQ_ERR) && got.cerror == CERROR_ILL &&
-	       smmu_sync();
+	return !synced && (got.gerror & GERROR_CMDQ_ERR) && got.cerror == CERROR_ILL && smmu_sync();
 }
 
 static bool case_cmd_s2_tlbi(void)

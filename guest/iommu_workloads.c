@@ -12,12 +12,12 @@
 
 /* ---- memory: three pools of pages the device reads and writes -------------------------- */
 
-#define POOL_PAGES 256 /* 1 MiB each */
-#define SRC_IOVA   0x40000000ull
-#define DST_IOVA   0x50000000ull
-#define SLOT_SIZE  0x10000ull /* a job's destination window */
-#define SLOTS	   (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
-#define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid) * 0x10000000ull)
+#define POOL_PAGES     256 /* 1 MiB each */
+#define SRC_IOVA       0x40000000ull
+#define DST_IOVA       0x50000000ull
+#define SLOT_SIZE      0x10000ull /* a job's destination window */
+#define SLOTS	       (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
+#define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid)*0x10000000ull)
 #define SVA_DST_OFF    0x1000000ull /* destination pool within an SSID's window */
 #define SVA_NOWHERE    0x8000000ull /* inside the window, never mapped: RESUME abort */
 #define SVA_JOB_MAX    0x4000ull
@@ -125,6 +125,8 @@ static bool drivers_bring_up(void)
 
 bool devices_up(void)
 {
+	if (drivers_ok)
+		vm_mark(VMIG_MARK_DEVICES);
 	if (!drivers_tried) {
 		drivers_tried = true;
 		drivers_ok = drivers_bring_up();
@@ -134,12 +136,14 @@ bool devices_up(void)
 			line_str(&l, "SMMU");
 			line_kx(&l, "idr0", smmu.idr[0]);
 			line_kx(&l, "idr1", smmu.idr[1]);
-			line_str(&l, smmu.st_fmt == SMMU_STRTAB_2LVL ? " strtab=2level" : " strtab=linear");
+			line_str(&l, smmu.st_fmt == SMMU_STRTAB_2LVL ? " strtab=2level"
+								     : " strtab=linear");
 			line_kv(&l, "ril", smmu.ril);
 			line_kv(&l, "httu_dirty", smmu.httu_dirty);
 			line_kv(&l, "stall", smmu.stall_ok);
 			line_kx(&l, "sdma_cap", sdma.cap);
 			line_flush(&l);
+			vm_mark(VMIG_MARK_DEVICES);
 		}
 	}
 	return drivers_ok;
@@ -288,11 +292,29 @@ static bool batch_wait(uint32_t n)
 	return false;
 }
 
+static uint64_t step_end; /* with secs=: the tick at which no new batch starts */
+
 static void result_begin(void)
 {
+	step_end = now_ticks() + cfg.secs * TIMER_HZ;
 	dev_result = (struct dev_result){0};
 	max_lines = 0;
 	rng = (cfg.seed + 0x1234567) * 0x2545F4914F6CDD1Dull | 1;
+}
+
+/*
+ * Size of the next batch: the rest of jobs=, at most max; with an explicit secs=N instead
+ * batches of max until N seconds passed (a device workload a migration can land in).
+ */
+static uint32_t next_batch(uint64_t *left, uint64_t max)
+{
+	uint64_t n;
+
+	if (cfg.secs_set && cfg.secs)
+		return now_ticks() < step_end ? (uint32_t)max : 0;
+	n = MIN(*left, max);
+	*left -= n;
+	return (uint32_t)n;
 }
 
 static void count_checked(const struct job *j, bool ok)
@@ -415,13 +437,9 @@ bool step_dma_run(void)
 		return false;
 	events0 = smmu.st.events;
 	bench_begin();
-	while (left) {
-		uint32_t n = (uint32_t)MIN(left, nbatch);
-
+	for (uint32_t n; (n = next_batch(&left, nbatch));)
 		if (!dma_batch(n))
 			return false;
-		left -= n;
-	}
 	for (uint64_t p = 0; p < POOL_PAGES; p++) {
 		uint64_t pte = smmu_pte(&as0, DST_IOVA + p * PAGE_SIZE);
 
@@ -545,13 +563,9 @@ bool step_remap_run(void)
 	remap_prepare();
 	bench_begin();
 	tsc_inval = inval_batches = 0;
-	while (left) {
-		uint32_t n = (uint32_t)MIN(left, (uint64_t)SLOTS);
-
+	for (uint32_t n; (n = next_batch(&left, SLOTS));)
 		if (!(ok = remap_round((uint32_t)(round++ & 1), n)))
 			break;
-		left -= n;
-	}
 	dev_result.stale = stale_writes();
 	dev_result.faults = smmu.st.events - events0;
 	remap_restore();
@@ -677,22 +691,19 @@ bool step_sva_run(void)
 	aborts0 = smmu.st.aborts;
 	smmu.on_stall = sva_on_stall;
 	bench_begin();
-	while (left && ok) {
+	for (uint32_t n; ok && (n = next_batch(&left, SDMA_MAX_BATCH / 2)); round++) {
 		int i = (int)(round % SVA_SSIDS);
-		uint32_t n = (uint32_t)MIN(left, (uint64_t)SDMA_MAX_BATCH / 2);
 
 		ok = sva_setup_as(i) && sva_round(i, n, round < SVA_SSIDS);
 		sva_teardown(i);
-		left -= n;
-		round++;
 	}
 	smmu.on_stall = 0;
 	dev_result.faults = smmu.st.stalls - stalls0;
 	dev_result.aborted = smmu.st.aborts - aborts0;
 	per_us = tsc_per_us();
 	if (per_us && dev_result.faults)
-		bench_line("guest_fault_roundtrip_us",
-			   tsc_busy * 1000 / per_us / dev_result.faults, "us");
+		bench_line("guest_fault_roundtrip_us", tsc_busy * 1000 / per_us / dev_result.faults,
+			   "us");
 	/* Back to the untagged queue for whatever step follows. */
 	ok = sdma_start(false, 0) && ok;
 	return ok && dev_result.mismatches == 0 && dev_result.faults > 0;

@@ -53,8 +53,8 @@ bool sdma_probe(void)
 	sdma.present = true;
 	sdma.shadow_ok = field(cap, SDMA_CAP_SHADOW_SHIFT, SDMA_CAP_SHADOW_WIDTH);
 	sdma.bof_ok = field(cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH);
-	sdma.xfer_log2_max = (unsigned)field(cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT,
-					     SDMA_CAP_XFER_LOG2_MAX_WIDTH);
+	sdma.xfer_log2_max =
+	    (unsigned)field(cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT, SDMA_CAP_XFER_LOG2_MAX_WIDTH);
 	return true;
 }
 

@@ -33,8 +33,8 @@ struct sdma {
 	bool present, shadow_ok, bof_ok;
 	uint64_t cap;
 	unsigned xfer_log2_max;
-	uint32_t tail;	  /* descriptors written since enable (index = tail % size) */
-	uint32_t pasid;	  /* the queue's PASID (SSID) */
+	uint32_t tail;	/* descriptors written since enable (index = tail % size) */
+	uint32_t pasid; /* the queue's PASID (SSID) */
 	bool pasid_v;
 	struct sdma_stats st;
 };

@@ -12,33 +12,33 @@ struct smmu smmu;
 
 /* ---- registers ------------------------------------------------------------------------ */
 
-#define R_IDR0		 0x00
-#define R_IDR1		 0x04
-#define R_IDR3		 0x0C
-#define R_IDR5		 0x14
-#define R_CR0		 0x20
-#define R_CR0ACK	 0x24
-#define R_CR1		 0x28
-#define R_CR2		 0x2C
-#define R_GBPA		 0x44
-#define R_IRQ_CTRL	 0x50
-#define R_IRQ_CTRLACK	 0x54
-#define R_GERROR	 0x60
-#define R_GERRORN	 0x64
+#define R_IDR0		  0x00
+#define R_IDR1		  0x04
+#define R_IDR3		  0x0C
+#define R_IDR5		  0x14
+#define R_CR0		  0x20
+#define R_CR0ACK	  0x24
+#define R_CR1		  0x28
+#define R_CR2		  0x2C
+#define R_GBPA		  0x44
+#define R_IRQ_CTRL	  0x50
+#define R_IRQ_CTRLACK	  0x54
+#define R_GERROR	  0x60
+#define R_GERRORN	  0x64
 #define R_GERROR_IRQ_CFG0 0x68
 #define R_GERROR_IRQ_CFG1 0x70
 #define R_GERROR_IRQ_CFG2 0x74
-#define R_STRTAB_BASE	 0x80
+#define R_STRTAB_BASE	  0x80
 #define R_STRTAB_BASE_CFG 0x88
-#define R_CMDQ_BASE	 0x90
-#define R_CMDQ_PROD	 0x98
-#define R_CMDQ_CONS	 0x9C
-#define R_EVTQ_BASE	 0xA0
-#define R_EVTQ_IRQ_CFG0	 0xB0
-#define R_EVTQ_IRQ_CFG1	 0xB8
-#define R_EVTQ_IRQ_CFG2	 0xBC
-#define R_EVTQ_PROD	 0x100A8 /* page 1, as Linux uses them */
-#define R_EVTQ_CONS	 0x100AC
+#define R_CMDQ_BASE	  0x90
+#define R_CMDQ_PROD	  0x98
+#define R_CMDQ_CONS	  0x9C
+#define R_EVTQ_BASE	  0xA0
+#define R_EVTQ_IRQ_CFG0	  0xB0
+#define R_EVTQ_IRQ_CFG1	  0xB8
+#define R_EVTQ_IRQ_CFG2	  0xBC
+#define R_EVTQ_PROD	  0x100A8 /* page 1, as Linux uses them */
+#define R_EVTQ_CONS	  0x100AC
 
 #define CR0_SMMUEN   (1u << 0)
 #define CR0_EVENTQEN (1u << 2)
@@ -52,7 +52,7 @@ struct smmu smmu;
 #define STRTAB_RA    (1ull << 62)
 
 /* CR1: queues and tables inner/outer write-back, inner shareable. */
-#define CR1_WB_ISH ((1u << 0) | (1u << 2) | (3u << 4) | (1u << 6) | (1u << 8) | (3u << 10))
+#define CR1_WB_ISH    ((1u << 0) | (1u << 2) | (3u << 4) | (1u << 6) | (1u << 8) | (3u << 10))
 #define CR2_RECINVSID (1u << 1)
 #define CR2_PTM	      (1u << 2)
 
@@ -337,12 +337,12 @@ void smmu_tlbi_range(const struct smmu_as *as, uint64_t iova, uint64_t size)
 
 /* ---- stream table --------------------------------------------------------------------- */
 
-#define STE0_V	       1ull
-#define STE0_CFG_ABORT (0ull << 1)
-#define STE0_CFG_S1    (5ull << 1)
-#define STE0_S1FMT_64K (2ull << 4)
+#define STE0_V		 1ull
+#define STE0_CFG_ABORT	 (0ull << 1)
+#define STE0_CFG_S1	 (5ull << 1)
+#define STE0_S1FMT_64K	 (2ull << 4)
 #define STE1_S1DSS_SSID0 2ull
-#define STE1_S1_WB_ISH ((1ull << 2) | (1ull << 4) | (3ull << 6))
+#define STE1_S1_WB_ISH	 ((1ull << 2) | (1ull << 4) | (3ull << 6))
 
 static uint64_t *ste_slot(uint32_t sid)
 {
@@ -383,8 +383,7 @@ void smmu_attach(uint32_t sid)
 {
 	uint64_t ste[8] = {0};
 
-	ste[0] = STE0_V | STE0_CFG_S1 | STE0_S1FMT_64K | pa(cd_l1) |
-		 ((uint64_t)CD_MAX_LOG2 << 59);
+	ste[0] = STE0_V | STE0_CFG_S1 | STE0_S1FMT_64K | pa(cd_l1) | ((uint64_t)CD_MAX_LOG2 << 59);
 	ste[1] = STE1_S1DSS_SSID0 | STE1_S1_WB_ISH;
 	smmu_ste_write_raw(sid, ste);
 }
@@ -491,8 +490,11 @@ void smmu_as_init(struct smmu_as *as, uint32_t sid, uint32_t ssid, uint16_t asid
 
 	if (!ttb)
 		kernel_panic("smmu: page-table pool empty", ssid, 0);
-	*as = (struct smmu_as){.ssid = ssid, .asid = asid, .stall = stall && smmu.stall_ok,
-			       .record = true, .ttb = pa(ttb)};
+	*as = (struct smmu_as){.ssid = ssid,
+			       .asid = asid,
+			       .stall = stall && smmu.stall_ok,
+			       .record = true,
+			       .ttb = pa(ttb)};
 	cd[0] = CD0_T0SZ_39 | CD0_WB_ISH | CD0_EPD1 | CD0_V | ((uint64_t)smmu.oas_enc << 32) |
 		CD0_AA64 | CD0_R | CD0_A | CD0_ASET | ((uint64_t)asid << 48);
 	if (smmu.httu_dirty)
@@ -518,18 +520,18 @@ void smmu_as_destroy(struct smmu_as *as, uint32_t sid)
 
 /* ---- stage-1 page tables (4K granule, 39-bit IOVA: levels 1-3) ------------------------ */
 
-#define PTE_VALID   1ull
-#define PTE_TABLE   3ull /* table (levels 1-2) or page (level 3) */
-#define PTE_ATTR(i) ((uint64_t)(i) << 2)
+#define PTE_VALID     1ull
+#define PTE_TABLE     3ull /* table (levels 1-2) or page (level 3) */
+#define PTE_ATTR(i)   ((uint64_t)(i) << 2)
 #define PTE_AP_UNPRIV (1ull << 6)
 #define PTE_AP_RDONLY (1ull << 7)
-#define PTE_SH_IS   (3ull << 8)
-#define PTE_AF	    (1ull << 10)
-#define PTE_NG	    (1ull << 11)
-#define PTE_DBM	    (1ull << 51)
-#define PTE_ADDR    0x0000FFFFFFFFF000ull
-#define ATTR_WB	    1
-#define ATTR_DEV    2
+#define PTE_SH_IS     (3ull << 8)
+#define PTE_AF	      (1ull << 10)
+#define PTE_NG	      (1ull << 11)
+#define PTE_DBM	      (1ull << 51)
+#define PTE_ADDR      0x0000FFFFFFFFF000ull
+#define ATTR_WB	      1
+#define ATTR_DEV      2
 
 static volatile uint64_t *pte_ptr(struct smmu_as *as, uint64_t iova, bool alloc)
 {

@@ -17,20 +17,20 @@
 #include <stdint.h>
 
 /* Events (smmuv3 reference §5). */
-#define EVT_F_UUT	       0x01
-#define EVT_C_BAD_STREAMID     0x02
-#define EVT_F_STE_FETCH	       0x03
-#define EVT_C_BAD_STE	       0x04
-#define EVT_F_STREAM_DISABLED  0x06
-#define EVT_C_BAD_SUBSTREAMID  0x08
-#define EVT_F_CD_FETCH	       0x09
-#define EVT_C_BAD_CD	       0x0A
-#define EVT_F_WALK_EABT	       0x0B
-#define EVT_F_TRANSLATION      0x10
-#define EVT_F_ADDR_SIZE	       0x11
-#define EVT_F_ACCESS	       0x12
-#define EVT_F_PERMISSION       0x13
-#define EVT_ID_MAX	       0x40
+#define EVT_F_UUT	      0x01
+#define EVT_C_BAD_STREAMID    0x02
+#define EVT_F_STE_FETCH	      0x03
+#define EVT_C_BAD_STE	      0x04
+#define EVT_F_STREAM_DISABLED 0x06
+#define EVT_C_BAD_SUBSTREAMID 0x08
+#define EVT_F_CD_FETCH	      0x09
+#define EVT_C_BAD_CD	      0x0A
+#define EVT_F_WALK_EABT	      0x0B
+#define EVT_F_TRANSLATION     0x10
+#define EVT_F_ADDR_SIZE	      0x11
+#define EVT_F_ACCESS	      0x12
+#define EVT_F_PERMISSION      0x13
+#define EVT_ID_MAX	      0x40
 
 /* GERROR bits. */
 #define GERROR_CMDQ_ERR	      (1u << 0)
@@ -77,8 +77,8 @@ struct smmu_stats {
 	uint64_t cmds, syncs, batches, sync_timeouts;
 	uint64_t tlbi_cmds, cfgi_cmds;
 	uint64_t by_id[EVT_ID_MAX];
-	uint32_t gerror_seen; /* OR of every GERROR bit that became active */
-	uint32_t last_cerror; /* CMDQ_CONS.ERR of the last command error */
+	uint32_t gerror_seen;	/* OR of every GERROR bit that became active */
+	uint32_t last_cerror;	/* CMDQ_CONS.ERR of the last command error */
 	struct smmu_event last; /* the last event */
 };
 
