@@ -59,9 +59,9 @@ void e2e_fini(struct e2e *e)
 	vm_request_stop(e->m->vm, VM_STOP_REQUEST, 0);
 	vm_wait_stop(e->m->vm, -1, NULL, NULL);
 	devices_destroy(e->dev);
+	e2e_s1_destroy(e->s1); /* its tables are in guest RAM: before the machine goes */
 	sys_vm_destroy(&e->vm);
 	host_platform_shutdown(e->hp);
-	e2e_s1_destroy(e->s1);
 }
 
 /* MMIO through the VMM's bus: the dispatch a vCPU's exit takes. */

@@ -27,6 +27,8 @@ struct e2e_s1 *e2e_s1_create(void *pool_host, uint64_t pool_gpa, uint64_t size)
 
 void e2e_s1_destroy(struct e2e_s1 *s)
 {
+	if (s)
+		pgtable_fini(&s->pt); /* the pool is guest RAM: only the retired list is freed */
 	free(s);
 }
 
