@@ -38,7 +38,7 @@ enum vfio_doorbell_path {
 struct vfio_dev_config {
 	const char *name; /* the host's VFIO device name, e.g. "sdma0" */
 	struct iommufd_ctx *ictx;
-	struct vm *vm;		      /* for the ioeventfd of the fast path */
+	struct vm *vm;		      /* for the fast path's ioeventfd (NULL: always trapped) */
 	struct bus *bus;	      /* BAR0 is registered here */
 	uint64_t bar0_gpa;	      /* where the guest sees BAR0 */
 	enum vfio_doorbell_path path; /* initial path */
