@@ -17,11 +17,11 @@
 
 #include "sdma_fx.h"
 
-#define REPS      7
-#define BATCH     256
-#define SPAN      (16ull << 20) /* source and destination windows */
-#define SRC_GPA   FX_DATA_GPA
-#define DST_GPA   (FX_DATA_GPA + 24ull * (1 << 20))
+#define REPS	7
+#define BATCH	256
+#define SPAN	(16ull << 20) /* source and destination windows */
+#define SRC_GPA FX_DATA_GPA
+#define DST_GPA (FX_DATA_GPA + 24ull * (1 << 20))
 
 static double now_s(void)
 {
@@ -45,7 +45,8 @@ static double run_memmoves(struct fx *f, uint64_t size, unsigned count)
 			fx_put(f,
 			       (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE,
 						  .src = fx_iova(f, SRC_GPA + off),
-						  .dst = fx_iova(f, DST_GPA + off), .size = size},
+						  .dst = fx_iova(f, DST_GPA + off),
+						  .size = size},
 			       false);
 		}
 		fx_ring(f);
@@ -77,11 +78,11 @@ static void log_ctl(struct fx *f, bool on)
 	struct {
 		struct vfio_device_feature hdr;
 		struct vfio_device_feature_dma_logging_control c;
-	} a = {.hdr = {.argsz = sizeof(a),
-		       .flags = VFIO_DEVICE_FEATURE_SET |
-				(on ? VFIO_DEVICE_FEATURE_DMA_LOGGING_START
-				    : VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP)},
-	       .c = {.page_size = 4096, .num_ranges = 1, .ranges = (uintptr_t)&r}};
+	} a = {
+	    .hdr = {.argsz = sizeof(a),
+		    .flags = VFIO_DEVICE_FEATURE_SET | (on ? VFIO_DEVICE_FEATURE_DMA_LOGGING_START
+							   : VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP)},
+	    .c = {.page_size = 4096, .num_ranges = 1, .ranges = (uintptr_t)&r}};
 
 	if (vfio_device_feature(f->vfio, &a.hdr) != 0) {
 		fprintf(stderr, "bench: logging %s failed\n", on ? "start" : "stop");
@@ -115,7 +116,8 @@ int main(void)
 	struct fx f;
 	struct fx_opts o = {.mode = FX_NESTED};
 
-	printf("# reproduce: meson setup build && ninja -C build && ./build/bench/host_dev/bench_sdma\n");
+	printf("# reproduce: meson setup build && ninja -C build && "
+	       "./build/bench/host_dev/bench_sdma\n");
 	printf("# MEMMOVE through nested translation, medians of %d alternating runs\n", REPS);
 	fx_init(&f, &o);
 	fx_ring_setup(&f, 10);

@@ -121,13 +121,23 @@ static void bench_iotlb_hit(void)
 static void bench_tlbi(void)
 {
 	struct rig r;
+	struct pgtable s2;
 	struct smmu_cmd batch[32];
+	struct smmu_dma_txn t = {.sid = 1};
+	struct smmu_xlate x;
 	double v1[RUNS], v32[RUNS];
 
-	rig_init(&r, 1 << 20);
+	/* 4096 live IOTLB entries (a 16 MiB working set) that the TLBIs must look through */
+	rig_init(&r, 16 << 20);
+	if (pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO) ||
+	    pgtable_map(&s2, 0, RAM_PA, 16 << 20, PGT_R | PGT_W | PGT_PAGES))
+		die("map");
+	rig_ste(&r, 1, &(struct smmu_ste_desc){.config = STE_CFG_S2, .s2 = &s2, .vmid = 1});
 	for (int i = 0; i < 32; i++)
 		batch[i] = smmu_cmd_tlbi_nh_va(1, 2, (uint64_t)i << 12, 0);
 	for (int run = 0; run < RUNS; run++) {
+		for (uint64_t a = 0; a < (16 << 20); a += 4096)
+			smmu_translate(r.smmu, &t, a, false, &x);
 		double t0 = now_ns();
 		for (int i = 0; i < 32; i++)
 			smmu_cmd_one(r.smmu, batch[i]);
@@ -136,8 +146,9 @@ static void bench_tlbi(void)
 		smmu_cmd_exec(r.smmu, batch, 32, NULL);
 		v32[run] = (now_ns() - t0) / 32 / 1e3;
 	}
-	report("tlbi_nh_va_single", "us", v1, RUNS);
-	report("tlbi_nh_va_batched32_per_cmd", "us", v32, RUNS);
+	report("tlbi_nh_va_single_4096_live", "us", v1, RUNS);
+	report("tlbi_nh_va_batched32_per_cmd_4096_live", "us", v32, RUNS);
+	pgtable_fini(&s2);
 	rig_fini(&r);
 }
 
@@ -307,27 +318,47 @@ static void bench_harvest_iommufd(void)
 	free(map);
 }
 
-/* The walker alone on 1 GiB of 4K pages or 2M blocks (no iommufd, no flush). */
-static void bench_harvest_pgtable(unsigned prot_extra, const char *name)
+/* What HTTU does on a write: the descriptor becomes dirty and its table page hinted. */
+static void dirty_one(struct hostmem *hm, struct pgtable *pt, uint64_t iova)
+{
+	unsigned level;
+	uint64_t *p = pgtable_leaf(pt, iova, &level);
+	*p |= PTE_BIT_S2AP_W;
+	uint64_t *parent = pgtable_desc(pt, iova, level - 1);
+	if (!parent)
+		die("leaf at the start level");
+	hostmem_dirty_hint_set(hm, *parent & PTE_OA_MASK);
+}
+
+/*
+ * The walker alone on 1 GiB of 4K pages or 2M blocks (no iommufd, no flush): 1 page in
+ * 'stride' dirty (every leaf table has some), or 'sparse': 64 dirty pages in one table.
+ */
+static void bench_harvest_pgtable(unsigned prot_extra, const char *name, bool sparse)
 {
 	struct hostmem *hm = hostmem_create();
 	struct pgt_mem mem = pgt_mem_hostmem(hm);
 	struct pgtable pt;
-	const uint64_t len = 1ull << 30;
+	/* 2 MiB-aligned but not 1 GiB-aligned: 2 MiB blocks, never one 1 GiB block */
+	const uint64_t len = 1ull << 30, base = (1ull << 32) + (2ull << 20);
 	double v[RUNS];
 
 	if (pgtable_init(&pt, &mem, 2, 40, PGT_LEVEL_AUTO) ||
-	    pgtable_map(&pt, 1ull << 32, 1ull << 32, len, PGT_R | PGT_W | PGT_DBM | prot_extra))
+	    pgtable_map(&pt, base, base, len, PGT_R | PGT_W | PGT_DBM | prot_extra))
 		die("pgtable");
+	pgtable_harvest(&pt, base, len, 0, NULL, NULL); /* consume the allocation hints */
 	for (int run = 0; run < RUNS; run++) {
-		for (uint64_t a = 0; a < len; a += 64 * 4096) {
-			uint64_t *p = pgtable_leaf(&pt, (1ull << 32) + a, NULL);
-			*p |= PTE_BIT_S2AP_W; /* what HTTU does on a write */
-		}
+		if (sparse)
+			for (uint64_t a = 0; a < 64; a++)
+				dirty_one(hm, &pt, base + (300ull << 20) + a * 4096);
+		else
+			for (uint64_t a = 0; a < len; a += 64 * 4096)
+				dirty_one(hm, &pt, base + a);
 		double t0 = now_ns();
-		if (pgtable_harvest(&pt, 1ull << 32, len, 0, NULL, NULL) < 0)
-			die("harvest");
+		int64_t n = pgtable_harvest(&pt, base, len, 0, NULL, NULL);
 		v[run] = (now_ns() - t0) / 1e3;
+		if (n != (sparse ? 64 : (prot_extra & PGT_PAGES) ? 4096 : 512))
+			die("harvest count");
 	}
 	char n[64];
 	snprintf(n, sizeof(n), "harvest_s2_walk_%s_per_gib", name);
@@ -336,15 +367,19 @@ static void bench_harvest_pgtable(unsigned prot_extra, const char *name)
 	hostmem_destroy(hm);
 }
 
-/* Optional argument: run only the benchmarks whose name contains it. */
 static void bench_harvest_walk_4k(void)
 {
-	bench_harvest_pgtable(PGT_PAGES, "4k");
+	bench_harvest_pgtable(PGT_PAGES, "4k_all_tables_dirty", false);
+}
+
+static void bench_harvest_walk_4k_sparse(void)
+{
+	bench_harvest_pgtable(PGT_PAGES, "4k_one_table_dirty", true);
 }
 
 static void bench_harvest_walk_2m(void)
 {
-	bench_harvest_pgtable(0, "2m");
+	bench_harvest_pgtable(0, "2m_blocks", false);
 }
 
 int main(int argc, char **argv)
@@ -361,6 +396,7 @@ int main(int argc, char **argv)
 	    {"copy_64k", bench_copy_64k},
 	    {"harvest_iommufd", bench_harvest_iommufd},
 	    {"harvest_walk_4k", bench_harvest_walk_4k},
+	    {"harvest_walk_4k_sparse", bench_harvest_walk_4k_sparse},
 	    {"harvest_walk_2m", bench_harvest_walk_2m},
 	};
 

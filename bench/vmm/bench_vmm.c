@@ -2,7 +2,7 @@
 /*
  * VMM core benchmarks on KVM. Prints "BENCH <name> <value> <unit>" lines (medians) and how
  * to reproduce them. Usage: bench_vmm TESTGUEST.bin [FIRMWARE|-] [WHICH...] where WHICH is
- * any of mmio mmio0 pio doorbell pause harvest rate fwrate (default: all).
+ * any of mmio mmio0 pio doorbell pause harvest rate fwrate fwpause (default: all).
  *
  * The loops run in 64-bit ring 3 of the test guest (tests/vmm/guests/testguest.S), as the
  * firmware's drivers and workloads do; mmio0 runs the MMIO loop in 32-bit ring 0 with
@@ -327,6 +327,43 @@ static void bench_fw_rate(const char *which)
 	bench_fw_rate_one(true, which);
 }
 
+/* Pause/resume with every vCPU busy: the firmware's dirty workload on 4 vCPUs. */
+static void bench_fw_pause(const char *which)
+{
+	enum { N = 100 };
+	struct machine_config cfg = {.mem_size = 256 * MiB, .nr_vcpus = 4};
+	struct machine *m;
+	static char img[8 << 20];
+	double p[N], r[N];
+
+	if (!fw_image) {
+		printf("# fwpause: skipped (no firmware image given)\n");
+		return;
+	}
+	FILE *f = fopen(fw_image, "rb");
+	size_t n = f ? fread(img, 1, sizeof(img), f) : 0;
+	if (f)
+		fclose(f);
+	if (!n || machine_create(&cfg, &m) < 0 ||
+	    machine_load_kernel(m, img, n, "cpus=4 workload=dirty secs=60 ws=16M") < 0)
+		exit(1);
+	machine_start(m);
+	machine_wait_mark(m, 0x0D00, 60000);
+	for (int i = 0; i < N; i++) {
+		double t0 = now_us();
+		vm_pause(m->vm);
+		double t1 = now_us();
+		vm_resume(m->vm);
+		r[i] = now_us() - t1;
+		p[i] = t1 - t0;
+		usleep(5000);
+	}
+	bench_print("vmm_pause_all_4vcpus_busy", median(p, N), "us", which);
+	bench_print("vmm_resume_all_4vcpus_busy", median(r, N), "us", which);
+	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
+	machine_destroy(m);
+}
+
 static bool wanted(int argc, char **argv, const char *name)
 {
 	if (argc <= 3)
@@ -369,5 +406,7 @@ int main(int argc, char **argv)
 		bench_rate("rate");
 	if (wanted(argc, argv, "fwrate"))
 		bench_fw_rate("fwrate");
+	if (wanted(argc, argv, "fwpause"))
+		bench_fw_pause("fwpause");
 	return 0;
 }

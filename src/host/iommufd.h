@@ -18,7 +18,14 @@
  *  - the fault queue fd is a packet socket: read() returns one struct iommu_hwpt_pgfault
  *    per call; write() takes struct iommu_hwpt_page_response records (a host thread
  *    applies them; bad ones are dropped), and iommufd_fault_write(fd, ...) does the same
- *    synchronously and reports errors as the kernel's write() would.
+ *    synchronously and reports errors as the kernel's write() would;
+ *  - the fds handed out (vEVENTQ, fault queue, MSI window) belong to the caller, who
+ *    closes them; destroying the object (or unmapping the window) ends the stream;
+ *  - events: stage-1 faults and C_BAD_* of a device attached to a nested HWPT go to its
+ *    vIOMMU's vEVENTQ with the vSID (needs a vDEVICE); stalls (CD.S) go to the nested
+ *    HWPT's fault queue, or are aborted at once if it has none (and reported to the
+ *    vEVENTQ as a plain fault); stage-2 faults stay in
+ *    the host (trace point iommufd_event).
  */
 #ifndef VMIG_HOST_IOMMUFD_H
 #define VMIG_HOST_IOMMUFD_H

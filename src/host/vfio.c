@@ -150,8 +150,8 @@ int vfio_device_get_region_info(struct vfio_device *dev, struct vfio_region_info
 	return 0;
 }
 
-static ssize_t region_access(struct vfio_device *dev, uint32_t index, uint64_t offset,
-			     void *buf, size_t len, bool write)
+static ssize_t region_access(struct vfio_device *dev, uint32_t index, uint64_t offset, void *buf,
+			     size_t len, bool write)
 {
 	const struct vfio_region_info *r;
 	uint32_t need = write ? VFIO_REGION_INFO_FLAG_WRITE : VFIO_REGION_INFO_FLAG_READ;
@@ -172,8 +172,8 @@ ssize_t vfio_region_read(struct vfio_device *dev, uint32_t index, uint64_t offse
 	return region_access(dev, index, offset, buf, len, false);
 }
 
-ssize_t vfio_region_write(struct vfio_device *dev, uint32_t index, uint64_t offset,
-			  const void *buf, size_t len)
+ssize_t vfio_region_write(struct vfio_device *dev, uint32_t index, uint64_t offset, const void *buf,
+			  size_t len)
 {
 	return region_access(dev, index, offset, (void *)buf, len, true);
 }
@@ -190,8 +190,7 @@ int vfio_device_get_doorbell(struct vfio_device *dev, uint32_t *region, uint64_t
  * Binding as vfio's iommufd "physical device" glue does it: bind once per open, attach
  * (or replace when already attached), detach; closing the device unbinds it.
  */
-int vfio_device_bind_iommufd(struct vfio_device *dev, struct iommufd_ctx *ictx,
-			     uint32_t *dev_id)
+int vfio_device_bind_iommufd(struct vfio_device *dev, struct iommufd_ctx *ictx, uint32_t *dev_id)
 {
 	int ret = 0;
 
@@ -257,14 +256,14 @@ static void vfio_unbind_locked(struct vfio_device *dev)
 
 /* Migration state machine ------------------------------------------------------------------ */
 
-#define S_ERR VFIO_DEVICE_STATE_ERROR
-#define S_STOP VFIO_DEVICE_STATE_STOP
-#define S_RUN VFIO_DEVICE_STATE_RUNNING
+#define S_ERR	VFIO_DEVICE_STATE_ERROR
+#define S_STOP	VFIO_DEVICE_STATE_STOP
+#define S_RUN	VFIO_DEVICE_STATE_RUNNING
 #define S_SCOPY VFIO_DEVICE_STATE_STOP_COPY
-#define S_RES VFIO_DEVICE_STATE_RESUMING
-#define S_P2P VFIO_DEVICE_STATE_RUNNING_P2P
-#define S_PRE VFIO_DEVICE_STATE_PRE_COPY
-#define S_PREP VFIO_DEVICE_STATE_PRE_COPY_P2P
+#define S_RES	VFIO_DEVICE_STATE_RESUMING
+#define S_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
+#define S_PRE	VFIO_DEVICE_STATE_PRE_COPY
+#define S_PREP	VFIO_DEVICE_STATE_PRE_COPY_P2P
 
 /*
  * next[cur][new]: the first arc of the shortest path that keeps the saving group
@@ -272,21 +271,63 @@ static void vfio_unbind_locked(struct vfio_device *dev)
  * optional state; unsupported states are skipped by the caller.
  */
 static const uint8_t fsm_next[VFIO_DEVICE_STATE_COUNT][VFIO_DEVICE_STATE_COUNT] = {
-	[S_STOP] = {[S_STOP] = S_STOP, [S_RUN] = S_P2P, [S_PRE] = S_P2P, [S_PREP] = S_P2P,
-		    [S_SCOPY] = S_SCOPY, [S_RES] = S_RES, [S_P2P] = S_P2P, [S_ERR] = S_ERR},
-	[S_RUN] = {[S_STOP] = S_P2P, [S_RUN] = S_RUN, [S_PRE] = S_PRE, [S_PREP] = S_P2P,
-		   [S_SCOPY] = S_P2P, [S_RES] = S_P2P, [S_P2P] = S_P2P, [S_ERR] = S_ERR},
-	[S_PRE] = {[S_STOP] = S_RUN, [S_RUN] = S_RUN, [S_PRE] = S_PRE, [S_PREP] = S_PREP,
-		   [S_SCOPY] = S_PREP, [S_RES] = S_RUN, [S_P2P] = S_RUN, [S_ERR] = S_ERR},
-	[S_PREP] = {[S_STOP] = S_P2P, [S_RUN] = S_P2P, [S_PRE] = S_PRE, [S_PREP] = S_PREP,
-		    [S_SCOPY] = S_SCOPY, [S_RES] = S_P2P, [S_P2P] = S_P2P, [S_ERR] = S_ERR},
-	[S_SCOPY] = {[S_STOP] = S_STOP, [S_RUN] = S_STOP, [S_PRE] = S_ERR, [S_PREP] = S_ERR,
-		     [S_SCOPY] = S_SCOPY, [S_RES] = S_STOP, [S_P2P] = S_STOP, [S_ERR] = S_ERR},
-	[S_RES] = {[S_STOP] = S_STOP, [S_RUN] = S_STOP, [S_PRE] = S_STOP, [S_PREP] = S_STOP,
-		   [S_SCOPY] = S_STOP, [S_RES] = S_RES, [S_P2P] = S_STOP, [S_ERR] = S_ERR},
-	[S_P2P] = {[S_STOP] = S_STOP, [S_RUN] = S_RUN, [S_PRE] = S_RUN, [S_PREP] = S_PREP,
-		   [S_SCOPY] = S_STOP, [S_RES] = S_STOP, [S_P2P] = S_P2P, [S_ERR] = S_ERR},
-	[S_ERR] = {S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR},
+    [S_STOP] = {[S_STOP] = S_STOP,
+		[S_RUN] = S_P2P,
+		[S_PRE] = S_P2P,
+		[S_PREP] = S_P2P,
+		[S_SCOPY] = S_SCOPY,
+		[S_RES] = S_RES,
+		[S_P2P] = S_P2P,
+		[S_ERR] = S_ERR},
+    [S_RUN] = {[S_STOP] = S_P2P,
+	       [S_RUN] = S_RUN,
+	       [S_PRE] = S_PRE,
+	       [S_PREP] = S_P2P,
+	       [S_SCOPY] = S_P2P,
+	       [S_RES] = S_P2P,
+	       [S_P2P] = S_P2P,
+	       [S_ERR] = S_ERR},
+    [S_PRE] = {[S_STOP] = S_RUN,
+	       [S_RUN] = S_RUN,
+	       [S_PRE] = S_PRE,
+	       [S_PREP] = S_PREP,
+	       [S_SCOPY] = S_PREP,
+	       [S_RES] = S_RUN,
+	       [S_P2P] = S_RUN,
+	       [S_ERR] = S_ERR},
+    [S_PREP] = {[S_STOP] = S_P2P,
+		[S_RUN] = S_P2P,
+		[S_PRE] = S_PRE,
+		[S_PREP] = S_PREP,
+		[S_SCOPY] = S_SCOPY,
+		[S_RES] = S_P2P,
+		[S_P2P] = S_P2P,
+		[S_ERR] = S_ERR},
+    [S_SCOPY] = {[S_STOP] = S_STOP,
+		 [S_RUN] = S_STOP,
+		 [S_PRE] = S_ERR,
+		 [S_PREP] = S_ERR,
+		 [S_SCOPY] = S_SCOPY,
+		 [S_RES] = S_STOP,
+		 [S_P2P] = S_STOP,
+		 [S_ERR] = S_ERR},
+    [S_RES] = {[S_STOP] = S_STOP,
+	       [S_RUN] = S_STOP,
+	       [S_PRE] = S_STOP,
+	       [S_PREP] = S_STOP,
+	       [S_SCOPY] = S_STOP,
+	       [S_RES] = S_RES,
+	       [S_P2P] = S_STOP,
+	       [S_ERR] = S_ERR},
+    [S_P2P] = {[S_STOP] = S_STOP,
+	       [S_RUN] = S_RUN,
+	       [S_PRE] = S_RUN,
+	       [S_PREP] = S_PREP,
+	       [S_SCOPY] = S_STOP,
+	       [S_RES] = S_STOP,
+	       [S_P2P] = S_P2P,
+	       [S_ERR] = S_ERR},
+    [S_ERR] = {S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR, S_ERR},
 };
 
 /* Migration flags a state needs; ERROR needs everything so it can never be requested. */
@@ -331,8 +372,8 @@ int vfio_mig_next_state(uint64_t mig_flags, uint32_t cur, uint32_t new_state, ui
 const char *vfio_mig_state_name(uint32_t state)
 {
 	static const char *const names[VFIO_DEVICE_STATE_COUNT] = {
-		"ERROR", "STOP", "RUNNING", "STOP_COPY",
-		"RESUMING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P",
+	    "ERROR",	"STOP",	       "RUNNING",  "STOP_COPY",
+	    "RESUMING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P",
 	};
 
 	return state < VFIO_DEVICE_STATE_COUNT ? names[state] : "?";
@@ -377,7 +418,9 @@ static int mig_step_locked(struct vfio_device *dev, uint32_t next, int *fd)
 	      vfio_mig_state_name(next), ret);
 	if (ret) {
 		if (opens) {
+			/* The user never saw this fd: close both ends. */
 			vfio_session_end(dev);
+			close(*fd);
 			*fd = -1;
 		}
 		if (cur == S_RES && next == S_STOP) {
@@ -484,8 +527,7 @@ static int feature_mig_state(struct vfio_device *dev, uint32_t flags, void *data
 	return ret;
 }
 
-static int feature_mig_data_size(struct vfio_device *dev, uint32_t flags, void *data,
-				 size_t argsz)
+static int feature_mig_data_size(struct vfio_device *dev, uint32_t flags, void *data, size_t argsz)
 {
 	struct vfio_device_feature_mig_data_size *sz = data;
 	int ret = feature_check(flags, argsz, VFIO_DEVICE_FEATURE_GET, sizeof(*sz));
@@ -506,7 +548,7 @@ static int log_ranges_collect(const struct vfio_device_feature_dma_logging_contr
 			      struct vfio_log_range *out)
 {
 	const struct vfio_device_feature_dma_logging_range *in =
-		(const void *)(uintptr_t)ctl->ranges;
+	    (const void *)(uintptr_t)ctl->ranges;
 	uint64_t ps = ctl->page_size;
 
 	if (!in)
@@ -623,8 +665,7 @@ static int feature_log_stop(struct vfio_device *dev, uint32_t flags, void *data,
 	return ret;
 }
 
-static int feature_log_report(struct vfio_device *dev, uint32_t flags, void *data,
-			      size_t argsz)
+static int feature_log_report(struct vfio_device *dev, uint32_t flags, void *data, size_t argsz)
 {
 	struct vfio_device_feature_dma_logging_report *rep = data;
 	int ret = feature_check(flags, argsz, VFIO_DEVICE_FEATURE_GET, sizeof(*rep));

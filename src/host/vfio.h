@@ -27,9 +27,9 @@
 
 /* Parts of the migration v2 uAPI newer than the 6.1 uAPI headers (same values as Linux). */
 #ifndef VFIO_MIGRATION_PRE_COPY
-#define VFIO_MIGRATION_PRE_COPY         (1 << 2)
-#define VFIO_DEVICE_STATE_PRE_COPY      6
-#define VFIO_DEVICE_STATE_PRE_COPY_P2P  7
+#define VFIO_MIGRATION_PRE_COPY	       (1 << 2)
+#define VFIO_DEVICE_STATE_PRE_COPY     6
+#define VFIO_DEVICE_STATE_PRE_COPY_P2P 7
 struct vfio_precopy_info {
 	uint32_t argsz;
 	uint32_t flags;
@@ -52,7 +52,11 @@ struct vfio_device_feature_mig_data_size {
 struct vfio_device;
 struct iommufd_ctx;
 
-/* Open a device the host model registered under name; -ENODEV if none, -EBUSY if open. */
+/*
+ * Open a device the host model registered under name; -ENODEV if none, -EBUSY if open.
+ * Closing it ends any migration session and unbinds it from iommufd, so close devices
+ * before the iommufd context they are bound to.
+ */
 int vfio_device_open(const char *name, struct vfio_device **out);
 void vfio_device_close(struct vfio_device *dev);
 
@@ -63,8 +67,8 @@ int vfio_device_get_region_info(struct vfio_device *dev, struct vfio_region_info
 /* pread/pwrite on the device fd at a region's offset: returns len or -errno. */
 ssize_t vfio_region_read(struct vfio_device *dev, uint32_t index, uint64_t offset, void *buf,
 			 size_t len);
-ssize_t vfio_region_write(struct vfio_device *dev, uint32_t index, uint64_t offset,
-			  const void *buf, size_t len);
+ssize_t vfio_region_write(struct vfio_device *dev, uint32_t index, uint64_t offset, const void *buf,
+			  size_t len);
 
 /* VFIO_DEVICE_RESET: also takes the migration state from anything (ERROR too) to RUNNING. */
 int vfio_device_reset(struct vfio_device *dev);
@@ -89,10 +93,11 @@ int vfio_device_get_doorbell(struct vfio_device *dev, uint32_t *region, uint64_t
 /*
  * VFIO_DEVICE_BIND_IOMMUFD: binds the device to an iommufd context and returns its
  * device id in that context; VFIO_DEVICE_ATTACH_IOMMUFD_PT / DETACH: attach to an IOAS,
- * paging HWPT or nested HWPT id (on success *pt_id is the HWPT actually attached).
+ * paging HWPT or nested HWPT id (on success *pt_id is the HWPT actually attached); an
+ * attached device is moved atomically (iommufd replace), as the kernel does. -EBUSY for a
+ * second bind, -EINVAL to attach/detach an unbound (or detach an unattached) device.
  */
-int vfio_device_bind_iommufd(struct vfio_device *dev, struct iommufd_ctx *ictx,
-			     uint32_t *dev_id);
+int vfio_device_bind_iommufd(struct vfio_device *dev, struct iommufd_ctx *ictx, uint32_t *dev_id);
 int vfio_device_attach_pt(struct vfio_device *dev, uint32_t *pt_id);
 int vfio_device_detach_pt(struct vfio_device *dev);
 

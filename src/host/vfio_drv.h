@@ -58,9 +58,9 @@ struct vfio_device {
 	char name[32];
 	uint32_t num_regions;
 	struct vfio_region_info regions[VFIO_MAX_REGIONS]; /* index, size, flags */
-	uint64_t mig_flags;     /* 0: no migration support (ENOTTY) */
+	uint64_t mig_flags;				   /* 0: no migration support (ENOTTY) */
 	uint32_t log_max_ranges; /* device range limit; the core combines down to it */
-	uint32_t sid;            /* the physical StreamID, for iommufd binding */
+	uint32_t sid;		 /* the physical StreamID, for iommufd binding */
 
 	/* iommufd binding (VFIO_DEVICE_BIND_IOMMUFD / ATTACH_IOMMUFD_PT). */
 	struct iommufd_ctx *ictx;

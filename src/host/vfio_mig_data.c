@@ -35,7 +35,7 @@ struct vfio_mig_session {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
-	size_t pumped;      /* saving: bytes already in the socket */
+	size_t pumped;	    /* saving: bytes already in the socket */
 	size_t initial_len; /* saving: size of the pre-copy initial data */
 };
 

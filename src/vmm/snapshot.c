@@ -116,10 +116,29 @@ static int snap_save_vcpus(FILE *f, struct vm *vm)
 	return 0;
 }
 
-static int snap_save_body(FILE *f, struct machine *m)
+/* KVM clock, irqchip and every vCPU, as records. */
+static int snap_save_cpu(FILE *f, struct machine *m)
 {
 	struct kvm_clock_data clock;
 	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
+	int ret;
+
+	if ((ret = vm_clock_get(m->vm, &clock)) < 0 ||
+	    (ret = snap_put(f, SNAP_CLOCK, &clock, sizeof(clock), NULL, 0)) < 0 ||
+	    (ret = vm_irqchip_get(m->vm, chips)) < 0 ||
+	    (ret = snap_put(f, SNAP_IRQCHIP, chips, sizeof(chips), NULL, 0)) < 0)
+		return ret;
+	return snap_save_vcpus(f, m->vm);
+}
+
+int snapshot_write_state(struct machine *m, FILE *f)
+{
+	int ret = snap_save_cpu(f, m);
+	return ret < 0 ? ret : snap_put(f, SNAP_END, NULL, 0, NULL, 0);
+}
+
+static int snap_save_body(FILE *f, struct machine *m)
+{
 	struct snap_hdr h = {
 	    .version = SNAP_VERSION, .vcpus = m->vm->nr_vcpus, .mem_size = m->mem->size};
 	int ret;
@@ -127,11 +146,7 @@ static int snap_save_body(FILE *f, struct machine *m)
 	memcpy(h.magic, SNAP_MAGIC, 8);
 	if (fwrite(&h, sizeof(h), 1, f) != 1)
 		return -EIO;
-	if ((ret = vm_clock_get(m->vm, &clock)) < 0 ||
-	    (ret = snap_put(f, SNAP_CLOCK, &clock, sizeof(clock), NULL, 0)) < 0 ||
-	    (ret = vm_irqchip_get(m->vm, chips)) < 0 ||
-	    (ret = snap_put(f, SNAP_IRQCHIP, chips, sizeof(chips), NULL, 0)) < 0 ||
-	    (ret = snap_save_vcpus(f, m->vm)) < 0)
+	if ((ret = snap_save_cpu(f, m)) < 0)
 		return ret;
 	for (unsigned i = 0; i < m->mem->nr_regions; i++) {
 		if ((ret = snap_save_region(f, m->mem, &m->mem->regions[i])) < 0)
@@ -157,12 +172,18 @@ int snapshot_save(struct machine *m, const char *path)
 
 /* Loading ---------------------------------------------------------------------------- */
 
+/*
+ * Loading collects the clock, the irqchip and the vCPU states first and applies them only
+ * once the stream proved complete (snap_apply): a malformed stream leaves KVM's CPU state
+ * untouched. RAM records go straight into guest memory.
+ */
 struct snap_load {
 	FILE *f;
 	struct machine *m;
 	bool clock_seen, irq_seen;
-	uint64_t vcpus_seen;
 	struct kvm_clock_data clock;
+	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
+	struct vcpu_state *states; /* one per vCPU; xsave != NULL once seen */
 };
 
 static int snap_load_ram(struct snap_load *l, uint64_t len)
@@ -184,7 +205,6 @@ static int snap_load_ram(struct snap_load *l, uint64_t len)
 static int snap_load_vcpu(struct snap_load *l, uint64_t len)
 {
 	struct vcpu_state st;
-	struct vm *vm = l->m->vm;
 
 	if (len > 1024 * 1024)
 		return -EINVAL;
@@ -195,13 +215,12 @@ static int snap_load_vcpu(struct snap_load *l, uint64_t len)
 	free(blob);
 	if (ret < 0)
 		return ret;
-	if (st.index >= vm->nr_vcpus || (l->vcpus_seen & (1ull << st.index)))
-		ret = -EINVAL;
-	else
-		ret = vcpu_state_set(&vm->vcpus[st.index], &st);
-	l->vcpus_seen |= 1ull << (st.index & 63);
-	vcpu_state_free(&st);
-	return ret;
+	if (st.index >= l->m->vm->nr_vcpus || l->states[st.index].xsave) {
+		vcpu_state_free(&st);
+		return -EINVAL;
+	}
+	l->states[st.index] = st;
+	return 0;
 }
 
 static int snap_load_fixed(struct snap_load *l, void *dst, size_t size, uint64_t len, bool *seen)
@@ -212,51 +231,66 @@ static int snap_load_fixed(struct snap_load *l, void *dst, size_t size, uint64_t
 	return 0;
 }
 
-static int snap_load_records(struct snap_load *l)
+/* One record; 1 at END. */
+static int snap_load_one(struct snap_load *l)
 {
-	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
+	struct snap_rec r;
 
-	for (;;) {
-		struct snap_rec r;
-		int ret;
-		if (fread(&r, sizeof(r), 1, l->f) != 1 || r.zero)
-			return -EINVAL;
-		switch (r.type) {
-		case SNAP_CLOCK:
-			ret =
-			    snap_load_fixed(l, &l->clock, sizeof(l->clock), r.len, &l->clock_seen);
-			break;
-		case SNAP_IRQCHIP:
-			ret = snap_load_fixed(l, chips, sizeof(chips), r.len, &l->irq_seen);
-			if (ret == 0)
-				ret = vm_irqchip_set(l->m->vm, chips);
-			break;
-		case SNAP_VCPU:
-			ret = snap_load_vcpu(l, r.len);
-			break;
-		case SNAP_RAM:
-			ret = snap_load_ram(l, r.len);
-			break;
-		case SNAP_END:
-			ret = r.len == 0 ? 1 : -EINVAL;
-			break;
-		default:
-			ret = -EINVAL;
-			break;
-		}
-		if (ret != 0)
-			return ret < 0 ? ret : 0;
+	if (fread(&r, sizeof(r), 1, l->f) != 1 || r.zero)
+		return -EINVAL;
+	switch (r.type) {
+	case SNAP_CLOCK:
+		return snap_load_fixed(l, &l->clock, sizeof(l->clock), r.len, &l->clock_seen);
+	case SNAP_IRQCHIP:
+		return snap_load_fixed(l, l->chips, sizeof(l->chips), r.len, &l->irq_seen);
+	case SNAP_VCPU:
+		return snap_load_vcpu(l, r.len);
+	case SNAP_RAM:
+		return snap_load_ram(l, r.len);
+	case SNAP_END:
+		return r.len == 0 ? 1 : -EINVAL;
+	default:
+		return -EINVAL;
 	}
 }
 
-static int snap_check_complete(const struct snap_load *l)
+/* Irqchip, then every vCPU (their LAPICs after the irqchip), then the clock. */
+static int snap_apply(struct snap_load *l)
 {
-	unsigned n = l->m->vm->nr_vcpus;
-	uint64_t all = n >= 64 ? ~0ull : (1ull << n) - 1;
+	struct vm *vm = l->m->vm;
+	int ret;
 
-	if (!l->clock_seen || !l->irq_seen || l->vcpus_seen != all)
+	if (!l->clock_seen || !l->irq_seen)
 		return -EINVAL;
-	return vm_clock_set(l->m->vm, &l->clock);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (!l->states[i].xsave)
+			return -EINVAL;
+	}
+	if ((ret = vm_irqchip_set(vm, l->chips)) < 0)
+		return ret;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if ((ret = vcpu_state_set(&vm->vcpus[i], &l->states[i])) < 0)
+			return ret;
+	}
+	return vm_clock_set(vm, &l->clock);
+}
+
+static int snap_load_all(struct machine *m, FILE *f)
+{
+	struct snap_load l = {.f = f, .m = m};
+	int ret = 0;
+
+	l.states = calloc(m->vm->nr_vcpus, sizeof(*l.states));
+	if (!l.states)
+		return -ENOMEM;
+	while (ret == 0)
+		ret = snap_load_one(&l);
+	if (ret > 0)
+		ret = snap_apply(&l);
+	for (unsigned i = 0; i < m->vm->nr_vcpus; i++)
+		vcpu_state_free(&l.states[i]);
+	free(l.states);
+	return ret;
 }
 
 static int snap_open(const char *path, FILE **f, struct snap_hdr *h)
@@ -285,31 +319,35 @@ static int snap_open(const char *path, FILE **f, struct snap_hdr *h)
 	return 0;
 }
 
+int snapshot_read_state(struct machine *m, FILE *f)
+{
+	return snap_load_all(m, f);
+}
+
 int snapshot_restore(const char *path, const struct machine_config *base, struct machine **out)
 {
 	struct snap_hdr h;
-	struct snap_load l = {0};
-	int ret = snap_open(path, &l.f, &h);
+	struct machine *m = NULL;
+	FILE *f = NULL;
+	int ret = snap_open(path, &f, &h);
 
 	if (ret == 0) {
 		struct machine_config cfg = *base;
 		cfg.mem_size = h.mem_size;
 		cfg.nr_vcpus = h.vcpus;
-		ret = machine_create(&cfg, &l.m);
+		ret = machine_create(&cfg, &m);
 	}
 	if (ret == 0) {
-		ret = snap_load_records(&l);
-		if (ret == 0)
-			ret = snap_check_complete(&l);
+		ret = snap_load_all(m, f);
 		if (ret < 0)
 			log_error("%s: corrupt or truncated snapshot (%s)", path, strerror(-ret));
 	}
-	if (l.f)
-		fclose(l.f);
+	if (f)
+		fclose(f);
 	if (ret < 0) {
-		machine_destroy(l.m);
+		machine_destroy(m);
 		return ret;
 	}
-	*out = l.m;
+	*out = m;
 	return 0;
 }

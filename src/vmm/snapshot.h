@@ -14,6 +14,8 @@
 #ifndef VMIG_VMM_SNAPSHOT_H
 #define VMIG_VMM_SNAPSHOT_H
 
+#include <stdio.h>
+
 struct machine;
 struct machine_config;
 
@@ -24,5 +26,16 @@ int snapshot_save(struct machine *m, const char *path);
  * and the dirty mode) and loads the snapshot into it; then machine_start() continues it.
  */
 int snapshot_restore(const char *path, const struct machine_config *base, struct machine **out);
+
+/*
+ * The machine state without RAM - KVM clock, irqchip, every vCPU - as the same records
+ * followed by END: what a migration stream carries once the vCPUs are stopped (use
+ * fmemopen()/open_memstream() for a buffer). write: the VM is paused. read: into a machine
+ * that has not run; requires the clock, the irqchip and every vCPU exactly once (RAM
+ * records are accepted too, and written as they come); -EINVAL on anything malformed, and
+ * then no CPU, irqchip or clock state was changed (it is applied only after END).
+ */
+int snapshot_write_state(struct machine *m, FILE *f);
+int snapshot_read_state(struct machine *m, FILE *f);
 
 #endif

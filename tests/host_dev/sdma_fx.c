@@ -35,7 +35,7 @@ static void fx_host_init(struct fx *f)
 	assert_int_equal(iommufd_ioas_alloc(f->ctx, &f->ioas), 0);
 	assert_int_equal(iommufd_ioas_map_file(f->ctx, f->ioas, f->memfd, 0, FX_RAM_SIZE, &iova,
 					       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-						       IOMMU_IOAS_MAP_WRITEABLE),
+						   IOMMU_IOAS_MAP_WRITEABLE),
 			 0);
 	assert_int_equal(iommufd_ioas_map_msi_window(f->ctx, f->ioas, FX_MSI_GPA, 4096, &f->msi_fd),
 			 0);
@@ -55,9 +55,13 @@ static void fx_device_create(struct fx *f, const struct fx_opts *o)
 static uint32_t fx_hwpt_alloc(struct fx *f, uint32_t flags, uint32_t pt, const void *data,
 			      uint32_t len, uint32_t fault_id)
 {
-	struct iommu_hwpt_alloc c = {.size = sizeof(c), .flags = flags, .dev_id = f->dev_id,
-				     .pt_id = pt, .data_type = data ? IOMMU_HWPT_DATA_ARM_SMMUV3 : 0,
-				     .data_len = len, .data_uptr = (uintptr_t)data,
+	struct iommu_hwpt_alloc c = {.size = sizeof(c),
+				     .flags = flags,
+				     .dev_id = f->dev_id,
+				     .pt_id = pt,
+				     .data_type = data ? IOMMU_HWPT_DATA_ARM_SMMUV3 : 0,
+				     .data_len = len,
+				     .data_uptr = (uintptr_t)data,
 				     .fault_id = fault_id};
 
 	assert_int_equal(iommufd_hwpt_alloc(f->ctx, &c), 0);
@@ -66,10 +70,10 @@ static uint32_t fx_hwpt_alloc(struct fx *f, uint32_t flags, uint32_t pt, const v
 
 static void fx_nest_objects(struct fx *f)
 {
-	struct iommu_viommu_alloc va = {.size = sizeof(va), .type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-					.dev_id = f->dev_id};
-	struct iommu_vdevice_alloc vd = {.size = sizeof(vd), .dev_id = f->dev_id,
-					 .virt_id = FX_VSID};
+	struct iommu_viommu_alloc va = {
+	    .size = sizeof(va), .type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3, .dev_id = f->dev_id};
+	struct iommu_vdevice_alloc vd = {
+	    .size = sizeof(vd), .dev_id = f->dev_id, .virt_id = FX_VSID};
 
 	f->parent = fx_hwpt_alloc(f, IOMMU_HWPT_ALLOC_NEST_PARENT, f->ioas, NULL, 0, 0);
 	va.hwpt_id = f->parent;
@@ -87,6 +91,28 @@ static void fx_nest_objects(struct fx *f)
 	}
 }
 
+/*
+ * CD FX_PASID: the same ring/completion/MSI mappings as CD 0, but the data window
+ * translated FX_PASID_SHIFT higher, so a test sees which context a DMA used.
+ */
+static void fx_pasid_tables(struct fx *f, uint64_t cd_table, unsigned cdflags)
+{
+	const unsigned prot = PGT_R | PGT_W | PGT_PAGES;
+	uint64_t cd[8];
+
+	assert_int_equal(pgtable_init(&f->s1p, &f->gmem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_RING_GPA, FX_RING_GPA,
+				     FX_DATA_GPA - FX_RING_GPA, prot),
+			 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_DATA_GPA,
+				     FX_DATA_GPA + FX_PASID_SHIFT, 1 << 20, prot),
+			 0);
+	assert_int_equal(pgtable_map(&f->s1p, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, prot),
+			 0);
+	smmu_cd_build(cd, &f->s1p, 5, cdflags);
+	memcpy(pgt_buf_ptr(&f->gbuf, cd_table + FX_PASID * 64), cd, sizeof(cd));
+}
+
 /* The guest's stage 1: tables and CD in guest RAM, then the nested HWPT from its vSTE. */
 static void fx_nest_attach(struct fx *f)
 {
@@ -97,19 +123,25 @@ static void fx_nest_attach(struct fx *f)
 	fx_nest_objects(f);
 	pgt_buf_init(&f->gbuf, f->ram + FX_S1_GPA, FX_S1_GPA, 1 << 20);
 	f->gmem = pgt_buf_mem(&f->gbuf);
-	assert_int_equal(pgt_buf_alloc(&f->gbuf, 64, 4096, &cd_gpa), 0);
+	assert_int_equal(pgt_buf_alloc(&f->gbuf, 4 * 64, 4096, &cd_gpa), 0);
 	assert_int_equal(pgtable_init(&f->s1, &f->gmem, 1, 48, PGT_LEVEL_AUTO), 0);
 	smmu_cd_build(cd, &f->s1, 3, cdflags);
 	memcpy(pgt_buf_ptr(&f->gbuf, cd_gpa), cd, sizeof(cd));
+	if (f->o.pasid)
+		fx_pasid_tables(f, cd_gpa, cdflags);
 	if (f->o.s1_sparse)
 		fx_s1_map(f, FX_RING_GPA, FX_DATA_GPA - FX_RING_GPA);
 	else
 		fx_s1_map(f, FX_RING_GPA, FX_RAM_SIZE - FX_RING_GPA);
-	assert_int_equal(pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096,
-				     PGT_R | PGT_W),
-			 0);
+	assert_int_equal(
+	    pgtable_map(&f->s1, FX_S1_OFFSET + FX_MSI_GPA, FX_MSI_GPA, 4096, PGT_R | PGT_W), 0);
 	v.ste[0] = F_VAL(STE0_V, 1) | F_VAL(STE0_CFG, STE_CFG_S1) | cd_gpa;
 	v.ste[1] = F_VAL(STE1_S1CIR, 1) | F_VAL(STE1_S1COR, 1) | F_VAL(STE1_S1CSH, 3);
+	if (f->o.pasid) {
+		/* Linear table of 4 CDs; untagged traffic uses CD 0 (S1DSS = 2). */
+		v.ste[0] |= F_VAL(STE0_S1FMT, STE_S1FMT_LINEAR) | F_VAL(STE0_S1CDMAX, 2);
+		v.ste[1] |= F_VAL(STE1_S1DSS, 2);
+	}
 	f->nested = fx_hwpt_alloc(f, f->o.stall ? IOMMU_HWPT_FAULT_ID_VALID : 0, f->viommu, &v,
 				  sizeof(v), f->fault_id);
 	f->pt = f->nested;
@@ -176,8 +208,8 @@ uint64_t fx_iova(const struct fx *f, uint64_t gpa)
 void fx_s1_map(struct fx *f, uint64_t gpa, uint64_t len)
 {
 	/* 4 KiB pages, so tests can punch single-page holes. */
-	assert_int_equal(pgtable_map(&f->s1, FX_S1_OFFSET + gpa, gpa, len, PGT_R | PGT_W | PGT_PAGES),
-			 0);
+	assert_int_equal(
+	    pgtable_map(&f->s1, FX_S1_OFFSET + gpa, gpa, len, PGT_R | PGT_W | PGT_PAGES), 0);
 }
 
 void fx_s1_unmap(struct fx *f, uint64_t gpa, uint64_t len)
@@ -201,8 +233,8 @@ void fx_reg_write(struct fx *f, uint32_t off, uint64_t v)
 void fx_ring_setup(struct fx *f, unsigned log2)
 {
 	f->ring_log2 = log2;
-	f->tail = 0;
-	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
+	f->tail = 0;	memset(f->ram + FX_RING_GPA, 0, sizeof(struct sdma_desc) << log2);
+	fx_reg_write(f, SDMA_REG_CTRL, 0); /* the queue config is writable while disabled */
 	fx_reg_write(f, SDMA_REG_WQ_BASE, fx_iova(f, FX_RING_GPA));
 	fx_reg_write(f, SDMA_REG_WQ_CFG, log2);
 	fx_reg_write(f, SDMA_REG_MSI_ADDR, fx_iova(f, FX_MSI_GPA));
@@ -219,7 +251,8 @@ uint64_t fx_compl_iova(const struct fx *f, uint32_t idx)
 
 struct sdma_compl *fx_compl(struct fx *f, uint32_t idx)
 {
-	return (struct sdma_compl *)(f->ram + FX_COMPL_GPA + (uint64_t)idx * sizeof(struct sdma_compl));
+	return (struct sdma_compl *)(f->ram + FX_COMPL_GPA +
+				     (uint64_t)idx * sizeof(struct sdma_compl));
 }
 
 uint32_t fx_put(struct fx *f, struct sdma_desc d, bool ring)

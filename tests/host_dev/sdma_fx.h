@@ -17,23 +17,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define FX_RAM_SIZE   (64ull << 20)
-#define FX_S1_GPA     0x100000ull  /* guest stage-1 tables and CD: 1 MiB at 1 MiB */
-#define FX_RING_GPA   0x200000ull  /* the work queue */
-#define FX_COMPL_GPA  0x300000ull  /* completion records, one per ring slot */
-#define FX_SHADOW_GPA 0x3ff000ull  /* shadow tail */
-#define FX_DATA_GPA   0x400000ull  /* data buffers from here to the end of RAM */
-#define FX_MSI_GPA    0xfee00000ull
-#define FX_S1_OFFSET  0x100000000ull
-#define FX_MSI_DATA   0x4321u
+#define FX_RAM_SIZE    (64ull << 20)
+#define FX_S1_GPA      0x100000ull /* guest stage-1 tables and CD: 1 MiB at 1 MiB */
+#define FX_RING_GPA    0x200000ull /* the work queue */
+#define FX_COMPL_GPA   0x300000ull /* completion records, one per ring slot */
+#define FX_SHADOW_GPA  0x3ff000ull /* shadow tail */
+#define FX_DATA_GPA    0x400000ull /* data buffers from here to the end of RAM */
+#define FX_MSI_GPA     0xfee00000ull
+#define FX_S1_OFFSET   0x100000000ull
+#define FX_MSI_DATA    0x4321u
+#define FX_PASID       3u
+#define FX_PASID_SHIFT (8ull << 20)
 
 enum fx_mode { FX_STAGE2, FX_NESTED };
 
 struct fx_opts {
 	enum fx_mode mode;
-	bool stall;       /* nested: CD.S=1 and a fault queue (block on fault) */
-	bool s1_sparse;   /* nested: map only ring/compl/shadow/MSI; data pages by fx_s1_map */
-	uint32_t sid;     /* 0 = 0x10 */
+	bool stall;	  /* nested: CD.S=1 and a fault queue (block on fault) */
+	bool s1_sparse;	  /* nested: map only ring/compl/shadow/MSI; data pages by fx_s1_map */
+	bool pasid;	  /* nested: a 4-entry CD table; PASID FX_PASID's tables put the data
+			   * window at GPA + FX_PASID_SHIFT (untagged traffic uses CD 0) */
+	uint32_t sid;	  /* 0 = 0x10 */
 	const char *name; /* 0 = "sdma-test" */
 	struct sdma_config dev; /* smmu, sid, name filled in by the fixture */
 };
@@ -50,7 +54,7 @@ struct fx {
 	int msi_fd, fault_fd;
 	struct pgt_buf gbuf;
 	struct pgt_mem gmem;
-	struct pgtable s1;
+	struct pgtable s1, s1p; /* CD 0 and, with o.pasid, CD FX_PASID */
 	uint32_t parent, viommu, vdev, nested, fault_id;
 	struct sdma *sdma;
 	struct vfio_device *vfio;

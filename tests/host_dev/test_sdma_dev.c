@@ -43,8 +43,18 @@ static int setup_nested(void **state)
 static int setup_nested_stall(void **state)
 {
 	struct fx *f = malloc(sizeof(*f));
-	struct fx_opts o = {.mode = FX_NESTED, .stall = true, .s1_sparse = true,
-			    .dev = {.quiesce_ms = 100}};
+	struct fx_opts o = {
+	    .mode = FX_NESTED, .stall = true, .s1_sparse = true, .dev = {.quiesce_ms = 100}};
+
+	fx_init(f, &o);
+	*state = f;
+	return 0;
+}
+
+static int setup_nested_pasid(void **state)
+{
+	struct fx *f = malloc(sizeof(*f));
+	struct fx_opts o = {.mode = FX_NESTED, .pasid = true};
 
 	fx_init(f, &o);
 	*state = f;
@@ -107,8 +117,10 @@ static void test_ops(void **state)
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	expect_msi(f);
 	/* MEMMOVE (unaligned size across pages) */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_SUCCESS);
 	assert_int_equal(c->bytes_completed, n);
@@ -116,20 +128,27 @@ static void test_ops(void **state)
 	assert_int_equal(gpa_ptr(f, dst)[n], 0);
 	no_msi(f);
 	/* COMPARE equal, then with a difference at a known offset */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	assert_int_equal(fx_compl(f, i)->result, 0);
 	assert_int_equal(fx_compl(f, i)->bytes_completed, n);
 	gpa_ptr(f, dst)[5000] ^= 0xff;
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE, .src = fx_iova(f, src),
-				      .dst = fx_iova(f, dst), .size = n, .flags = SDMA_FLAG_RCI});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_COMPARE,
+				      .src = fx_iova(f, src),
+				      .dst = fx_iova(f, dst),
+				      .size = n,
+				      .flags = SDMA_FLAG_RCI});
 	assert_int_equal(fx_compl(f, i)->result, 1);
 	assert_int_equal(fx_compl(f, i)->bytes_completed, 5000);
 	expect_msi(f);
 	/* FILL with an 8-byte pattern, length not a multiple of 8 */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 1),
-				      .size = 8195, .pattern = 0x0807060504030201ull});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .dst = fx_iova(f, dst + 1),
+				      .size = 8195,
+				      .pattern = 0x0807060504030201ull});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
 	for (unsigned k = 0; k < 8195; k++)
 		assert_int_equal(gpa_ptr(f, dst + 1)[k], k % 8 + 1);
@@ -138,8 +157,10 @@ static void test_ops(void **state)
 	memcpy(gpa_ptr(f, src), "123456789", 9);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C, .src = fx_iova(f, src), .size = 9});
 	assert_int_equal(fx_compl(f, i)->result, 0xE3069283u);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C, .src = fx_iova(f, src + 4),
-				      .size = 5, .pattern = crc32c(0, "1234", 4)});
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C,
+				      .src = fx_iova(f, src + 4),
+				      .size = 5,
+				      .pattern = crc32c(0, "1234", 4)});
 	assert_int_equal(fx_compl(f, i)->result, 0xE3069283u);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_COMPLETED), 7);
 	assert_int_equal(fx_reg_read(f, SDMA_REG_WQ_HEAD), 7);
@@ -163,8 +184,9 @@ static void test_partial_fault(void **state)
 		fx_s1_unmap(f, FX_RAM_SIZE - 0x1000, 0x1000);
 	fx_ring_setup(f, 4);
 	memset(gpa_ptr(f, src), 0x5a, 0x2000);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src),
-				      .dst = dst, .size = 0x2000});
+	i = run(f,
+		(struct sdma_desc){
+		    .opcode = SDMA_OP_MEMMOVE, .src = fx_iova(f, src), .dst = dst, .size = 0x2000});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_PAGE_FAULT);
 	assert_int_equal(c->bytes_completed, done);
@@ -175,7 +197,8 @@ static void test_partial_fault(void **state)
 		assert_int_equal(gpa_ptr(f, dst_gpa)[done], 0);
 	/* A read fault: CRC32C over the hole; result is the CRC of what was read. */
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_CRC32C,
-				      .src = fx_iova(f, FX_RAM_SIZE - 0x2000), .size = 0x3000});
+				      .src = fx_iova(f, FX_RAM_SIZE - 0x2000),
+				      .size = 0x3000});
 	c = fx_compl(f, i);
 	assert_int_equal(c->status, SDMA_STATUS_PAGE_FAULT);
 	assert_false(c->fault_info & SDMA_FAULT_INFO_WRITE);
@@ -197,8 +220,8 @@ static void test_malformed(void **state)
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE, .size = 0});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA),
-				      .size = 1ull << 40});
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA), .size = 1ull << 40});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
 	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP, .flags = 0x80});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_INVALID);
@@ -339,9 +362,12 @@ static void test_block_on_fault(void **state)
 	uint32_t i;
 
 	fx_ring_setup(f, 4);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF |
-										SDMA_FLAG_RCI,
-					 .dst = fx_iova(f, dst), .size = 4096, .pattern = 0x1111},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF | SDMA_FLAG_RCI,
+				      .dst = fx_iova(f, dst),
+				      .size = 4096,
+				      .pattern = 0x1111},
 		   true);
 	read_fault(f, &pf);
 	assert_int_equal(pf.addr, fx_iova(f, dst));
@@ -363,8 +389,8 @@ static void test_block_on_fault(void **state)
 	 * stalls all the same (the SMMU decides), so the guest still gets the fault record;
 	 * the device withdrew the transaction, so the answer changes nothing.
 	 */
-	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 0x1000),
-				      .size = 64});
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, dst + 0x1000), .size = 64});
 	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_PAGE_FAULT);
 	assert_int_equal(fx_compl(f, i)->fault_addr, fx_iova(f, dst + 0x1000));
 	read_fault(f, &pf);
@@ -372,8 +398,11 @@ static void test_block_on_fault(void **state)
 	struct iommu_hwpt_page_response r = {.cookie = pf.cookie, .code = 0};
 	iommufd_fault_write(f->fault_fd, &r, sizeof(r));
 	/* A stall answered INVALID: the descriptor fails (page fault, nothing done). */
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF,
-					 .dst = fx_iova(f, dst + 0x2000), .size = 64},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst + 0x2000),
+				      .size = 64},
 		   true);
 	read_fault(f, &pf);
 	answer_fault(f, &pf, IOMMUFD_PAGE_RESP_INVALID);
@@ -392,8 +421,12 @@ static void test_stop_puts_back_blocked(void **state)
 	uint32_t i;
 
 	fx_ring_setup(f, 4);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .flags = SDMA_FLAG_BOF,
-					 .dst = fx_iova(f, dst), .size = 128, .pattern = 7},
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst),
+				      .size = 128,
+				      .pattern = 7},
 		   true);
 	read_fault(f, &pf);
 	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
@@ -413,6 +446,121 @@ static void test_stop_puts_back_blocked(void **state)
 	assert_int_equal(*(uint64_t *)gpa_ptr(f, dst + 120), 7);
 	sdma_get_stats(f->sdma, &st);
 	assert_int_equal(st.completed, 1);
+}
+
+/* RUNNING_P2P: a blocked descriptor still finishes when its fault is answered; the next
+ * one waits for RUNNING (the VMM's drain before stopping the vCPUs relies on this). */
+static void test_p2p_lets_blocked_finish(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t dst = FX_DATA_GPA + 0x30000;
+	struct iommu_hwpt_pgfault pf;
+	struct sdma_stats st;
+	uint32_t a, b;
+
+	fx_ring_setup(f, 4);
+	a = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .flags = SDMA_FLAG_BOF,
+				      .dst = fx_iova(f, dst),
+				      .size = 64,
+				      .pattern = 9},
+		   false);
+	b = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	read_fault(f, &pf);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
+	assert_false(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
+	fx_s1_map(f, dst, 4096);
+	answer_fault(f, &pf, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_true(fx_wait(f, a, 3000));
+	assert_int_equal(fx_compl(f, a)->status, SDMA_STATUS_SUCCESS);
+	usleep(20000);
+	assert_int_equal(fx_compl(f, b)->status, 0);
+	sdma_get_stats(f->sdma, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.pending, 1);
+	assert_int_equal(st.rollbacks, 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	assert_true(fx_wait(f, b, 3000));
+	assert_true(fx_reg_read(f, SDMA_REG_STATUS) & (1u << SDMA_STATUS_IDLE_SHIFT));
+}
+/* WQ_CFG.PASID_V: every access of the queue is tagged with the PASID (its own CD). */
+static void test_pasid(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t buf = FX_DATA_GPA + 0x1000;
+	uint32_t i;
+
+	/* Untagged: CD 0, the data lands at its GPA. */
+	fx_ring_setup(f, 3);
+	i = run(f, (struct sdma_desc){
+		       .opcode = SDMA_OP_FILL, .dst = fx_iova(f, buf), .size = 8, .pattern = 0x11});
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf), 0x11);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf + FX_PASID_SHIFT), 0);
+	/* Tagged with FX_PASID: same IOVA, the other context's translation. */
+	fx_reg_write(f, SDMA_REG_CTRL, 0);
+	fx_reg_write(f, SDMA_REG_WQ_CFG,
+		     3 | ((uint64_t)FX_PASID << SDMA_WQ_CFG_PASID_SHIFT) |
+			 (1ull << SDMA_WQ_CFG_PASID_V_SHIFT));
+	fx_reg_write(f, SDMA_REG_CTRL, 1);
+	f->tail = 0;
+	i = run(f, (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				      .dst = fx_iova(f, buf),
+				      .size = 8,
+				      .pattern = 0x22,
+				      .flags = SDMA_FLAG_RCI});
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf), 0x11);
+	assert_int_equal(*(uint64_t *)gpa_ptr(f, buf + FX_PASID_SHIFT), 0x22);
+	expect_msi(f);
+	/* A PASID without a valid CD: the ring fetch fails and the queue halts. */
+	fx_reg_write(f, SDMA_REG_CTRL, 0);
+	fx_reg_write(f, SDMA_REG_WQ_CFG,
+		     3 | (2ull << SDMA_WQ_CFG_PASID_SHIFT) | (1ull << SDMA_WQ_CFG_PASID_V_SHIFT));
+	fx_reg_write(f, SDMA_REG_CTRL, 1);
+	fx_reg_write(f, SDMA_REG_WQ_TAIL, 1);
+	for (int k = 0; k < 2000 && !(fx_reg_read(f, SDMA_REG_STATUS) & 2); k++)
+		usleep(1000);
+	assert_int_equal(fx_reg_read(f, SDMA_REG_ERR) & 0xff, SDMA_ERR_WQ_FETCH);
+}
+/* Resets while a descriptor is blocked: the stall is terminated, nothing hangs. */
+static void test_reset_while_blocked(void **state)
+{
+	struct fx *f = *state;
+	struct iommu_hwpt_pgfault pf;
+	struct sdma_stats st;
+	uint32_t i;
+
+	for (int kind = 0; kind < 2; kind++) {
+		fx_ring_setup(f, 4);
+		i = fx_put(
+		    f,
+		    (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				       .flags = SDMA_FLAG_BOF,
+				       .dst = fx_iova(f, FX_DATA_GPA + 0x40000 + kind * 4096),
+				       .size = 64},
+		    true);
+		read_fault(f, &pf);
+		assert_int_equal(smmu_stalls_outstanding(f->smmu), 1);
+		if (kind == 0)
+			fx_reg_write(f, SDMA_REG_CTRL, 1u << SDMA_CTRL_RESET_SHIFT);
+		else
+			assert_int_equal(vfio_device_reset(f->vfio), 0);
+		assert_int_equal(smmu_stalls_outstanding(f->smmu), 0);
+		sdma_get_stats(f->sdma, &st);
+		assert_int_equal(st.inflight, 0);
+		assert_int_equal(fx_reg_read(f, SDMA_REG_CTRL), 0);
+		assert_int_equal(fx_reg_read(f, SDMA_REG_WQ_HEAD), 0);
+		assert_int_equal(fx_compl(f, i)->status, 0);
+		/* The late answer finds nothing to resume. */
+		struct iommu_hwpt_page_response r = {.cookie = pf.cookie, .code = 0};
+		iommufd_fault_write(f->fault_fd, &r, sizeof(r));
+		fx_ring_setup(f, 4);
+		i = run(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP});
+		assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	}
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_RUNNING);
 }
 
 static void test_info(void **state)
@@ -446,20 +594,24 @@ static void test_info(void **state)
 
 #define BOTH(t)                                                                                    \
 	cmocka_unit_test_setup_teardown(t, setup_s2, teardown),                                    \
-		cmocka_unit_test_setup_teardown(t, setup_nested, teardown)
+	    cmocka_unit_test_setup_teardown(t, setup_nested, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		BOTH(test_info),
-		BOTH(test_ops),
-		BOTH(test_partial_fault),
-		BOTH(test_malformed),
-		BOTH(test_doorbell_eventfd),
-		BOTH(test_p2p_holds_new_work),
-		cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
-						teardown),
+	    BOTH(test_info),
+	    BOTH(test_ops),
+	    BOTH(test_partial_fault),
+	    BOTH(test_malformed),
+	    BOTH(test_doorbell_eventfd),
+	    BOTH(test_p2p_holds_new_work),
+	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_pasid, setup_nested_pasid, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_while_blocked, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_p2p_lets_blocked_finish, setup_nested_stall,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,9 +65,9 @@ static int log_start(struct fx *f, const struct vfio_device_feature_dma_logging_
 
 static int log_stop(struct fx *f)
 {
-	struct vfio_device_feature a = {
-		.argsz = sizeof(a),
-		.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP};
+	struct vfio_device_feature a = {.argsz = sizeof(a),
+					.flags = VFIO_DEVICE_FEATURE_SET |
+						 VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP};
 
 	return vfio_device_feature(f->vfio, &a);
 }
@@ -162,6 +162,49 @@ static void test_exact_pages(void **state)
 	free(hi);
 }
 
+/* Reports racing the engine: the union of all reports is exactly what was written. */
+static void test_concurrent_reports(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t base = fx_iova(f, FX_DATA_GPA), npages = AREA / 4096;
+	struct vfio_device_feature_dma_logging_range r = {.iova = base, .length = AREA};
+	uint64_t ps = 4096, *expect = bitmap_alloc(npages), *acc = bitmap_alloc(npages);
+	uint64_t *got = bitmap_alloc(npages);
+	uint32_t last = 0;
+	int reports = 0;
+
+	srand(5);
+	assert_int_equal(log_start(f, &r, 1, &ps), 0);
+	for (unsigned k = 0; k < 200; k++) {
+		uint64_t off = ((uint64_t)rand() * 4099) % (AREA - 65536);
+		uint64_t len = 1 + (uint64_t)rand() % 40000;
+
+		bitmap_set_range(expect, off / 4096, (off + len - 1) / 4096 - off / 4096 + 1);
+		last = fx_put(f,
+			      (struct sdma_desc){.opcode = SDMA_OP_FILL,
+						 .dst = fx_iova(f, FX_DATA_GPA + off),
+						 .size = len},
+			      false);
+	}
+	fx_ring(f);
+	do {
+		bitmap_zero(got, npages);
+		assert_int_equal(log_report(f, base, AREA, 4096, got), 0);
+		bitmap_or(acc, got, npages);
+		reports++;
+	} while (!__atomic_load_n(&fx_compl(f, last)->status, __ATOMIC_ACQUIRE));
+	assert_int_equal(sdma_wait_idle(f->sdma, 5000), 0);
+	bitmap_zero(got, npages);
+	assert_int_equal(log_report(f, base, AREA, 4096, got), 0);
+	bitmap_or(acc, got, npages);
+	assert_memory_equal(acc, expect, bitmap_bytes(npages));
+	assert_true(reports >= 1);
+	assert_int_equal(log_stop(f), 0);
+	free(expect);
+	free(acc);
+	free(got);
+}
+
 /* The chosen page size: clamped to 4 KiB .. 2 MiB; bits replicate when reporting finer. */
 static void test_page_sizes(void **state)
 {
@@ -182,9 +225,10 @@ static void test_page_sizes(void **state)
 	assert_int_equal(log_start(f, &r, 1, &ps), 0);
 	assert_int_equal(ps, 2ull << 20);
 	/* One byte written: its whole 2 MiB page is reported, at 4 KiB as 512 bits. */
-	uint32_t i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL,
-						  .dst = base + (2ull << 20) + 5, .size = 1},
-			    true);
+	uint32_t i = fx_put(
+	    f,
+	    (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = base + (2ull << 20) + 5, .size = 1},
+	    true);
 	assert_true(fx_wait(f, i, 2000));
 	uint64_t *map = bitmap_alloc(AREA / 4096);
 	assert_int_equal(log_report(f, base, AREA, 4096, map), 0);
@@ -206,9 +250,8 @@ static void test_range_limit(void **state)
 	const uint64_t base = fx_iova(f, FX_DATA_GPA), M = 1ull << 20;
 	/* Six 1 MiB ranges; gaps: 1M, 4M, 64K... the two smallest gaps (64 KiB) get merged. */
 	struct vfio_device_feature_dma_logging_range r[6] = {
-		{base + 0 * M, M},           {base + 2 * M, M},
-		{base + 7 * M, M},           {base + 8 * M + 0x10000, M},
-		{base + 12 * M, M},          {base + 13 * M + 0x10000, M},
+	    {base + 0 * M, M},		 {base + 2 * M, M},  {base + 7 * M, M},
+	    {base + 8 * M + 0x10000, M}, {base + 12 * M, M}, {base + 13 * M + 0x10000, M},
 	};
 	uint64_t ps = 4096, map[4] = {0};
 	uint32_t i;
@@ -234,7 +277,8 @@ static void test_errors(void **state)
 {
 	struct fx *f = *state;
 	const uint64_t base = fx_iova(f, FX_DATA_GPA);
-	struct vfio_device_feature_dma_logging_range r[2] = {{base, 1 << 20}, {base + (2 << 20), 1 << 20}};
+	struct vfio_device_feature_dma_logging_range r[2] = {{base, 1 << 20},
+							     {base + (2 << 20), 1 << 20}};
 	struct vfio_device_feature_dma_logging_range *many = calloc(300, sizeof(*many));
 	uint64_t ps = 4096, map[64];
 
@@ -300,16 +344,17 @@ static void test_logs_untranslated_iova(void **state)
 {
 	struct fx *f = *state;
 	struct vfio_device_feature_dma_logging_range r[2] = {
-		{FX_DATA_GPA, 1 << 20},                  /* the GPA (IPA) of the buffer */
-		{fx_iova(f, FX_DATA_GPA), 1 << 20},      /* its IOVA */
+	    {FX_DATA_GPA, 1 << 20},		/* the GPA (IPA) of the buffer */
+	    {fx_iova(f, FX_DATA_GPA), 1 << 20}, /* its IOVA */
 	};
 	uint64_t ps = 4096, map[4] = {0};
 	uint32_t i;
 
 	assert_int_equal(log_start(f, r, 2, &ps), 0);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA),
-					 .size = 4},
-		   true);
+	i = fx_put(
+	    f,
+	    (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA), .size = 4},
+	    true);
 	assert_true(fx_wait(f, i, 2000));
 	assert_int_equal(log_report(f, FX_DATA_GPA, 1 << 20, 4096, map), 0);
 	assert_int_equal(map[0] | map[1] | map[2] | map[3], 0);
@@ -323,14 +368,14 @@ static void test_logging_off(void **state)
 {
 	struct fx *f = *state;
 	struct fx g;
-	struct fx_opts o = {.mode = FX_STAGE2, .name = "sdma-nolog", .sid = 0x30,
-			    .dev = {.no_dma_log = true}};
+	struct fx_opts o = {
+	    .mode = FX_STAGE2, .name = "sdma-nolog", .sid = 0x30, .dev = {.no_dma_log = true}};
 	struct vfio_device_feature_dma_logging_range r = {0, 4096};
 	uint64_t ps = 4096, map[1];
-	struct vfio_device_feature probe = {
-		.argsz = sizeof(probe),
-		.flags = VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
-			 VFIO_DEVICE_FEATURE_DMA_LOGGING_START};
+	struct vfio_device_feature probe = {.argsz = sizeof(probe),
+					    .flags = VFIO_DEVICE_FEATURE_PROBE |
+						     VFIO_DEVICE_FEATURE_SET |
+						     VFIO_DEVICE_FEATURE_DMA_LOGGING_START};
 
 	fx_add_device(f, &g, &o);
 	assert_false(fx_reg_read(&g, SDMA_REG_CAP) & (1ull << SDMA_CAP_DMA_LOG_SHIFT));
@@ -345,13 +390,14 @@ static void test_logging_off(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_exact_pages, setup_s2, teardown),
-		cmocka_unit_test_setup_teardown(test_exact_pages, setup_nested, teardown),
-		cmocka_unit_test_setup_teardown(test_page_sizes, setup_s2, teardown),
-		cmocka_unit_test_setup_teardown(test_range_limit, setup_nested, teardown),
-		cmocka_unit_test_setup_teardown(test_errors, setup_s2, teardown),
-		cmocka_unit_test_setup_teardown(test_logs_untranslated_iova, setup_nested, teardown),
-		cmocka_unit_test_setup_teardown(test_logging_off, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_exact_pages, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_exact_pages, setup_nested, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_reports, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_page_sizes, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_range_limit, setup_nested, teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_logs_untranslated_iova, setup_nested, teardown),
+	    cmocka_unit_test_setup_teardown(test_logging_off, setup_s2, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

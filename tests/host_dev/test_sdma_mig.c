@@ -12,12 +12,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "host/vfio_drv.h"
 #include "sdma_fx.h"
 
-#define N_DESC    200
+#define N_DESC	  200
 #define FILL_SIZE (1u << 20)
 
 struct mig {
@@ -99,7 +101,13 @@ static void save(struct fx *f, struct stream *s, uint32_t *head, uint64_t *compl
 	precopy_info(fd, &initial, &dirty);
 	assert_true(initial > 0);
 	assert_int_equal(dirty, 0);
-	/* The header (and config) comes early; then a temporary end. */
+	/* The header (and config) comes early; a plain read() works for queued bytes. */
+	assert_int_equal(read(fd, s->buf, 4), 4);
+	s->len = 4;
+	precopy_info(fd, &initial, &dirty);
+	assert_true(initial > 0);
+	initial += 4;
+	/* Then a temporary end. */
 	assert_int_equal(read_some(fd, s), -ENOMSG);
 	assert_int_equal(s->len, initial);
 	hdr_len = s->len;
@@ -141,6 +149,9 @@ static void load(struct fx *f, const struct stream *s)
 
 	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
 	assert_true(fd >= 0);
+	/* A plain write() goes in too; the wrappers keep the byte order. */
+	assert_int_equal(write(fd, s->buf, 5), 5);
+	off = 5;
 	while (off < s->len) {
 		size_t n = MIN(seg, s->len - off);
 
@@ -164,14 +175,15 @@ static void test_migrate_with_work_in_flight(void **state)
 	for (uint32_t i = 0; i < N_DESC; i++) {
 		struct sdma_desc d = {.opcode = SDMA_OP_FILL,
 				      .dst = FX_DATA_GPA + (uint64_t)(i % 32) * FILL_SIZE,
-				      .size = FILL_SIZE, .pattern = i};
+				      .size = FILL_SIZE,
+				      .pattern = i};
 
 		assert_int_equal(fx_put(&m->src, d, false), i);
 	}
 	fx_ring(&m->src);
 	save(&m->src, &s, &head, &completed);
 	assert_int_equal(head, completed);
-	assert_true(completed >= 4);      /* the source ran a part ... */
+	assert_true(completed >= 4);	 /* the source ran a part ... */
 	assert_true(completed < N_DESC); /* ... and left the rest */
 	/* Exactly the descriptors before HEAD completed on the source; mark their records. */
 	for (uint32_t i = 0; i < N_DESC; i++) {
@@ -301,8 +313,8 @@ static void test_incompatible_header(void **state)
 {
 	struct mig *m = *state;
 	struct fx small;
-	struct fx_opts o = {.mode = FX_STAGE2, .name = "sdma-small", .sid = 0x12,
-			    .dev = {.wq_log2_max = 6}};
+	struct fx_opts o = {
+	    .mode = FX_STAGE2, .name = "sdma-small", .sid = 0x12, .dev = {.wq_log2_max = 6}};
 	struct stream s;
 	int fd;
 
@@ -325,7 +337,9 @@ static void test_stop_copy_only(void **state)
 {
 	struct mig *m = *state;
 	struct fx a, b;
-	struct fx_opts oa = {.mode = FX_STAGE2, .name = "sdma-sc-a", .sid = 0x13,
+	struct fx_opts oa = {.mode = FX_STAGE2,
+			     .name = "sdma-sc-a",
+			     .sid = 0x13,
 			     .dev = {.mig_flags = VFIO_MIGRATION_STOP_COPY, .no_dma_log = true}};
 	struct fx_opts ob = oa;
 	struct stream s;
@@ -353,14 +367,137 @@ static void test_stop_copy_only(void **state)
 	fx_remove_device(&a);
 	fx_remove_device(&b);
 }
+/*
+ * The valueless doorbell across a migration: descriptors announced through the shadow
+ * tail and the eventfd while the source is quiesced run on the destination, once.
+ */
+static void test_doorbell_kick_migrates(void **state)
+{
+	struct mig *m = *state;
+	struct stream s = {.len = 0};
+	uint32_t region, width, idx[3];
+	uint64_t off;
+	int efd, fd;
+
+	fx_ring_setup(&m->src, 4);
+	fx_reg_write(&m->src, SDMA_REG_WQ_SHADOW, fx_iova(&m->src, FX_SHADOW_GPA) | 1);
+	assert_int_equal(vfio_device_get_doorbell(m->src.vfio, &region, &off, &width, &efd), 0);
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL), 0);
+	for (int k = 0; k < 3; k++)
+		idx[k] = fx_put(&m->src, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, false);
+	*(volatile uint32_t *)(m->src.ram + FX_SHADOW_GPA) = m->src.tail;
+	assert_int_equal(eventfd_write(efd, 1), 0);
+	usleep(20000);
+	assert_int_equal(fx_compl(&m->src, idx[0])->status, 0); /* P2P: nothing starts */
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	assert_int_equal(read_some(fd, &s), 0);
+	vfio_mig_data_close(fd);
+	load(&m->dst, &s);
+	assert_int_equal(fx_set_state(&m->dst, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	for (int k = 0; k < 3; k++) {
+		assert_true(fx_wait(&m->dst, idx[k], 2000));
+		assert_int_equal(fx_compl(&m->dst, idx[k])->status, SDMA_STATUS_SUCCESS);
+	}
+	assert_int_equal(sdma_wait_idle(m->dst.sdma, 2000), 0);
+	assert_int_equal(fx_reg_read(&m->dst, SDMA_REG_COMPLETED), 3);
+	assert_int_equal(fx_reg_read(&m->src, SDMA_REG_COMPLETED), 0);
+}
+
+static bool saving(uint32_t st)
+{
+	return st == VFIO_DEVICE_STATE_PRE_COPY || st == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
+	       st == VFIO_DEVICE_STATE_STOP_COPY;
+}
+
+/* Drains a saving fd to its (temporary) end; closes it. */
+static void drain_and_close(int fd)
+{
+	struct stream junk = {.len = 0};
+	ssize_t r = read_some(fd, &junk);
+
+	assert_true(r == 0 || r == -ENOMSG);
+	assert_true(junk.len > 0);
+	vfio_mig_data_close(fd);
+}
+
+/* Enters state st from RUNNING; a RESUMING session gets the valid stream. */
+static void enter(struct fx *f, uint32_t st, const struct stream *good)
+{
+	int fd;
+
+	assert_int_equal(vfio_device_reset(f->vfio), 0);
+	assert_int_equal(fx_set_state(f, st, &fd), 0);
+	if (st == VFIO_DEVICE_STATE_RESUMING) {
+		assert_int_equal(vfio_mig_data_write(fd, good->buf, good->len), (ssize_t)good->len);
+		vfio_mig_data_close(fd);
+	} else if (fd >= 0) {
+		drain_and_close(fd);
+	}
+	assert_int_equal(fx_get_state(f), st);
+}
+
+/* Every (current, requested) pair on the real driver, for every feature combination. */
+static void test_driver_all_pairs(void **state)
+{
+	struct mig *m = *state;
+	const uint64_t combos[] = {
+	    VFIO_MIGRATION_STOP_COPY,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY,
+	    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY,
+	};
+	struct stream good;
+
+	save_quiet(&m->src, &good);
+	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+		struct fx_opts o = {.mode = FX_STAGE2,
+				    .name = "sdma-pairs",
+				    .sid = 0x40,
+				    .dev = {.mig_flags = combos[c]}};
+		struct fx g;
+
+		fx_add_device(&m->src, &g, &o);
+		for (uint32_t cur = 1; cur < VFIO_DEVICE_STATE_COUNT; cur++) {
+			uint32_t next;
+
+			if (vfio_mig_next_state(combos[c], cur, cur, &next) != 0)
+				continue; /* cur itself unsupported */
+			for (uint32_t want = 0; want < VFIO_DEVICE_STATE_COUNT; want++) {
+				bool valid =
+				    vfio_mig_next_state(combos[c], cur, want, &next) == 0 ||
+				    (cur == want);
+				int fd, ret;
+
+				enter(&g, cur, &good);
+				ret = fx_set_state(&g, want, &fd);
+				if (!valid || want == VFIO_DEVICE_STATE_ERROR) {
+					assert_int_equal(ret, -EINVAL);
+					assert_int_equal(fx_get_state(&g), cur);
+					continue;
+				}
+				assert_int_equal(ret, 0);
+				assert_int_equal(fx_get_state(&g), want);
+				if (fd >= 0) {
+					if (saving(want))
+						drain_and_close(fd);
+					else
+						vfio_mig_data_close(fd);
+				}
+			}
+		}
+		fx_remove_device(&g);
+	}
+}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_migrate_with_work_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_with_work_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuse_bad_streams, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_incompatible_header, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_copy_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_driver_all_pairs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doorbell_kick_migrates, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
  * (arcs, data_fd, refused requests leaving the state unchanged, ERROR and reset).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,9 +32,9 @@ static const uint64_t combos[] = {F_SC, F_SC | F_P2P, F_SC | F_PRE, F_SC | F_P2P
 
 /* The uAPI's base arcs (include/uapi/linux/vfio.h). */
 static const int base_arcs[][2] = {
-	{P2P, STOP}, {SCOPY, STOP}, {RES, STOP}, {PRE, RUN}, {P2P, RUN}, {PREP, P2P},
-	{RUN, P2P},  {STOP, P2P},   {RUN, PRE},  {P2P, PREP}, {STOP, SCOPY}, {STOP, RES},
-	{PRE, PREP}, {PREP, PRE},   {PREP, SCOPY},
+    {P2P, STOP},   {SCOPY, STOP}, {RES, STOP}, {PRE, RUN},  {P2P, RUN},
+    {PREP, P2P},   {RUN, P2P},	  {STOP, P2P}, {RUN, PRE},  {P2P, PREP},
+    {STOP, SCOPY}, {STOP, RES},	  {PRE, PREP}, {PREP, PRE}, {PREP, SCOPY},
 };
 
 static bool model_supported(uint64_t f, int s)
@@ -148,15 +149,14 @@ static void test_next_state_all_pairs(void **state)
 				uint32_t at = (uint32_t)cur, next;
 
 				if (n < 0) {
-					assert_int_equal(vfio_mig_next_state(combos[c], at, target,
-									     &next),
-							 -EINVAL);
+					assert_int_equal(
+					    vfio_mig_next_state(combos[c], at, target, &next),
+					    -EINVAL);
 					continue;
 				}
 				for (int i = 0; i < n; i++) {
-					assert_int_equal(vfio_mig_next_state(combos[c], at, target,
-									     &next),
-							 0);
+					assert_int_equal(
+					    vfio_mig_next_state(combos[c], at, target, &next), 0);
 					assert_int_equal(next, exp[i]);
 					at = next;
 				}
@@ -177,14 +177,16 @@ struct fake {
 	int arcs[16][2];
 	int narcs;
 	bool fail_resume;
+	int fail_cur, fail_next; /* an arc that fails with -EIO (0, 0: none) */
 };
 
 static int fake_arc(struct vfio_device *v, uint32_t cur, uint32_t next)
 {
 	struct fake *f = (struct fake *)v;
-
 	if (cur == RES && next == STOP && f->fail_resume)
 		return -EINVAL;
+	if ((int)cur == f->fail_cur && (int)next == f->fail_next)
+		return -EIO;
 	if (f->narcs < 16) {
 		f->arcs[f->narcs][0] = (int)cur;
 		f->arcs[f->narcs][1] = (int)next;
@@ -281,7 +283,8 @@ static void check_pair(struct fake *f, struct vfio_device *d, uint64_t flags, in
 static void test_uapi_all_pairs(void **state)
 {
 	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
-		struct fake f = {.vdev = {.ops = &fake_ops, .name = "fsm-fake", .mig_flags = combos[c]}};
+		struct fake f = {
+		    .vdev = {.ops = &fake_ops, .name = "fsm-fake", .mig_flags = combos[c]}};
 		struct vfio_device *d;
 
 		assert_int_equal(vfio_device_register(&f.vdev), 0);
@@ -299,8 +302,8 @@ static void test_uapi_all_pairs(void **state)
 
 static void test_error_state_and_reset(void **state)
 {
-	struct fake f = {.vdev = {.ops = &fake_ops, .name = "fsm-err",
-				  .mig_flags = F_SC | F_P2P | F_PRE}};
+	struct fake f = {
+	    .vdev = {.ops = &fake_ops, .name = "fsm-err", .mig_flags = F_SC | F_P2P | F_PRE}};
 	struct vfio_device *d;
 	int fd;
 
@@ -322,6 +325,47 @@ static void test_error_state_and_reset(void **state)
 	assert_int_equal(set_state(d, 8, &fd), -EINVAL);
 	assert_int_equal(set_state(d, 0xffffffffu, &fd), -EINVAL);
 	assert_int_equal(get_state(d), RUN);
+	vfio_device_close(d);
+	vfio_device_unregister(&f.vdev);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+/* A failing arc stops the combination where it is; a session it opened is gone. */
+static void test_failed_arc(void **state)
+{
+	struct fake f = {
+	    .vdev = {.ops = &fake_ops, .name = "fsm-fail", .mig_flags = F_SC | F_P2P | F_PRE},
+	    .fail_cur = P2P,
+	    .fail_next = STOP};
+	struct vfio_device *d;
+	int fd, before;
+
+	assert_int_equal(vfio_device_register(&f.vdev), 0);
+	assert_int_equal(vfio_device_open("fsm-fail", &d), 0);
+	assert_int_equal(set_state(d, SCOPY, &fd), -EIO);
+	assert_int_equal(fd, -1);
+	assert_int_equal(get_state(d), P2P); /* the arcs before the failure happened */
+	f.fail_cur = STOP;
+	f.fail_next = SCOPY;
+	assert_int_equal(set_state(d, STOP, &fd), 0);
+	before = count_fds();
+	assert_int_equal(set_state(d, SCOPY, &fd), -EIO);
+	assert_int_equal(fd, -1);
+	assert_int_equal(get_state(d), STOP);
+	assert_int_equal(count_fds(), before); /* both ends of the session closed */
+	f.fail_cur = f.fail_next = 0;
+	assert_int_equal(set_state(d, SCOPY, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(count_fds(), before + 2); /* the user end and the device end */
+	vfio_mig_data_close(fd);
 	vfio_device_close(d);
 	vfio_device_unregister(&f.vdev);
 }
@@ -380,8 +424,8 @@ static void test_feature_checks(void **state)
 static void test_combine_ranges(void **state)
 {
 	struct vfio_log_range r[] = {
-		{0x0000, 0x1000}, {0x3000, 0x1000}, {0x100000, 0x1000}, {0x101000 + 0x1000, 0x1000},
-		{0x900000, 0x2000},
+	    {0x0000, 0x1000},	{0x3000, 0x1000}, {0x100000, 0x1000}, {0x101000 + 0x1000, 0x1000},
+	    {0x900000, 0x2000},
 	};
 
 	/* Gaps: 0x2000, 0xfc000, 0x1000, 0x7fd000: the 0x1000 gap goes first, then 0x2000. */
@@ -400,11 +444,9 @@ static void test_combine_ranges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_next_state_all_pairs),
-		cmocka_unit_test(test_uapi_all_pairs),
-		cmocka_unit_test(test_error_state_and_reset),
-		cmocka_unit_test(test_feature_checks),
-		cmocka_unit_test(test_combine_ranges),
+	    cmocka_unit_test(test_next_state_all_pairs),  cmocka_unit_test(test_uapi_all_pairs),
+	    cmocka_unit_test(test_error_state_and_reset), cmocka_unit_test(test_failed_arc),
+	    cmocka_unit_test(test_feature_checks),	  cmocka_unit_test(test_combine_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

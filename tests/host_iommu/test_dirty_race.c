@@ -28,7 +28,7 @@
 #define RAM	  ((uint64_t)PAGES * 4096)
 #define WRITERS	  3
 #define MAX_REC	  200000
-#define MAX_HARV  3000
+#define MAX_HARV  20000
 #define RUN_NS	  300000000ll
 #define MAP_WORDS (PAGES / 64)
 

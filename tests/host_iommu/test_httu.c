@@ -160,6 +160,49 @@ static void test_nested_httu(void **state)
 	rig_fini(&r);
 }
 
+/* Nested HTTU needs stage-2 write access to the S1 table page: a read-only one faults with
+ * S2=1, CLASS=TT, TTRnW=0 (the descriptor write). */
+static void test_nested_httu_table_readonly_at_s2(void **state)
+{
+	struct rig r;
+	struct pgtable s1, s2;
+	struct pgt_buf gbuf;
+	uint64_t cd[8], cd_ipa, ste[8];
+	struct smmu_event ev;
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s2, 0, RIG_RAM_PA, 0x100000, PGT_R | PGT_W | PGT_PAGES), 0);
+	assert_int_equal(
+	    pgtable_map(&s2, 0x100000, RIG_RAM_PA + 0x100000, 0x100000, PGT_R | PGT_PAGES),
+	    0); /* the guest's tables: read-only at stage 2 */
+	pgt_buf_init(&gbuf, rig_ram(&r, RIG_RAM_PA + 0x100000), 0x100000, 1 << 20);
+	struct pgt_mem gmem = pgt_buf_mem(&gbuf);
+	assert_int_equal(pgt_buf_alloc(&gbuf, 64, 4096, &cd_ipa), 0);
+	assert_int_equal(pgtable_init(&s1, &gmem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s1, 0x5000, 0x8000, 4096, PGT_R | PGT_W | PGT_NO_AF), 0);
+	smmu_cd_build(cd, &s1, 3, SMMU_CD_R | SMMU_CD_HA);
+	memcpy(pgt_buf_ptr(&gbuf, cd_ipa), cd, 64);
+	smmu_ste_build(ste, &(struct smmu_ste_desc){.config = STE_CFG_NESTED,
+						    .s2 = &s2,
+						    .vmid = 4,
+						    .s2_flags = SMMU_STE_S2R,
+						    .cd_ptr = cd_ipa});
+	rig_set_ste(&r, 1, ste);
+	assert_int_equal(rd(&r, &T1, 0x5000), SMMU_DMA_FAULT);
+	assert_int_equal(rig_events(&r, &ev), 1);
+	assert_int_equal(smmu_event_id(&ev), EVT_F_PERMISSION);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_S2), 1);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_CLASS), EVT_CLASS_TT);
+	assert_int_equal(F_GET(ev.dw[1], EVT1_TTRNW), 0);
+	uint64_t *leaf = pgtable_leaf(&s1, 0x5000, NULL);
+	uint64_t leaf_ipa = 0x100000 + (uint64_t)((uint8_t *)leaf - gbuf.base);
+	assert_int_equal(ev.dw[3], leaf_ipa & ~0xfffull);
+	assert_int_equal(*leaf & PTE_BIT_AF, 0); /* not updated */
+	pgtable_fini(&s2);
+	rig_fini(&r);
+}
+
 struct collect {
 	uint64_t addr[64];
 	uint64_t size[64];
@@ -293,12 +336,76 @@ static void test_tlb_caches_dirty_write(void **state)
 	rig_fini(&r);
 }
 
+/* IDR0.HTTU gates CD.HA/HD; STALL_MODEL gates CD.S. */
+static void test_httu_gated_by_idr(void **state)
+{
+	struct rig r;
+	struct smmu_params p;
+	struct pgtable s1;
+	uint32_t idr[8];
+
+	smmu_params_default(&p);
+	p.httu = 1;
+	p.no_stall = true;
+	rig_init(&r, &p);
+	smmu_read_idr(r.smmu, idr);
+	assert_int_equal(F_GET(idr[0], IDR0_HTTU), 1);
+	assert_int_equal(F_GET(idr[0], IDR0_STALL_MODEL), 1);
+	assert_int_equal(pgtable_init(&s1, &r.mem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(
+	    pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W | PGT_DBM | PGT_NO_AF), 0);
+	s1_stream(&r, 1, &s1, SMMU_CD_HA | SMMU_CD_HD);
+	assert_int_equal(rd(&r, &T1, 0x1000), SMMU_DMA_OK); /* AF by hardware */
+	assert_true(pte(&s1, 0x1000) & PTE_BIT_AF);
+	assert_int_equal(wr(&r, &T1, 0x1000), SMMU_DMA_FAULT); /* no dirty-state support */
+	struct smmu_dma_txn t2 = {.sid = 2};
+	s1_stream(&r, 2, &s1, SMMU_CD_S);
+	struct smmu_xlate x;
+	smmu_translate(r.smmu, &t2, 0x1000, false, &x);
+	assert_int_equal(x.event_id, EVT_C_BAD_CD);
+	pgtable_fini(&s1);
+	rig_fini(&r);
+}
+
+/* A harvest of part of a leaf table must not lose the table's hint for the rest. */
+static void test_harvest_partial_range_keeps_hint(void **state)
+{
+	struct rig r;
+	struct pgtable s2;
+	struct collect c = {0};
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s2, &r.mem, 2, 40, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(
+	    pgtable_map(&s2, 0, RIG_RAM_PA, 2 << 20, PGT_R | PGT_W | PGT_DBM | PGT_PAGES), 0);
+	put_ste(&r, 1,
+		&(struct smmu_ste_desc){
+		    .config = STE_CFG_S2, .s2 = &s2, .vmid = 3, .s2_flags = SMMU_STE_S2HD});
+	pgtable_clean_all(&s2, 0, 1ull << 40); /* consume the allocation hints */
+	assert_int_equal(wr(&r, &T1, 0x1000), SMMU_DMA_OK);
+	assert_int_equal(wr(&r, &T1, 0x100000), SMMU_DMA_OK);
+	assert_int_equal(pgtable_harvest(&s2, 0, 0x10000, 0, collect_fn, &c), 1);
+	assert_int_equal(c.addr[0], 0x1000);
+	c.n = 0;
+	assert_int_equal(pgtable_harvest(&s2, 0, 1ull << 40, 0, collect_fn, &c), 1);
+	assert_int_equal(c.addr[0], 0x100000);
+	assert_int_equal(pgtable_harvest(&s2, 0, 1ull << 40, 0, collect_fn, &c), 0);
+	pgtable_fini(&s2);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_s1_httu),	     cmocka_unit_test(test_s2_httu),
-	    cmocka_unit_test(test_nested_httu),	     cmocka_unit_test(test_harvest_s2_exact),
-	    cmocka_unit_test(test_harvest_s1_exact), cmocka_unit_test(test_tlb_caches_dirty_write),
+	    cmocka_unit_test(test_s1_httu),
+	    cmocka_unit_test(test_s2_httu),
+	    cmocka_unit_test(test_nested_httu),
+	    cmocka_unit_test(test_harvest_s2_exact),
+	    cmocka_unit_test(test_harvest_s1_exact),
+	    cmocka_unit_test(test_tlb_caches_dirty_write),
+	    cmocka_unit_test(test_harvest_partial_range_keeps_hint),
+	    cmocka_unit_test(test_httu_gated_by_idr),
+	    cmocka_unit_test(test_nested_httu_table_readonly_at_s2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -389,6 +389,44 @@ static void test_nested_dma_and_invalidate(void **state)
 	assert_int_equal(iommufd_destroy(f->ctx, ha), -EBUSY);
 }
 
+/* PASID traffic through a guest CD table (linear, 4 CDs) under a nested HWPT. */
+static void test_nested_pasid(void **state)
+{
+	struct fx *f = *state;
+	struct nest n;
+	uint64_t cdt, cd[8];
+	struct pgtable s1b;
+	struct smmu_dma_result r;
+	uint32_t v = 0x77;
+
+	nest_setup(f, &n, 0, SMMU_CD_R);
+	assert_int_equal(pgtable_map(&n.s1, 0x7000000, 0x2000000, 4096, PGT_R | PGT_W), 0);
+	assert_int_equal(pgtable_init(&s1b, &n.gmem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(pgtable_map(&s1b, 0x7000000, 0x2100000, 4096, PGT_R | PGT_W), 0);
+	assert_int_equal(pgt_buf_alloc(&n.gbuf, 4 * 64, 4096, &cdt), 0);
+	memcpy(pgt_buf_ptr(&n.gbuf, cdt), pgt_buf_ptr(&n.gbuf, n.cd_gpa), 64); /* SSID 0 */
+	smmu_cd_build(cd, &s1b, 8, SMMU_CD_R);
+	memcpy(pgt_buf_ptr(&n.gbuf, cdt + 3 * 64), cd, 64); /* SSID 3 */
+	struct iommu_hwpt_arm_smmuv3 v3 = vste_s1(cdt);
+	v3.ste[0] |= F_VAL(STE0_S1CDMAX, 2);
+	v3.ste[1] |= F_VAL(STE1_S1DSS, STE_S1DSS_SSID0);
+	uint32_t hn, pt;
+	assert_int_equal(
+	    hwpt_alloc(f, 0, n.viommu, IOMMU_HWPT_DATA_ARM_SMMUV3, &v3, sizeof(v3), 0, &hn), 0);
+	pt = hn;
+	assert_int_equal(iommufd_device_attach(f->ctx, f->dev, &pt), 0);
+	struct smmu_dma_txn t3 = {.sid = SID, .ssid = 3, .flags = SMMU_DMA_SSV};
+	assert_int_equal(smmu_dma_write(f->smmu, &t3, 0x7000004, &v, 4, &r), 0);
+	assert_int_equal(r.status, SMMU_DMA_OK);
+	assert_int_equal(*(uint32_t *)(f->vmm_ram + 0x2100004), 0x77);
+	assert_int_equal(dma_write32(f, 0x7000008, 0x78), SMMU_DMA_OK); /* untagged: SSID 0 */
+	assert_int_equal(*(uint32_t *)(f->vmm_ram + 0x2000008), 0x78);
+	t3.ssid = 1; /* a CD with V=0 */
+	assert_int_equal(smmu_dma_write(f->smmu, &t3, 0x7000004, &v, 4, &r), 0);
+	assert_int_equal(r.status, SMMU_DMA_FAULT);
+	assert_int_equal(r.event_id, EVT_C_BAD_CD);
+}
+
 static void test_hwpt_viommu_errors(void **state)
 {
 	struct fx *f = *state;
@@ -627,12 +665,20 @@ static void test_stall_without_fault_queue(void **state)
 
 	nest_setup(f, &n, 0, SMMU_CD_R | SMMU_CD_S);
 	nest_attach(f, &n, 0);
+	int fd = veventq(f, n.viommu, 4);
 	struct dma_thread t = {.f = f, .iova = 0xc000000};
 	pthread_create(&t.th, NULL, dma_thread_main, &t);
 	pthread_join(t.th, NULL); /* nobody to answer: the host aborts it at once */
 	assert_int_equal(t.res.status, SMMU_DMA_ABORTED);
 	iommufd_host_get_stats(f->host, &st);
 	assert_int_equal(st.stalls_aborted, 1);
+	/* the guest still hears of it, as a plain fault */
+	struct vrec rec;
+	assert_int_equal(read(fd, &rec, sizeof(rec)), sizeof(rec));
+	assert_int_equal(F_GET(rec.evt.evt[0], EVT0_ID), EVT_F_TRANSLATION);
+	assert_int_equal(F_GET(rec.evt.evt[1], EVT1_STALL), 0);
+	assert_int_equal(rec.evt.evt[2], 0xc000000);
+	close(fd);
 }
 
 /* ---- MSI window ---- */
@@ -781,6 +827,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bind_attach_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_dma_and_invalidate, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_hwpt_viommu_errors, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_pasid, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_veventq, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_fault_queue, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_stall_without_fault_queue, fx_setup, fx_teardown),

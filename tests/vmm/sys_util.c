@@ -48,8 +48,8 @@ static void *sys_read_file(const char *path, size_t *size)
 	return buf;
 }
 
-void sys_vm_create(struct sys_vm *s, const char *image_path, uint64_t mem, unsigned vcpus,
-		   enum vm_dirty_mode mode, const char *cmdline)
+static void sys_vm_create_mode(struct sys_vm *s, uint64_t mem, unsigned vcpus,
+			       enum vm_dirty_mode mode)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->con.lock, NULL);
@@ -59,6 +59,17 @@ void sys_vm_create(struct sys_vm *s, const char *image_path, uint64_t mem, unsig
 				     .console = sys_console_line,
 				     .console_opaque = &s->con};
 	assert_int_equal(machine_create(&cfg, &s->m), 0);
+}
+
+void sys_vm_create_empty(struct sys_vm *s, uint64_t mem, unsigned vcpus)
+{
+	sys_vm_create_mode(s, mem, vcpus, VM_DIRTY_AUTO);
+}
+
+void sys_vm_create(struct sys_vm *s, const char *image_path, uint64_t mem, unsigned vcpus,
+		   enum vm_dirty_mode mode, const char *cmdline)
+{
+	sys_vm_create_mode(s, mem, vcpus, mode);
 	size_t size;
 	void *img = sys_read_file(image_path, &size);
 	assert_int_equal(machine_load_kernel(s->m, img, size, cmdline), 0);

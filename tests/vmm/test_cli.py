@@ -122,7 +122,7 @@ def test_firmware_round_trip(tmp):
         check(rc == 0 and "RESULT workload=dirty" not in out,
               f"firmware saved mid-dirty ({' '.join(save)}; rc {rc} {err.strip()})")
         rc, out, err = run("restore", snap, timeout=60)
-        ok = ("RESULT workload=dirty" in out and "mismatches=0" in out and
+        ok = ("RESULT workload=dirty" in out and "mismatches=0" in out and "sse_bad=0" in out and
               "RESULT workload=verify" in out and "DONE status=0" in out)
         check(rc == 0 and ok, f"restored firmware finishes dirty and passes verify (rc {rc})")
 

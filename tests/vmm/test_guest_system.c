@@ -20,6 +20,8 @@
 #include "common/bitmap.h"
 #include "common/util.h"
 #include "vmig/guest_abi.h"
+#include "vmm/kvm/vcpu_state.h"
+#include "vmm/snapshot.h"
 #include "sys_util.h"
 
 #define WAIT_MS 20000
@@ -102,6 +104,124 @@ static void test_working_set_spans_hole(void **state)
 	sys_vm_destroy(&s);
 }
 
+/* Migration's stop, many times over, while every vCPU dirties memory in ring 3. */
+static void test_pause_resume_firmware(void **state)
+{
+	struct sys_vm s;
+	unsigned pauses = 0;
+
+	create_fw(&s, 256 * MiB, 2, VM_DIRTY_AUTO, "workload=dirty,verify secs=2 ws=32M");
+	assert_int_equal(machine_start(s.m), 0);
+	assert_int_equal(machine_wait_mark(s.m, VMIG_MARK_DIRTY, WAIT_MS), 0);
+	srand(5);
+	while (vm_wait_stop(s.m->vm, 5 + rand() % 30, NULL, NULL) == -ETIMEDOUT) {
+		assert_int_equal(vm_pause(s.m->vm), 0);
+		for (unsigned i = 0; i < 2; i++) {
+			struct vcpu_state st;
+			assert_int_equal(vcpu_state_get(&s.m->vm->vcpus[i], &st), 0);
+			/* Started (a vCPU may be halted waiting for its timer). */
+			assert_true(st.mp_state.mp_state == KVM_MP_STATE_RUNNABLE ||
+				    st.mp_state.mp_state == KVM_MP_STATE_HALTED);
+			vcpu_state_free(&st);
+		}
+		vm_resume(s.m->vm);
+		pauses++;
+	}
+	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
+	assert_true(pauses >= 20);
+	assert_true(sys_console_line_has(&s, "RESULT workload=verify", "mismatches=0"));
+	sys_vm_destroy(&s);
+}
+
+/* Stop a VM mid-dirty, move RAM, clock, irqchip and every vCPU (through the byte format)
+ * into a fresh VM, discard the old one, run the new one: verify must pass. */
+static void move_state(struct machine *from, struct machine *to)
+{
+	struct kvm_clock_data clock;
+	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
+
+	for (unsigned r = 0; r < from->mem->nr_regions; r++)
+		memcpy(to->mem->regions[r].host, from->mem->regions[r].host,
+		       from->mem->regions[r].size);
+	assert_int_equal(vm_irqchip_get(from->vm, chips), 0);
+	assert_int_equal(vm_irqchip_set(to->vm, chips), 0);
+	for (unsigned i = 0; i < from->vm->nr_vcpus; i++) {
+		struct vcpu_state a, b;
+		void *blob;
+		size_t len;
+		assert_int_equal(vcpu_state_get(&from->vm->vcpus[i], &a), 0);
+		assert_int_equal(vcpu_state_serialise(&a, &blob, &len), 0);
+		assert_int_equal(vcpu_state_parse(blob, len, &b), 0);
+		assert_int_equal(vcpu_state_set(&to->vm->vcpus[i], &b), 0);
+		vcpu_state_free(&a);
+		vcpu_state_free(&b);
+		free(blob);
+	}
+	assert_int_equal(vm_clock_get(from->vm, &clock), 0);
+	assert_int_equal(vm_clock_set(to->vm, &clock), 0);
+}
+
+/* The same through snapshot_write_state()/read_state() and a memory buffer. */
+static void move_state_stream(struct machine *from, struct machine *to)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *w = open_memstream(&buf, &len);
+
+	for (unsigned r = 0; r < from->mem->nr_regions; r++)
+		memcpy(to->mem->regions[r].host, from->mem->regions[r].host,
+		       from->mem->regions[r].size);
+	assert_int_equal(snapshot_write_state(from, w), 0);
+	fclose(w);
+	/* Every truncation is refused (into a scratch VM that never runs). */
+	struct sys_vm scratch;
+	sys_vm_create_empty(&scratch, 64 * MiB, from->vm->nr_vcpus);
+	for (size_t cut = 0; cut < len; cut += 97) {
+		FILE *r = fmemopen(buf, cut ? cut : 1, "rb");
+		assert_true(snapshot_read_state(scratch.m, r) < 0);
+		fclose(r);
+	}
+	sys_vm_destroy(&scratch);
+	FILE *r = fmemopen(buf, len, "rb");
+	assert_int_equal(snapshot_read_state(to, r), 0);
+	fclose(r);
+	free(buf);
+}
+
+static void run_state_move(bool stream)
+{
+	struct sys_vm src, dst;
+
+	create_fw(&src, 128 * MiB, 2, VM_DIRTY_AUTO, "workload=dirty,verify secs=2 ws=16M");
+	assert_int_equal(machine_start(src.m), 0);
+	assert_int_equal(machine_wait_mark(src.m, VMIG_MARK_DIRTY, WAIT_MS), 0);
+	usleep(300000);
+	assert_int_equal(vm_pause(src.m->vm), 0);
+	sys_vm_create_empty(&dst, 128 * MiB, 2);
+	if (stream)
+		move_state_stream(src.m, dst.m);
+	else
+		move_state(src.m, dst.m);
+	sys_vm_destroy(&src);
+	assert_int_equal(machine_start(dst.m), 0);
+	assert_int_equal(machine_wait(dst.m, WAIT_MS), 0);
+	assert_true(sys_console_line_has(&dst, "RESULT workload=dirty", "status=ok"));
+	assert_true(sys_console_line_has(&dst, "RESULT workload=verify", "mismatches=0"));
+	/* The SSE registers the guest parked in xmm8-15 came through XSAVE intact. */
+	assert_true(sys_console_line_has(&dst, "RESULT workload=verify", "sse_bad=0"));
+	sys_vm_destroy(&dst);
+}
+
+static void test_state_moves_to_fresh_vm(void **state)
+{
+	run_state_move(false);
+}
+
+static void test_state_moves_through_stream(void **state)
+{
+	run_state_move(true);
+}
+
 static void test_msi_irqwait(void **state)
 {
 	struct sys_vm s;
@@ -118,6 +238,17 @@ static void test_msi_irqwait(void **state)
 	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
 	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "received=4"));
 	assert_true(sys_console_line_has(&s, "RESULT workload=irqwait", "status=ok"));
+	sys_vm_destroy(&s);
+}
+
+/* The negative control for every verify above: damage is caught and fails the guest. */
+static void test_corrupt_caught(void **state)
+{
+	struct sys_vm s;
+
+	boot_and_expect(1, 64 * MiB, "workload=dirty,corrupt,verify secs=1 ws=8M",
+			VMIG_GUEST_EXIT_FAILED, &s);
+	assert_true(sys_console_value(&s, "RESULT workload=verify", "mismatches=") > 0);
 	sys_vm_destroy(&s);
 }
 
@@ -208,22 +339,30 @@ static void test_touch_dirty_ring(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s GUEST_IMAGE\n", argv[0]);
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s GUEST_IMAGE basic|state\n", argv[0]);
 		return 2;
 	}
 	image = argv[1];
 	sys_require_kvm();
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest basic[] = {
 	    cmocka_unit_test(test_idle_timer_smp),
 	    cmocka_unit_test(test_dirty_verify_and_ipi),
 	    cmocka_unit_test(test_working_set_above_hole),
 	    cmocka_unit_test(test_working_set_spans_hole),
 	    cmocka_unit_test(test_msi_irqwait),
+	    cmocka_unit_test(test_corrupt_caught),
 	    cmocka_unit_test(test_exit_status_bad_cmdline),
+	};
+	const struct CMUnitTest state[] = {
+	    cmocka_unit_test(test_pause_resume_firmware),
+	    cmocka_unit_test(test_state_moves_to_fresh_vm),
+	    cmocka_unit_test(test_state_moves_through_stream),
 	    cmocka_unit_test(test_touch_dirty_bitmap),
 	    cmocka_unit_test(test_touch_dirty_bitmap_above_hole),
 	    cmocka_unit_test(test_touch_dirty_ring),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (strcmp(argv[2], "basic") == 0)
+		return cmocka_run_group_tests_name("firmware basics", basic, NULL, NULL);
+	return cmocka_run_group_tests_name("firmware state and dirty log", state, NULL, NULL);
 }

@@ -104,11 +104,16 @@ static void test_msi_through_irqfd(void **state)
 struct counter_dev {
 	struct vm *vm;
 	uint64_t writes, last, in_order, stop_after;
+	int pause_from_handler;
 };
 
 static void counter_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
 	struct counter_dev *d = opaque;
+
+	/* A handler runs on a vCPU thread: pausing from here must refuse, not hang. */
+	if (d->writes == 0)
+		d->pause_from_handler = vm_pause(d->vm);
 
 	/* The guest writes eax and increments it: consecutive values prove the data path. */
 	if (d->writes && val == d->last + 1)
@@ -133,6 +138,7 @@ static void run_counter(const char *cmd, enum bus_space space, uint64_t addr)
 	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
 	assert_int_equal(d.writes, 200);
 	assert_int_equal(d.in_order, 199);
+	assert_int_equal(d.pause_from_handler, -EDEADLK);
 	sys_vm_destroy(&s);
 }
 

@@ -131,8 +131,7 @@ static void log_set_bits(uint64_t *map, uint64_t first, uint64_t count)
 	}
 }
 
-static void log_mark_range(struct dma_log_range *lr, unsigned shift, uint64_t iova,
-			   uint64_t end)
+static void log_mark_range(struct dma_log_range *lr, unsigned shift, uint64_t iova, uint64_t end)
 {
 	uint64_t lo = MAX(iova, lr->iova);
 	uint64_t hi = MIN(end, lr->iova + lr->length);
@@ -219,8 +218,8 @@ static void report_range(const struct report_win *w, struct dma_log_range *lr, u
 int dma_log_report(struct dma_log *log, uint64_t iova, uint64_t length, uint64_t page_size,
 		   uint64_t *bitmap)
 {
-	struct report_win w = {.iova = iova, .end = iova + length, .page_size = page_size,
-			       .bitmap = bitmap};
+	struct report_win w = {
+	    .iova = iova, .end = iova + length, .page_size = page_size, .bitmap = bitmap};
 	int ret = 0;
 
 	pthread_rwlock_rdlock(&log->lock);

@@ -13,10 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DMA_LOG_MIN_PAGE  (4ull << 10)
-#define DMA_LOG_MAX_PAGE  (2ull << 20)
+#define DMA_LOG_MIN_PAGE (4ull << 10)
+#define DMA_LOG_MAX_PAGE (2ull << 20)
 /* Bitmap budget of one START; the page size grows until the ranges fit. */
-#define DMA_LOG_MAX_BITS  (1ull << 27)
+#define DMA_LOG_MAX_BITS (1ull << 27)
 
 struct dma_log_range {
 	uint64_t iova;

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #define SDMA_DEFAULT_LOG_RANGES 4
-#define SDMA_DEFAULT_WQ_LOG2    12
-#define SDMA_DEFAULT_XFER_LOG2  26
+#define SDMA_DEFAULT_WQ_LOG2	12
+#define SDMA_DEFAULT_XFER_LOG2	26
 #define SDMA_DEFAULT_QUIESCE_MS 1000
 
 static ssize_t sdma_vfio_region_rw(struct vfio_device *vdev, uint32_t index, uint64_t offset,
@@ -65,19 +65,19 @@ static int sdma_vfio_get_doorbell(struct vfio_device *vdev, uint32_t *region, ui
 }
 
 #define SDMA_OPS_COMMON                                                                            \
-	.region_rw = sdma_vfio_region_rw, .reset = sdma_vfio_reset, .mig_arc = sdma_mig_arc,      \
-	.mig_data_size = sdma_mig_data_size, .mig_precopy_refresh = sdma_mig_precopy_refresh,     \
+	.region_rw = sdma_vfio_region_rw, .reset = sdma_vfio_reset, .mig_arc = sdma_mig_arc,       \
+	.mig_data_size = sdma_mig_data_size, .mig_precopy_refresh = sdma_mig_precopy_refresh,      \
 	.mig_resume_check = sdma_mig_resume_check, .get_doorbell = sdma_vfio_get_doorbell
 
 static const struct vfio_device_ops sdma_ops_log = {
-	SDMA_OPS_COMMON,
-	.log_start = sdma_vfio_log_start,
-	.log_stop = sdma_vfio_log_stop,
-	.log_report = sdma_vfio_log_report,
+    SDMA_OPS_COMMON,
+    .log_start = sdma_vfio_log_start,
+    .log_stop = sdma_vfio_log_stop,
+    .log_report = sdma_vfio_log_report,
 };
 
 static const struct vfio_device_ops sdma_ops_nolog = {
-	SDMA_OPS_COMMON,
+    SDMA_OPS_COMMON,
 };
 
 static uint64_t sdma_make_cap(const struct sdma_config *c)
@@ -85,7 +85,8 @@ static uint64_t sdma_make_cap(const struct sdma_config *c)
 	uint64_t cap = FIELD_SET(0, SDMA_CAP_VERSION_SHIFT, SDMA_CAP_VERSION_WIDTH, SDMA_VERSION);
 
 	cap = FIELD_SET(cap, SDMA_CAP_OPS_SHIFT, SDMA_CAP_OPS_WIDTH, (1u << SDMA_OP_COUNT) - 1);
-	cap = FIELD_SET(cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT, SDMA_CAP_WQ_LOG2_MAX_WIDTH, c->wq_log2_max);
+	cap =
+	    FIELD_SET(cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT, SDMA_CAP_WQ_LOG2_MAX_WIDTH, c->wq_log2_max);
 	cap = FIELD_SET(cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH, !c->no_bof);
 	cap = FIELD_SET(cap, SDMA_CAP_DMA_LOG_SHIFT, SDMA_CAP_DMA_LOG_WIDTH, !c->no_dma_log);
 	cap = FIELD_SET(cap, SDMA_CAP_SHADOW_SHIFT, SDMA_CAP_SHADOW_WIDTH, 1);
@@ -96,8 +97,8 @@ static uint64_t sdma_make_cap(const struct sdma_config *c)
 static void sdma_config_defaults(struct sdma_config *c)
 {
 	if (!c->mig_flags)
-		c->mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
-			       VFIO_MIGRATION_PRE_COPY;
+		c->mig_flags =
+		    VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY;
 	if (!c->log_max_ranges)
 		c->log_max_ranges = SDMA_DEFAULT_LOG_RANGES;
 	if (!c->wq_log2_max)
@@ -116,10 +117,10 @@ static void sdma_init_vdev(struct sdma *s)
 	snprintf(v->name, sizeof(v->name), "%s", s->name);
 	v->num_regions = 1;
 	v->regions[0] = (struct vfio_region_info){
-		.argsz = sizeof(struct vfio_region_info),
-		.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
-		.index = VFIO_PCI_BAR0_REGION_INDEX,
-		.size = SDMA_BAR0_SIZE,
+	    .argsz = sizeof(struct vfio_region_info),
+	    .flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
+	    .index = VFIO_PCI_BAR0_REGION_INDEX,
+	    .size = SDMA_BAR0_SIZE,
 	};
 	v->mig_flags = s->cfg.mig_flags;
 	v->log_max_ranges = s->cfg.log_max_ranges;
@@ -131,8 +132,8 @@ static int sdma_check_config(const struct sdma_config *c)
 	if (!c->name || !c->name[0] || strlen(c->name) >= 32 || !c->smmu)
 		return -EINVAL;
 	if (!(c->mig_flags & VFIO_MIGRATION_STOP_COPY) ||
-	    (c->mig_flags & ~(uint64_t)(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
-					VFIO_MIGRATION_PRE_COPY)))
+	    (c->mig_flags &
+	     ~(uint64_t)(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)))
 		return -EINVAL;
 	if (c->wq_log2_max > 20 || c->xfer_log2_max > 40)
 		return -EINVAL;

@@ -15,16 +15,16 @@ struct sdma;
 struct vfio_device;
 
 struct sdma_config {
-	const char *name;        /* VFIO registry name, e.g. "sdma0" (required, unique) */
-	struct smmu *smmu;       /* the DMA path */
-	uint32_t sid;            /* the device's StreamID on that SMMU */
-	uint64_t mig_flags;      /* VFIO_MIGRATION_*; 0 = STOP_COPY | P2P | PRE_COPY */
-	bool no_dma_log;         /* hide DMA logging (CAP bit clear, LOGGING features ENOTTY) */
-	bool no_bof;             /* hide block-on-fault (descriptors with BOF are invalid) */
+	const char *name;	 /* VFIO registry name, e.g. "sdma0" (required, unique) */
+	struct smmu *smmu;	 /* the DMA path */
+	uint32_t sid;		 /* the device's StreamID on that SMMU */
+	uint64_t mig_flags;	 /* VFIO_MIGRATION_*; 0 = STOP_COPY | P2P | PRE_COPY */
+	bool no_dma_log;	 /* hide DMA logging (CAP bit clear, LOGGING features ENOTTY) */
+	bool no_bof;		 /* hide block-on-fault (descriptors with BOF are invalid) */
 	uint32_t log_max_ranges; /* device range limit for DMA logging; 0 = 4 */
-	unsigned wq_log2_max;    /* 0 = 12 (4096 descriptors) */
-	unsigned xfer_log2_max;  /* 0 = 26 (64 MiB per descriptor) */
-	unsigned quiesce_ms;     /* how long STOP waits for a blocked descriptor; 0 = 1000 */
+	unsigned wq_log2_max;	 /* 0 = 12 (4096 descriptors) */
+	unsigned xfer_log2_max;	 /* 0 = 26 (64 MiB per descriptor) */
+	unsigned quiesce_ms;	 /* how long STOP waits for a blocked descriptor; 0 = 1000 */
 };
 
 int sdma_create(const struct sdma_config *cfg, struct sdma **out);

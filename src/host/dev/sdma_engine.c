@@ -65,9 +65,12 @@ static void engine_read(struct sdma *s, const struct smmu_dma_txn *t, uint64_t i
 }
 
 /* Fills c from a failed transfer that had already done `base` bytes of the operation. */
-static void compl_from_fault(struct sdma_compl *c, const struct smmu_dma_result *r,
-			     uint64_t base, bool write)
+static void compl_from_fault(struct sdma_compl *c, const struct smmu_dma_result *r, uint64_t base,
+			     bool write)
 {
+	TRACE(sdma_fault, "[%u] iova=%#llx status=%d event=%#x done=%#llx write=%d", c->index,
+	      (unsigned long long)r->fault_iova, r->status, r->event_id,
+	      (unsigned long long)(base + r->done), write);
 	c->bytes_completed = base + r->done;
 	c->fault_addr = r->fault_iova;
 	c->fault_info = write ? SDMA_FAULT_INFO_WRITE : 0;
@@ -96,12 +99,13 @@ static void engine_drop_stall(struct sdma *s, struct smmu_dma_result *r)
 
 static bool desc_valid(const struct sdma *s, const struct sdma_desc *d)
 {
-	uint64_t max = 1ull << FIELD_GET(s->cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT,
-					  SDMA_CAP_XFER_LOG2_MAX_WIDTH);
+	uint64_t max =
+	    1ull << FIELD_GET(s->cap, SDMA_CAP_XFER_LOG2_MAX_SHIFT, SDMA_CAP_XFER_LOG2_MAX_WIDTH);
 
 	if (d->opcode >= SDMA_OP_COUNT || (d->flags & ~SDMA_FLAGS_ALL))
 		return false;
-	if ((d->flags & SDMA_FLAG_BOF) && !FIELD_GET(s->cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH))
+	if ((d->flags & SDMA_FLAG_BOF) &&
+	    !FIELD_GET(s->cap, SDMA_CAP_BOF_SHIFT, SDMA_CAP_BOF_WIDTH))
 		return false;
 	if (d->rsvd0 || d->rsvd1 || d->rsvd2[0] || d->rsvd2[1])
 		return false;
@@ -147,8 +151,8 @@ static void op_fill(struct sdma *s, const struct smmu_dma_txn *t, const struct s
 }
 
 /* Reads one chunk of an operand; false (and c filled) on a fault. */
-static bool op_read_chunk(struct sdma *s, const struct smmu_dma_txn *t, uint64_t iova,
-			  void *buf, size_t len, uint64_t base, struct sdma_compl *c)
+static bool op_read_chunk(struct sdma *s, const struct smmu_dma_txn *t, uint64_t iova, void *buf,
+			  size_t len, uint64_t base, struct sdma_compl *c)
 {
 	struct smmu_dma_result r = {0};
 
@@ -232,8 +236,8 @@ static void desc_execute(struct sdma *s, const struct smmu_dma_txn *t, const str
 }
 
 /* Completion record and interrupt (both DMA writes); failures go to the error record. */
-static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t,
-			  const struct sdma_desc *d, const struct sdma_compl *c)
+static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t, const struct sdma_desc *d,
+			  const struct sdma_compl *c)
 {
 	struct smmu_dma_result r = {0};
 	uint32_t data;
@@ -245,7 +249,8 @@ static void desc_complete(struct sdma *s, const struct smmu_dma_txn *t,
 		engine_drop_stall(s, &r);
 		if (r.status != SMMU_DMA_OK) {
 			pthread_mutex_lock(&s->lock);
-			sdma_record_error_locked(s, SDMA_ERR_COMPL_WRITE, c->index, r.fault_iova, false);
+			sdma_record_error_locked(s, SDMA_ERR_COMPL_WRITE, c->index, r.fault_iova,
+						 false);
 			pthread_mutex_unlock(&s->lock);
 		}
 	}
@@ -284,6 +289,8 @@ static void engine_fetch_shadow_locked(struct sdma *s)
 	uint32_t tail = 0;
 
 	s->kick_pending = false;
+	TRACE(sdma_doorbell, "%s: valueless kick, shadow=%#llx", s->name,
+	      (unsigned long long)s->regs.shadow);
 	if (!(s->regs.shadow & 1))
 		return;
 	s->busy = true;
@@ -300,26 +307,36 @@ static void engine_fetch_shadow_locked(struct sdma *s)
 		s->regs.tail = tail;
 }
 
+/* Reads ring slot idx (lock not held); a failed fetch halts the queue and returns false
+ * with the lock held, as the caller expects on every return. */
+static bool engine_fetch(struct sdma *s, const struct smmu_dma_txn *t, uint32_t idx, uint64_t addr,
+			 struct sdma_desc *d)
+{
+	struct smmu_dma_result r = {0};
+
+	engine_read(s, t, addr, d, sizeof(*d), &r);
+	engine_drop_stall(s, &r);
+	if (r.status == SMMU_DMA_OK)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	sdma_record_error_locked(s, SDMA_ERR_WQ_FETCH, idx, r.fault_iova, true);
+	engine_unbusy_locked(s);
+	return false;
+}
+
 /* Runs the descriptor at HEAD: fetch, execute, complete; the lock is dropped meanwhile. */
 static void engine_run_one_locked(struct sdma *s, uint8_t *bounce)
 {
 	uint32_t idx = (uint32_t)s->regs.head;
 	uint64_t addr = s->regs.wq_base + (uint64_t)idx * sizeof(struct sdma_desc);
 	struct smmu_dma_txn fetch = engine_txn_locked(s, false), t;
-	struct smmu_dma_result r = {0};
 	struct sdma_compl c = {.index = idx};
 	struct sdma_desc d;
 
 	s->busy = s->inflight = true;
 	pthread_mutex_unlock(&s->lock);
-	engine_read(s, &fetch, addr, &d, sizeof(d), &r);
-	engine_drop_stall(s, &r);
-	if (r.status != SMMU_DMA_OK) {
-		pthread_mutex_lock(&s->lock);
-		sdma_record_error_locked(s, SDMA_ERR_WQ_FETCH, idx, r.fault_iova, true);
-		engine_unbusy_locked(s);
+	if (!engine_fetch(s, &fetch, idx, addr, &d))
 		return;
-	}
 	pthread_mutex_lock(&s->lock);
 	t = engine_txn_locked(s, d.flags & SDMA_FLAG_BOF);
 	pthread_mutex_unlock(&s->lock);
@@ -419,6 +436,7 @@ void sdma_engine_stop(struct sdma *s)
 
 void sdma_engine_set_run(struct sdma *s, bool allowed)
 {
+	TRACE(sdma_engine_run, "%s: %s", s->name, allowed ? "starts allowed" : "no new starts");
 	pthread_mutex_lock(&s->lock);
 	s->run_allowed = allowed;
 	pthread_mutex_unlock(&s->lock);

@@ -39,16 +39,16 @@ struct sdma {
 	struct sdma_regs regs;
 	bool run_allowed;  /* migration: false in P2P, STOP and the saving/resuming stops */
 	bool kick_pending; /* a valueless doorbell not yet served (shadow tail to read) */
-	bool busy;         /* the engine is doing DMA with the lock dropped */
-	bool inflight;     /* ... for a descriptor (started, not completed) */
+	bool busy;	   /* the engine is doing DMA with the lock dropped */
+	bool inflight;	   /* ... for a descriptor (started, not completed) */
 	bool rollback_req; /* a STOP/reset wants an aborted in-flight descriptor put back */
 	bool exiting;
 	uint64_t rollbacks;
-	uint64_t config_gen;      /* bumped by config register writes (pre-copy dirty data) */
+	uint64_t config_gen;	  /* bumped by config register writes (pre-copy dirty data) */
 	uint64_t config_gen_sent; /* generation last put in the migration stream */
 
 	int doorbell_fd; /* eventfd: valueless doorbell (KVM ioeventfd) */
-	int wake_fd;     /* eventfd: register writes and control changes */
+	int wake_fd;	 /* eventfd: register writes and control changes */
 	pthread_t thread;
 	struct dma_log log;
 };

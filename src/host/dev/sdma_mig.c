@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define MIG_MAGIC          0x414d4453u /* "SDMA" */
+#define MIG_MAGIC	   0x414d4453u /* "SDMA" */
 #define MIG_STREAM_VERSION 1u
 
 enum mig_rec_type {
@@ -66,7 +66,8 @@ static int mig_emit_record(struct sdma *s, uint32_t type, const void *payload, u
 	if (len > sizeof(struct mig_final))
 		return -EINVAL;
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), payload, len);
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
 	crc = crc32c(0, buf, sizeof(h) + len);
 	memcpy(buf + sizeof(h) + len, &crc, sizeof(crc));
 	return vfio_mig_emit(&s->vdev, buf, sizeof(h) + len + sizeof(crc));
@@ -75,13 +76,13 @@ static int mig_emit_record(struct sdma *s, uint32_t type, const void *payload, u
 static void mig_snapshot_config_locked(struct sdma *s, struct mig_config *c)
 {
 	*c = (struct mig_config){
-		.ctrl = s->regs.ctrl,
-		.wq_base = s->regs.wq_base,
-		.wq_cfg = s->regs.wq_cfg,
-		.shadow = s->regs.shadow,
-		.msi_addr = s->regs.msi_addr,
-		.msi_data = s->regs.msi_data,
-		.int_ctrl = s->regs.int_ctrl,
+	    .ctrl = s->regs.ctrl,
+	    .wq_base = s->regs.wq_base,
+	    .wq_cfg = s->regs.wq_cfg,
+	    .shadow = s->regs.shadow,
+	    .msi_addr = s->regs.msi_addr,
+	    .msi_data = s->regs.msi_data,
+	    .int_ctrl = s->regs.int_ctrl,
 	};
 	s->config_gen_sent = s->config_gen;
 }
@@ -187,8 +188,9 @@ static int mig_check_final(const struct sdma *s, const struct mig_final *f)
 
 	if (log2 > FIELD_GET(s->cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT, SDMA_CAP_WQ_LOG2_MAX_WIDTH))
 		return -EINVAL;
-	if (f->regs.ctrl > 1 || f->regs.halted > 1 || f->regs.head >= size ||
-	    f->regs.tail >= size)
+	if (f->regs.ctrl > 1 || f->regs.halted > 1 || f->regs.head >= size || f->regs.tail >= size)
+		return -EINVAL;
+	if ((f->regs.ctrl & 1) && !IS_ALIGNED(f->regs.wq_base, sizeof(struct sdma_desc)))
 		return -EINVAL;
 	if (f->engine_flags & ~MIG_ENGINE_KICK_PENDING)
 		return -EINVAL;
@@ -284,7 +286,12 @@ static int mig_load(struct sdma *s)
 		return ret;
 	pthread_mutex_lock(&s->lock);
 	s->regs = p.final.regs;
-	s->kick_pending = p.final.engine_flags & MIG_ENGINE_KICK_PENDING;
+	/*
+	 * A valueless doorbell may have been rung on the source after its last look at the
+	 * eventfd: with a shadow tail, one extra read of it on the destination is harmless
+	 * and closes that window.
+	 */
+	s->kick_pending = (p.final.engine_flags & MIG_ENGINE_KICK_PENDING) || (s->regs.shadow & 1);
 	s->run_allowed = false;
 	s->config_gen++;
 	pthread_mutex_unlock(&s->lock);

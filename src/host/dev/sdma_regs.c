@@ -88,8 +88,8 @@ static void reg_enable_locked(struct sdma *s)
 {
 	unsigned log2 = (unsigned)FIELD_GET(s->regs.wq_cfg, SDMA_WQ_CFG_LOG2_SIZE_SHIFT,
 					    SDMA_WQ_CFG_LOG2_SIZE_WIDTH);
-	unsigned max = (unsigned)FIELD_GET(s->cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT,
-					   SDMA_CAP_WQ_LOG2_MAX_WIDTH);
+	unsigned max =
+	    (unsigned)FIELD_GET(s->cap, SDMA_CAP_WQ_LOG2_MAX_SHIFT, SDMA_CAP_WQ_LOG2_MAX_WIDTH);
 
 	s->regs.head = 0;
 	s->regs.tail = 0;
@@ -104,8 +104,8 @@ static void reg_enable_locked(struct sdma *s)
 	}
 	s->regs.halted = 0;
 	s->regs.ctrl = 1;
-	TRACE(sdma_enable, "%s: base=%#llx size=%u", s->name,
-	      (unsigned long long)s->regs.wq_base, 1u << log2);
+	TRACE(sdma_enable, "%s: base=%#llx size=%u", s->name, (unsigned long long)s->regs.wq_base,
+	      1u << log2);
 }
 
 /* CTRL: RESET wins; then EN edges. The reset path drops the lock while it quiesces. */
@@ -162,12 +162,11 @@ void sdma_reg_write_locked(struct sdma *s, uint64_t off, uint64_t val)
 		break;
 	case SDMA_REG_WQ_CFG:
 		if (disabled)
-			s->regs.wq_cfg = val & (FIELD_MASK(SDMA_WQ_CFG_LOG2_SIZE_SHIFT,
-							   SDMA_WQ_CFG_LOG2_SIZE_WIDTH) |
-						FIELD_MASK(SDMA_WQ_CFG_PASID_SHIFT,
-							   SDMA_WQ_CFG_PASID_WIDTH) |
-						FIELD_MASK(SDMA_WQ_CFG_PASID_V_SHIFT,
-							   SDMA_WQ_CFG_PASID_V_WIDTH));
+			s->regs.wq_cfg =
+			    val &
+			    (FIELD_MASK(SDMA_WQ_CFG_LOG2_SIZE_SHIFT, SDMA_WQ_CFG_LOG2_SIZE_WIDTH) |
+			     FIELD_MASK(SDMA_WQ_CFG_PASID_SHIFT, SDMA_WQ_CFG_PASID_WIDTH) |
+			     FIELD_MASK(SDMA_WQ_CFG_PASID_V_SHIFT, SDMA_WQ_CFG_PASID_V_WIDTH));
 		break;
 	case SDMA_REG_WQ_TAIL:
 		reg_write_tail_locked(s, val);
@@ -207,10 +206,10 @@ ssize_t sdma_bar_rw(struct sdma *s, uint64_t off, void *buf, size_t len, bool wr
 		memcpy(&in, buf, len);
 		if (len == 4) {
 			uint64_t mask = 0xffffffffull << shift;
-			uint64_t old = reg == SDMA_REG_CTRL || reg == SDMA_REG_WQ_TAIL ||
-						       reg == SDMA_REG_ERR
-					       ? 0
-					       : sdma_reg_read_locked(s, reg);
+			uint64_t old =
+			    reg == SDMA_REG_CTRL || reg == SDMA_REG_WQ_TAIL || reg == SDMA_REG_ERR
+				? 0
+				: sdma_reg_read_locked(s, reg);
 
 			in = (old & ~mask) | ((in << shift) & mask);
 		}

@@ -34,56 +34,56 @@
 #define SDMA_VERSION   1u
 
 /* CAP (RO): what this instance implements. */
-#define SDMA_REG_CAP                 0x000u
-#define SDMA_CAP_VERSION_SHIFT       0
-#define SDMA_CAP_VERSION_WIDTH       8
-#define SDMA_CAP_OPS_SHIFT           8 /* bit (8 + op) set when opcode op is supported */
-#define SDMA_CAP_OPS_WIDTH           16
+#define SDMA_REG_CAP		     0x000u
+#define SDMA_CAP_VERSION_SHIFT	     0
+#define SDMA_CAP_VERSION_WIDTH	     8
+#define SDMA_CAP_OPS_SHIFT	     8 /* bit (8 + op) set when opcode op is supported */
+#define SDMA_CAP_OPS_WIDTH	     16
 #define SDMA_CAP_WQ_LOG2_MAX_SHIFT   24 /* largest LOG2_SIZE accepted */
 #define SDMA_CAP_WQ_LOG2_MAX_WIDTH   5
-#define SDMA_CAP_BOF_SHIFT           29 /* block-on-fault supported */
-#define SDMA_CAP_BOF_WIDTH           1
-#define SDMA_CAP_DMA_LOG_SHIFT       30 /* device-side DMA write logging (for migration) */
-#define SDMA_CAP_DMA_LOG_WIDTH       1
-#define SDMA_CAP_SHADOW_SHIFT        31 /* shadow tail (valueless doorbell) supported */
-#define SDMA_CAP_SHADOW_WIDTH        1
+#define SDMA_CAP_BOF_SHIFT	     29 /* block-on-fault supported */
+#define SDMA_CAP_BOF_WIDTH	     1
+#define SDMA_CAP_DMA_LOG_SHIFT	     30 /* device-side DMA write logging (for migration) */
+#define SDMA_CAP_DMA_LOG_WIDTH	     1
+#define SDMA_CAP_SHADOW_SHIFT	     31 /* shadow tail (valueless doorbell) supported */
+#define SDMA_CAP_SHADOW_WIDTH	     1
 #define SDMA_CAP_XFER_LOG2_MAX_SHIFT 32 /* largest transfer size is 2^this bytes */
 #define SDMA_CAP_XFER_LOG2_MAX_WIDTH 6
 
 /* CTRL (RW): EN starts the work queue (config is checked then); RESET (write 1) resets. */
-#define SDMA_REG_CTRL         0x008u
+#define SDMA_REG_CTRL	      0x008u
 #define SDMA_CTRL_EN_SHIFT    0
 #define SDMA_CTRL_EN_WIDTH    1
 #define SDMA_CTRL_RESET_SHIFT 1
 #define SDMA_CTRL_RESET_WIDTH 1
 
 /* STATUS (RO). HALTED: a work-queue error stopped the device; CTRL.RESET recovers it. */
-#define SDMA_REG_STATUS          0x010u
-#define SDMA_STATUS_EN_SHIFT     0
-#define SDMA_STATUS_EN_WIDTH     1
+#define SDMA_REG_STATUS		 0x010u
+#define SDMA_STATUS_EN_SHIFT	 0
+#define SDMA_STATUS_EN_WIDTH	 1
 #define SDMA_STATUS_HALTED_SHIFT 1
 #define SDMA_STATUS_HALTED_WIDTH 1
-#define SDMA_STATUS_IDLE_SHIFT   2 /* HEAD == TAIL and nothing in flight */
-#define SDMA_STATUS_IDLE_WIDTH   1
+#define SDMA_STATUS_IDLE_SHIFT	 2 /* HEAD == TAIL and nothing in flight */
+#define SDMA_STATUS_IDLE_WIDTH	 1
 
 /* ERR (RO, write 1 to VALID to clear): the first error since the last clear. */
-#define SDMA_REG_ERR          0x018u
-#define SDMA_ERR_CODE_SHIFT   0
-#define SDMA_ERR_CODE_WIDTH   8
-#define SDMA_ERR_VALID_SHIFT  8
-#define SDMA_ERR_VALID_WIDTH  1
-#define SDMA_ERR_INDEX_SHIFT  32 /* ring index involved, when there is one */
-#define SDMA_ERR_INDEX_WIDTH  32
-#define SDMA_REG_ERR_ADDR     0x020u /* (RO) the IOVA involved, when there is one */
+#define SDMA_REG_ERR	     0x018u
+#define SDMA_ERR_CODE_SHIFT  0
+#define SDMA_ERR_CODE_WIDTH  8
+#define SDMA_ERR_VALID_SHIFT 8
+#define SDMA_ERR_VALID_WIDTH 1
+#define SDMA_ERR_INDEX_SHIFT 32 /* ring index involved, when there is one */
+#define SDMA_ERR_INDEX_WIDTH 32
+#define SDMA_REG_ERR_ADDR    0x020u /* (RO) the IOVA involved, when there is one */
 
 enum sdma_err_code {
 	SDMA_ERR_NONE = 0,
 	SDMA_ERR_WQ_BASE_ALIGN = 1, /* WQ_BASE not 64-byte aligned (halts at enable) */
-	SDMA_ERR_WQ_SIZE = 2,       /* LOG2_SIZE above CAP.WQ_LOG2_MAX (halts at enable) */
-	SDMA_ERR_WQ_FETCH = 3,      /* descriptor read failed: ring not mapped (halts) */
+	SDMA_ERR_WQ_SIZE = 2,	    /* LOG2_SIZE above CAP.WQ_LOG2_MAX (halts at enable) */
+	SDMA_ERR_WQ_FETCH = 3,	    /* descriptor read failed: ring not mapped (halts) */
 	SDMA_ERR_TAIL_RANGE = 4,    /* TAIL written outside the ring (halts) */
 	SDMA_ERR_COMPL_WRITE = 5,   /* completion record write failed (not halting) */
-	SDMA_ERR_MSI_WRITE = 6,     /* MSI write failed (not halting) */
+	SDMA_ERR_MSI_WRITE = 6,	    /* MSI write failed (not halting) */
 	SDMA_ERR_SHADOW_READ = 7,   /* shadow tail read failed (halts) */
 	SDMA_ERR_COMPL_ALIGN = 8,   /* completion address misaligned (descriptor invalid) */
 };
@@ -92,11 +92,11 @@ enum sdma_err_code {
 #define SDMA_REG_WQ_BASE 0x028u
 
 /* WQ_CFG (RW while disabled). */
-#define SDMA_REG_WQ_CFG            0x030u
+#define SDMA_REG_WQ_CFG		    0x030u
 #define SDMA_WQ_CFG_LOG2_SIZE_SHIFT 0
 #define SDMA_WQ_CFG_LOG2_SIZE_WIDTH 5
-#define SDMA_WQ_CFG_PASID_SHIFT     8
-#define SDMA_WQ_CFG_PASID_WIDTH     20
+#define SDMA_WQ_CFG_PASID_SHIFT	    8
+#define SDMA_WQ_CFG_PASID_WIDTH	    20
 #define SDMA_WQ_CFG_PASID_V_SHIFT   31
 #define SDMA_WQ_CFG_PASID_V_WIDTH   1
 
@@ -104,17 +104,17 @@ enum sdma_err_code {
 #define SDMA_REG_WQ_TAIL 0x040u /* (RW) doorbell: one past the last valid descriptor */
 
 /* WQ_SHADOW (RW): IOVA of the 32-bit shadow tail, 4-byte aligned, EN in bit 0. */
-#define SDMA_REG_WQ_SHADOW       0x048u
-#define SDMA_WQ_SHADOW_EN_SHIFT  0
-#define SDMA_WQ_SHADOW_EN_WIDTH  1
+#define SDMA_REG_WQ_SHADOW	 0x048u
+#define SDMA_WQ_SHADOW_EN_SHIFT	 0
+#define SDMA_WQ_SHADOW_EN_WIDTH	 1
 #define SDMA_WQ_SHADOW_ADDR_MASK (~3ull)
 
 #define SDMA_REG_MSI_ADDR 0x050u /* (RW) IOVA, 4-byte aligned */
 #define SDMA_REG_MSI_DATA 0x058u /* (RW) low 32 bits written */
 
-#define SDMA_REG_INT_CTRL       0x060u
-#define SDMA_INT_CTRL_EN_SHIFT  0
-#define SDMA_INT_CTRL_EN_WIDTH  1
+#define SDMA_REG_INT_CTRL      0x060u
+#define SDMA_INT_CTRL_EN_SHIFT 0
+#define SDMA_INT_CTRL_EN_WIDTH 1
 
 #define SDMA_REG_COMPLETED 0x068u /* (RO) descriptors completed since reset (any status) */
 

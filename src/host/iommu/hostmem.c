@@ -29,6 +29,7 @@ struct hm_region {
 /* Immutable snapshot of the region list, sorted by pa; replaced wholesale on change. */
 struct hm_snap {
 	struct hm_snap *older; /* retired snapshots, freed at destroy (readers may hold them) */
+	uint64_t uid;	       /* unique over all snapshots of all instances */
 	unsigned n;
 	struct hm_region r[];
 };
@@ -39,6 +40,7 @@ struct hostmem {
 	uint64_t next_file_pa, next_db_pa;
 	uint8_t *pool;
 	uint64_t *pool_map;
+	uint64_t *pool_hint; /* dirty hints, one bit per pool page */
 	size_t pool_used;
 };
 
@@ -47,20 +49,38 @@ static struct hm_snap *hm_snap_load(struct hostmem *hm)
 	return __atomic_load_n(&hm->snap, __ATOMIC_ACQUIRE);
 }
 
+/* Per-thread last hit (snapshot uid, index): walks read many descriptors in a row from
+ * the same region. Only ever indexes the current snapshot, so it cannot dangle. */
+static __thread struct {
+	uint64_t uid;
+	unsigned idx;
+} hm_last;
+
+static uint64_t hm_snap_uid(void)
+{
+	static uint64_t next;
+	return __atomic_add_fetch(&next, 1, __ATOMIC_RELAXED);
+}
+
 static const struct hm_region *hm_find(struct hostmem *hm, uint64_t pa)
 {
 	struct hm_snap *s = hm_snap_load(hm);
 	unsigned lo = 0, hi = s->n;
 
+	if (hm_last.uid == s->uid && pa - s->r[hm_last.idx].pa < s->r[hm_last.idx].len)
+		return &s->r[hm_last.idx];
 	while (lo < hi) {
 		unsigned mid = (lo + hi) / 2;
 		const struct hm_region *r = &s->r[mid];
-		if (pa < r->pa)
+		if (pa < r->pa) {
 			hi = mid;
-		else if (pa - r->pa >= r->len)
+		} else if (pa - r->pa >= r->len) {
 			lo = mid + 1;
-		else
+		} else {
+			hm_last.uid = s->uid;
+			hm_last.idx = mid;
 			return r;
+		}
 	}
 	return NULL;
 }
@@ -85,6 +105,7 @@ static int hm_insert_locked(struct hostmem *hm, const struct hm_region *r)
 	if (!s)
 		return -ENOMEM;
 	s->n = old->n + 1;
+	s->uid = hm_snap_uid();
 	for (; i < old->n && old->r[i].pa < r->pa; i++)
 		s->r[j++] = old->r[i];
 	s->r[j++] = *r;
@@ -111,12 +132,15 @@ struct hostmem *hostmem_create(void)
 		return NULL;
 	pthread_mutex_init(&hm->lock, NULL);
 	hm->snap = calloc(1, sizeof(*hm->snap));
+	if (hm->snap)
+		hm->snap->uid = hm_snap_uid();
 	hm->pool_map = bitmap_alloc(HM_POOL_PGS);
+	hm->pool_hint = bitmap_alloc(HM_POOL_PGS);
 	hm->pool = mmap(NULL, HOSTMEM_POOL_SIZE, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	hm->next_file_pa = HOSTMEM_FILE_BASE;
 	hm->next_db_pa = HOSTMEM_DOORBELL_BASE;
-	if (!hm->snap || !hm->pool_map || hm->pool == MAP_FAILED) {
+	if (!hm->snap || !hm->pool_map || !hm->pool_hint || hm->pool == MAP_FAILED) {
 		if (hm->pool == MAP_FAILED)
 			hm->pool = NULL;
 		hostmem_destroy(hm);
@@ -147,6 +171,7 @@ void hostmem_destroy(struct hostmem *hm)
 	if (hm->pool)
 		munmap(hm->pool, HOSTMEM_POOL_SIZE);
 	free(hm->pool_map);
+	free(hm->pool_hint);
 	pthread_mutex_destroy(&hm->lock);
 	free(hm);
 }
@@ -244,6 +269,7 @@ int hostmem_remove(struct hostmem *hm, uint64_t pa)
 	}
 	struct hm_region gone = old->r[i];
 	s->n = old->n - 1;
+	s->uid = hm_snap_uid();
 	memcpy(s->r, old->r, i * sizeof(s->r[0]));
 	memcpy(&s->r[i], &old->r[i + 1], (old->n - i - 1) * sizeof(s->r[0]));
 	s->older = old;
@@ -340,6 +366,8 @@ int hostmem_pages_alloc(struct hostmem *hm, unsigned npages, uint64_t *pa)
 	if (i >= HM_POOL_PGS)
 		return -ENOMEM;
 	memset(hm->pool + i * HM_PAGE, 0, npages * HM_PAGE);
+	for (unsigned k = 0; k < npages; k++)
+		hostmem_dirty_hint_set(hm, HOSTMEM_POOL_BASE + (i + k) * HM_PAGE);
 	*pa = HOSTMEM_POOL_BASE + i * HM_PAGE;
 	return 0;
 }
@@ -362,4 +390,46 @@ size_t hostmem_pages_in_use(struct hostmem *hm)
 	size_t n = hm->pool_used;
 	pthread_mutex_unlock(&hm->lock);
 	return n;
+}
+
+/* ---- dirty hints ---- */
+
+static inline bool hm_pool_index(uint64_t pa, size_t *i)
+{
+	*i = (pa - HOSTMEM_POOL_BASE) / HM_PAGE;
+	return pa >= HOSTMEM_POOL_BASE && *i < HM_POOL_PGS;
+}
+
+void hostmem_dirty_hint_set(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+	uint64_t bit;
+
+	if (!hm_pool_index(pa, &i))
+		return;
+	bit = 1ull << (i % 64);
+	/* A plain load first: most updates find the hint already set. */
+	if (!(__atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & bit))
+		__atomic_fetch_or(&hm->pool_hint[i / 64], bit, __ATOMIC_SEQ_CST);
+}
+
+bool hostmem_dirty_hint_take(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+
+	if (!hm_pool_index(pa, &i))
+		return true;
+	uint64_t bit = 1ull << (i % 64);
+	if (!(__atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & bit))
+		return false;
+	return __atomic_fetch_and(&hm->pool_hint[i / 64], ~bit, __ATOMIC_SEQ_CST) & bit;
+}
+
+bool hostmem_dirty_hint_test(struct hostmem *hm, uint64_t pa)
+{
+	size_t i;
+
+	if (!hm_pool_index(pa, &i))
+		return true;
+	return __atomic_load_n(&hm->pool_hint[i / 64], __ATOMIC_SEQ_CST) & (1ull << (i % 64));
 }

@@ -83,4 +83,17 @@ static inline void hostmem_page_free(struct hostmem *hm, uint64_t pa)
 /* Pool pages in use (leak checks in tests). */
 size_t hostmem_pages_in_use(struct hostmem *hm);
 
+/*
+ * Dirty hints for page-table pages in the pool: a model-side summary, not architectural
+ * state, that lets a dirty harvest skip leaf tables nobody dirtied since the last one.
+ * The SMMU sets the hint of the table page holding a descriptor right after its HTTU
+ * update made it dirty; a harvester takes (tests and clears) it *before* scanning the
+ * table, so a dirtying write is always either seen by the scan or re-hints the table.
+ * Pages outside the pool have no hints: take/test return true (scan them). A freshly
+ * allocated pool page starts hinted.
+ */
+void hostmem_dirty_hint_set(struct hostmem *hm, uint64_t pa);
+bool hostmem_dirty_hint_take(struct hostmem *hm, uint64_t pa);
+bool hostmem_dirty_hint_test(struct hostmem *hm, uint64_t pa);
+
 #endif

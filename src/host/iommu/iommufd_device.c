@@ -81,13 +81,16 @@ static void ifd_install(struct iommufd_ctx *ctx, struct ifd_device *dev, struct 
 
 	if (to->type == IFD_HWPT_PAGING) {
 		ifd_ste_for_paging((struct ifd_hwpt_paging *)to, ste);
-	} else {
-		struct ifd_hwpt_nested *hn = (struct ifd_hwpt_nested *)to;
-		ifd_ste_for_nested(hn, ste);
-		/* Combined S1+S2 entries of the VMID may describe the previous stage 1. */
-		ifd_cmd(ctx->host, smmu_cmd_tlbi_nh_all(hn->viommu->parent->vmid));
+		ifd_ste_write(ctx->host, dev->sid, ste);
+		return;
 	}
+	struct ifd_hwpt_nested *hn = (struct ifd_hwpt_nested *)to;
+	ifd_ste_for_nested(hn, ste);
 	ifd_ste_write(ctx->host, dev->sid, ste);
+	/* Combined S1+S2 entries of the VMID may describe the previous stage 1: drop them
+	 * once the new STE is in (entries made before it cannot come back). */
+	ifd_cmd(ctx->host, smmu_cmd_tlbi_nh_all(hn->viommu->parent->vmid));
+	ifd_sync(ctx->host);
 }
 
 static int ifd_attach_locked(struct iommufd_ctx *ctx, uint32_t dev_id, uint32_t *pt_id,

@@ -148,6 +148,22 @@ static struct ifd_hwpt_nested *ifd_dev_nested(struct ifd_device *dev)
 	return (struct ifd_hwpt_nested *)dev->attached;
 }
 
+/*
+ * Forwards a stage-1 / configuration event to the guest's vEVENTQ (with its vSID). A stall
+ * nobody will answer goes there as a plain (terminated) fault. Under route_lock.
+ */
+static void ifd_event_to_guest(struct iommufd_host *h, struct ifd_device *dev,
+			       struct ifd_hwpt_nested *hn, const struct smmu_event *ev)
+{
+	struct smmu_event plain = *ev;
+
+	if (!hn || F_GET(ev->dw[1], EVT1_S2) || !ifd_event_forwardable(smmu_event_id(ev)) ||
+	    !hn->viommu->veventq || !dev->vdev)
+		return;
+	plain.dw[1] &= ~(F_MASK(EVT1_STALL) | F_MASK(EVT1_STAG));
+	ifd_veventq_push(h, hn->viommu->veventq, dev->vdev->virt_id, &plain);
+}
+
 /* The event-queue interrupt: runs on the faulting DMA thread. */
 static void ifd_on_event(void *opaque, const struct smmu_event *ev)
 {
@@ -160,12 +176,10 @@ static void ifd_on_event(void *opaque, const struct smmu_event *ev)
 	pthread_mutex_lock(&h->route_lock);
 	struct ifd_device *dev = ifd_route_find(h, sid);
 	struct ifd_hwpt_nested *hn = ifd_dev_nested(dev);
-	if (stall) {
+	if (stall)
 		answered = hn && hn->fault && !s2 && ifd_fault_deliver(h, hn->fault, dev, ev);
-	} else if (hn && !s2 && ifd_event_forwardable(smmu_event_id(ev)) && hn->viommu->veventq &&
-		   dev->vdev) {
-		ifd_veventq_push(h, hn->viommu->veventq, dev->vdev->virt_id, ev);
-	}
+	if (!answered)
+		ifd_event_to_guest(h, dev, hn, ev);
 	pthread_mutex_unlock(&h->route_lock);
 	TRACE(iommufd_event, "sid=%#x id=%#x stall=%d s2=%d", sid, smmu_event_id(ev), stall, s2);
 	if (stall && !answered) {

@@ -188,7 +188,10 @@ static int ifd_ioas_add_area(struct iommufd_ctx *ctx, struct ifd_ioas *ioas, str
 		return rc;
 	rc = ifd_area_insert(ioas, a);
 	if (rc) {
-		for_each_hwpt(ctx, ioas, hp) pgtable_unmap(&hp->pt, a->iova, a->len);
+		for_each_hwpt(ctx, ioas, hp)
+		{
+			pgtable_unmap(&hp->pt, a->iova, a->len);
+		}
 	}
 	return rc;
 }
@@ -291,11 +294,20 @@ static uint64_t ifd_unmap_areas(struct iommufd_ctx *ctx, struct ifd_ioas *ioas, 
 
 	for (unsigned i = first; i < first + count; i++) {
 		for_each_hwpt(ctx, ioas, hp)
-		    pgtable_unmap(&hp->pt, ioas->areas[i].iova, ioas->areas[i].len);
+		{
+			pgtable_unmap(&hp->pt, ioas->areas[i].iova, ioas->areas[i].len);
+		}
 		bytes += ioas->areas[i].len;
 	}
-	for_each_hwpt(ctx, ioas, hp) ifd_hwpt_flush(ctx, hp);
+	for_each_hwpt(ctx, ioas, hp)
+	{
+		ifd_hwpt_flush(ctx, hp);
+	}
 	ifd_sync(ctx->host); /* no DMA uses the old translations any more */
+	for_each_hwpt(ctx, ioas, hp)
+	{
+		pgtable_reclaim(&hp->pt);
+	}
 	for (unsigned i = first; i < first + count; i++)
 		ifd_area_release(ctx, &ioas->areas[i]);
 	memmove(&ioas->areas[first], &ioas->areas[first + count],

@@ -3,6 +3,7 @@
 #include "host/iommu/pgtable.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 #include "host/iommu/hostmem.h"
 #include "host/iommu/smmu_regs.h"
@@ -27,10 +28,23 @@ static void *pgt_hm_ptr(void *opaque, uint64_t pa)
 	return hostmem_ptr(opaque, pa, PGT_PAGE);
 }
 
+static bool pgt_hm_dirty_hint(void *opaque, uint64_t pa, int op)
+{
+	if (op == PGT_HINT_SET) {
+		hostmem_dirty_hint_set(opaque, pa);
+		return true;
+	}
+	return op == PGT_HINT_TAKE ? hostmem_dirty_hint_take(opaque, pa)
+				   : hostmem_dirty_hint_test(opaque, pa);
+}
+
 struct pgt_mem pgt_mem_hostmem(struct hostmem *hm)
 {
-	return (struct pgt_mem){
-	    .alloc = pgt_hm_alloc, .free = pgt_hm_free, .ptr = pgt_hm_ptr, .opaque = hm};
+	return (struct pgt_mem){.alloc = pgt_hm_alloc,
+				.free = pgt_hm_free,
+				.ptr = pgt_hm_ptr,
+				.dirty_hint = pgt_hm_dirty_hint,
+				.opaque = hm};
 }
 
 /* ---- geometry ---- */
@@ -135,6 +149,10 @@ static void pgt_free_level(struct pgtable *pt, uint64_t tbl, unsigned level, uns
 
 void pgtable_fini(struct pgtable *pt)
 {
+	pgtable_reclaim(pt);
+	free(pt->retired);
+	pt->retired = NULL;
+	pt->cap_retired = 0;
 	if (!pt->root_pages)
 		return;
 	pgt_free_level(pt, pt->root, pt->start_level, 1u << lvl_bits(pt, pt->start_level));
@@ -173,8 +191,8 @@ static int pgt_map_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint6
 			 uint64_t pa, uint64_t size, unsigned prot);
 
 /* One entry of the walk: a leaf, or descend (allocating the next table). */
-static int pgt_map_entry(struct pgtable *pt, uint64_t *p, unsigned level, uint64_t iova,
-			 uint64_t pa, uint64_t chunk, unsigned prot)
+static int pgt_map_entry(struct pgtable *pt, uint64_t tbl, uint64_t *p, unsigned level,
+			 uint64_t iova, uint64_t pa, uint64_t chunk, unsigned prot)
 {
 	uint64_t esz = 1ull << lvl_shift(level);
 	uint64_t d = d_load(p);
@@ -185,6 +203,8 @@ static int pgt_map_entry(struct pgtable *pt, uint64_t *p, unsigned level, uint64
 			return -EEXIST;
 		uint64_t oa = (prot & PGT_BAD_OA) ? pa : pa & PTE_OA_MASK;
 		d_store(p, oa | pgt_leaf_bits(pt, prot, level));
+		if ((prot & PGT_DIRTY) && pt->mem.dirty_hint)
+			pt->mem.dirty_hint(pt->mem.opaque, tbl, PGT_HINT_SET);
 		return 0;
 	}
 	if ((d & 1) && !d_is_table(d, level))
@@ -208,8 +228,8 @@ static int pgt_map_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint6
 
 	while (size) {
 		uint64_t chunk = MIN(size, esz - (iova & (esz - 1)));
-		int rc = pgt_map_entry(pt, entry_ptr(pt, tbl, level, iova), level, iova, pa, chunk,
-				       prot);
+		int rc = pgt_map_entry(pt, tbl, entry_ptr(pt, tbl, level, iova), level, iova, pa,
+				       chunk, prot);
 		if (rc)
 			return rc;
 		iova += chunk;
@@ -236,6 +256,30 @@ int pgtable_map(struct pgtable *pt, uint64_t iova, uint64_t pa, uint64_t size, u
 
 /* ---- unmap ---- */
 
+static bool pgt_table_empty(const struct pgtable *pt, uint64_t tbl)
+{
+	const uint64_t *t = tbl_ptr(pt, tbl);
+	for (unsigned i = 0; i < 512; i++)
+		if (d_load(&t[i]) & 1)
+			return false;
+	return true;
+}
+
+/* Unlinks an emptied table; its page waits on the retired list for pgtable_reclaim. */
+static void pgt_retire(struct pgtable *pt, uint64_t *parent, uint64_t tbl)
+{
+	if (pt->nretired == pt->cap_retired) {
+		unsigned cap = pt->cap_retired ? pt->cap_retired * 2 : 16;
+		uint64_t *n = realloc(pt->retired, cap * sizeof(*n));
+		if (!n)
+			return; /* keep it linked: harmless, just not reclaimed */
+		pt->retired = n;
+		pt->cap_retired = cap;
+	}
+	d_store(parent, 0);
+	pt->retired[pt->nretired++] = tbl;
+}
+
 /* Walks [iova, iova+size): dry run refuses partial blocks, the real run clears leaves. */
 static int64_t pgt_unmap_level(struct pgtable *pt, uint64_t tbl, unsigned level, uint64_t iova,
 			       uint64_t size, bool dry)
@@ -252,6 +296,8 @@ static int64_t pgt_unmap_level(struct pgtable *pt, uint64_t tbl, unsigned level,
 			    pgt_unmap_level(pt, d & PTE_OA_MASK, level + 1, iova, chunk, dry);
 			if (n < 0)
 				return n;
+			if (!dry && pgt_table_empty(pt, d & PTE_OA_MASK))
+				pgt_retire(pt, p, d & PTE_OA_MASK);
 			done += n;
 		} else if (d & 1) {
 			if (chunk != esz)
@@ -274,6 +320,15 @@ int64_t pgtable_unmap(struct pgtable *pt, uint64_t iova, uint64_t size)
 	if (rc < 0)
 		return rc;
 	return pgt_unmap_level(pt, pt->root, pt->start_level, iova, size, false);
+}
+
+void pgtable_reclaim(struct pgtable *pt)
+{
+	for (unsigned i = 0; i < pt->nretired; i++) {
+		pt->mem.free(pt->mem.opaque, pt->retired[i], 1);
+		pt->tables--;
+	}
+	pt->nretired = 0;
 }
 
 /* ---- lookups for tests ---- */
@@ -369,6 +424,11 @@ static void harvest_level(struct harvest *h, uint64_t tbl, unsigned level, uint6
 	if (level == 3) {
 		unsigned first = (unsigned)((iova >> PGT_SHIFT) & 511);
 		unsigned n = (unsigned)(size >> PGT_SHIFT);
+		/* Skip a table with no hint; clear the hint only when the whole table is
+		 * scanned and cleaned, else dirty entries outside the range would lose it. */
+		int op = h->clear && n == 512 ? PGT_HINT_TAKE : PGT_HINT_TEST;
+		if (pt->mem.dirty_hint && !pt->mem.dirty_hint(pt->mem.opaque, tbl, op))
+			return;
 		harvest_l3(h, tbl_ptr(pt, tbl), first, first + n - 1,
 			   iova & ~((512ull << PGT_SHIFT) - 1));
 		return;

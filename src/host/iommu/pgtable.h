@@ -34,10 +34,18 @@ struct pgt_mem {
 	void (*free)(void *opaque, uint64_t pa, unsigned npages);
 	/* Host pointer to the table page at pa. */
 	void *(*ptr)(void *opaque, uint64_t pa);
+	/*
+	 * Optional dirty hints of table pages (see hostmem_dirty_hint_take): PGT_HINT_TEST
+	 * may the table at pa hold dirty descriptors; PGT_HINT_TAKE the same and clear it;
+	 * PGT_HINT_SET mark it. NULL: every table is scanned.
+	 */
+	bool (*dirty_hint)(void *opaque, uint64_t pa, int op);
 	void *opaque;
 };
 
-/* Table pages from the host page pool (hostmem_pages_alloc). */
+enum { PGT_HINT_TEST, PGT_HINT_TAKE, PGT_HINT_SET };
+
+/* Table pages from the host page pool (hostmem_pages_alloc), with dirty hints. */
 struct pgt_mem pgt_mem_hostmem(struct hostmem *hm);
 
 #define PGT_LEVEL_AUTO (-1)
@@ -50,6 +58,8 @@ struct pgtable {
 	unsigned root_pages;  /* concatenated start tables (stage 2), else 1 */
 	uint64_t root;	      /* TTB0 / S2TTB */
 	uint64_t tables;      /* table pages in use (root included) */
+	uint64_t *retired;    /* emptied tables unlinked by unmap, freed by pgtable_reclaim */
+	unsigned nretired, cap_retired;
 };
 
 /* Leaf permissions and state for pgtable_map. */
@@ -79,8 +89,12 @@ int pgtable_map(struct pgtable *pt, uint64_t iova, uint64_t pa, uint64_t size, u
 /*
  * Unmaps [iova, iova+size); a block only partly inside the range is refused (-EINVAL)
  * before anything changes. Returns the bytes that were mapped, or a negative errno.
+ * Tables left empty are unlinked but not freed yet (a walker may still be reading them):
+ * call pgtable_reclaim() once the IOTLB is invalidated and in-flight DMA has drained
+ * (TLBI + CMD_SYNC). pgtable_fini() frees them too.
  */
 int64_t pgtable_unmap(struct pgtable *pt, uint64_t iova, uint64_t size);
+void pgtable_reclaim(struct pgtable *pt);
 
 /* Address of the leaf descriptor for iova (NULL if unmapped) and its level (tests). */
 uint64_t *pgtable_leaf(struct pgtable *pt, uint64_t iova, unsigned *level);
@@ -95,7 +109,9 @@ typedef void (*pgt_dirty_fn)(void *opaque, uint64_t iova, uint64_t size);
  * NO_CLEAR, makes it writable-clean again with an atomic test-and-clear, so a write that
  * races the harvest is either reported now or leaves the leaf dirty for the next one.
  * Returns the number of dirty leaves. The caller must then invalidate the IOTLB entries
- * of the range (they may hold write permission).
+ * of the range (they may hold write permission). With dirty hints (pgt_mem.dirty_hint,
+ * the host pool has them), leaf tables nobody dirtied since the last harvest are skipped
+ * without reading them.
  */
 int64_t pgtable_harvest(struct pgtable *pt, uint64_t iova, uint64_t size, unsigned flags,
 			pgt_dirty_fn fn, void *opaque);

@@ -109,7 +109,8 @@ static int ste_locate(struct smmu *smmu, uint32_t sid, uint64_t *pa, struct smmu
 	unsigned log2size = (unsigned)F_GET(smmu->strtab_cfg, STRTAB_CFG_LOG2SIZE);
 	uint64_t base = smmu->strtab_base & F_MASK(STE0_S1CTXPTR);
 
-	if (sid >> smmu->p.sid_bits || (log2size < 32 && (sid >> log2size)))
+	if ((smmu->p.sid_bits < 32 && (sid >> smmu->p.sid_bits)) ||
+	    (log2size < 32 && (sid >> log2size)))
 		return cfg_fault(f, EVT_C_BAD_STREAMID);
 	if (F_GET(smmu->strtab_cfg, STRTAB_CFG_FMT) == STRTAB_FMT_LINEAR) {
 		*pa = base + (uint64_t)sid * 64;
@@ -380,6 +381,10 @@ const struct smmu_cfg *smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn
 		TRACE(smmu_cfg_fault, "sid=%#x ssid=%#x id=%#x", txn->sid, ssid, f->id);
 		return NULL;
 	}
+	TRACE(smmu_cfg_load,
+	      "sid=%#x ssid=%#x ssv=%d kind=%u vmid=%u asid=%u s1ttb=%#llx s2ttb=%#llx", cfg->sid,
+	      cfg->ssid, cfg->ssv, cfg->kind, cfg->s2.id, cfg->s1.id,
+	      (unsigned long long)cfg->s1.ttb, (unsigned long long)cfg->s2.ttb);
 	cfgc_insert(&smmu->cfgc, gen, cfg);
 done:
 	/* Only trust it while no CFGI happened since 'gen' was read. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "common/trace.h"
 #include "host/iommu/smmu_internal.h"
@@ -335,6 +336,33 @@ static int dma_end(struct dma_ctx *c)
 	return 0;
 }
 
+#define DMA_SPAN_MAX (256 * 1024)
+
+/*
+ * Translates from iova on, page by page, while the pages land contiguously in host RAM, up
+ * to max bytes: returns that length with x->hva its start. 0 when the first page is not
+ * RAM (x->pa then says what it is), -1 when its translation failed (*res filled). Pages
+ * after the first only extend the span on an IOTLB hit; anything else ends it there and
+ * the next call deals with it.
+ */
+static ssize_t dma_span(struct dma_ctx *c, uint64_t iova, size_t max, bool write, struct xl_out *x)
+{
+	size_t n = MIN(max, page_left(iova));
+
+	if (dma_xl(c, iova, write, x))
+		return -1;
+	if (!x->hva)
+		return 0;
+	max = MIN(max, DMA_SPAN_MAX);
+	while (n < max) {
+		struct xl_out y;
+		if (!dma_xl_fast(c, iova + n, write, &y) || y.hva != x->hva + n)
+			break;
+		n += MIN(max - n, SMMU_PAGE_SIZE);
+	}
+	return (ssize_t)n;
+}
+
 int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, void *buf,
 		  size_t len, struct smmu_dma_result *res)
 {
@@ -346,15 +374,18 @@ int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova,
 	dma_begin(&c, s, txn, res);
 	while (res->done < len) {
 		uint64_t a = iova + res->done;
-		size_t n = MIN(len - res->done, page_left(a));
 		struct xl_out x;
-		if (dma_xl(&c, a, false, &x))
+		ssize_t n = dma_span(&c, a, len - res->done, false, &x);
+		if (n < 0)
 			break;
-		if (x.hva)
-			memcpy(out + res->done, x.hva, n);
-		else if (dma_nonram(&c, &x, a, false, out + res->done, n))
-			break;
-		res->done += n;
+		if (n > 0) {
+			memcpy(out + res->done, x.hva, (size_t)n);
+		} else {
+			n = (ssize_t)MIN(len - res->done, page_left(a));
+			if (dma_nonram(&c, &x, a, false, out + res->done, (size_t)n))
+				break;
+		}
+		res->done += (size_t)n;
 	}
 	return dma_end(&c);
 }
@@ -370,57 +401,81 @@ int smmu_dma_write(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova
 	dma_begin(&c, s, txn, res);
 	while (res->done < len) {
 		uint64_t a = iova + res->done;
-		size_t n = MIN(len - res->done, page_left(a));
 		struct xl_out x;
-		if (dma_xl(&c, a, true, &x))
+		ssize_t n = dma_span(&c, a, len - res->done, true, &x);
+		if (n < 0)
 			break;
-		if (x.hva)
-			memcpy(x.hva, in + res->done, n);
-		else if (dma_nonram(&c, &x, a, true, (void *)(uintptr_t)(in + res->done), n))
-			break;
-		res->done += n;
+		if (n > 0) {
+			memcpy(x.hva, in + res->done, (size_t)n);
+		} else {
+			n = (ssize_t)MIN(len - res->done, page_left(a));
+			if (dma_nonram(&c, &x, a, true, (void *)(uintptr_t)(in + res->done),
+				       (size_t)n))
+				break;
+		}
+		res->done += (size_t)n;
 	}
 	return dma_end(&c);
+}
+
+/* A copy step with a doorbell on either side: through a small bounce buffer. */
+static ssize_t dma_copy_nonram(struct dma_ctx *c, uint64_t sa, uint64_t da, size_t n)
+{
+	uint8_t bounce[64];
+	struct xl_out xs, xd;
+
+	n = MIN(n, sizeof(bounce));
+	if (dma_xl(c, sa, false, &xs) || dma_xl(c, da, true, &xd))
+		return -1;
+	if (xs.hva)
+		memcpy(bounce, xs.hva, n);
+	else if (dma_nonram(c, &xs, sa, false, bounce, n))
+		return -1;
+	if (xd.hva)
+		memcpy(xd.hva, bounce, n);
+	else if (dma_nonram(c, &xd, da, true, bounce, n))
+		return -1;
+	return (ssize_t)n;
 }
 
 int smmu_dma_copy(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_iova,
 		  uint64_t src_iova, size_t len, struct smmu_dma_result *res)
 {
 	struct dma_ctx c;
-	uint8_t bounce[64];
 
 	if (!s || !txn || !res)
 		return -EINVAL;
 	dma_begin(&c, s, txn, res);
 	while (res->done < len) {
 		uint64_t sa = src_iova + res->done, da = dst_iova + res->done;
-		size_t n = MIN(len - res->done, MIN(page_left(sa), page_left(da)));
 		struct xl_out xs, xd;
-		if (dma_xl(&c, sa, false, &xs) || dma_xl(&c, da, true, &xd))
+		ssize_t ns = dma_span(&c, sa, len - res->done, false, &xs), nd = 0;
+		if (ns < 0 || (ns > 0 && (nd = dma_span(&c, da, (size_t)ns, true, &xd)) < 0))
 			break;
-		if (xs.hva && xd.hva) {
-			memmove(xd.hva, xs.hva, n);
+		if (ns > 0 && nd > 0) {
+			memmove(xd.hva, xs.hva, (size_t)nd);
 		} else {
-			/* Rare: a doorbell on either side; go through a small bounce buffer. */
-			n = MIN(n, sizeof(bounce));
-			if (xs.hva)
-				memcpy(bounce, xs.hva, n);
-			else if (dma_nonram(&c, &xs, sa, false, bounce, n))
-				break;
-			if (xd.hva)
-				memcpy(xd.hva, bounce, n);
-			else if (dma_nonram(&c, &xd, da, true, bounce, n))
+			nd = dma_copy_nonram(
+			    &c, sa, da, MIN(len - res->done, MIN(page_left(sa), page_left(da))));
+			if (nd < 0)
 				break;
 		}
-		res->done += n;
+		res->done += (size_t)nd;
 	}
 	return dma_end(&c);
 }
 
+/* Byte i of the output is byte (phase + i) % 8 of pattern. */
 static void fill_pattern(uint8_t *dst, uint64_t pattern, size_t phase, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		dst[i] = (uint8_t)(pattern >> (8 * ((phase + i) & 7)));
+	unsigned rot = (unsigned)(phase & 7) * 8;
+	uint64_t rp = rot ? (pattern >> rot) | (pattern << (64 - rot)) : pattern;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		memcpy(dst + i, &rp, 8);
+	for (; i < n; i++)
+		dst[i] = (uint8_t)(rp >> (8 * (i & 7)));
 }
 
 int smmu_dma_fill(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_iova,
@@ -434,19 +489,19 @@ int smmu_dma_fill(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_i
 	dma_begin(&c, s, txn, res);
 	while (res->done < len) {
 		uint64_t a = dst_iova + res->done;
-		size_t n = MIN(len - res->done, page_left(a));
 		struct xl_out x;
-		if (dma_xl(&c, a, true, &x))
+		ssize_t n = dma_span(&c, a, len - res->done, true, &x);
+		if (n < 0)
 			break;
-		if (x.hva) {
-			fill_pattern(x.hva, pattern, res->done, n);
+		if (n > 0) {
+			fill_pattern(x.hva, pattern, res->done, (size_t)n);
 		} else {
-			n = MIN(n, sizeof(tmp));
-			fill_pattern(tmp, pattern, res->done, n);
-			if (dma_nonram(&c, &x, a, true, tmp, n))
+			n = (ssize_t)MIN(MIN(len - res->done, page_left(a)), sizeof(tmp));
+			fill_pattern(tmp, pattern, res->done, (size_t)n);
+			if (dma_nonram(&c, &x, a, true, tmp, (size_t)n))
 				break;
 		}
-		res->done += n;
+		res->done += (size_t)n;
 	}
 	return dma_end(&c);
 }

@@ -58,6 +58,7 @@ struct tlb_entry {
 
 struct smmu_tlb {
 	struct tlb_entry *e;
+	uint64_t *used; /* one bit per entry that may be valid: invalidations scan only these */
 	uint64_t mask;
 	uint64_t gen; /* bumped by every invalidation: walks racing one do not fill */
 };

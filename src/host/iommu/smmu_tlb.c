@@ -13,14 +13,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/bitmap.h"
 #include "common/trace.h"
 #include "host/iommu/smmu_internal.h"
 
 int smmu_tlb_init(struct smmu_tlb *t, unsigned entries)
 {
 	t->e = aligned_alloc(64, entries * sizeof(*t->e));
-	if (!t->e)
+	t->used = bitmap_alloc(entries);
+	if (!t->e || !t->used) {
+		smmu_tlb_fini(t);
 		return -ENOMEM;
+	}
 	for (unsigned i = 0; i < entries; i++)
 		t->e[i] = (struct tlb_entry){0};
 	t->mask = entries - 1;
@@ -31,7 +35,9 @@ int smmu_tlb_init(struct smmu_tlb *t, unsigned entries)
 void smmu_tlb_fini(struct smmu_tlb *t)
 {
 	free(t->e);
+	free(t->used);
 	t->e = NULL;
+	t->used = NULL;
 }
 
 static inline uint64_t tlb_index(const struct smmu_tlb *t, uint64_t tag, uint64_t vpn)
@@ -83,10 +89,18 @@ static void tlb_entry_unlock(struct tlb_entry *e)
 
 void smmu_tlb_insert(struct smmu_tlb *t, uint64_t tag, uint64_t gen, const struct tlb_fill *f)
 {
-	struct tlb_entry *e = &t->e[tlb_index(t, tag, f->vpn)];
+	uint64_t idx = tlb_index(t, tag, f->vpn);
+	struct tlb_entry *e = &t->e[idx];
+	uint64_t bit = 1ull << (idx % 64);
 
 	tlb_entry_lock(e);
-	/* Checked after taking the entry: pairs with the invalidator's bump-then-scan. */
+	/*
+	 * Mark the entry used, then check the generation: against the invalidator's
+	 * bump-generation-then-read-marks, either we see its bump (and do not fill) or it
+	 * sees our mark (and looks at this entry, waiting for our lock).
+	 */
+	if (!(__atomic_load_n(&t->used[idx / 64], __ATOMIC_RELAXED) & bit))
+		__atomic_fetch_or(&t->used[idx / 64], bit, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&t->gen, __ATOMIC_SEQ_CST) == gen) {
 		e->tag = tag;
 		e->vpn = f->vpn;
@@ -136,31 +150,45 @@ static bool tlb_match_any(const struct tlb_entry *e, const struct tlb_inval *sel
 	return false;
 }
 
-/* Unlocked check: true when the entry is stable and certainly matches no selector. */
+/* Unlocked check: true when the entry is stable, valid and matches no selector. */
 static bool tlb_peek_skip(const struct tlb_entry *e, const struct tlb_inval *sel, unsigned n)
 {
 	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST);
 
-	if (seq & 1)
+	/* Odd: being written. Empty: take the lock path, which also drops its mark. */
+	if ((seq & 1) || !__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
 		return false;
-	if (!__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
-		return __atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) == seq;
 	struct tlb_entry copy = *e;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq && !tlb_match_any(&copy, sel, n);
 }
 
+/* One marked entry: drop it if it matches; forget the mark if it holds nothing. */
+static void tlb_invalidate_one(struct smmu_tlb *t, uint64_t i, const struct tlb_inval *sel,
+			       unsigned n)
+{
+	struct tlb_entry *e = &t->e[i];
+
+	if (tlb_peek_skip(e, sel, n))
+		return;
+	tlb_entry_lock(e);
+	if (tlb_match_any(e, sel, n))
+		e->tag = 0;
+	if (!e->tag)
+		__atomic_fetch_and(&t->used[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
+	tlb_entry_unlock(e);
+}
+
 void smmu_tlb_invalidate(struct smmu_tlb *t, const struct tlb_inval *sel, unsigned n)
 {
-	/* An entry being filled now either saw the new generation or is odd in the peek. */
+	/* An entry being filled now either saw the new generation or is marked used. */
 	__atomic_fetch_add(&t->gen, 1, __ATOMIC_SEQ_CST);
-	for (uint64_t i = 0; i <= t->mask; i++) {
-		struct tlb_entry *e = &t->e[i];
-		if (tlb_peek_skip(e, sel, n))
-			continue;
-		tlb_entry_lock(e);
-		if (tlb_match_any(e, sel, n))
-			e->tag = 0;
-		tlb_entry_unlock(e);
+	for (uint64_t w = 0; w <= t->mask / 64; w++) {
+		uint64_t bits = __atomic_load_n(&t->used[w], __ATOMIC_SEQ_CST);
+		while (bits) {
+			unsigned b = (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			tlb_invalidate_one(t, w * 64 + b, sel, n);
+		}
 	}
 }

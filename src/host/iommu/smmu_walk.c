@@ -109,6 +109,13 @@ struct walk_ctx {
 	bool table_ro; /* stage 1: an APTable[1] on the way down forbids writes */
 };
 
+static bool walk_made_dirty(const struct walk_ctx *c, uint64_t d, uint64_t nd)
+{
+	if (c->stage2)
+		return !(d & PTE_BIT_S2AP_W) && (nd & PTE_BIT_S2AP_W);
+	return (d & PTE_BIT_AP2) && !(nd & PTE_BIT_AP2);
+}
+
 /*
  * Applies the leaf rules, committing an HTTU update with CAS. For a nested stage-1 leaf the
  * update is a stage-2 write to the table page (which makes that page dirty at stage 2).
@@ -131,8 +138,10 @@ static int walk_leaf(struct walk_ctx *c, struct desc_ref *dr, uint64_t d, unsign
 				return -EFAULT;
 			made_writable_ref = true;
 		}
-		if (nd == d || __atomic_compare_exchange_n(dr->p, &d, nd, false, __ATOMIC_ACQ_REL,
+		if (nd == d || __atomic_compare_exchange_n(dr->p, &d, nd, false, __ATOMIC_SEQ_CST,
 							   __ATOMIC_ACQUIRE)) {
+			if (walk_made_dirty(c, d, nd))
+				hostmem_dirty_hint_set(c->smmu->hm, dr->pa);
 			unsigned sh = level_shift(level);
 			uint64_t base = nd & PTE_OA_MASK & ~((1ull << sh) - 1);
 			out->oa = base | (c->ia & ((1ull << sh) - 1));

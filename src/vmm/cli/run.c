@@ -244,13 +244,13 @@ static void run_print_summary(struct devices *dev, struct host_platform *hp)
 	devices_get_stats(dev, &st);
 	host_platform_get_stats(hp, &hs);
 	printf("SUMMARY devices vsmmu_cmds=%llu vsmmu_events=%llu nested_hwpts=%llu "
-	       "invalidations=%llu faults=%llu responses=%llu msis=%llu sdma_completed=%llu "
-	       "doorbells_trapped=%llu\n",
+	       "invalidations=%llu faults=%llu responses=%llu msis=%llu doorbells_trapped=%llu "
+	       "doorbells_held=%llu host_events=%llu\n",
 	       (unsigned long long)st.vsmmu.cmds, (unsigned long long)st.vsmmu.events,
 	       (unsigned long long)st.nested.hwpt_allocs, (unsigned long long)st.nested.inv_cmds,
 	       (unsigned long long)st.nested.faults, (unsigned long long)st.nested.responses,
-	       (unsigned long long)st.msis, (unsigned long long)hs.sdma_completed,
-	       (unsigned long long)st.sdma.doorbells_trapped);
+	       (unsigned long long)st.msis, (unsigned long long)st.sdma.doorbells_trapped,
+	       (unsigned long long)st.sdma.doorbells_held, (unsigned long long)hs.smmu_events);
 	fflush(stdout);
 }
 

@@ -310,6 +310,11 @@ int vm_start(struct vm *vm)
 
 int vm_pause(struct vm *vm)
 {
+	/* A vCPU thread (a device handler) waiting for itself to park would never return. */
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (vm->vcpus[i].thread_live && pthread_equal(vm->vcpus[i].thread, pthread_self()))
+			return -EDEADLK;
+	}
 	pthread_mutex_lock(&vm->lock);
 	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
 	vm_kick_all_locked(vm);

@@ -230,8 +230,10 @@ void vm_close(struct vm *vm)
 		return;
 	vm_request_stop(vm, VM_STOP_REQUEST, 0);
 	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
-		if (vm->vcpus[i].thread_live)
+		if (vm->vcpus[i].thread_live) {
 			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].thread_live = false; /* never signal a joined thread */
+		}
 	}
 	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
 		vcpu_fini(&vm->vcpus[i]);

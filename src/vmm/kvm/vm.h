@@ -135,6 +135,7 @@ int vm_start(struct vm *vm);
  * Stops every vCPU outside KVM_RUN with its pending I/O completed (so its state can be
  * read consistently) and returns once all have acknowledged. Nested pause is not counted:
  * one vm_resume() undoes any number of vm_pause() calls. Callable before vm_start().
+ * -EDEADLK from a vCPU thread (a device handler): it cannot wait for itself.
  */
 int vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);

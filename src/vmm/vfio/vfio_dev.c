@@ -36,10 +36,13 @@ struct vfio_dev {
 	struct vfio_dev_stats st;
 };
 
+/*
+ * Any access size (len 0): the register takes 4- and 8-byte writes and a driver may use
+ * either; the eventfd carries no value anyway, the device reads the shadow tail.
+ */
 static struct vm_ioeventfd vfio_dev_ioeventfd(const struct vfio_dev *d)
 {
-	return (struct vm_ioeventfd){
-	    .addr = d->bar0_gpa + d->db_offset, .len = d->db_width, .fd = d->db_fd};
+	return (struct vm_ioeventfd){.addr = d->bar0_gpa + d->db_offset, .len = 0, .fd = d->db_fd};
 }
 
 /* Arms or disarms the ioeventfd to match the requested path and the shadow state. */
