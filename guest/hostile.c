@@ -118,6 +118,22 @@ static bool case_cmd_s2_tlbi(void)
 	return !synced && got.cerror == CERROR_ILL && smmu_sync();
 }
 
+/* Several bad commands among good ones in one batch: each is skipped, the rest runs. */
+static bool case_cmd_illegal_batch(void)
+{
+	uint64_t gerrors = smmu.st.gerrors;
+	bool synced;
+
+	smmu_cmd(0x11 | (1ull << 48), 0);			      /* TLBI_NH_ASID: fine */
+	smmu_cmd(0x03 | (1ull << 10) | ((uint64_t)DEV_SID << 32), 1); /* CFGI_STE, SSEC=1 */
+	smmu_cmd(0x11 | (1ull << 48), 0);
+	smmu_cmd(0x44 | (3ull << 12) | ((uint64_t)DEV_SID << 32), 0); /* RESUME, RESP=3 */
+	smmu_cmd(0x46 | (3ull << 12), 0);			      /* CMD_SYNC, CS=3 */
+	synced = smmu_sync();
+	seen_end();
+	return !synced && smmu.st.gerrors - gerrors == 3 && got.cerror == CERROR_ILL && smmu_sync();
+}
+
 static bool case_sync_msi_abort(void)
 {
 	/* CMD_SYNC CS=IRQ whose MSI address is neither RAM nor an interrupt controller. */
@@ -293,6 +309,7 @@ struct hostile_case {
 static const struct hostile_case cases[] = {
     {"cmd_illegal_opcode", case_cmd_illegal},
     {"cmd_stage2_tlbi", case_cmd_s2_tlbi},
+    {"cmd_illegal_batch", case_cmd_illegal_batch},
     {"cmd_sync_msi_abort", case_sync_msi_abort},
     {"cmdq_outside_ram", case_cmdq_outside_ram},
     {"dma_unmapped_no_stall", case_dma_unmapped},

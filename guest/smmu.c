@@ -253,7 +253,9 @@ static bool sync_wait(uint32_t seq)
 	uint64_t end = now_ticks() + TIMER_HZ;
 
 	for (int spin = 0; !sync_done(seq); spin++) {
-		if (spin == 64 && smmu_gerror_handle())
+		/* Not done right after the kick: a command error may hold the queue (each
+		 * recovery lets the batch run on, possibly into the next bad command). */
+		if ((spin == 64 || (spin & 4095) == 4095) && smmu_gerror_handle())
 			continue;
 		if (now_ticks() > end)
 			return false;

@@ -139,6 +139,19 @@ def case_no_devices(exe):
     run.result("sva", status="fail")
 
 
+def case_bench(exe):
+    """Benchmark (meson test --benchmark): the guest-observed BENCH lines, re-printed as
+    `BENCH <name> <value> <unit>` like the host benchmarks."""
+    run = vmig(exe, "--guest-args", "workload=dma,remap,sva jobs=1024")
+    for w in ("dma", "remap", "sva"):
+        device_result(run, w)
+    lines = [l[len("guest: "):] for l in run.out.splitlines() if l.startswith("guest: BENCH ")]
+    names = {l.split()[1] for l in lines}
+    check({"guest_dma_gbps", "guest_inval_batch_us", "guest_fault_roundtrip_us"} <= names,
+          f"BENCH lines: {lines}")
+    print("\n".join(lines))
+
+
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
          if name.startswith("case_")}
 
