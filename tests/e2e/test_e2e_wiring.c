@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/vfio.h"
 #include "tests/e2e/e2e_rig.h"
 #include "vmig/guest_abi.h"
 
@@ -141,8 +142,18 @@ static void doorbell_ring_prepare(struct e2e *e)
 	memcpy(e2e_ptr(e, E2E_FLAG), init, sizeof(init));
 	e2e_wr(e, e->bar + SDMA_REG_WQ_BASE, 8, DB_RING);
 	e2e_wr(e, e->bar + SDMA_REG_WQ_CFG, 8, DB_RING_LOG2);
-	e2e_wr(e, e->bar + SDMA_REG_WQ_SHADOW, 8, (E2E_FLAG + 4) | 1);
 	e2e_wr(e, e->bar + SDMA_REG_CTRL, 8, 1);
+	/*
+	 * The shadow tail set behind the VMM's back, as a migration destination's device state
+	 * arrives through VFIO: no trapped write, so the fast path is not armed until the path
+	 * is set again (which re-reads the device).
+	 */
+	uint64_t shadow = (E2E_FLAG + 4) | 1;
+	assert_int_equal(vfio_region_write(vfio_dev_vfio(e->dev->sdma), VFIO_PCI_BAR0_REGION_INDEX,
+					   SDMA_REG_WQ_SHADOW, &shadow, 8),
+			 8);
+	assert_false(vfio_dev_doorbell_fast_armed(e->dev->sdma));
+	assert_int_equal(vfio_dev_doorbell_set_path(e->dev->sdma, VFIO_DOORBELL_FAST), 0);
 }
 
 static uint32_t flag_read(struct e2e *e)

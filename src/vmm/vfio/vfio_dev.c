@@ -118,14 +118,24 @@ static void vfio_dev_doorbell_trap(struct vfio_dev *d, uint64_t offset, unsigned
 }
 
 /* After a write that may change the shadow-tail enable, re-read it from the device. */
-static void vfio_dev_refresh_shadow(struct vfio_dev *d)
+/*
+ * Whether the guest has the shadow tail on, from the device itself: after trapped writes
+ * that may change it, and whenever the path is set (on a migration destination the device
+ * state arrives through VFIO, not through guest writes the VMM would see).
+ */
+static void vfio_dev_read_shadow_locked(struct vfio_dev *d)
 {
 	uint64_t v = 0;
 	ssize_t n =
 	    vfio_region_read(d->vdev, VFIO_PCI_BAR0_REGION_INDEX, SDMA_REG_WQ_SHADOW, &v, 8);
 
-	pthread_mutex_lock(&d->lock);
 	d->shadow_en = n == 8 && (v & (1ull << SDMA_WQ_SHADOW_EN_SHIFT));
+}
+
+static void vfio_dev_refresh_shadow(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	vfio_dev_read_shadow_locked(d);
 	if (vfio_dev_sync_fast_locked(d) < 0)
 		d->st.bar_errors++;
 	pthread_mutex_unlock(&d->lock);
@@ -271,6 +281,7 @@ int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path)
 	pthread_mutex_lock(&d->lock);
 	old = d->path;
 	d->path = path;
+	vfio_dev_read_shadow_locked(d);
 	ret = vfio_dev_sync_fast_locked(d);
 	if (ret < 0)
 		d->path = old;

@@ -58,7 +58,9 @@ struct vfio_device *vfio_dev_vfio(struct vfio_dev *d);
 /* Doorbell paths --------------------------------------------------------------------------- */
 
 /*
- * Switches the path. Leaving SLOW_HOLD keeps the held writes (release them explicitly).
+ * Switches the path (re-reading the device's shadow-tail state, so it is also the call that
+ * re-arms the fast path after the device state was loaded on a migration destination).
+ * Leaving SLOW_HOLD keeps the held writes (release them explicitly).
  * Returns 0 or the KVM error of arming/disarming the ioeventfd (the path is then unchanged).
  */
 int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path);
