@@ -9,7 +9,9 @@
  *  - doorbell_hold_release: SLOW_HOLD keeps a doorbell from the device until released;
  *  - doorbell_paths: the guest's own doorbell loop (64-bit ring 3) on the fast path wakes
  *    the engine with no userspace exit, then on the slow path with one exit per doorbell,
- *    then held and released, switched while it runs.
+ *    then held and released, switched while it runs;
+ *  - stall_resume_and_abort: the device blocks on a fault, the guest gets the stall event
+ *    (virtual SID, STAG), maps and RESUMEs -> success; RESUME abort -> ABORTED.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include "host/vfio.h"
 #include "tests/e2e/e2e_rig.h"
 #include "vmig/guest_abi.h"
+#include "vmm/smmuv3/arch.h"
 
 static const char *image;
 
@@ -116,6 +119,75 @@ static void test_doorbell_hold_release(void **state)
 	assert_int_equal(vfio_dev_doorbell_set_path(e.dev->sdma, VFIO_DOORBELL_FAST), 0);
 	assert_int_equal(vfio_dev_doorbell_release_held(e.dev->sdma), 1);
 	assert_int_equal(e2e_sdma_wait(&e, slot, 5000), SDMA_STATUS_SUCCESS);
+	e2e_fini(&e);
+}
+
+/* A FILL with block-on-fault to an IOVA stage 1 does not map yet; returns its slot. */
+static uint32_t stall_submit(struct e2e *e, uint64_t iova)
+{
+	uint32_t slot = e2e_sdma_queue(e,
+				       (struct sdma_desc){.opcode = SDMA_OP_FILL,
+							  .flags = SDMA_FLAG_BOF,
+							  .dst = iova,
+							  .size = 4096,
+							  .pattern = 0x7777777777777777ull},
+				       e2e_iova(E2E_COMPL));
+	e2e_sdma_ring(e);
+	return slot;
+}
+
+/* The stall event the guest gets: Stall=1, the virtual SID, the faulting IOVA. */
+static uint16_t stall_event(struct e2e *e, uint64_t iova)
+{
+	uint64_t evt[4];
+
+	assert_int_equal(e2e_smmu_evt_wait(e, evt, 5000), EVT_F_TRANSLATION);
+	assert_true(FGET(evt[1], EVT1_STALL));
+	assert_int_equal(FGET(evt[0], EVT0_SID), VMIG_SDMA_SID);
+	assert_int_equal(evt[2] & ~0xFFFull, iova);
+	return (uint16_t)FGET(evt[1], EVT1_STAG);
+}
+
+static void resume(struct e2e *e, uint16_t stag, unsigned how)
+{
+	e2e_smmu_cmd(e, FSET(e2e_cmd_op(CMD_RESUME, VMIG_SDMA_SID), CMD0_RESUME_RESP, how), stag);
+	assert_true(e2e_smmu_sync(e));
+}
+
+/*
+ * I/O page faults end to end: the device stalls on an unmapped page, the host fault queue
+ * reaches the guest's event queue as a stall, the guest maps the page and RESUMEs (retry):
+ * the device completes; a second stall answered with abort completes as ABORTED.
+ */
+static void test_stall_resume_and_abort(void **state)
+{
+	struct e2e e;
+	struct devices_stats st;
+	uint64_t iova = e2e_iova(E2E_DST) + (16ull << 20);
+
+	e2e_boot(&e, image, "i 1", NULL);
+	e2e_start(&e);
+	assert_int_equal(machine_wait_mark(e.m, 1, 10000), 0);
+	e2e_setup_nested(&e);
+	e2e_smmu_ste_s1(&e, VMIG_SDMA_SID, true);
+
+	uint32_t slot = stall_submit(&e, iova);
+	uint16_t stag = stall_event(&e, iova);
+	usleep(20 * 1000);
+	assert_int_equal(e2e_sdma_compl(&e, slot).status, SDMA_STATUS_NONE); /* still blocked */
+	assert_int_equal(e2e_s1_map(e.s1, iova, E2E_DST, 4096), 0);
+	resume(&e, stag, CMD_RESUME_RETRY);
+	assert_int_equal(e2e_sdma_wait(&e, slot, 5000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(*(uint8_t *)e2e_ptr(&e, E2E_DST + 4095), 0x77);
+
+	slot = stall_submit(&e, iova + 4096);
+	stag = stall_event(&e, iova + 4096);
+	resume(&e, stag, CMD_RESUME_ABORT);
+	assert_int_equal(e2e_sdma_wait(&e, slot, 5000), SDMA_STATUS_ABORTED);
+
+	devices_get_stats(e.dev, &st);
+	assert_int_equal(st.nested.faults, 2);
+	assert_int_equal(st.nested.responses, 2);
 	e2e_fini(&e);
 }
 
@@ -231,6 +303,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_nested_dma_msi),
 	    cmocka_unit_test(test_doorbell_hold_release),
 	    cmocka_unit_test(test_doorbell_paths),
+	    cmocka_unit_test(test_stall_resume_and_abort),
 	};
 
 	if (argc < 2) {
