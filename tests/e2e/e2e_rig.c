@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,14 +37,21 @@ void e2e_boot(struct e2e *e, const char *image, const char *cmdline,
 void e2e_boot_mem(struct e2e *e, const char *image, uint64_t mem, const char *cmdline,
 		  const struct devices_config *dc)
 {
+	static unsigned boots;
+	struct devices_config c = dc ? *dc : (struct devices_config){0};
+
 	memset(e, 0, sizeof(*e));
 	trace_init_from_env();
-	assert_int_equal(host_platform_boot(NULL, &e->hp), 0);
+	/* A fresh device name per boot: a failed test's leftovers do not fail the next one. */
+	snprintf(e->sdma_name, sizeof(e->sdma_name), "sdma-e2e%u", boots++);
+	struct host_platform_config hc = {.sdma_name = e->sdma_name};
+	assert_int_equal(host_platform_boot(&hc, &e->hp), 0);
 	sys_vm_create(&e->vm, image, mem, 1, VM_DIRTY_AUTO, cmdline);
 	e->m = e->vm.m;
 	e->ram = guest_mem_ptr(e->m->mem, 0, E2E_MEM);
 	assert_non_null(e->ram);
-	assert_int_equal(devices_create(e->m, dc, &e->dev), 0);
+	c.sdma_name = e->sdma_name;
+	assert_int_equal(devices_create(e->m, &c, &e->dev), 0);
 	e->bar = dc && dc->sdma_bar0_gpa ? dc->sdma_bar0_gpa : VMIG_SDMA_BAR0;
 	e->s1 = e2e_s1_create(e->ram + E2E_PT_POOL, E2E_PT_POOL, 2u << 20);
 	assert_non_null(e->s1);

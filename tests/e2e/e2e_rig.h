@@ -47,6 +47,7 @@ struct e2e {
 	uint32_t cmdq_prod, evtq_cons;
 	uint32_t tail; /* next sdma ring slot */
 	uint64_t bar;  /* where BAR0 is */
+	char sdma_name[32];
 };
 
 void e2e_require_kvm(void);
