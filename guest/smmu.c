@@ -162,18 +162,6 @@ bool smmu_probe(void)
 
 /* ---- command queue -------------------------------------------------------------------- */
 
-#define CMD_CFGI_STE	   0x03
-#define CMD_CFGI_STE_RANGE 0x04
-#define CMD_CFGI_CD	   0x05
-#define CMD_CFGI_CD_ALL	   0x06
-#define CMD_TLBI_NH_ASID   0x11
-#define CMD_TLBI_NH_VA	   0x12
-#define CMD_TLBI_NSNH_ALL  0x30
-#define CMD_RESUME	   0x44
-#define CMD_SYNC	   0x46
-#define RESUME_RETRY	   1ull
-#define RESUME_ABORT	   2ull
-
 static uint32_t q_idx(uint32_t ptr, unsigned log2)
 {
 	return ptr & ((1u << log2) - 1);
@@ -511,15 +499,6 @@ void smmu_as_init(struct smmu_as *as, uint32_t sid, uint32_t ssid, uint16_t asid
 	smmu_sync();
 }
 
-void smmu_as_destroy(struct smmu_as *as, uint32_t sid)
-{
-	uint64_t cd[8] = {0};
-
-	cd_write(sid, as->ssid, cd);
-	smmu_cmd(CMD_TLBI_NH_ASID | ((uint64_t)as->asid << 48), 0);
-	smmu_sync();
-}
-
 /* ---- stage-1 page tables (4K granule, 39-bit IOVA: levels 1-3) ------------------------ */
 
 #define PTE_VALID     1ull
@@ -607,17 +586,6 @@ uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova)
 	volatile uint64_t *p = pte_ptr((struct smmu_as *)as, iova, false);
 
 	return p ? *p : 0;
-}
-
-bool smmu_pte_set(struct smmu_as *as, uint64_t iova, uint64_t pte)
-{
-	volatile uint64_t *p = pte_ptr(as, iova, true);
-
-	if (!p)
-		return false;
-	*p = pte;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return true;
 }
 
 bool smmu_pte_dirty(uint64_t pte)
