@@ -235,16 +235,24 @@ static bool sync_done(uint32_t seq)
 	return __atomic_load_n(&sync_word, __ATOMIC_ACQUIRE) == seq;
 }
 
-/* The MSI write lands when the vSMMU reaches the sync: at once, under the PROD exit. */
+/*
+ * The MSI write lands when the vSMMU reaches the sync: at once, under the PROD exit. If it
+ * has not, a command error holds the queue; each recovery lets the batch run on, maybe into
+ * the next bad command, whose GERROR MSI (or, before interrupts are set up, the next wake
+ * from a halt) brings us back here.
+ */
 static bool sync_wait(uint32_t seq)
 {
 	uint64_t end = now_ticks() + TIMER_HZ;
 
-	for (int spin = 0; !sync_done(seq); spin++) {
-		/* Not done right after the kick: a command error may hold the queue (each
-		 * recovery lets the batch run on, possibly into the next bad command). */
-		if ((spin == 64 || (spin & 4095) == 4095) && smmu_gerror_handle())
-			continue;
+	for (uint32_t spin = 0; !sync_done(seq); spin++) {
+		uint64_t girqs = cpus[0].irq_count[VMIG_VEC_SMMU_GERROR];
+
+		if (spin == 64 || spin > 1000 || girqs != smmu.gerror_irqs_seen) {
+			smmu.gerror_irqs_seen = girqs;
+			if (smmu_gerror_handle())
+				continue;
+		}
 		if (now_ticks() > end)
 			return false;
 		if (spin > 1000)
