@@ -91,7 +91,7 @@ static void restore(void)
 {
 	smmu_ste_write_raw(DEV_SID, good_ste);
 	smmu_cd_write_raw(DEV_SID, 0, good_cd);
-	smmu_cmd(0x11 | ((uint64_t)dev_as0()->asid << 48), 0); /* TLBI_NH_ASID */
+	smmu_cmd(CMD_TLBI_NH_ASID | CMD_ASID(dev_as0()->asid), 0);
 	smmu_sync();
 	sdma_start(false, 0);
 }
@@ -112,7 +112,7 @@ static bool case_cmd_s2_tlbi(void)
 {
 	bool synced;
 
-	smmu_cmd(0x2A, 0); /* TLBI_S2_IPA: stage 2 is not advertised */
+	smmu_cmd(CMD_TLBI_S2_IPA, 0); /* stage 2 is not advertised */
 	synced = smmu_sync();
 	seen_end();
 	return !synced && got.cerror == CERROR_ILL && smmu_sync();
@@ -124,11 +124,11 @@ static bool case_cmd_illegal_batch(void)
 	uint64_t gerrors = smmu.st.gerrors;
 	bool synced;
 
-	smmu_cmd(0x11 | (1ull << 48), 0);			      /* TLBI_NH_ASID: fine */
-	smmu_cmd(0x03 | (1ull << 10) | ((uint64_t)DEV_SID << 32), 1); /* CFGI_STE, SSEC=1 */
-	smmu_cmd(0x11 | (1ull << 48), 0);
-	smmu_cmd(0x44 | (3ull << 12) | ((uint64_t)DEV_SID << 32), 0); /* RESUME, RESP=3 */
-	smmu_cmd(0x46 | (3ull << 12), 0);			      /* CMD_SYNC, CS=3 */
+	smmu_cmd(CMD_TLBI_NH_ASID | CMD_ASID(1), 0); /* fine */
+	smmu_cmd(CMD_CFGI_STE | CMD_SSEC | CMD_SID(DEV_SID), 1);
+	smmu_cmd(CMD_TLBI_NH_ASID | CMD_ASID(1), 0);
+	smmu_cmd(CMD_RESUME | CMD_RESP(3) | CMD_SID(DEV_SID), 0);
+	smmu_cmd(CMD_SYNC | CMD_RESP(3), 0); /* CS=3 is reserved */
 	synced = smmu_sync();
 	seen_end();
 	return !synced && smmu.st.gerrors - gerrors == 3 && got.cerror == CERROR_ILL && smmu_sync();
@@ -137,7 +137,7 @@ static bool case_cmd_illegal_batch(void)
 static bool case_sync_msi_abort(void)
 {
 	/* CMD_SYNC CS=IRQ whose MSI address is neither RAM nor an interrupt controller. */
-	smmu_cmd(0x46 | (1ull << 12), HOLE_ADDR);
+	smmu_cmd(CMD_SYNC | CMD_RESP(1), HOLE_ADDR);
 	smmu_sync();
 	seen_end();
 	return (got.gerror & GERROR_MSI_CMDQ_ABT) != 0;
@@ -148,8 +148,8 @@ static bool case_cmdq_outside_ram(void)
 	uint32_t cons;
 
 	smmu_cmdq_rebase(HOLE_ADDR);
-	smmu_write32(0x98, 1); /* CMDQ_PROD: one command to fetch from nowhere */
-	cons = smmu_read32(0x9C);
+	smmu_write32(SMMU_R_CMDQ_PROD, 1); /* one command to fetch from nowhere */
+	cons = smmu_read32(SMMU_R_CMDQ_CONS);
 	/* Back to the real queue before acknowledging: the ack restarts consumption. */
 	smmu_cmdq_rebase(0);
 	smmu_gerror_handle();

@@ -292,11 +292,18 @@ static bool batch_wait(uint32_t n)
 	return false;
 }
 
-static uint64_t step_end; /* with secs=: the tick at which no new batch starts */
+static uint64_t step_end;      /* with secs=: the tick at which no new batch starts */
+static uint64_t irqs_at_begin; /* completion MSIs before the step */
+
+static uint64_t sdma_irqs(void)
+{
+	return cpus[0].irq_count[VMIG_VEC_SDMA]; /* the MSI targets the boot vCPU */
+}
 
 static void result_begin(void)
 {
 	step_end = now_ticks() + cfg.secs * TIMER_HZ;
+	irqs_at_begin = sdma_irqs();
 	dev_result = (struct dev_result){0};
 	max_lines = 0;
 	rng = (cfg.seed + 0x1234567) * 0x2545F4914F6CDD1Dull | 1;
@@ -319,6 +326,7 @@ static uint32_t next_batch(uint64_t *left, uint64_t max)
 
 static void count_checked(const struct job *j, bool ok)
 {
+	dev_result.irqs = sdma_irqs() - irqs_at_begin;
 	dev_result.jobs++;
 	dev_result.bytes += j->size;
 	if (!ok)

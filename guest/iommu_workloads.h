@@ -17,7 +17,7 @@ struct dev_result {
 	uint64_t remaps, remapped_pages, stale; /* remap */
 	uint64_t mapped_on_demand, aborted;	/* sva */
 	uint64_t cases, passed;			/* hostile */
-	uint64_t events, irqs;
+	uint64_t irqs; /* completion MSIs received (one per batch is asked for) */
 };
 
 extern struct dev_result dev_result;

@@ -162,18 +162,6 @@ bool smmu_probe(void)
 
 /* ---- command queue -------------------------------------------------------------------- */
 
-#define CMD_CFGI_STE	   0x03
-#define CMD_CFGI_STE_RANGE 0x04
-#define CMD_CFGI_CD	   0x05
-#define CMD_CFGI_CD_ALL	   0x06
-#define CMD_TLBI_NH_ASID   0x11
-#define CMD_TLBI_NH_VA	   0x12
-#define CMD_TLBI_NSNH_ALL  0x30
-#define CMD_RESUME	   0x44
-#define CMD_SYNC	   0x46
-#define RESUME_RETRY	   1ull
-#define RESUME_ABORT	   2ull
-
 static uint32_t q_idx(uint32_t ptr, unsigned log2)
 {
 	return ptr & ((1u << log2) - 1);
@@ -247,16 +235,24 @@ static bool sync_done(uint32_t seq)
 	return __atomic_load_n(&sync_word, __ATOMIC_ACQUIRE) == seq;
 }
 
-/* The MSI write lands when the vSMMU reaches the sync: at once, under the PROD exit. */
+/*
+ * The MSI write lands when the vSMMU reaches the sync: at once, under the PROD exit. If it
+ * has not, a command error holds the queue; each recovery lets the batch run on, maybe into
+ * the next bad command, whose GERROR MSI (or, before interrupts are set up, the next wake
+ * from a halt) brings us back here.
+ */
 static bool sync_wait(uint32_t seq)
 {
 	uint64_t end = now_ticks() + TIMER_HZ;
 
-	for (int spin = 0; !sync_done(seq); spin++) {
-		/* Not done right after the kick: a command error may hold the queue (each
-		 * recovery lets the batch run on, possibly into the next bad command). */
-		if ((spin == 64 || (spin & 4095) == 4095) && smmu_gerror_handle())
-			continue;
+	for (uint32_t spin = 0; !sync_done(seq); spin++) {
+		uint64_t girqs = cpus[0].irq_count[VMIG_VEC_SMMU_GERROR];
+
+		if (spin == 64 || spin > 1000 || girqs != smmu.gerror_irqs_seen) {
+			smmu.gerror_irqs_seen = girqs;
+			if (smmu_gerror_handle())
+				continue;
+		}
 		if (now_ticks() > end)
 			return false;
 		if (spin > 1000)
@@ -511,15 +507,6 @@ void smmu_as_init(struct smmu_as *as, uint32_t sid, uint32_t ssid, uint16_t asid
 	smmu_sync();
 }
 
-void smmu_as_destroy(struct smmu_as *as, uint32_t sid)
-{
-	uint64_t cd[8] = {0};
-
-	cd_write(sid, as->ssid, cd);
-	smmu_cmd(CMD_TLBI_NH_ASID | ((uint64_t)as->asid << 48), 0);
-	smmu_sync();
-}
-
 /* ---- stage-1 page tables (4K granule, 39-bit IOVA: levels 1-3) ------------------------ */
 
 #define PTE_VALID     1ull
@@ -607,17 +594,6 @@ uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova)
 	volatile uint64_t *p = pte_ptr((struct smmu_as *)as, iova, false);
 
 	return p ? *p : 0;
-}
-
-bool smmu_pte_set(struct smmu_as *as, uint64_t iova, uint64_t pte)
-{
-	volatile uint64_t *p = pte_ptr(as, iova, true);
-
-	if (!p)
-		return false;
-	*p = pte;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return true;
 }
 
 bool smmu_pte_dirty(uint64_t pte)

@@ -32,6 +32,29 @@
 #define EVT_F_PERMISSION      0x13
 #define EVT_ID_MAX	      0x40
 
+/* Command opcodes (smmuv3 reference §4) and RESUME responses. */
+#define CMD_CFGI_STE	   0x03
+#define CMD_CFGI_STE_RANGE 0x04
+#define CMD_CFGI_CD	   0x05
+#define CMD_CFGI_CD_ALL	   0x06
+#define CMD_TLBI_NH_ASID   0x11
+#define CMD_TLBI_NH_VA	   0x12
+#define CMD_TLBI_S2_IPA	   0x2A
+#define CMD_TLBI_NSNH_ALL  0x30
+#define CMD_RESUME	   0x44
+#define CMD_SYNC	   0x46
+#define CMD_SSEC	   (1ull << 10)
+#define CMD_SID(sid)	   ((uint64_t)(sid) << 32)
+#define CMD_ASID(asid)	   ((uint64_t)(asid) << 48)
+#define CMD_RESP(r)	   ((uint64_t)(r) << 12) /* RESUME RESP, CMD_SYNC CS */
+#define RESUME_RETRY	   1ull
+#define RESUME_ABORT	   2ull
+
+/* Registers the hostile tests touch directly. */
+#define SMMU_R_GERROR	 0x60
+#define SMMU_R_CMDQ_PROD 0x98
+#define SMMU_R_CMDQ_CONS 0x9C
+
 /* GERROR bits. */
 #define GERROR_CMDQ_ERR	      (1u << 0)
 #define GERROR_EVTQ_ABT	      (1u << 2)
@@ -128,8 +151,6 @@ void smmu_as_init(struct smmu_as *as, uint32_t sid, uint32_t ssid, uint16_t asid
 /* Rewrites a CD word by word (hostile tests); CFGI_CD + sync. */
 void smmu_cd_write_raw(uint32_t sid, uint32_t ssid, const uint64_t cd[8]);
 void smmu_cd_read(uint32_t ssid, uint64_t cd[8]);
-/* Invalidates the CD (V=0). */
-void smmu_as_destroy(struct smmu_as *as, uint32_t sid);
 
 /* Maps [iova, iova+size) to [pa, ...) page by page; false if out of page-table pages. */
 bool smmu_map(struct smmu_as *as, uint64_t iova, uint64_t pa, uint64_t size, unsigned prot);
@@ -137,8 +158,6 @@ bool smmu_map(struct smmu_as *as, uint64_t iova, uint64_t pa, uint64_t size, uns
 void smmu_unmap(struct smmu_as *as, uint64_t iova, uint64_t size);
 /* The leaf entry of iova (0 when unmapped). */
 uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova);
-/* Writes a raw leaf entry, allocating tables on the way (hostile tests). */
-bool smmu_pte_set(struct smmu_as *as, uint64_t iova, uint64_t pte);
 /* Whether a leaf was written by the device (HD cleared AP[2]) / accessed (AF set). */
 bool smmu_pte_dirty(uint64_t pte);
 bool smmu_pte_young(uint64_t pte);

@@ -449,6 +449,7 @@ static void report_device(struct line *l)
 	line_kv(l, "bytes", dev_result.bytes);
 	line_kv(l, "faults", dev_result.faults);
 	line_kv(l, "mismatches", dev_result.mismatches);
+	line_kv(l, "irqs", dev_result.irqs);
 }
 
 static void report_dma(struct line *l)

@@ -72,6 +72,8 @@ def device_result(run, workload, faults_wanted=None):
     r = run.result(workload)
     check(n(r["jobs"]) > 0 and n(r["bytes"]) > 0, f"{workload} did nothing: {r}")
     check(r["mismatches"] == "0", f"{workload} mismatches: {r}")
+    # Completion MSIs: device -> guest stage 1 -> host stage 2 MSI window -> KVM.
+    check(n(r["irqs"]) > 0, f"{workload}: no completion interrupt arrived: {r}")
     if faults_wanted is not None:
         check(faults_wanted(n(r["faults"])), f"{workload} faults: {r}")
     return r
