@@ -223,14 +223,11 @@ static uint8_t fill_byte(uint64_t pattern, uint64_t k)
 	return (uint8_t)(pattern >> (8 * (k & 7)));
 }
 
-/* Resolves a destination byte range to CPU pointers chunk by chunk (remap backs pages). */
+/*
+ * Where the CPU finds destination bytes: NULL means at the job's dst_va (fixed backing);
+ * remap passes a resolver, since each of its IOVA pages may be backed by either pool.
+ */
 typedef uint8_t *(*dst_resolve_fn)(uint64_t iova);
-
-static uint8_t *dst_fixed(uint64_t iova)
-{
-	(void)iova;
-	return 0;
-}
 
 static bool job_data_ok(const struct job *j, dst_resolve_fn resolve)
 {
@@ -239,7 +236,7 @@ static bool job_data_ok(const struct job *j, dst_resolve_fn resolve)
 	for (uint64_t k = 0; k < j->size;) {
 		uint64_t iova = j->dst_iova + k;
 		uint64_t n = MIN(j->size - k, PAGE_SIZE - (iova & (PAGE_SIZE - 1)));
-		const uint8_t *d = resolve != dst_fixed ? resolve(iova) : j->dst_va + k;
+		const uint8_t *d = resolve ? resolve(iova) : j->dst_va + k;
 
 		if (j->op == JOB_COPY && memcmp(d, src + k, n))
 			return false;
@@ -377,8 +374,8 @@ static bool dma_batch(uint32_t n)
 	ok = batch_wait(n);
 	tsc_busy += rdtsc() - t0;
 	for (uint32_t i = 0; i < n && ok; i++) {
-		bool good = job_check(&jobs[i], dst_fixed) &&
-			    guard_ok(&jobs[i], dst_pool[0] + i * SLOT_SIZE);
+		bool good =
+		    job_check(&jobs[i], 0) && guard_ok(&jobs[i], dst_pool[0] + i * SLOT_SIZE);
 
 		if (!good && jobs[i].op != JOB_CRC)
 			report_bad_job(&jobs[i], "guard_or_data", 0, 0);
@@ -678,7 +675,7 @@ static bool sva_round(int i, uint32_t n, bool with_abort)
 	ok = batch_wait(n);
 	tsc_busy += rdtsc() - t0;
 	for (uint32_t k = 0; k < n && ok; k++)
-		count_checked(&jobs[k], job_check(&jobs[k], dst_fixed));
+		count_checked(&jobs[k], job_check(&jobs[k], 0));
 	return ok;
 }
 
