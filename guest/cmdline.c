@@ -17,6 +17,7 @@ struct config cfg = {
     .exit_at_end = true,
     .jobs = 256,
     .job_size = 64 * KIB,
+    .tlbi = true,
 };
 
 static const char *const step_names[] = {
@@ -207,6 +208,8 @@ static void parse_option(char *key, char *val)
 		cfg.jobs = value_u64(key, val, false, 1000000000);
 	else if (str_eq(key, "jobsize"))
 		cfg.job_size = value_u64(key, val, true, 64 * KIB);
+	else if (str_eq(key, "tlbi"))
+		cfg.tlbi = value_bool(key, val);
 	else if (str_eq(key, "strtab"))
 		parse_strtab(val);
 	else if (str_eq(key, "exit"))

@@ -102,6 +102,7 @@ static void fill_sources(void)
 static bool drivers_bring_up(void)
 {
 	smmu.verbose = true;
+	smmu.skip_tlbi = !cfg.tlbi;
 	if (!smmu_probe() || !sdma_probe())
 		return false;
 	if (!smmu_init(cfg.strtab_2lvl ? SMMU_STRTAB_2LVL : SMMU_STRTAB_LINEAR))

@@ -586,7 +586,8 @@ void smmu_unmap(struct smmu_as *as, uint64_t iova, uint64_t size)
 		}
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	smmu_tlbi_range(as, iova, size);
+	if (!smmu.skip_tlbi)
+		smmu_tlbi_range(as, iova, size);
 }
 
 uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova)

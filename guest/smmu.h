@@ -131,6 +131,7 @@ struct smmu {
 	smmu_stall_fn on_stall;
 	bool hold_events; /* leave events in the queue (overflow test) */
 	bool verbose;	  /* print EVENT lines for events that are not stalls */
+	bool skip_tlbi;	  /* unmap without TLBI (a negative control for remap) */
 	struct smmu_stats st;
 };
 

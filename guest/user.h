@@ -67,6 +67,7 @@ struct config {
 	uint64_t jobs;	   /* dma, remap, sva: jobs per step */
 	uint64_t job_size; /* largest transfer of a job */
 	bool strtab_2lvl;  /* 2-level stream table instead of linear */
+	bool tlbi;	   /* 0: unmaps skip the TLB invalidation (negative control) */
 };
 
 extern struct config cfg;

@@ -102,6 +102,15 @@ def case_remap(exe):
     device_result(run, "dma", lambda f: f == 0)  # every page back where dma expects it
 
 
+def case_remap_no_tlbi(exe):
+    """Negative control: unmapping without TLB invalidation must be caught (the device
+    keeps using stale translations: wrong data where the CPU looks, writes into pages the
+    guest took away)."""
+    run = vmig(exe, "--guest-args", "workload=remap jobs=1024 tlbi=0", expect_rc=1)
+    r = run.result("remap", status="fail")
+    check(n(r["mismatches"]) > 0 or n(r["stale"]) > 0, f"stale TLB not detected: {r}")
+
+
 def case_sva(exe):
     run = vmig(exe, "--guest-args", "workload=sva jobs=96")
     r = device_result(run, "sva", lambda f: f > 0)
