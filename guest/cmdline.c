@@ -15,12 +15,16 @@ struct config cfg = {
     .irq_count = 1,
     .ipis = 10,
     .exit_at_end = true,
+    .jobs = 256,
+    .job_size = 64 * KIB,
+    .tlbi = true,
 };
 
 static const char *const step_names[] = {
-    [STEP_IDLE] = "idle",	[STEP_DIRTY] = "dirty", [STEP_VERIFY] = "verify",
-    [STEP_TOUCH] = "touch",	[STEP_IPI] = "ipi",	[STEP_IRQWAIT] = "irqwait",
-    [STEP_CORRUPT] = "corrupt",
+    [STEP_IDLE] = "idle",	[STEP_DIRTY] = "dirty",	    [STEP_VERIFY] = "verify",
+    [STEP_TOUCH] = "touch",	[STEP_IPI] = "ipi",	    [STEP_IRQWAIT] = "irqwait",
+    [STEP_CORRUPT] = "corrupt", [STEP_DMA] = "dma",	    [STEP_REMAP] = "remap",
+    [STEP_SVA] = "sva",		[STEP_HOSTILE] = "hostile",
 };
 
 void fail_cmdline(const char *what, const char *arg)
@@ -162,6 +166,16 @@ static void parse_touch(char *val)
 	cfg.touch_base = v[0], cfg.touch_count = v[1], cfg.touch_stride = v[2];
 }
 
+static void parse_strtab(const char *val)
+{
+	if (str_eq(val, "linear"))
+		cfg.strtab_2lvl = false;
+	else if (str_eq(val, "2level"))
+		cfg.strtab_2lvl = true;
+	else
+		fail_cmdline("strtab wants linear or 2level, got", val);
+}
+
 static void parse_option(char *key, char *val)
 {
 	if (str_eq(key, "workload"))
@@ -190,6 +204,14 @@ static void parse_option(char *key, char *val)
 		cfg.irq_count = (uint32_t)value_u64(key, val, false, 1000000);
 	else if (str_eq(key, "ipis"))
 		cfg.ipis = (uint32_t)value_u64(key, val, false, 100000);
+	else if (str_eq(key, "jobs"))
+		cfg.jobs = value_u64(key, val, false, 1000000000);
+	else if (str_eq(key, "jobsize"))
+		cfg.job_size = value_u64(key, val, true, 64 * KIB);
+	else if (str_eq(key, "tlbi"))
+		cfg.tlbi = value_bool(key, val);
+	else if (str_eq(key, "strtab"))
+		parse_strtab(val);
 	else if (str_eq(key, "exit"))
 		cfg.exit_at_end = value_bool(key, val);
 	else
@@ -211,6 +233,8 @@ static void check_config(void)
 		fail_cmdline("wsbase must be page-aligned", 0);
 	if (cfg.irq_vector < 32 || cfg.irq_vector == VMIG_VEC_TIMER)
 		fail_cmdline("irq must be a free vector >= 32", 0);
+	if (!cfg.jobs || !cfg.job_size)
+		fail_cmdline("jobs and jobsize must be positive", 0);
 	if (!cfg.seed)
 		cfg.seed = 1;
 }

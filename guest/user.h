@@ -40,6 +40,10 @@ enum step {
 	STEP_IPI,
 	STEP_IRQWAIT,
 	STEP_CORRUPT,
+	STEP_DMA,
+	STEP_REMAP,
+	STEP_SVA,
+	STEP_HOSTILE,
 };
 
 #define MAX_STEPS 16
@@ -60,6 +64,10 @@ struct config {
 	uint32_t irq_vector, irq_count;
 	uint32_t ipis; /* ipi: self-IPIs per vCPU */
 	bool exit_at_end;
+	uint64_t jobs;	   /* dma, remap, sva: jobs per step */
+	uint64_t job_size; /* largest transfer of a job */
+	bool strtab_2lvl;  /* 2-level stream table instead of linear */
+	bool tlbi;	   /* 0: unmaps skip the TLB invalidation (negative control) */
 };
 
 extern struct config cfg;

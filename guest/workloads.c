@@ -2,6 +2,7 @@
 // The workload steps. Every participating vCPU runs each step on its own slice of pages;
 // the boot vCPU prints one RESULT line per step with fixed keys (docs/guest.md).
 #include "console.h"
+#include "iommu_workloads.h"
 #include "lib.h"
 #include "memory.h"
 #include "user.h"
@@ -413,6 +414,74 @@ static void report_corrupt(struct line *l)
 	line_kv(l, "pages", corrupted);
 }
 
+/* ---- dma, remap, sva, hostile: the boot vCPU drives the device (iommu_workloads.c) ---- */
+
+static void run_device_step(uint32_t cpu, bool (*run)(void))
+{
+	if (cpu == 0 && !run())
+		step_status = "fail";
+}
+
+static void step_dma(uint32_t cpu)
+{
+	run_device_step(cpu, step_dma_run);
+}
+
+static void step_remap(uint32_t cpu)
+{
+	run_device_step(cpu, step_remap_run);
+}
+
+static void step_sva(uint32_t cpu)
+{
+	run_device_step(cpu, step_sva_run);
+}
+
+static void step_hostile(uint32_t cpu)
+{
+	run_device_step(cpu, step_hostile_run);
+}
+
+/* The fixed keys of every device step. */
+static void report_device(struct line *l)
+{
+	line_kv(l, "jobs", dev_result.jobs);
+	line_kv(l, "bytes", dev_result.bytes);
+	line_kv(l, "faults", dev_result.faults);
+	line_kv(l, "mismatches", dev_result.mismatches);
+	line_kv(l, "irqs", dev_result.irqs);
+}
+
+static void report_dma(struct line *l)
+{
+	report_device(l);
+	line_kv(l, "pte_young", dev_result.young_pages);
+	line_kv(l, "pte_dirty", dev_result.dirty_pages);
+}
+
+static void report_remap(struct line *l)
+{
+	report_device(l);
+	line_kv(l, "remaps", dev_result.remaps);
+	line_kv(l, "remapped_pages", dev_result.remapped_pages);
+	line_kv(l, "stale", dev_result.stale);
+}
+
+static void report_sva(struct line *l)
+{
+	report_device(l);
+	line_kv(l, "mapped", dev_result.mapped_on_demand);
+	line_kv(l, "aborted", dev_result.aborted);
+}
+
+static void report_hostile(struct line *l)
+{
+	line_kv(l, "cases", dev_result.cases);
+	line_kv(l, "passed", dev_result.passed);
+	line_kv(l, "failed", dev_result.cases - dev_result.passed);
+	line_kv(l, "events", dev_result.faults);
+}
+
 /* ---- the driver ------------------------------------------------------------------------ */
 
 struct step_ops {
@@ -429,6 +498,10 @@ static const struct step_ops step_ops[] = {
     [STEP_IPI] = {"ipi", step_ipi, report_ipi},
     [STEP_IRQWAIT] = {"irqwait", step_irqwait, report_irqwait},
     [STEP_CORRUPT] = {"corrupt", step_corrupt, report_corrupt},
+    [STEP_DMA] = {"dma", step_dma, report_dma},
+    [STEP_REMAP] = {"remap", step_remap, report_remap},
+    [STEP_SVA] = {"sva", step_sva, report_sva},
+    [STEP_HOSTILE] = {"hostile", step_hostile, report_hostile},
 };
 
 /* Boot vCPU, before the step's start barrier: the baseline of the step. */

@@ -69,6 +69,7 @@
 
 /* Values the firmware writes to VMIG_PORT_MARK. */
 #define VMIG_MARK_BOOTED     0x0B00 /* all vCPUs online, the first workload step starts */
+#define VMIG_MARK_DEVICES    0x0C00 /* vSMMU and sdma drivers up, a device workload starts */
 #define VMIG_MARK_DIRTY      0x0D00 /* working set initialised, dirtying starts */
 #define VMIG_MARK_TOUCHED    0x0E00 /* touch done; every vCPU is halted for good, no more writes */
 #define VMIG_MARK_IRQ_WAIT   0x0F00 /* irqwait started: inject the interrupts now */

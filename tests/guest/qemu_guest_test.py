@@ -257,6 +257,27 @@ def case_irqwait_timeout(img):
     check(r["status"] == "timeout" and r["received"] == "0", f"{r}")
 
 
+def case_no_vsmmu(img):
+    """QEMU has neither the vSMMUv3 nor the sdma: the device workloads fail cleanly."""
+    run = run_guest(img, 1, "64M", "workload=dma,remap,sva,hostile cpus=1", expect_status=1)
+    errors = [l for l in run.lines if l.startswith("ERROR smmu: ")]
+    check(errors == ["ERROR smmu: no vSMMUv3 at 0xd0000000 idr0=0x0"] or
+          (len(errors) == 1 and "no vSMMUv3 at 0xd0000000" in errors[0]), f"{errors}")
+    for w in ("dma", "remap", "sva", "hostile"):
+        r = run.one("RESULT", workload=w)
+        check(r["status"] == "fail", f"{w}: {r}")
+    check(run.one("DONE")["status"] == "1", "DONE status")
+
+
+def case_cmdline_devices(img):
+    for bad, why in [("workload=dma strtab=3level", "strtab wants linear or 2level"),
+                     ("workload=dma jobs=0", "jobs and jobsize must be positive"),
+                     ("workload=dma jobsize=1M", "bad value for option 'jobsize'")]:
+        run = run_guest(img, 1, "64M", bad, expect_status=2)
+        errors = [l for l in run.lines if l.startswith("ERROR cmdline: ")]
+        check(len(errors) == 1 and why in errors[0], f"'{bad}': want '{why}' in {errors}")
+
+
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
          if name.startswith("case_")}
 

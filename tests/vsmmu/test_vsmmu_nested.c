@@ -73,7 +73,7 @@ static int nfx_teardown(void **state)
 	struct nfx *f = *state;
 
 	vsmmu_nested_destroy(f->n);
-	pgtable_fini(&f->s1);
+	pgtable_fini(&f->s1); /* unmap retires emptied tables to a list it frees */
 	th_fini(&f->t);
 	nrig_destroy(f->rig);
 	free(f);

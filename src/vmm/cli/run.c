@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "vmig/guest_abi.h"
+#include "vmig/host_platform.h"
 #include "vmm/cli/cli.h"
+#include "vmm/devices.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot.h"
 
@@ -24,7 +27,11 @@ struct run_opts {
 	bool save_at_mark;
 	uint64_t mark;
 	uint64_t save_after_ms;
+	bool no_devices;
 };
+
+/* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
+#define RUN_DEFAULT_GUEST_ARGS "workload=dma,sva"
 
 static void run_usage(void)
 {
@@ -42,7 +49,10 @@ static void run_usage(void)
 	       "  --vcpus N           number of vCPUs, 1..%d (default 1)\n"
 	       "  --guest-args STR    the guest command line (workload selection; see\n"
 	       "                      docs/guest.md), passed in the Multiboot information;\n"
-	       "                      for the built-in firmware vmig adds cpus=N\n"
+	       "                      for the built-in firmware vmig adds cpus=N (default\n"
+	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3)\n"
+	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save: a\n"
+	       "                      snapshot carries no device state)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -74,7 +84,8 @@ enum {
 	OPT_TIMEOUT,
 	OPT_SAVE,
 	OPT_SAVE_MARK,
-	OPT_SAVE_AFTER
+	OPT_SAVE_AFTER,
+	OPT_NO_DEVICES
 };
 
 static const struct option run_longopts[] = {
@@ -89,6 +100,7 @@ static const struct option run_longopts[] = {
     {"save", required_argument, NULL, OPT_SAVE},
     {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
     {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
+    {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -136,6 +148,9 @@ static int run_parse_one(int c, struct run_opts *o)
 		return cli_parse_uint("--save-at-mark", optarg, UINT32_MAX, &o->mark);
 	case OPT_SAVE_AFTER:
 		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
+	case OPT_NO_DEVICES:
+		o->no_devices = true;
+		return 0;
 	case 'h':
 		run_usage();
 		return 1;
@@ -146,7 +161,7 @@ static int run_parse_one(int c, struct run_opts *o)
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
-	*o = (struct run_opts){.mem = 256ull << 20, .vcpus = 1, .guest_args = ""};
+	*o = (struct run_opts){.mem = 256ull << 20, .vcpus = 1, .guest_args = NULL};
 	opterr = 0;
 	optind = 1;
 	for (;;) {
@@ -173,6 +188,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		log_error("--save needs exactly one of --save-at-mark V or --save-after MS");
 		return -EINVAL;
 	}
+	if (o->save)
+		o->no_devices = true;
+	if (!o->guest_args)
+		o->guest_args = o->kernel ? "" : RUN_DEFAULT_GUEST_ARGS;
 	return 0;
 }
 
@@ -225,42 +244,102 @@ static char *run_guest_cmdline(const struct run_opts *o)
 	return cmd;
 }
 
+/* One line on stdout after the run: what the passthrough side did. */
+static void run_print_summary(struct devices *dev, struct host_platform *hp)
+{
+	struct devices_stats st;
+	struct host_platform_stats hs;
+
+	devices_get_stats(dev, &st);
+	host_platform_get_stats(hp, &hs);
+	printf("SUMMARY devices vsmmu_cmds=%llu vsmmu_events=%llu nested_hwpts=%llu "
+	       "invalidations=%llu faults=%llu responses=%llu msis=%llu doorbells_trapped=%llu "
+	       "doorbells_held=%llu host_events=%llu\n",
+	       (unsigned long long)st.vsmmu.cmds, (unsigned long long)st.vsmmu.events,
+	       (unsigned long long)st.nested.hwpt_allocs, (unsigned long long)st.nested.inv_cmds,
+	       (unsigned long long)st.nested.faults, (unsigned long long)st.nested.responses,
+	       (unsigned long long)st.msis, (unsigned long long)st.sdma.doorbells_trapped,
+	       (unsigned long long)st.sdma.doorbells_held, (unsigned long long)hs.smmu_events);
+	fflush(stdout);
+}
+
+/* The host machine, then the vSMMU and the device on m. 0, or the exit code. */
+static int run_devices_create(struct machine *m, struct host_platform **hp, struct devices **dev)
+{
+	int ret = host_platform_boot(NULL, hp);
+
+	if (ret < 0) {
+		log_error("cannot create the host platform: %s", strerror(-ret));
+		return 1;
+	}
+	ret = devices_create(m, NULL, dev);
+	if (ret < 0) {
+		host_platform_shutdown(*hp);
+		*hp = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+static int run_machine(struct machine *m, const struct run_opts *o)
+{
+	if (machine_start(m) < 0)
+		return 1;
+	if (o->save)
+		return run_save(m, o);
+	return machine_wait(m, o->timeout_s ? (int)o->timeout_s * 1000 : -1);
+}
+
+static int run_load(struct machine *m, const struct run_opts *o)
+{
+	void *image = NULL;
+	size_t image_size = 0;
+	int free_image = 0;
+
+	if (cli_image_get(o->kernel, &image, &image_size, &free_image) < 0)
+		return VMIG_EXIT_NOINPUT;
+	char *cmdline = run_guest_cmdline(o);
+	int ret = cmdline ? machine_load_kernel(m, image, image_size, cmdline) : -ENOMEM;
+	free(cmdline);
+	if (free_image)
+		free(image);
+	return ret < 0 ? 1 : 0;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct run_opts o;
 	struct machine *m = NULL;
-	void *image = NULL;
-	size_t image_size = 0;
-	int free_image = 0;
+	struct host_platform *hp = NULL;
+	struct devices *dev = NULL;
 	int ret = run_parse(argc, argv, &o);
 
 	if (ret != 0)
 		return ret > 0 ? 0 : VMIG_EXIT_USAGE;
-	ret = cli_image_get(o.kernel, &image, &image_size, &free_image);
-	if (ret < 0)
+	if (o.kernel && access(o.kernel, R_OK) < 0) {
+		log_error("cannot read %s: %s", o.kernel, strerror(errno));
 		return VMIG_EXIT_NOINPUT;
+	}
 	struct machine_config cfg = {.mem_size = o.mem,
 				     .nr_vcpus = (unsigned)o.vcpus,
 				     .dirty_mode = o.dirty,
 				     .mem_prealloc = o.mem_prealloc};
 	ret = machine_create(&cfg, &m);
-	if (ret < 0) {
-		if (free_image)
-			free(image);
+	if (ret < 0)
 		return cli_machine_exit_code(ret);
-	}
-	char *cmdline = run_guest_cmdline(&o);
-	ret = cmdline ? machine_load_kernel(m, image, image_size, cmdline) : -ENOMEM;
-	free(cmdline);
-	if (free_image)
-		free(image);
-	int code = 1;
-	if (ret == 0 && machine_start(m) == 0) {
-		if (o.save)
-			code = run_save(m, &o);
-		else
-			code = machine_wait(m, o.timeout_s ? (int)o.timeout_s * 1000 : -1);
+	int code = run_load(m, &o);
+	if (code == 0 && !o.no_devices)
+		code = run_devices_create(m, &hp, &dev);
+	if (code == 0)
+		code = run_machine(m, &o);
+	/* vCPUs first (no guest access to the devices), then the devices, then the host. */
+	if (dev) {
+		vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
+		vm_wait_stop(m->vm, -1, NULL, NULL);
+		run_print_summary(dev, hp);
+		devices_destroy(dev);
 	}
 	machine_destroy(m);
+	host_platform_shutdown(hp);
 	return code;
 }

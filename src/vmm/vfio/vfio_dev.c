@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Device binding: BAR0 trapped and forwarded, the doorbell on its fast or slow path. */
+#include "vmm/vfio/vfio_dev.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/trace.h"
+#include "host/dev/sdma_regs.h"
+#include "host/vfio.h"
+#include "vmm/bus.h"
+#include "vmm/kvm/vm.h"
+
+struct vfio_dev {
+	struct vfio_device *vdev;
+	struct vm *vm;
+	struct bus *bus;
+	uint64_t bar0_gpa, bar0_size;
+	uint32_t dev_id;
+	bool bus_registered;
+
+	/* The device's valueless doorbell. */
+	uint32_t db_region, db_width;
+	uint64_t db_offset;
+	int db_fd;
+
+	pthread_mutex_t lock; /* everything below */
+	enum vfio_doorbell_path path;
+	bool shadow_en; /* the guest has enabled the shadow tail (last value written) */
+	bool armed;	/* the ioeventfd is registered */
+	struct vfio_doorbell_write *held;
+	size_t nr_held, cap_held;
+	struct vfio_dev_stats st;
+};
+
+/*
+ * Any access size (len 0): the register takes 4- and 8-byte writes and a driver may use
+ * either; the eventfd carries no value anyway, the device reads the shadow tail.
+ */
+static struct vm_ioeventfd vfio_dev_ioeventfd(const struct vfio_dev *d)
+{
+	return (struct vm_ioeventfd){.addr = d->bar0_gpa + d->db_offset, .len = 0, .fd = d->db_fd};
+}
+
+/* Arms or disarms the ioeventfd to match the requested path and the shadow state. */
+static int vfio_dev_sync_fast_locked(struct vfio_dev *d)
+{
+	/* No VM (unit tests, tools): nothing can take the write in-kernel, it always traps. */
+	bool want = d->path == VFIO_DOORBELL_FAST && d->shadow_en && d->db_fd >= 0 && d->vm;
+	struct vm_ioeventfd io = vfio_dev_ioeventfd(d);
+	int ret;
+
+	if (want == d->armed)
+		return 0;
+	ret = want ? vm_ioeventfd_add(d->vm, &io) : vm_ioeventfd_del(d->vm, &io);
+	if (ret < 0)
+		return ret;
+	d->armed = want;
+	if (want)
+		d->st.fast_arms++;
+	else
+		d->st.fast_disarms++;
+	TRACE(vfio_doorbell_fast, "%s ioeventfd at 0x%llx", want ? "armed" : "disarmed",
+	      (unsigned long long)io.addr);
+	return 0;
+}
+
+static bool vfio_dev_is_doorbell(const struct vfio_dev *d, uint64_t offset)
+{
+	return d->db_fd >= 0 && offset == d->db_offset;
+}
+
+static int vfio_dev_forward(struct vfio_dev *d, uint64_t offset, unsigned size, uint64_t val)
+{
+	ssize_t n = vfio_region_write(d->vdev, VFIO_PCI_BAR0_REGION_INDEX, offset, &val, size);
+
+	if (n == (ssize_t)size)
+		return 0;
+	return n < 0 ? (int)n : -EIO;
+}
+
+/* Appends to the pending list; a full list grows (the guest can only post ring-size ones). */
+static int vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	if (d->nr_held == d->cap_held) {
+		size_t cap = d->cap_held ? d->cap_held * 2 : 64;
+		void *p = realloc(d->held, cap * sizeof(*d->held));
+
+		if (!p)
+			return -ENOMEM;
+		d->held = p;
+		d->cap_held = cap;
+	}
+	d->held[d->nr_held++] = *w;
+	return 0;
+}
+
+static void vfio_dev_doorbell_trap(struct vfio_dev *d, uint64_t offset, unsigned size, uint64_t val)
+{
+	struct vfio_doorbell_write w = {(uint32_t)offset, size, val};
+
+	pthread_mutex_lock(&d->lock);
+	d->st.doorbells_trapped++;
+	if (d->path == VFIO_DOORBELL_SLOW_HOLD) {
+		if (vfio_dev_hold_locked(d, &w) == 0)
+			d->st.doorbells_held++;
+		pthread_mutex_unlock(&d->lock);
+		TRACE(vfio_doorbell_hold, "tail=%llu", (unsigned long long)val);
+		return;
+	}
+	/* Forwarded under the lock so a concurrent release cannot reorder it. */
+	if (vfio_dev_forward(d, offset, size, val) < 0)
+		d->st.bar_errors++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* After a write that may change the shadow-tail enable, re-read it from the device. */
+/*
+ * Whether the guest has the shadow tail on, from the device itself: after trapped writes
+ * that may change it, and whenever the path is set (on a migration destination the device
+ * state arrives through VFIO, not through guest writes the VMM would see).
+ */
+static void vfio_dev_read_shadow_locked(struct vfio_dev *d)
+{
+	uint64_t v = 0;
+	ssize_t n =
+	    vfio_region_read(d->vdev, VFIO_PCI_BAR0_REGION_INDEX, SDMA_REG_WQ_SHADOW, &v, 8);
+
+	d->shadow_en = n == 8 && (v & (1ull << SDMA_WQ_SHADOW_EN_SHIFT));
+}
+
+static void vfio_dev_refresh_shadow(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	vfio_dev_read_shadow_locked(d);
+	if (vfio_dev_sync_fast_locked(d) < 0)
+		d->st.bar_errors++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void vfio_dev_bar_write(void *opaque, uint64_t offset, unsigned size, uint64_t val)
+{
+	struct vfio_dev *d = opaque;
+
+	if (vfio_dev_is_doorbell(d, offset)) {
+		vfio_dev_doorbell_trap(d, offset, size, val);
+		return;
+	}
+	if (vfio_dev_forward(d, offset, size, val) < 0)
+		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&d->st.bar_writes, 1, __ATOMIC_RELAXED);
+	if ((offset & ~7ull) == SDMA_REG_WQ_SHADOW || (offset & ~7ull) == SDMA_REG_CTRL)
+		vfio_dev_refresh_shadow(d);
+}
+
+static void vfio_dev_bar_read(void *opaque, uint64_t offset, unsigned size, uint64_t *val)
+{
+	struct vfio_dev *d = opaque;
+	uint64_t v = 0;
+
+	if (vfio_region_read(d->vdev, VFIO_PCI_BAR0_REGION_INDEX, offset, &v, size) != size) {
+		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+		v = ~0ull; /* what a PCI read that nobody completes returns */
+	}
+	__atomic_add_fetch(&d->st.bar_reads, 1, __ATOMIC_RELAXED);
+	*val = size == 8 ? v : (v & 0xFFFFFFFFull);
+}
+
+static const struct bus_device_ops vfio_dev_bar_ops = {
+    .read = vfio_dev_bar_read,
+    .write = vfio_dev_bar_write,
+};
+
+static int vfio_dev_probe(struct vfio_dev *d)
+{
+	struct vfio_region_info ri = {.argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX};
+	int ret = vfio_device_get_region_info(d->vdev, &ri);
+
+	if (ret < 0)
+		return ret;
+	if (!ri.size || !(ri.flags & VFIO_REGION_INFO_FLAG_READ) ||
+	    !(ri.flags & VFIO_REGION_INFO_FLAG_WRITE))
+		return -ENODEV;
+	d->bar0_size = ri.size;
+	ret = vfio_device_get_doorbell(d->vdev, &d->db_region, &d->db_offset, &d->db_width,
+				       &d->db_fd);
+	if (ret == -ENOTTY || (ret == 0 && d->db_region != VFIO_PCI_BAR0_REGION_INDEX))
+		d->db_fd = -1; /* no doorbell we can serve: every path is the trapped one */
+	else if (ret < 0)
+		return ret;
+	return 0;
+}
+
+static int vfio_dev_register_bar(struct vfio_dev *d)
+{
+	struct bus_region r = {"vfio-bar0",
+			       BUS_MMIO,
+			       d->bar0_gpa,
+			       d->bar0_size,
+			       BUS_SIZE(4) | BUS_SIZE(8),
+			       false,
+			       &vfio_dev_bar_ops,
+			       d};
+	int ret = bus_register(d->bus, &r);
+
+	d->bus_registered = ret == 0;
+	return ret;
+}
+
+int vfio_dev_create(const struct vfio_dev_config *cfg, struct vfio_dev **out)
+{
+	struct vfio_dev *d = calloc(1, sizeof(*d));
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	pthread_mutex_init(&d->lock, NULL);
+	d->vm = cfg->vm;
+	d->bus = cfg->bus;
+	d->bar0_gpa = cfg->bar0_gpa;
+	d->path = cfg->path;
+	d->db_fd = -1;
+	ret = vfio_device_open(cfg->name, &d->vdev);
+	if (ret == 0)
+		ret = vfio_dev_probe(d);
+	if (ret == 0)
+		ret = vfio_device_bind_iommufd(d->vdev, cfg->ictx, &d->dev_id);
+	if (ret == 0)
+		ret = vfio_dev_register_bar(d);
+	if (ret < 0) {
+		log_error("vfio: device %s: %s", cfg->name, strerror(-ret));
+		vfio_dev_destroy(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+void vfio_dev_destroy(struct vfio_dev *d)
+{
+	if (!d)
+		return;
+	if (d->bus_registered)
+		bus_unregister(d->bus, BUS_MMIO, d->bar0_gpa);
+	pthread_mutex_lock(&d->lock);
+	d->path = VFIO_DOORBELL_SLOW_FORWARD;
+	vfio_dev_sync_fast_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	if (d->vdev)
+		vfio_device_close(d->vdev);
+	pthread_mutex_destroy(&d->lock);
+	free(d->held);
+	free(d);
+}
+
+uint32_t vfio_dev_iommufd_id(const struct vfio_dev *d)
+{
+	return d->dev_id;
+}
+
+int vfio_dev_attach(struct vfio_dev *d, uint32_t *pt_id)
+{
+	return vfio_device_attach_pt(d->vdev, pt_id);
+}
+
+struct vfio_device *vfio_dev_vfio(struct vfio_dev *d)
+{
+	return d->vdev;
+}
+
+int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path)
+{
+	enum vfio_doorbell_path old;
+	int ret;
+
+	if (path > VFIO_DOORBELL_SLOW_HOLD)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	old = d->path;
+	d->path = path;
+	vfio_dev_read_shadow_locked(d);
+	ret = vfio_dev_sync_fast_locked(d);
+	if (ret < 0)
+		d->path = old;
+	pthread_mutex_unlock(&d->lock);
+	TRACE(vfio_doorbell_path, "%d -> %d: %d", old, path, ret);
+	return ret;
+}
+
+enum vfio_doorbell_path vfio_dev_doorbell_get_path(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	enum vfio_doorbell_path p = d->path;
+	pthread_mutex_unlock(&d->lock);
+	return p;
+}
+
+bool vfio_dev_doorbell_fast_armed(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool armed = d->armed;
+	pthread_mutex_unlock(&d->lock);
+	return armed;
+}
+
+int vfio_dev_doorbell_release_held(struct vfio_dev *d)
+{
+	int ret = 0;
+	size_t i;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->nr_held; i++) {
+		const struct vfio_doorbell_write *w = &d->held[i];
+
+		ret = vfio_dev_forward(d, w->offset, w->size, w->value);
+		if (ret < 0)
+			break;
+	}
+	/* What was not replayed stays, in order, for another try. */
+	memmove(d->held, d->held + i, (d->nr_held - i) * sizeof(*d->held));
+	d->nr_held -= i;
+	d->st.doorbells_released += i;
+	pthread_mutex_unlock(&d->lock);
+	return ret < 0 ? ret : (int)i;
+}
+
+size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->nr_held < max ? d->nr_held : max;
+
+	memcpy(out, d->held, n * sizeof(*out));
+	memmove(d->held, d->held + n, (d->nr_held - n) * sizeof(*d->held));
+	d->nr_held -= n;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_write *w, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!vfio_dev_is_doorbell(d, w[i].offset) || (w[i].size != 4 && w[i].size != 8))
+			return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = vfio_dev_hold_locked(d, &w[i]);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+size_t vfio_dev_doorbell_held_count(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->nr_held;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+void vfio_dev_get_stats(struct vfio_dev *d, struct vfio_dev_stats *st)
+{
+	pthread_mutex_lock(&d->lock);
+	*st = d->st;
+	st->bar_reads = __atomic_load_n(&d->st.bar_reads, __ATOMIC_RELAXED);
+	st->bar_writes = __atomic_load_n(&d->st.bar_writes, __ATOMIC_RELAXED);
+	st->bar_errors = __atomic_load_n(&d->st.bar_errors, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&d->lock);
+}

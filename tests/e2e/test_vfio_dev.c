@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Unit test of the device binding without KVM (no VM: every doorbell traps): the modelled
+ * host booted, the sdma device bound through vfio_dev on a bus, guest RAM a memfd mapped at
+ * IOVA = GPA in an IOAS the device is attached to (stage 2 only).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/dev/sdma_regs.h"
+#include "host/iommufd.h"
+#include "vmig/guest_abi.h"
+#include "vmig/host_platform.h"
+#include "vmm/bus.h"
+#include "vmm/vfio/vfio_dev.h"
+
+#define RAM_SIZE (4u << 20)
+#define RING	 0x100000ull
+#define COMPL	 0x110000ull
+#define DST	 0x200000ull
+
+struct fx {
+	struct host_platform *hp;
+	struct iommufd_ctx *ictx;
+	struct bus *bus;
+	struct vfio_dev *d;
+	int memfd;
+	uint8_t *ram;
+	uint32_t ioas, tail;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	uint64_t iova = 0;
+
+	assert_int_equal(host_platform_boot(NULL, &f->hp), 0);
+	assert_int_equal(iommufd_open(&f->ictx), 0);
+	assert_int_equal(iommufd_ioas_alloc(f->ictx, &f->ioas), 0);
+	f->memfd = memfd_create("ram", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(f->memfd, RAM_SIZE), 0);
+	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->ram != MAP_FAILED);
+	assert_int_equal(iommufd_ioas_map_file(f->ictx, f->ioas, f->memfd, 0, RAM_SIZE, &iova,
+					       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+						   IOMMU_IOAS_MAP_WRITEABLE),
+			 0);
+	assert_int_equal(bus_create(&f->bus), 0);
+	struct vfio_dev_config c = {.name = HOST_PLATFORM_SDMA_NAME,
+				    .ictx = f->ictx,
+				    .bus = f->bus,
+				    .bar0_gpa = VMIG_SDMA_BAR0,
+				    .path = VFIO_DOORBELL_FAST};
+	assert_int_equal(vfio_dev_create(&c, &f->d), 0);
+	uint32_t pt = f->ioas;
+	assert_int_equal(vfio_dev_attach(f->d, &pt), 0);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	vfio_dev_destroy(f->d);
+	bus_destroy(f->bus);
+	iommufd_close(f->ictx);
+	host_platform_shutdown(f->hp);
+	munmap(f->ram, RAM_SIZE);
+	close(f->memfd);
+	free(f);
+	return 0;
+}
+
+static uint64_t rd(struct fx *f, uint32_t off, unsigned size)
+{
+	uint64_t v = 0;
+
+	assert_true(bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + off, size, false, &v));
+	return v;
+}
+
+static void wr(struct fx *f, uint32_t off, unsigned size, uint64_t v)
+{
+	assert_true(bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + off, size, true, &v));
+}
+
+static void fx_enable(struct fx *f, bool shadow)
+{
+	wr(f, SDMA_REG_WQ_BASE, 8, RING);
+	wr(f, SDMA_REG_WQ_CFG, 8, 4);
+	if (shadow)
+		wr(f, SDMA_REG_WQ_SHADOW, 8, (COMPL + 0x1000) | 1);
+	wr(f, SDMA_REG_CTRL, 8, 1);
+	assert_true(rd(f, SDMA_REG_STATUS, 8) & 1);
+}
+
+static uint32_t fx_queue_fill(struct fx *f, uint64_t pattern)
+{
+	uint32_t slot = f->tail;
+	struct sdma_desc d = {.opcode = SDMA_OP_FILL,
+			      .flags = SDMA_FLAG_CRAV,
+			      .compl_addr = COMPL + slot * 32,
+			      .dst = DST + slot * 4096,
+			      .size = 4096,
+			      .pattern = pattern};
+
+	memset(f->ram + COMPL + slot * 32, 0, 32);
+	memcpy(f->ram + RING + slot * sizeof(d), &d, sizeof(d));
+	f->tail = (f->tail + 1) & 15;
+	return slot;
+}
+
+static unsigned fx_wait(struct fx *f, uint32_t slot, int ms)
+{
+	volatile uint8_t *st = f->ram + COMPL + slot * 32;
+
+	for (int i = 0; i < ms * 10 && !*st; i++)
+		usleep(100);
+	return *st;
+}
+
+static void test_bar_forwarding(void **state)
+{
+	struct fx *f = *state;
+	struct vfio_dev_stats st;
+	uint64_t v = 0;
+
+	assert_int_equal(rd(f, SDMA_REG_CAP, 8) & 0xFF, SDMA_VERSION);
+	assert_int_equal(rd(f, SDMA_REG_CAP, 4), rd(f, SDMA_REG_CAP, 8) & 0xFFFFFFFF);
+	wr(f, SDMA_REG_MSI_DATA, 4, 0x1234);
+	assert_int_equal(rd(f, SDMA_REG_MSI_DATA, 8), 0x1234);
+	/* Sizes and alignments the BAR does not take are refused by the bus, not the device. */
+	assert_false(bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + 1, 2, false, &v));
+	assert_false(bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + 4, 8, true, &v));
+	vfio_dev_get_stats(f->d, &st);
+	assert_true(st.bar_reads >= 4 && st.bar_writes >= 1);
+	assert_int_equal(st.bar_errors, 0);
+}
+
+static void test_open_errors(void **state)
+{
+	struct fx *f = *state;
+	struct vfio_dev *d;
+	struct vfio_dev_config c = {
+	    .name = "nosuch", .ictx = f->ictx, .bus = f->bus, .bar0_gpa = 0xD0200000};
+
+	assert_int_equal(vfio_dev_create(&c, &d), -ENODEV);
+	c.name = HOST_PLATFORM_SDMA_NAME; /* already open */
+	assert_int_equal(vfio_dev_create(&c, &d), -EBUSY);
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, 7), -EINVAL);
+}
+
+/* No VM: FAST with the shadow on still traps (and forwards) every doorbell. */
+static void test_doorbell_trapped_and_held(void **state)
+{
+	struct fx *f = *state;
+	struct vfio_dev_stats st;
+
+	fx_enable(f, true);
+	assert_false(vfio_dev_doorbell_fast_armed(f->d));
+	uint32_t s0 = fx_queue_fill(f, 0x0101010101010101ull);
+	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
+	assert_int_equal(fx_wait(f, s0, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(f->ram[DST + 4095], 0x01);
+
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
+	uint32_t s1 = fx_queue_fill(f, 0x0202020202020202ull);
+	wr(f, SDMA_REG_WQ_TAIL, 8, f->tail);
+	uint32_t s2 = fx_queue_fill(f, 0x0303030303030303ull);
+	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
+	assert_int_equal(fx_wait(f, s1, 50), SDMA_STATUS_NONE);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 2);
+	assert_int_equal(rd(f, SDMA_REG_WQ_TAIL, 8), s1); /* the device never saw them */
+	assert_int_equal(vfio_dev_doorbell_release_held(f->d), 2);
+	assert_int_equal(fx_wait(f, s2, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(fx_wait(f, s1, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(f->ram[DST + 2 * 4096 + 7], 0x03);
+	vfio_dev_get_stats(f->d, &st);
+	assert_int_equal(st.doorbells_trapped, 3);
+	assert_int_equal(st.doorbells_held, 2);
+	assert_int_equal(st.doorbells_released, 2);
+	assert_int_equal(vfio_dev_doorbell_release_held(f->d), 0);
+}
+
+static void test_held_take_push(void **state)
+{
+	struct fx *f = *state;
+	struct vfio_doorbell_write w[4], bad = {.offset = SDMA_REG_CTRL, .size = 8, .value = 2};
+
+	fx_enable(f, false);
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
+	uint32_t s0 = fx_queue_fill(f, 0x4444444444444444ull);
+	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
+	assert_int_equal(vfio_dev_doorbell_take_held(f->d, w, 4), 1);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
+	assert_int_equal(w[0].offset, SDMA_REG_WQ_TAIL);
+	assert_int_equal(w[0].value, f->tail);
+	/* Only doorbell writes may be loaded: a CTRL.RESET smuggled in is refused. */
+	assert_int_equal(vfio_dev_doorbell_push_held(f->d, &bad, 1), -EINVAL);
+	assert_int_equal(vfio_dev_doorbell_push_held(f->d, w, 1), 0);
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_FORWARD), 0);
+	assert_int_equal(vfio_dev_doorbell_release_held(f->d), 1);
+	assert_int_equal(fx_wait(f, s0, 2000), SDMA_STATUS_SUCCESS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_bar_forwarding, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_doorbell_trapped_and_held, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_held_take_push, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
