@@ -9,6 +9,11 @@
  * Everything the SMMU reads lives in guest RAM (the driver arena in the image's bss) and is
  * addressed by its guest-physical address, which equals its virtual address here. The
  * driver is single-threaded: only the boot vCPU calls it.
+ *
+ * The field encodings here are deliberately the driver's own, not include/arch/smmuv3.h
+ * (which the host SMMU model and the VMM's vSMMU share): the guest plays the part of an
+ * independently written OS driver, so a bit position the emulation got wrong shows up as
+ * a failing workload instead of being wrong the same way on both sides.
  */
 #ifndef GUEST_SMMU_H
 #define GUEST_SMMU_H

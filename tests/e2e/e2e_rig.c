@@ -13,7 +13,7 @@
 #include "common/trace.h"
 #include "tests/e2e/e2e_rig.h"
 #include "vmig/guest_abi.h"
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
 
 void e2e_require_kvm(void)
 {

@@ -26,7 +26,7 @@
 #include "host/vfio.h"
 #include "tests/e2e/e2e_rig.h"
 #include "vmig/guest_abi.h"
-#include "vmm/smmuv3/arch.h"
+#include "arch/smmuv3.h"
 
 static const char *image;
 

@@ -58,7 +58,7 @@ void smmu_cd_build(uint64_t cd[8], const struct pgtable *s1, uint16_t asid, unsi
 #define SMMU_STE_S2AFFD (1u << 4)
 
 struct smmu_ste_desc {
-	unsigned config;	  /* STE_CFG_* (smmu_regs.h) */
+	unsigned config;	  /* STE_CFG_* (arch/smmuv3.h) */
 	const struct pgtable *s2; /* for STE_CFG_S2 / NESTED */
 	uint16_t vmid;
 	unsigned s2_flags; /* SMMU_STE_S2* */
