@@ -32,6 +32,8 @@ struct run_opts {
 
 /* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
 #define RUN_DEFAULT_GUEST_ARGS "workload=dma,sva"
+/* Without devices (--no-devices, --save) the device workloads could only fail. */
+#define RUN_DEFAULT_GUEST_ARGS_NO_DEVICES "workload=dirty,verify secs=3 ws=64M"
 
 static void run_usage(void)
 {
@@ -50,7 +52,8 @@ static void run_usage(void)
 	       "  --guest-args STR    the guest command line (workload selection; see\n"
 	       "                      docs/guest.md), passed in the Multiboot information;\n"
 	       "                      for the built-in firmware vmig adds cpus=N (default\n"
-	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3)\n"
+	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3;\n"
+	       "                      without devices '" RUN_DEFAULT_GUEST_ARGS_NO_DEVICES "')\n"
 	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save: a\n"
 	       "                      snapshot carries no device state)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
@@ -191,7 +194,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	if (o->save)
 		o->no_devices = true;
 	if (!o->guest_args)
-		o->guest_args = o->kernel ? "" : RUN_DEFAULT_GUEST_ARGS;
+		o->guest_args = o->kernel	? ""
+				: o->no_devices ? RUN_DEFAULT_GUEST_ARGS_NO_DEVICES
+						: RUN_DEFAULT_GUEST_ARGS;
 	return 0;
 }
 
