@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The main job: installs what is missing, builds, then runs the built-in guest on KVM and
-# moves it, mid-workload, into a second vmig process, where it checks its own memory.
+# The main job: installs what is missing, builds, then
+#  1. runs the built-in guest on KVM with its passthrough-style DMA device behind the nested
+#     vSMMUv3: the guest owns stage 1, the (modelled) host owns stage 2; DMA jobs checked by
+#     the CPU, I/O page faults resolved by the guest, completion MSIs through both stages;
+#  2. stops a guest mid-workload and continues it in a second vmig process, where it checks
+#     every page it owns (the core of live migration; the device does not travel yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -10,7 +14,7 @@ VMIG=build/src/vmm/vmig
 snap=$(mktemp /tmp/vmig-demo-XXXXXX.snap)
 trap 'rm -f "$snap"' EXIT
 
-echo "== 1. vmig run: the built-in guest on KVM (default workload)"
+echo "== 1. vmig run: DMA and shared virtual addressing through the nested vSMMUv3"
 $VMIG run --vcpus 2 --mem 512M
 
 echo
