@@ -106,6 +106,8 @@ unsigned failnth_run(const char *name, int (*scenario)(void *arg), void *arg, un
 		failnth_arm(n);
 		rc = scenario(arg);
 		hit = failnth_disarm();
+		if (getenv("FAILNTH_DEBUG"))
+			printf("%s n=%u rc=%d hit=%d\n", name, n, rc, hit);
 		failnth_check_leaks(name, n);
 		if (!hit) {
 			if (rc)

@@ -26,6 +26,7 @@
 #include "host/iommu/iommufd_host.h"
 #include "host/dev/sdma.h"
 #include "host/dev/sdma_regs.h"
+#include "host/iommu/hostmem.h"
 #include "host/iommu/smmu.h"
 #include "host/vfio.h"
 
@@ -125,9 +126,8 @@ static int viommu_up(struct host *h, struct objs *o)
 					.dev_id = o->dev,
 					.hwpt_id = o->parent};
 	struct iommu_vdevice_alloc vd = {.size = sizeof(vd), .dev_id = o->dev, .virt_id = VSID};
-	struct iommu_veventq_alloc q = {.size = sizeof(q),
-					.type = IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
-					.veventq_depth = 8};
+	struct iommu_veventq_alloc q = {
+	    .size = sizeof(q), .type = IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, .veventq_depth = 8};
 	struct iommu_fault_alloc fa = {.size = sizeof(fa)};
 	int rc = iommufd_viommu_alloc(h->ctx, &va);
 
@@ -309,12 +309,13 @@ static int dev_work(struct mig *m, struct dev *d)
 
 	memset(m->ram + COMPL_GPA, 0, N_DESC * sizeof(struct sdma_compl));
 	for (unsigned i = 0; i < N_DESC; i++)
-		ring[i] = (struct sdma_desc){.opcode = SDMA_OP_FILL,
-					     .flags = SDMA_FLAG_CRAV,
-					     .compl_addr = COMPL_GPA + i * sizeof(struct sdma_compl),
-					     .dst = DATA_GPA + i * 65536,
-					     .size = 65536,
-					     .pattern = i};
+		ring[i] =
+		    (struct sdma_desc){.opcode = SDMA_OP_FILL,
+				       .flags = SDMA_FLAG_CRAV,
+				       .compl_addr = COMPL_GPA + i * sizeof(struct sdma_compl),
+				       .dst = DATA_GPA + i * 65536,
+				       .size = 65536,
+				       .pattern = i};
 	if (!rc)
 		rc = reg_write(d, SDMA_REG_CTRL, 0);
 	if (!rc)
@@ -395,6 +396,27 @@ static int load(struct mig *m)
 	return rc;
 }
 
+/*
+ * After every call succeeded, all descriptors must complete (on the source before the
+ * switch or on the destination after it): 1 (a wrong result, not an error) otherwise.
+ */
+static int ring_completed(struct mig *m)
+{
+	const struct sdma_compl *c = (const struct sdma_compl *)(m->ram + COMPL_GPA);
+
+	for (unsigned ms = 0; ms < 5000; ms++) {
+		unsigned done = 0;
+
+		for (unsigned i = 0; i < N_DESC; i++)
+			done +=
+			    __atomic_load_n(&c[i].status, __ATOMIC_ACQUIRE) == SDMA_STATUS_SUCCESS;
+		if (done == N_DESC)
+			return 0;
+		usleep(1000);
+	}
+	return 1;
+}
+
 static int scenario_sdma_mig(void *arg)
 {
 	struct mig *m = arg;
@@ -404,6 +426,7 @@ static int scenario_sdma_mig(void *arg)
 	memset(&m->o, 0, sizeof(m->o));
 	memset(&m->src, 0, sizeof(m->src));
 	memset(&m->dst, 0, sizeof(m->dst));
+	memset(m->ram, 0, RAM_SIZE);
 	m->o.memfd = m->memfd;
 	m->o.msi_fd = m->o.q_fd = m->o.fault_fd = -1;
 	m->len = 0;
@@ -420,6 +443,8 @@ static int scenario_sdma_mig(void *arg)
 		rc = save(m);
 	if (!rc)
 		rc = load(m);
+	if (!rc)
+		rc = ring_completed(m);
 	dev_down(&m->src);
 	dev_down(&m->dst);
 	if (m->o.msi_fd >= 0)
@@ -446,9 +471,59 @@ static void test_failnth_sdma_mig(void **state)
 	free(m);
 }
 
+/* ---- host memory: removal cannot fail ---- */
+
+#define HM_PA 0x80000000ull
+
+static unsigned doorbells;
+
+static void count_doorbell(void *opaque, uint64_t offset, const void *data, size_t len,
+			   uint32_t sid)
+{
+	doorbells++;
+}
+
+/*
+ * Regions are removed by destructors that cannot undo (IOAS unmap, MSI window free): with
+ * the snapshot allocation failing, the region must still be gone: no RAM behind its PA,
+ * a doorbell no longer called, the PA free for a new region.
+ */
+static void test_hostmem_remove_without_memory(void **state)
+{
+	struct hostmem *hm = hostmem_create();
+	int memfd = memfd_create("hm", MFD_CLOEXEC);
+	uint32_t v = 1;
+
+	assert_non_null(hm);
+	assert_int_equal(ftruncate(memfd, 2 << 20), 0);
+	assert_int_equal(hostmem_add_file(hm, HM_PA, memfd, 0, 2 << 20), 0);
+	assert_int_equal(hostmem_add_doorbell(hm, HM_PA + (4 << 20), 4096, count_doorbell, NULL),
+			 0);
+	failnth_arm(1);
+	assert_int_equal(hostmem_remove(hm, HM_PA), 0);
+	assert_true(failnth_disarm());
+	assert_null(hostmem_ptr(hm, HM_PA, 8));
+	assert_int_equal(hostmem_remove(hm, HM_PA), -ENOENT);
+	failnth_arm(1);
+	assert_int_equal(hostmem_remove(hm, HM_PA + (4 << 20)), 0);
+	assert_true(failnth_disarm());
+	assert_false(hostmem_doorbell_write(hm, HM_PA + (4 << 20), &v, 4, 0));
+	assert_int_equal(doorbells, 0);
+	/* A region over both tombstones, then the next copy drops them. */
+	assert_int_equal(hostmem_add_file(hm, HM_PA - (2 << 20), memfd, 0, 2 << 20), 0);
+	assert_int_equal(hostmem_add_ram(hm, HM_PA, 8 << 20), 0);
+	assert_non_null(hostmem_ptr(hm, HM_PA + (4 << 20), 8));
+	assert_int_equal(hostmem_remove(hm, HM_PA - (2 << 20)), 0);
+	assert_int_equal(hostmem_remove(hm, HM_PA), 0);
+	assert_null(hostmem_ptr(hm, HM_PA, 8));
+	hostmem_destroy(hm);
+	close(memfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hostmem_remove_without_memory),
 	    cmocka_unit_test(test_failnth_iommufd),
 	    cmocka_unit_test(test_failnth_sdma_mig),
 	};

@@ -379,7 +379,7 @@ static void engine_run_locked(struct sdma *s, uint8_t *bounce)
 static void *engine_main(void *arg)
 {
 	struct sdma *s = arg;
-	uint8_t *bounce = malloc(2 * ENGINE_BOUNCE);
+	uint8_t *bounce = s->bounce;
 	struct pollfd pfd[2] = {{.fd = s->doorbell_fd, .events = POLLIN},
 				{.fd = s->wake_fd, .events = POLLIN}};
 
@@ -397,19 +397,22 @@ static void *engine_main(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
-		if (bounce)
-			engine_run_locked(s, bounce);
+		engine_run_locked(s, bounce);
 		pthread_mutex_unlock(&s->lock);
 	}
-	free(bounce);
 	return NULL;
 }
 
+/*
+ * The bounce buffer is allocated here, not by the thread: a thread that failed to get it
+ * would leave a device that accepts work and never runs it; here it fails creation.
+ */
 int sdma_engine_start(struct sdma *s)
 {
+	s->bounce = malloc(2 * ENGINE_BOUNCE);
 	s->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->doorbell_fd < 0 || s->wake_fd < 0)
+	if (!s->bounce || s->doorbell_fd < 0 || s->wake_fd < 0)
 		goto fail;
 	if (pthread_create(&s->thread, NULL, engine_main, s) != 0)
 		goto fail;
@@ -419,6 +422,8 @@ fail:
 		close(s->doorbell_fd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	free(s->bounce);
+	s->bounce = NULL;
 	return -ENOMEM;
 }
 
@@ -432,6 +437,8 @@ void sdma_engine_stop(struct sdma *s)
 	pthread_join(s->thread, NULL);
 	close(s->doorbell_fd);
 	close(s->wake_fd);
+	free(s->bounce);
+	s->bounce = NULL;
 }
 
 void sdma_engine_set_run(struct sdma *s, bool allowed)

@@ -50,6 +50,7 @@ struct sdma {
 	int doorbell_fd; /* eventfd: valueless doorbell (KVM ioeventfd) */
 	int wake_fd;	 /* eventfd: register writes and control changes */
 	pthread_t thread;
+	uint8_t *bounce; /* the engine thread's copy buffer, allocated before it starts */
 	struct dma_log log;
 };
 

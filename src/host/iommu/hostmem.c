@@ -88,7 +88,7 @@ static const struct hm_region *hm_find(struct hostmem *hm, uint64_t pa)
 static bool hm_overlaps(const struct hm_snap *s, uint64_t pa, uint64_t len)
 {
 	for (unsigned i = 0; i < s->n; i++)
-		if (pa < s->r[i].pa + s->r[i].len && s->r[i].pa < pa + len)
+		if (s->r[i].len && pa < s->r[i].pa + s->r[i].len && s->r[i].pa < pa + len)
 			return true;
 	return false;
 }
@@ -104,13 +104,15 @@ static int hm_insert_locked(struct hostmem *hm, const struct hm_region *r)
 	s = malloc(sizeof(*s) + (old->n + 1) * sizeof(s->r[0]));
 	if (!s)
 		return -ENOMEM;
-	s->n = old->n + 1;
 	s->uid = hm_snap_uid();
 	for (; i < old->n && old->r[i].pa < r->pa; i++)
-		s->r[j++] = old->r[i];
+		if (old->r[i].len)
+			s->r[j++] = old->r[i];
 	s->r[j++] = *r;
 	for (; i < old->n; i++)
-		s->r[j++] = old->r[i];
+		if (old->r[i].len)
+			s->r[j++] = old->r[i];
+	s->n = j;
 	s->older = old;
 	__atomic_store_n(&hm->snap, s, __ATOMIC_RELEASE);
 	return 0;
@@ -250,30 +252,45 @@ int hostmem_alloc_doorbell(struct hostmem *hm, uint64_t len, hostmem_doorbell_fn
 	return rc;
 }
 
+/*
+ * Removal must not fail for lack of memory: callers are destructors (IOAS unmap, MSI window
+ * free) that cannot undo, and a region left behind would keep a doorbell pointing at freed
+ * state. Without memory for a new snapshot the entry is emptied in place (len 0 matches no
+ * address, keeps the order) and dropped by the next copy.
+ */
+static void hm_tombstone_locked(struct hm_snap *s, unsigned i)
+{
+	s->r[i].unmap = false;
+	__atomic_store_n(&s->r[i].len, 0, __ATOMIC_RELEASE);
+}
+
 int hostmem_remove(struct hostmem *hm, uint64_t pa)
 {
 	pthread_mutex_lock(&hm->lock);
 	struct hm_snap *old = hm->snap, *s;
 	unsigned i;
 
-	for (i = 0; i < old->n && old->r[i].pa != pa; i++)
+	for (i = 0; i < old->n && (old->r[i].pa != pa || !old->r[i].len); i++)
 		;
 	if (i == old->n || pa == HOSTMEM_POOL_BASE) {
 		pthread_mutex_unlock(&hm->lock);
 		return -ENOENT;
 	}
-	s = malloc(sizeof(*s) + old->n * sizeof(s->r[0]));
-	if (!s) {
-		pthread_mutex_unlock(&hm->lock);
-		return -ENOMEM;
-	}
 	struct hm_region gone = old->r[i];
-	s->n = old->n - 1;
-	s->uid = hm_snap_uid();
-	memcpy(s->r, old->r, i * sizeof(s->r[0]));
-	memcpy(&s->r[i], &old->r[i + 1], (old->n - i - 1) * sizeof(s->r[0]));
-	s->older = old;
-	__atomic_store_n(&hm->snap, s, __ATOMIC_RELEASE);
+	s = malloc(sizeof(*s) + old->n * sizeof(s->r[0]));
+	if (s) {
+		unsigned j = 0;
+
+		s->uid = hm_snap_uid();
+		for (unsigned k = 0; k < old->n; k++)
+			if (k != i && old->r[k].len)
+				s->r[j++] = old->r[k];
+		s->n = j;
+		s->older = old;
+		__atomic_store_n(&hm->snap, s, __ATOMIC_RELEASE);
+	} else {
+		hm_tombstone_locked(old, i);
+	}
 	pthread_mutex_unlock(&hm->lock);
 	if (gone.unmap)
 		munmap(gone.hva, gone.len);

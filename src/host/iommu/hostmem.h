@@ -50,7 +50,10 @@ int hostmem_add_doorbell(struct hostmem *hm, uint64_t pa, uint64_t len, hostmem_
 /* A doorbell at a free PA the model picks. */
 int hostmem_alloc_doorbell(struct hostmem *hm, uint64_t len, hostmem_doorbell_fn fn, void *opaque,
 			   uint64_t *pa);
-/* Removes the region that starts at pa (file mappings are unmapped). -ENOENT if none. */
+/*
+ * Removes the region that starts at pa (file mappings are unmapped). -ENOENT if none; never
+ * fails for lack of memory (destructors rely on it).
+ */
 int hostmem_remove(struct hostmem *hm, uint64_t pa);
 
 /* Host pointer for [pa, pa+len) when it is RAM inside one region, else NULL. */
