@@ -36,6 +36,8 @@ static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu
 	}
 	/* The host refused it: the guest sees a bad STE and the device is blocked. */
 	vs->stats.install_errors++;
+	if ((ret == -ENOMEM || ret == -ENOSPC) && !vs->install_resource_err)
+		vs->install_resource_err = ret;
 	if (report)
 		vsmmu_event_config(vs, EVT_C_BAD_STE, sid, false, 0, 0);
 	abort_ste.words[0] = FSET(0, STE0_V, 1);

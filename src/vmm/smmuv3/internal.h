@@ -84,6 +84,10 @@ struct vsmmu {
 	uint64_t fwd[VSMMU_FWD_BATCH][2];
 	unsigned fwd_n;
 
+	/* First host resource error (-ENOMEM, -ENOSPC) of an install since post_load started:
+	 * not the guest's doing, so post_load fails instead of leaving the stream aborted. */
+	int install_resource_err;
+
 	struct vsmmu_stats stats;
 };
 

@@ -302,14 +302,18 @@ int vsmmu_post_load(struct vsmmu *vs)
 	uint64_t nsnh[2] = {FSET(0, CMD0_OP, CMD_TLBI_NSNH_ALL), 0};
 	unsigned n;
 
+	int err;
+
 	vsmmu_lock(vs);
+	vs->install_resource_err = 0;
 	/* Events for bad configurations were delivered on the source already. */
 	n = vsmmu_config_install_all(vs, false);
+	err = vs->install_resource_err;
 	/* Nothing the destination host cached before the load can be trusted. */
 	if (n)
 		vsmmu_fwd_queue(vs, nsnh);
 	vsmmu_op_finish(vs);
 	vsmmu_unlock(vs);
-	TRACE(vsmmu_post_load, "installed=%u", n);
-	return (int)n;
+	TRACE(vsmmu_post_load, "installed=%u err=%d", n, err);
+	return err ? err : (int)n;
 }

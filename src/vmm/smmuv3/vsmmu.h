@@ -194,8 +194,13 @@ size_t vsmmu_state_size(struct vsmmu *vs);
 long vsmmu_state_save(struct vsmmu *vs, void *buf, size_t len);
 /* Validates everything, then replaces the state. -EINVAL/-EPROTO: nothing changed. */
 int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len);
-/* After load (and the guest RAM): re-installs every attached stream's configuration and
- * invalidates host caches through the bridge. Returns how many streams were installed. */
+/*
+ * After load (and the guest RAM): re-installs every attached stream's configuration and
+ * invalidates host caches through the bridge. Returns how many streams were installed, or
+ * the host's -ENOMEM/-ENOSPC when it could not install one: the source's guest had a
+ * working configuration, so the migration must fail rather than leave its device aborted.
+ * (A configuration the host refuses as bad stays aborted, as it was on the source.)
+ */
 int vsmmu_post_load(struct vsmmu *vs);
 
 /* Counters, for tests, benchmarks and the control socket. */
