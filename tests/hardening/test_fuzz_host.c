@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Untrusted input at the host interfaces, fuzzed with bounded seeded loops:
+ * - the sdma migration stream: mutated copies of a real stream written to a RESUMING
+ *   device; whatever happens, a reset brings the device back and it runs work again;
+ * - VFIO device feature calls with random argsz, flags and payloads (pointers inside the
+ *   payloads stay valid process addresses, as the kernel would otherwise say -EFAULT);
+ * - iommufd calls with random ids, sizes, flags and data; the context stays usable and
+ *   every fd it hands out is accounted for.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "sdma_fx.h"
+
+struct hfx {
+	struct fx src, dst;
+};
+
+static int setup(void **state)
+{
+	struct hfx *h = calloc(1, sizeof(*h));
+	struct fx_opts so = {.mode = FX_STAGE2, .name = "fz-src", .sid = 0x10};
+	struct fx_opts dopt = {.mode = FX_STAGE2, .name = "fz-dst", .sid = 0x11};
+
+	fx_init(&h->src, &so);
+	fx_add_device(&h->src, &h->dst, &dopt);
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct hfx *h = *state;
+
+	fx_remove_device(&h->dst);
+	fx_fini(&h->src);
+	free(h);
+	return 0;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The device is usable: a reset returns it to RUNNING and a descriptor completes. */
+static void expect_recovers(struct fx *f)
+{
+	uint32_t i;
+
+	assert_int_equal(vfio_device_reset(f->vfio), 0);
+	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_RUNNING);
+	fx_ring_setup(f, 4);
+	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = FX_DATA_GPA, .size = 64},
+		   true);
+	assert_true(fx_wait(f, i, 5000));
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+}
+
+/* ---- the migration stream ---- */
+
+#define STREAM_CAP 65536
+
+/* A real stream: work done, config set, RUNNING -> STOP -> STOP_COPY to the end. */
+static size_t stream_save(struct fx *f, uint8_t *buf)
+{
+	size_t len = 0;
+	uint32_t i;
+	int fd;
+
+	fx_ring_setup(f, 5);
+	for (int k = 0; k < 5; k++)
+		i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(f, i, 5000));
+	fx_reg_write(f, SDMA_REG_MSI_DATA, 0xabc);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	for (;;) {
+		ssize_t n = vfio_mig_data_read(fd, buf + len, STREAM_CAP - len);
+
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	vfio_mig_data_close(fd);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	return len;
+}
+
+/* Writes buf in random pieces; stops at the first refusal. Returns 0 or the error. */
+static int stream_write(struct fuzz *z, int fd, const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t n = 1 + fuzz_below(z, len - off);
+		ssize_t w = vfio_mig_data_write(fd, buf + off, n);
+
+		if (w < 0)
+			return (int)w;
+		assert_true(w > 0 && (size_t)w <= n);
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+static void test_fuzz_sdma_stream(void **state)
+{
+	struct hfx *h = *state;
+	uint8_t *good = malloc(STREAM_CAP), *buf = malloc(STREAM_CAP);
+	size_t good_len = stream_save(&h->src, good);
+	unsigned accepted = 0;
+	struct fuzz z;
+
+	fuzz_begin(&z, "sdma_stream", 1500);
+	while (fuzz_next(&z, 50)) {
+		size_t len = good_len;
+		int fd, rc;
+
+		memcpy(buf, good, len);
+		if (z.iter > 1)
+			fuzz_mutate(&z, buf, &len, STREAM_CAP);
+		assert_int_equal(fx_set_state(&h->dst, VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+		rc = stream_write(&z, fd, buf, len);
+		vfio_mig_data_close(fd);
+		if (!rc)
+			rc = fx_set_state(&h->dst, VFIO_DEVICE_STATE_STOP, NULL);
+		if (!rc)
+			rc = fx_set_state(&h->dst, VFIO_DEVICE_STATE_RUNNING, NULL);
+		if (z.iter == 1)
+			assert_int_equal(rc, 0); /* the unmutated stream loads */
+		accepted += rc == 0;
+		/* Accepted or not, with or without work running from it: a reset recovers. */
+		expect_recovers(&h->dst);
+	}
+	fuzz_end(&z);
+	printf("accepted %u\n", accepted);
+	free(good);
+	free(buf);
+}
+
+/* ---- VFIO device features ---- */
+
+#define FEAT_BITMAP_BYTES (1u << 20)
+
+struct feat_bufs {
+	struct vfio_device_feature_dma_logging_range ranges[VFIO_LOG_MAX_RANGES];
+	uint64_t *bitmap;
+};
+
+/* Pointers in the payload must be process addresses the callee may use to their size. */
+static void feature_fix_pointers(struct fuzz *z, struct vfio_device_feature *hdr,
+				 struct feat_bufs *b)
+{
+	uint32_t feature = hdr->flags & VFIO_DEVICE_FEATURE_MASK;
+
+	if (feature == VFIO_DEVICE_FEATURE_DMA_LOGGING_START) {
+		struct vfio_device_feature_dma_logging_control *c = (void *)hdr->data;
+
+		fuzz_bytes(z, b->ranges, sizeof(b->ranges));
+		for (unsigned i = 0; i < VFIO_LOG_MAX_RANGES && fuzz_chance(z, 2); i++) {
+			b->ranges[i].iova = fuzz_below(z, FX_RAM_SIZE);
+			b->ranges[i].length = fuzz_interesting(z);
+		}
+		c->ranges = (uintptr_t)b->ranges;
+	} else if (feature == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) {
+		struct vfio_device_feature_dma_logging_report *r = (void *)hdr->data;
+		uint64_t ps = r->page_size;
+
+		r->bitmap = (uintptr_t)b->bitmap;
+		/* Keep the bitmap the callee may write within the buffer we own. */
+		if (ps && ps < (1ull << 40) && r->length / ps >= FEAT_BITMAP_BYTES * 8ull)
+			r->length = ps * fuzz_below(z, FEAT_BITMAP_BYTES * 8ull);
+	}
+}
+
+static void feature_call(struct fuzz *z, struct fx *f, struct feat_bufs *b)
+{
+	static const uint32_t ops[] = {VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET,
+				       VFIO_DEVICE_FEATURE_PROBE};
+	struct {
+		struct vfio_device_feature hdr;
+		uint8_t data[256];
+	} a;
+	int rc;
+
+	fuzz_bytes(z, &a, sizeof(a));
+	a.hdr.argsz = fuzz_chance(z, 3) ? (uint32_t)fuzz_interesting(z)
+					: (uint32_t)(sizeof(a.hdr) + fuzz_below(z, 64));
+	if (a.hdr.argsz > sizeof(a))
+		a.hdr.argsz = fuzz_chance(z, 2) ? (uint32_t)sizeof(a) : a.hdr.argsz;
+	a.hdr.flags = (uint32_t)fuzz_below(z, 12);
+	for (unsigned k = 0; k < 3; k++)
+		if (fuzz_chance(z, 2))
+			a.hdr.flags |= ops[k];
+	if (fuzz_chance(z, 8))
+		a.hdr.flags |= (uint32_t)fuzz_u64(z);
+	if ((a.hdr.flags & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE) {
+		struct vfio_device_feature_mig_state *s = (void *)a.hdr.data;
+
+		s->device_state = (uint32_t)fuzz_below(z, 10);
+		s->data_fd = -1;
+	}
+	feature_fix_pointers(z, &a.hdr, b);
+	if (a.hdr.argsz > sizeof(a))
+		return; /* the callee would read past what we own (the kernel: -EFAULT) */
+	rc = vfio_device_feature(f->vfio, &a.hdr);
+	assert_true(rc <= 0);
+	if (!rc && (a.hdr.flags & VFIO_DEVICE_FEATURE_SET) &&
+	    (a.hdr.flags & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
+	    !(a.hdr.flags & VFIO_DEVICE_FEATURE_PROBE)) {
+		struct vfio_device_feature_mig_state *s = (void *)a.hdr.data;
+
+		if (s->data_fd >= 0)
+			vfio_mig_data_close(s->data_fd);
+	}
+}
+
+static void test_fuzz_vfio_features(void **state)
+{
+	struct hfx *h = *state;
+	struct feat_bufs *b = calloc(1, sizeof(*b));
+	int fds = open_fds();
+	struct fuzz z;
+
+	b->bitmap = calloc(1, FEAT_BITMAP_BYTES);
+	fuzz_begin(&z, "vfio_features", 1500);
+	while (fuzz_next(&z, 50)) {
+		for (unsigned k = 0; k < 16; k++)
+			feature_call(&z, &h->dst, b);
+		expect_recovers(&h->dst);
+	}
+	fuzz_end(&z);
+	assert_int_equal(open_fds(), fds);
+	free(b->bitmap);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_fuzz_sdma_stream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fuzz_vfio_features, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
