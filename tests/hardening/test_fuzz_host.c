@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "common/util.h"
 #include "sdma_fx.h"
 
 struct hfx {
@@ -257,11 +258,265 @@ static void test_fuzz_vfio_features(void **state)
 	free(b);
 }
 
+/* ---- iommufd with random arguments ---- */
+
+#define IFZ_BUF	   4096u
+#define IFZ_BITMAP (1u << 20)
+#define IFZ_FDS	   1024
+
+struct ifz {
+	struct fuzz *z;
+	struct iommufd_ctx *ctx;
+	int memfd;
+	uint8_t data[IFZ_BUF];
+	uint64_t *bitmap;
+	int fds[IFZ_FDS];
+	unsigned nfds;
+};
+
+static uint32_t ifz_id(struct ifz *q)
+{
+	return fuzz_chance(q->z, 16) ? (uint32_t)fuzz_interesting(q->z)
+				     : (uint32_t)fuzz_below(q->z, 24);
+}
+
+static uint64_t ifz_addr(struct ifz *q)
+{
+	return fuzz_chance(q->z, 2) ? fuzz_below(q->z, 64) << 21 : fuzz_interesting(q->z);
+}
+
+static void ifz_keep_fd(struct ifz *q, int rc, int fd)
+{
+	if (rc == 0) {
+		assert_true(fd >= 0);
+		assert_true(q->nfds < IFZ_FDS);
+		q->fds[q->nfds++] = fd;
+	}
+}
+
+static void ifz_ioas(struct ifz *q)
+{
+	uint64_t iova = ifz_addr(q), unmapped;
+	uint32_t id;
+	int fd = -1;
+
+	switch (fuzz_below(q->z, 4)) {
+	case 0:
+		iommufd_ioas_alloc(q->ctx, &id);
+		break;
+	case 1:
+		iommufd_ioas_map_file(q->ctx, ifz_id(q), fuzz_chance(q->z, 8) ? 12345 : q->memfd,
+				      fuzz_chance(q->z, 2) ? 0 : fuzz_interesting(q->z),
+				      fuzz_chance(q->z, 2) ? 2 << 20 : fuzz_interesting(q->z),
+				      &iova, (uint32_t)fuzz_below(q->z, 16));
+		break;
+	case 2:
+		iommufd_ioas_unmap(q->ctx, ifz_id(q), iova,
+				   fuzz_chance(q->z, 2) ? 2 << 20 : fuzz_interesting(q->z),
+				   &unmapped);
+		break;
+	default: {
+		uint64_t len = fuzz_chance(q->z, 2) ? 4096 : fuzz_interesting(q->z);
+		int rc = iommufd_ioas_map_msi_window(q->ctx, ifz_id(q), iova, len, &fd);
+
+		ifz_keep_fd(q, rc, fd);
+	}
+	}
+}
+
+static void ifz_hwpt(struct ifz *q)
+{
+	struct iommu_hwpt_alloc c = {.size = fuzz_chance(q->z, 8) ? (uint32_t)fuzz_interesting(q->z)
+								  : sizeof(c),
+				     .flags = (uint32_t)fuzz_below(q->z, 8),
+				     .dev_id = ifz_id(q),
+				     .pt_id = ifz_id(q),
+				     .data_type = (uint32_t)fuzz_below(q->z, 4),
+				     .data_len = (uint32_t)fuzz_below(q->z, IFZ_BUF + 1),
+				     .data_uptr = fuzz_chance(q->z, 8) ? 0 : (uintptr_t)q->data,
+				     .fault_id = ifz_id(q)};
+
+	if (fuzz_chance(q->z, 2))
+		c.data_len = 16;
+	iommufd_hwpt_alloc(q->ctx, &c);
+}
+
+static void ifz_dirty(struct ifz *q)
+{
+	struct iommu_hwpt_get_dirty_bitmap b = {
+	    .size = sizeof(b),
+	    .hwpt_id = ifz_id(q),
+	    .flags = (uint32_t)fuzz_below(q->z, 4),
+	    .iova = ifz_addr(q),
+	    .length = fuzz_interesting(q->z),
+	    .page_size = fuzz_chance(q->z, 2) ? 4096 : fuzz_interesting(q->z),
+	    .data = (uintptr_t)q->bitmap};
+
+	if (fuzz_chance(q->z, 2)) {
+		iommufd_hwpt_set_dirty_tracking(q->ctx, ifz_id(q), (uint32_t)fuzz_below(q->z, 4));
+		return;
+	}
+	/* The bitmap the callee may write stays inside the buffer we own. */
+	if (b.page_size && b.page_size < (1ull << 40) &&
+	    b.length / b.page_size >= IFZ_BITMAP * 8ull)
+		b.length = b.page_size * fuzz_below(q->z, IFZ_BITMAP * 8ull);
+	iommufd_hwpt_get_dirty_bitmap(q->ctx, &b);
+}
+
+static void ifz_invalidate(struct ifz *q)
+{
+	struct iommu_hwpt_invalidate c = {
+	    .size = sizeof(c),
+	    .hwpt_id = ifz_id(q),
+	    .data_uptr = fuzz_chance(q->z, 8) ? 0 : (uintptr_t)q->data,
+	    .data_type = (uint32_t)fuzz_below(q->z, 3),
+	    .entry_len = fuzz_chance(q->z, 2) ? 16 : (uint32_t)fuzz_below(q->z, 64),
+	    .entry_num = (uint32_t)fuzz_interesting(q->z)};
+
+	/* entry_len * entry_num bytes are read: keep them inside q->data. */
+	if (c.entry_len && c.entry_num > IFZ_BUF / c.entry_len)
+		c.entry_num = (uint32_t)fuzz_below(q->z, IFZ_BUF / c.entry_len + 1);
+	iommufd_hwpt_invalidate(q->ctx, &c);
+}
+
+static void ifz_viommu(struct ifz *q)
+{
+	struct iommu_viommu_alloc va = {.size = sizeof(va),
+					.flags = (uint32_t)fuzz_below(q->z, 2),
+					.type = (uint32_t)fuzz_below(q->z, 3),
+					.dev_id = ifz_id(q),
+					.hwpt_id = ifz_id(q)};
+	struct iommu_vdevice_alloc vd = {.size = sizeof(vd),
+					 .viommu_id = ifz_id(q),
+					 .dev_id = ifz_id(q),
+					 .virt_id = fuzz_interesting(q->z)};
+	struct iommu_veventq_alloc ea = {.size = sizeof(ea),
+					 .flags = (uint32_t)fuzz_below(q->z, 2),
+					 .viommu_id = ifz_id(q),
+					 .type = (uint32_t)fuzz_below(q->z, 3),
+					 .veventq_depth = (uint32_t)fuzz_interesting(q->z)};
+	struct iommu_fault_alloc fa = {.size = sizeof(fa), .flags = (uint32_t)fuzz_below(q->z, 2)};
+
+	switch (fuzz_below(q->z, 4)) {
+	case 0:
+		iommufd_viommu_alloc(q->ctx, &va);
+		break;
+	case 1:
+		iommufd_vdevice_alloc(q->ctx, &vd);
+		break;
+	case 2: {
+		int rc;
+
+		ea.veventq_depth %= 1u << fuzz_below(q->z, 20); /* memory it may allocate */
+		rc = iommufd_veventq_alloc(q->ctx, &ea);
+		ifz_keep_fd(q, rc, ea.out_veventq_fd);
+		break;
+	}
+	default: {
+		int rc = iommufd_fault_alloc(q->ctx, &fa);
+
+		ifz_keep_fd(q, rc, fa.out_fault_fd);
+	}
+	}
+}
+
+static void ifz_device(struct ifz *q)
+{
+	uint32_t id = ifz_id(q), pt = ifz_id(q);
+	struct iommu_hw_info hi = {.size = sizeof(hi),
+				   .dev_id = id,
+				   .data_len = (uint32_t)fuzz_below(q->z, IFZ_BUF + 1),
+				   .data_uptr = (uintptr_t)q->data};
+
+	switch (fuzz_below(q->z, 7)) {
+	case 0:
+		iommufd_device_bind(q->ctx,
+				    fuzz_chance(q->z, 4) ? (uint32_t)fuzz_interesting(q->z)
+							 : 0x20 + (uint32_t)fuzz_below(q->z, 4),
+				    &id);
+		break;
+	case 1:
+		iommufd_device_unbind(q->ctx, id);
+		break;
+	case 2:
+		iommufd_device_attach(q->ctx, id, &pt);
+		break;
+	case 3:
+		iommufd_device_replace(q->ctx, id, &pt);
+		break;
+	case 4:
+		iommufd_device_detach(q->ctx, id);
+		break;
+	case 5:
+		iommufd_get_hw_info(q->ctx, &hi);
+		break;
+	default:
+		iommufd_destroy(q->ctx, id);
+	}
+}
+
+/* After the storm the context still works for a well-behaved user. */
+static void ifz_still_works(struct ifz *q)
+{
+	uint32_t ioas, dev, pt;
+	uint64_t iova = 0;
+
+	assert_int_equal(iommufd_ioas_alloc(q->ctx, &ioas), 0);
+	assert_int_equal(iommufd_ioas_map_file(q->ctx, ioas, q->memfd, 0, 2 << 20, &iova,
+					       IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE),
+			 0);
+	assert_int_equal(iommufd_device_bind(q->ctx, 0x30, &dev), 0);
+	pt = ioas;
+	assert_int_equal(iommufd_device_attach(q->ctx, dev, &pt), 0);
+	assert_int_equal(iommufd_device_detach(q->ctx, dev), 0);
+	assert_int_equal(iommufd_device_unbind(q->ctx, dev), 0);
+}
+
+static void test_fuzz_iommufd(void **state)
+{
+	struct hfx *h = *state;
+	static void (*const ops[])(struct ifz *) = {ifz_ioas,	    ifz_hwpt,	ifz_dirty,
+						    ifz_invalidate, ifz_viommu, ifz_device};
+	struct ifz *q = calloc(1, sizeof(*q));
+	struct iommu_fault_alloc fa = {.size = sizeof(fa)};
+	struct fuzz z;
+	int fds;
+
+	/* The host starts its fault service (an epoll fd, an eventfd) with the first fault
+	 * queue and keeps it: start it before counting. */
+	assert_int_equal(iommufd_fault_alloc(h->src.ctx, &fa), 0);
+	assert_int_equal(iommufd_destroy(h->src.ctx, fa.out_fault_id), 0);
+	close(fa.out_fault_fd);
+	fds = open_fds();
+
+	q->z = &z;
+	q->memfd = h->src.memfd;
+	q->bitmap = calloc(1, IFZ_BITMAP);
+	fuzz_begin(&z, "iommufd", 1500);
+	while (fuzz_next(&z, 20)) {
+		assert_int_equal(iommufd_open_host(h->src.host, &q->ctx), 0);
+		for (unsigned k = 0; k < 200; k++) {
+			fuzz_bytes(&z, q->data, 64);
+			ops[fuzz_below(&z, ARRAY_SIZE(ops))](q);
+		}
+		ifz_still_works(q);
+		iommufd_close(q->ctx);
+		while (q->nfds)
+			close(q->fds[--q->nfds]);
+	}
+	fuzz_end(&z);
+	assert_int_equal(open_fds(), fds);
+	expect_recovers(&h->src); /* the other context and its device were never disturbed */
+	free(q->bitmap);
+	free(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fuzz_sdma_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fuzz_vfio_features, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fuzz_iommufd, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
