@@ -82,9 +82,20 @@ static int vfio_dev_forward(struct vfio_dev *d, uint64_t offset, unsigned size, 
 	return n < 0 ? (int)n : -EIO;
 }
 
-/* Appends to the pending list; a full list grows (the guest can only post ring-size ones). */
+/*
+ * Appends to the pending list. A driver announces each new descriptor once, so a
+ * well-behaved guest holds fewer writes than its ring has slots; but nothing stops a guest
+ * writing the doorbell in a loop while the device is quiesced, so the list is bounded:
+ * once full, a write replaces the last held one. The device runs nothing while writes are
+ * held, so a later tail write supersedes an earlier one; only that guest loses anything.
+ */
 static int vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
 {
+	if (d->nr_held >= VFIO_DEV_HELD_MAX) {
+		d->held[d->nr_held - 1] = *w;
+		d->st.doorbells_coalesced++;
+		return 0;
+	}
 	if (d->nr_held == d->cap_held) {
 		size_t cap = d->cap_held ? d->cap_held * 2 : 64;
 		void *p = realloc(d->held, cap * sizeof(*d->held));

@@ -68,6 +68,13 @@ enum vfio_doorbell_path vfio_dev_doorbell_get_path(struct vfio_dev *d);
 /* Whether the ioeventfd is armed right now (FAST requested and the guest uses the shadow). */
 bool vfio_dev_doorbell_fast_armed(struct vfio_dev *d);
 
+/*
+ * The most writes the pending list keeps: a device's largest ring (sdma: 4096 slots), each
+ * new descriptor announced once. Past it, a write replaces the last one held (counted in
+ * doorbells_coalesced), so a guest hammering the doorbell cannot grow VMM memory.
+ */
+#define VFIO_DEV_HELD_MAX 4096u
+
 /* One held doorbell write: offset in BAR0, access size, value. */
 struct vfio_doorbell_write {
 	uint32_t offset;
@@ -87,6 +94,7 @@ struct vfio_dev_stats {
 	uint64_t bar_errors;		  /* forwards the host refused */
 	uint64_t doorbells_trapped;	  /* doorbell writes that exited to the VMM */
 	uint64_t doorbells_held;	  /* of those, kept in the pending list */
+	uint64_t doorbells_coalesced;	  /* of those, replaced the last one (list full) */
 	uint64_t doorbells_released;	  /* replayed from the pending list */
 	uint64_t fast_arms, fast_disarms; /* ioeventfd (re)registrations */
 };
