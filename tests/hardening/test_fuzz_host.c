@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -71,10 +72,16 @@ static void expect_recovers(struct fx *f)
 	assert_int_equal(vfio_device_reset(f->vfio), 0);
 	assert_int_equal(fx_get_state(f), VFIO_DEVICE_STATE_RUNNING);
 	fx_ring_setup(f, 4);
-	i = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = FX_DATA_GPA, .size = 64},
-		   true);
+	i = fx_put(
+	    f,
+	    (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = fx_iova(f, FX_DATA_GPA), .size = 64},
+	    true);
 	assert_true(fx_wait(f, i, 5000));
-	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_SUCCESS);
+	if (fx_compl(f, i)->status != SDMA_STATUS_SUCCESS)
+		fail_msg("recovery FILL: status %u fault_addr %#llx err %#llx err_addr %#llx",
+			 fx_compl(f, i)->status, (unsigned long long)fx_compl(f, i)->fault_addr,
+			 (unsigned long long)fx_reg_read(f, SDMA_REG_ERR),
+			 (unsigned long long)fx_reg_read(f, SDMA_REG_ERR_ADDR));
 }
 
 /* ---- the migration stream ---- */
@@ -511,12 +518,116 @@ static void test_fuzz_iommufd(void **state)
 	free(q);
 }
 
+/* ---- random descriptors in the ring, stage 2 and nested (with stalls) ---- */
+
+static uint64_t desc_addr(struct fuzz *z, struct fx *f)
+{
+	switch (fuzz_below(z, 4)) {
+	case 0:
+		return fuzz_interesting(z);
+	case 1:
+		return fx_iova(f, fuzz_below(z, FX_RAM_SIZE));
+	default:
+		return fx_iova(f, FX_DATA_GPA + fuzz_below(z, 8u << 20));
+	}
+}
+
+static struct sdma_desc random_desc(struct fuzz *z, struct fx *f)
+{
+	struct sdma_desc d;
+
+	fuzz_bytes(z, &d, sizeof(d));
+	d.opcode = (uint8_t)(fuzz_chance(z, 8) ? d.opcode : fuzz_below(z, SDMA_OP_COUNT + 1));
+	d.flags = (uint8_t)(fuzz_chance(z, 8) ? d.flags : fuzz_below(z, SDMA_FLAGS_ALL + 1));
+	if (!fuzz_chance(z, 8)) {
+		d.rsvd0 = 0;
+		d.rsvd1 = 0;
+		d.rsvd2[0] = d.rsvd2[1] = 0;
+	}
+	d.src = desc_addr(z, f);
+	d.dst = desc_addr(z, f);
+	d.size = fuzz_chance(z, 4) ? fuzz_interesting(z) : fuzz_below(z, 1u << 20);
+	return d;
+}
+
+static uint64_t elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+	       (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* Until the queue is idle or halted (or blocked on a stall nobody answers): bounded. */
+static void wait_settled(struct fx *f, unsigned ms)
+{
+	for (unsigned i = 0; i < ms; i++) {
+		uint64_t st = fx_reg_read(f, SDMA_REG_STATUS);
+
+		if ((st & (1u << SDMA_STATUS_IDLE_SHIFT)) ||
+		    (st & (1u << SDMA_STATUS_HALTED_SHIFT)))
+			return;
+		usleep(1000);
+	}
+}
+
+static void desc_storm(struct fx *f, const char *name)
+{
+	struct fuzz z;
+
+	fuzz_begin(&z, name, 1500);
+	while (fuzz_next(&z, 10)) {
+		struct timespec t0;
+		unsigned n = 1 + (unsigned)fuzz_below(&z, 15);
+
+		fx_ring_setup(f, 4);
+		for (unsigned k = 0; k < n; k++) {
+			struct sdma_desc d = random_desc(&z, f);
+			uint32_t idx = fx_put(f, d, false);
+
+			if (fuzz_chance(&z, 4)) { /* fx_put set a valid completion; not always */
+				d.compl_addr = desc_addr(&z, f);
+				memcpy(f->ram + FX_RING_GPA + (uint64_t)idx * sizeof(d), &d,
+				       sizeof(d));
+			}
+		}
+		fx_ring(f);
+		wait_settled(f, 200);
+		/* Whatever it is doing (even blocked on a stall), a reset ends it promptly. */
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(vfio_device_reset(f->vfio), 0);
+		assert_true(elapsed_ms(&t0) < 3000);
+		expect_recovers(f);
+	}
+	fuzz_end(&z);
+}
+
+static void test_fuzz_desc_stage2(void **state)
+{
+	struct hfx *h = *state;
+
+	desc_storm(&h->src, "desc_stage2");
+}
+
+static void test_fuzz_desc_nested(void **state)
+{
+	struct fx f;
+	struct fx_opts o = {.mode = FX_NESTED, .stall = true, .name = "fz-nest", .sid = 0x12};
+
+	fx_init(&f, &o);
+	desc_storm(&f, "desc_nested");
+	fx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fuzz_sdma_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fuzz_vfio_features, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fuzz_iommufd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fuzz_desc_stage2, setup, teardown),
+	    cmocka_unit_test(test_fuzz_desc_nested),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
