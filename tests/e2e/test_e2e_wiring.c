@@ -281,9 +281,15 @@ static void test_doorbell_paths(void **state)
 	devices_get_stats(e.dev, &st);
 	assert_true(st.sdma.doorbells_trapped >= 99);
 
-	/* Held: the guest's next doorbell never reaches the device. */
+	/*
+	 * Held: the guest's next doorbell never reaches the device. Once it is held the guest
+	 * has seen the previous FILL complete and waits for this one: FLAG is final (polled,
+	 * not slept for: under load the guest may take long to ring again).
+	 */
 	assert_int_equal(vfio_dev_doorbell_set_path(e.dev->sdma, VFIO_DOORBELL_SLOW_HOLD), 0);
-	usleep(50 * 1000);
+	for (int i = 0; i < 10000 && vfio_dev_doorbell_held_count(e.dev->sdma) == 0; i++)
+		usleep(1000);
+	assert_int_equal(vfio_dev_doorbell_held_count(e.dev->sdma), 1);
 	f0 = flag_read(&e);
 	usleep(100 * 1000);
 	assert_int_equal(flag_read(&e), f0);
