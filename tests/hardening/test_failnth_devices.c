@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Allocation-failure injection over the VMM's passthrough side on a real KVM machine:
+ * devices_create (iommufd context, IOAS with guest RAM, MSI window, stage-2 HWPT, the sdma
+ * device bound with BAR0 on the bus and its doorbell ioeventfd, the vSMMU on the bus with
+ * its nested bridge, the event loop) then devices_destroy. Every failure must come back
+ * as an error with nothing leaked and nothing left on the machine's bus, so that the next
+ * attempt on the same machine and host succeeds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "failnth.h"
+#include "tests/vmm/sys_util.h"
+#include "vmig/guest_abi.h"
+#include "vmig/host_platform.h"
+#include "vmm/bus.h"
+#include "vmm/devices.h"
+
+struct rig {
+	struct host_platform *hp;
+	struct sys_vm vm;
+};
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Nothing of the devices may stay on the bus after a failed create or a destroy. */
+static bool bus_clean(struct machine *m)
+{
+	uint64_t v = 0;
+
+	return !bus_access(m->bus, BUS_MMIO, VMIG_SDMA_BAR0, 8, false, &v) &&
+	       !bus_access(m->bus, BUS_MMIO, VMIG_VSMMU_BASE, 4, false, &v);
+}
+
+static int scenario_devices(void *arg)
+{
+	struct rig *r = arg;
+	struct devices *d = NULL;
+	int saved = dup(2), null = open("/dev/null", O_WRONLY);
+	int rc;
+
+	/* Each failure is explained on stderr; a hundred of them here. */
+	fflush(stderr);
+	dup2(null, 2);
+	rc = devices_create(r->vm.m, NULL, &d);
+	dup2(saved, 2);
+	close(saved);
+	close(null);
+	if (rc == 0 && (!d->sdma || !d->vsmmu || !d->nested || !d->loop_live))
+		rc = 1;
+	if (d)
+		devices_destroy(d);
+	if (!bus_clean(r->vm.m))
+		return 1; /* a wrong result: the bus still routes to freed devices */
+	return rc;
+}
+
+static void test_failnth_devices(void **state)
+{
+	struct rig r;
+	int fds;
+
+	assert_int_equal(host_platform_boot(NULL, &r.hp), 0);
+	sys_vm_create_empty(&r.vm, 64 * MiB, 1);
+	/* One full round first: the host starts its services (threads, fds) and keeps them. */
+	assert_int_equal(scenario_devices(&r), 0);
+	fds = open_fds();
+	assert_true(failnth_run("devices", scenario_devices, &r, 2000) > 10);
+	assert_int_equal(open_fds(), fds);
+	sys_vm_destroy(&r.vm);
+	host_platform_shutdown(r.hp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_failnth_devices),
+	};
+
+	sys_require_kvm();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
