@@ -82,30 +82,47 @@ static int vfio_dev_forward(struct vfio_dev *d, uint64_t offset, unsigned size, 
 	return n < 0 ? (int)n : -EIO;
 }
 
+/* Room for n more writes (within the bound); -ENOMEM and nothing changed otherwise. */
+static int vfio_dev_hold_reserve_locked(struct vfio_dev *d, size_t n)
+{
+	size_t want = d->nr_held + n, cap = d->cap_held ? d->cap_held : 64;
+	void *p;
+
+	if (want > VFIO_DEV_HELD_MAX)
+		want = VFIO_DEV_HELD_MAX;
+	if (want <= d->cap_held)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	p = realloc(d->held, cap * sizeof(*d->held));
+	if (!p)
+		return -ENOMEM;
+	d->held = p;
+	d->cap_held = cap;
+	return 0;
+}
+
 /*
  * Appends to the pending list. A driver announces each new descriptor once, so a
  * well-behaved guest holds fewer writes than its ring has slots; but nothing stops a guest
  * writing the doorbell in a loop while the device is quiesced, so the list is bounded:
- * once full, a write replaces the last held one. The device runs nothing while writes are
- * held, so a later tail write supersedes an earlier one; only that guest loses anything.
+ * once full (or when it cannot grow), a write replaces the last held one. The device runs
+ * nothing while writes are held, so a later tail write supersedes an earlier one; only a
+ * guest that hammers the doorbell loses anything. Entering SLOW_HOLD reserves room, so a
+ * trapped write always has a place.
  */
 static int vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
 {
-	if (d->nr_held >= VFIO_DEV_HELD_MAX) {
-		d->held[d->nr_held - 1] = *w;
-		d->st.doorbells_coalesced++;
+	int ret = d->nr_held >= VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, 1);
+
+	if (ret == 0) {
+		d->held[d->nr_held++] = *w;
 		return 0;
 	}
-	if (d->nr_held == d->cap_held) {
-		size_t cap = d->cap_held ? d->cap_held * 2 : 64;
-		void *p = realloc(d->held, cap * sizeof(*d->held));
-
-		if (!p)
-			return -ENOMEM;
-		d->held = p;
-		d->cap_held = cap;
-	}
-	d->held[d->nr_held++] = *w;
+	if (!d->nr_held)
+		return ret;
+	d->held[d->nr_held - 1] = *w;
+	d->st.doorbells_coalesced++;
 	return 0;
 }
 
@@ -290,6 +307,11 @@ int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path)
 	if (path > VFIO_DOORBELL_SLOW_HOLD)
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
+	/* Room for the first held write now: a trapped write has nowhere to report -ENOMEM. */
+	if (path == VFIO_DOORBELL_SLOW_HOLD && vfio_dev_hold_reserve_locked(d, 1) < 0) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOMEM;
+	}
 	old = d->path;
 	d->path = path;
 	vfio_dev_read_shadow_locked(d);
@@ -358,6 +380,8 @@ int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_w
 		if (!vfio_dev_is_doorbell(d, w[i].offset) || (w[i].size != 4 && w[i].size != 8))
 			return -EINVAL;
 	pthread_mutex_lock(&d->lock);
+	/* All or nothing: the room first, then appends that cannot fail. */
+	ret = vfio_dev_hold_reserve_locked(d, n);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = vfio_dev_hold_locked(d, &w[i]);
 	pthread_mutex_unlock(&d->lock);

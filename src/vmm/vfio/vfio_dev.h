@@ -61,7 +61,8 @@ struct vfio_device *vfio_dev_vfio(struct vfio_dev *d);
  * Switches the path (re-reading the device's shadow-tail state, so it is also the call that
  * re-arms the fast path after the device state was loaded on a migration destination).
  * Leaving SLOW_HOLD keeps the held writes (release them explicitly).
- * Returns 0 or the KVM error of arming/disarming the ioeventfd (the path is then unchanged).
+ * Returns 0, -ENOMEM (SLOW_HOLD: no room for the held list), or the KVM error of
+ * arming/disarming the ioeventfd; the path is then unchanged.
  */
 int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path);
 enum vfio_doorbell_path vfio_dev_doorbell_get_path(struct vfio_dev *d);
@@ -85,7 +86,10 @@ struct vfio_doorbell_write {
 int vfio_dev_doorbell_release_held(struct vfio_dev *d);
 /* Moves up to max held writes (oldest first) into out; returns how many. */
 size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max);
-/* Appends writes to the held list (destination side of a migration). -EINVAL bad entry. */
+/*
+ * Appends writes to the held list (destination side of a migration), all or nothing:
+ * -EINVAL bad entry, -ENOMEM.
+ */
 int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_write *w, size_t n);
 size_t vfio_dev_doorbell_held_count(struct vfio_dev *d);
 
