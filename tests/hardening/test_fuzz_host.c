@@ -267,9 +267,10 @@ static void test_fuzz_vfio_features(void **state)
 
 /* ---- iommufd with random arguments ---- */
 
-#define IFZ_BUF	   4096u
-#define IFZ_BITMAP (1u << 20)
-#define IFZ_FDS	   1024
+#define IFZ_BUF	     4096u
+#define IFZ_BITMAP   (1u << 20)
+#define IFZ_FDS	     1024
+#define IFZ_GOOD_SID 0x30u
 
 struct ifz {
 	struct fuzz *z;
@@ -436,12 +437,14 @@ static void ifz_device(struct ifz *q)
 				   .data_uptr = (uintptr_t)q->data};
 
 	switch (fuzz_below(q->z, 7)) {
-	case 0:
-		iommufd_device_bind(q->ctx,
-				    fuzz_chance(q->z, 4) ? (uint32_t)fuzz_interesting(q->z)
-							 : 0x20 + (uint32_t)fuzz_below(q->z, 4),
-				    &id);
+	case 0: {
+		uint32_t sid = fuzz_chance(q->z, 4) ? (uint32_t)fuzz_interesting(q->z)
+						    : 0x20 + (uint32_t)fuzz_below(q->z, 4);
+
+		/* IFZ_GOOD_SID stays free for ifz_still_works. */
+		iommufd_device_bind(q->ctx, sid == IFZ_GOOD_SID ? sid + 1 : sid, &id);
 		break;
+	}
 	case 1:
 		iommufd_device_unbind(q->ctx, id);
 		break;
@@ -472,7 +475,7 @@ static void ifz_still_works(struct ifz *q)
 	assert_int_equal(iommufd_ioas_map_file(q->ctx, ioas, q->memfd, 0, 2 << 20, &iova,
 					       IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE),
 			 0);
-	assert_int_equal(iommufd_device_bind(q->ctx, 0x30, &dev), 0);
+	assert_int_equal(iommufd_device_bind(q->ctx, IFZ_GOOD_SID, &dev), 0);
 	pt = ioas;
 	assert_int_equal(iommufd_device_attach(q->ctx, dev, &pt), 0);
 	assert_int_equal(iommufd_device_detach(q->ctx, dev), 0);
