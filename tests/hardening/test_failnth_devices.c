@@ -5,7 +5,8 @@
  * device bound with BAR0 on the bus and its doorbell ioeventfd, the vSMMU on the bus with
  * its nested bridge, the event loop) then devices_destroy. Every failure must come back
  * as an error with nothing leaked and nothing left on the machine's bus, so that the next
- * attempt on the same machine and host succeeds.
+ * attempt on the same machine and host succeeds. Then the machine-state load
+ * (snapshot_read_state) the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +14,10 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +28,8 @@
 #include "vmig/host_platform.h"
 #include "vmm/bus.h"
 #include "vmm/devices.h"
+#include "vmm/kvm/vm.h"
+#include "vmm/snapshot.h"
 
 struct rig {
 	struct host_platform *hp;
@@ -91,12 +96,65 @@ static void test_failnth_devices(void **state)
 	host_platform_shutdown(r.hp);
 }
 
-int main(void)
+static const char *image;
+
+struct state_rig {
+	struct sys_vm dst;
+	char *buf;
+	size_t len;
+};
+
+static int scenario_read_state(void *arg)
+{
+	struct state_rig *r = arg;
+	FILE *f = fmemopen(r->buf, r->len, "rb");
+	int saved = dup(2), null = open("/dev/null", O_WRONLY);
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	fflush(stderr);
+	dup2(null, 2);
+	rc = snapshot_read_state(r->dst.m, f);
+	dup2(saved, 2);
+	close(saved);
+	close(null);
+	fclose(f);
+	return rc;
+}
+
+static void test_failnth_read_state(void **state)
+{
+	struct state_rig r = {0};
+	struct sys_vm src;
+	FILE *w;
+
+	sys_vm_create(&src, image, 32 * MiB, 2, VM_DIRTY_AUTO, "i 1000");
+	assert_int_equal(machine_start(src.m), 0);
+	assert_int_equal(machine_wait_mark(src.m, 1, 10000), 0);
+	assert_int_equal(vm_pause(src.m->vm), 0);
+	w = open_memstream(&r.buf, &r.len);
+	assert_int_equal(snapshot_write_state(src.m, w), 0);
+	fclose(w);
+	sys_vm_destroy(&src);
+	sys_vm_create_empty(&r.dst, 32 * MiB, 2);
+	assert_true(failnth_run("read_state", scenario_read_state, &r, 2000) > 3);
+	sys_vm_destroy(&r.dst);
+	free(r.buf);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_failnth_devices),
+	    cmocka_unit_test(test_failnth_read_state),
 	};
 
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s TESTGUEST.bin\n", argv[0]);
+		return 1;
+	}
+	image = argv[1];
 	sys_require_kvm();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
