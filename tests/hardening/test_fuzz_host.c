@@ -4,7 +4,9 @@
  * - the sdma migration stream: mutated copies of a real stream written to a RESUMING
  *   device; whatever happens, a reset brings the device back and it runs work again;
  * - VFIO device feature calls with random argsz, flags and payloads (pointers inside the
- *   payloads stay valid process addresses, as the kernel would otherwise say -EFAULT);
+ *   payloads stay valid process addresses, as the kernel would otherwise say -EFAULT),
+ *   and region accesses at any index, offset and length;
+ * - random descriptors in the ring, behind stage 2 and nested with unanswered stalls;
  * - iommufd calls with random ids, sizes, flags and data; the context stays usable and
  *   every fd it hands out is accounted for.
  */
@@ -245,6 +247,23 @@ static void feature_call(struct fuzz *z, struct fx *f, struct feat_bufs *b)
 	}
 }
 
+/* Region reads and writes at any index, offset and length (the BAR takes 4 and 8 only). */
+static void region_call(struct fuzz *z, struct fx *f)
+{
+	uint8_t buf[64];
+	uint32_t index = fuzz_chance(z, 4) ? (uint32_t)fuzz_interesting(z) : 0;
+	uint64_t off = fuzz_chance(z, 2) ? fuzz_below(z, 0x80) : fuzz_interesting(z);
+	size_t len = fuzz_chance(z, 2) ? 1u << fuzz_below(z, 4) : fuzz_below(z, sizeof(buf) + 1);
+	ssize_t n;
+
+	fuzz_bytes(z, buf, sizeof(buf));
+	if (fuzz_chance(z, 2))
+		n = vfio_region_read(f->vfio, index, off, buf, len);
+	else
+		n = vfio_region_write(f->vfio, index, off, buf, len);
+	assert_true(n < 0 || (size_t)n == len);
+}
+
 static void test_fuzz_vfio_features(void **state)
 {
 	struct hfx *h = *state;
@@ -255,8 +274,10 @@ static void test_fuzz_vfio_features(void **state)
 	b->bitmap = calloc(1, FEAT_BITMAP_BYTES);
 	fuzz_begin(&z, "vfio_features", 1500);
 	while (fuzz_next(&z, 50)) {
-		for (unsigned k = 0; k < 16; k++)
+		for (unsigned k = 0; k < 16; k++) {
 			feature_call(&z, &h->dst, b);
+			region_call(&z, &h->dst);
+		}
 		expect_recovers(&h->dst);
 	}
 	fuzz_end(&z);
