@@ -520,11 +520,52 @@ static void test_hostmem_remove_without_memory(void **state)
 	close(memfd);
 }
 
+/* ---- invalidation batches: any entry_num, no allocation ---- */
+
+static void test_invalidate_any_count(void **state)
+{
+	enum { N = 1000, BAD = 700 };
+	int memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+	struct objs o = {.memfd = memfd, .msi_fd = -1, .q_fd = -1, .fault_fd = -1};
+	struct smmu_cmd *cmds = calloc(N, sizeof(*cmds));
+	struct iommu_hwpt_invalidate inv = {.size = sizeof(inv),
+					    .data_uptr = (uintptr_t)cmds,
+					    .data_type = IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+					    .entry_len = sizeof(*cmds),
+					    .entry_num = N};
+	struct host h;
+
+	assert_int_equal(ftruncate(memfd, (off_t)RAM_SIZE), 0);
+	assert_int_equal(host_up(&h), 0);
+	assert_int_equal(ioas_up(&h, &o), 0);
+	assert_int_equal(parent_up(&h, &o), 0);
+	assert_int_equal(viommu_up(&h, &o), 0);
+	for (unsigned i = 0; i < N; i++)
+		cmds[i] = smmu_cmd_tlbi_nh_all(0);
+	inv.hwpt_id = o.viommu;
+	failnth_arm(1); /* whatever the count, nothing is allocated */
+	assert_int_equal(iommufd_hwpt_invalidate(h.ctx, &inv), 0);
+	assert_false(failnth_disarm());
+	assert_int_equal(inv.entry_num, N);
+	/* A refused command past the first batches: those before it ran, the count says so. */
+	cmds[BAD] = smmu_cmd_cfgi_all();
+	inv.entry_num = N;
+	assert_int_equal(iommufd_hwpt_invalidate(h.ctx, &inv), -EIO);
+	assert_int_equal(inv.entry_num, BAD);
+	for (int *fd = &o.msi_fd; fd <= &o.fault_fd; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	host_down(&h);
+	close(memfd);
+	free(cmds);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hostmem_remove_without_memory),
 	    cmocka_unit_test(test_failnth_iommufd),
+	    cmocka_unit_test(test_invalidate_any_count),
 	    cmocka_unit_test(test_failnth_sdma_mig),
 	};
 

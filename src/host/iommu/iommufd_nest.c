@@ -266,28 +266,34 @@ static int ifd_inv_convert(struct iommufd_ctx *ctx, struct ifd_viommu *v, struct
 	}
 }
 
-/* Converts every allowed command (stopping at the first refused one), then runs them as
- * one batch followed by CMD_SYNC. */
+#define IFD_INV_BATCH 64u
+
+/*
+ * Converts every allowed command (stopping at the first refused one) and runs them in
+ * batches of IFD_INV_BATCH, each followed by CMD_SYNC: on the stack, so any entry_num
+ * costs no allocation (the kernel, too, copies the array entry by entry).
+ */
 static int ifd_inv_run(struct iommufd_ctx *ctx, struct ifd_viommu *v,
 		       struct iommu_hwpt_invalidate *cmd)
 {
 	const uint8_t *src = (const uint8_t *)(uintptr_t)cmd->data_uptr;
-	struct smmu_cmd *c = malloc(((size_t)cmd->entry_num + 1) * sizeof(*c));
+	struct smmu_cmd c[IFD_INV_BATCH + 1];
 	uint32_t n = 0;
 	int rc = 0;
 
-	if (!c)
-		return -ENOMEM;
-	for (; n < cmd->entry_num; n++) {
-		memcpy(&c[n], src + (size_t)n * cmd->entry_len, sizeof(c[n]));
-		rc = ifd_inv_convert(ctx, v, &c[n]);
-		if (rc)
-			break;
+	while (n < cmd->entry_num && rc == 0) {
+		unsigned k = 0;
+
+		for (; k < IFD_INV_BATCH && n < cmd->entry_num; k++, n++) {
+			memcpy(&c[k], src + (size_t)n * cmd->entry_len, sizeof(c[k]));
+			rc = ifd_inv_convert(ctx, v, &c[k]);
+			if (rc)
+				break;
+		}
+		c[k] = smmu_cmd_sync();
+		if (smmu_cmd_exec(ctx->host->smmu, c, k + 1, NULL) != k + 1)
+			rc = -EIO; /* cannot happen: every converted command is legal */
 	}
-	c[n] = smmu_cmd_sync();
-	if (smmu_cmd_exec(ctx->host->smmu, c, n + 1, NULL) != n + 1)
-		rc = -EIO; /* cannot happen: every converted command is legal */
-	free(c);
 	cmd->entry_num = n;
 	return rc;
 }
