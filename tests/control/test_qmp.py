@@ -12,6 +12,7 @@ Cases:
             idling take 2 s of *running* time); guest exit -> SHUTDOWN guest-shutdown
   devices   the default device workload (DMA + SVA through the vSMMUv3): counters from
             query-vmig-devices grow, stop/cont in the middle, the guest still passes
+  restore   `vmig restore --qmp`: a snapshot continued in a new process under control
 Exit 77 (skip) without /dev/kvm.
 """
 import json
@@ -355,6 +356,31 @@ def case_devices(sock):
     check("SUMMARY devices" in out, "the summary is still printed")
 
 
+def case_restore(sock):
+    snap = sock + ".snap"
+    r = subprocess.run([VMIG, "run", "--no-devices", "--guest-args",
+                        "workload=dirty,verify secs=3 ws=16M", "--save", snap,
+                        "--save-after", "500"], capture_output=True, text=True, timeout=30)
+    if not check(r.returncode == 0, "snapshot saved (%d): %s" % (r.returncode, r.stderr)):
+        return
+    p = subprocess.Popen([VMIG, "restore", "--qmp", "unix:" + sock, "--qmp-wait", snap],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        if os.path.exists(sock) or p.poll() is not None:
+            break
+        time.sleep(0.025)
+    c = Client(sock)
+    check(status(c) == "prelaunch", "restored guest waits for cont")
+    c.cmd("cont")
+    c.event("RESUME")
+    check(status(c) == "running", "restored guest runs")
+    e = c.event("SHUTDOWN", timeout=30)
+    check(e["data"]["reason"] == "guest-shutdown" and e["data"]["vmig-exit-status"] == 0,
+          "SHUTDOWN of the restored guest: %r" % e)
+    code, out, err = finish(p)
+    check(code == 0 and "mismatches=0" in out, "restored guest verified (exit %d)" % code)
+
+
 def main():
     global VMIG
     VMIG = sys.argv[1]
@@ -365,7 +391,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="vmig-qmp-") as d:
         sock = os.path.join(d, "qmp.sock")
         {"protocol": case_protocol, "hostile": case_hostile, "wait": case_wait,
-         "devices": case_devices}[case](sock)
+         "devices": case_devices, "restore": case_restore}[case](sock)
     if FAILS:
         print("%d check(s) failed" % len(FAILS))
         return 1
