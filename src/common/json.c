@@ -27,14 +27,19 @@ static size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp)
 		*cp = c;
 		return 1;
 	}
-	if ((c & 0xE0) == 0xC0)
-		n = 2, c &= 0x1F;
-	else if ((c & 0xF0) == 0xE0)
-		n = 3, c &= 0x0F;
-	else if ((c & 0xF8) == 0xF0)
-		n = 4, c &= 0x07;
-	else
+	/* The lead byte gives the length and the payload bits it carries. */
+	if ((c & 0xE0) == 0xC0) {
+		n = 2;
+		c &= 0x1F;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		c &= 0x0F;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 4;
+		c &= 0x07;
+	} else {
 		return 0;
+	}
 	if (avail < n)
 		return 0;
 	for (size_t i = 1; i < n; i++) {

@@ -12,6 +12,8 @@ Cases:
             idling take 2 s of *running* time); guest exit -> SHUTDOWN guest-shutdown
   devices   the default device workload (DMA + SVA through the vSMMUv3): counters from
             query-vmig-devices grow, stop/cont in the middle, the guest still passes
+  cli       --help documents --qmp; bad --qmp values are usage errors (64); an unusable
+            socket path is exit 1 (needs KVM: the socket is made after the VM)
   restore   `vmig restore --qmp`: a snapshot continued in a new process under control
 Exit 77 (skip) without /dev/kvm.
 """
@@ -356,6 +358,29 @@ def case_devices(sock):
     check("SUMMARY devices" in out, "the summary is still printed")
 
 
+def case_cli(sock):
+    h = subprocess.run([VMIG, "run", "--help"], capture_output=True, text=True, timeout=10)
+    check("--qmp unix:PATH" in h.stdout and "--qmp-wait" in h.stdout, "run --help shows --qmp")
+    h = subprocess.run([VMIG, "restore", "--help"], capture_output=True, text=True, timeout=10)
+    check("--qmp unix:PATH" in h.stdout, "restore --help shows --qmp")
+    for args in (["run", "--qmp", "tcp:1234"], ["run", "--qmp", "unix:"],
+                 ["run", "--qmp-wait"], ["run", "--qmp", "unix:" + "x" * 200],
+                 ["restore", "--qmp", "stdio", "f"], ["restore", "--qmp-wait", "f"]):
+        r = subprocess.run([VMIG] + args, capture_output=True, text=True, timeout=10)
+        check(r.returncode == 64 and r.stderr.count("\n") == 1,
+              "%r: usage error (%d, %r)" % (args, r.returncode, r.stderr))
+    r = subprocess.run([VMIG, "run", "--no-devices", "--qmp", "unix:/nonexistent/dir/s"],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 1 and "cannot listen" in r.stderr,
+          "unusable socket path: exit 1 (%d, %r)" % (r.returncode, r.stderr))
+    # Not a socket: never replaced.
+    with open(sock, "w") as f:
+        f.write("keep")
+    r = subprocess.run([VMIG, "run", "--no-devices", "--qmp", "unix:" + sock],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 1 and open(sock).read() == "keep", "a regular file is not replaced")
+
+
 def case_restore(sock):
     snap = sock + ".snap"
     r = subprocess.run([VMIG, "run", "--no-devices", "--guest-args",
@@ -391,7 +416,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="vmig-qmp-") as d:
         sock = os.path.join(d, "qmp.sock")
         {"protocol": case_protocol, "hostile": case_hostile, "wait": case_wait,
-         "devices": case_devices, "restore": case_restore}[case](sock)
+         "devices": case_devices, "restore": case_restore,
+         "cli": case_cli}[case](sock)
     if FAILS:
         print("%d check(s) failed" % len(FAILS))
         return 1

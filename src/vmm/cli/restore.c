@@ -62,6 +62,7 @@ static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint
 			ret = cli_parse_uint("--timeout", optarg, 86400, timeout);
 		} else if (c == 'q') {
 			q->spec = optarg;
+			ret = control_parse_address(optarg, &(const char *){NULL});
 		} else if (c == 'w') {
 			q->wait = true;
 		} else {

@@ -168,7 +168,7 @@ static int run_parse_one(int c, struct run_opts *o)
 		return 0;
 	case OPT_QMP:
 		o->qmp = optarg;
-		return 0;
+		return control_parse_address(optarg, &(const char *){NULL});
 	case OPT_QMP_WAIT:
 		o->qmp_wait = true;
 		return 0;
