@@ -203,6 +203,7 @@ def case_protocol(sock):
 
     # stop -> STOP, paused; stop again: nothing; cont -> RESUME, running.
     check(c.cmd("stop", id="s") == {"return": {}, "id": "s"}, "stop")
+    check([e["event"] for e in c.events] == ["STOP"], "STOP comes before stop's reply")
     e = c.event("STOP")
     check("seconds" in e["timestamp"] and "microseconds" in e["timestamp"], "event timestamp")
     check(c.cmd("query-status") == {"return": {"running": False, "status": "paused"}},

@@ -497,6 +497,7 @@ bool control_dispatch(struct control *c, struct control_client *cl, const struct
 	json_writer_init(&w, CONTROL_REPLY_MAX);
 	if (ret == 0)
 		ret = dispatch_run(c, cl, &env, &ret_w, &e);
+	control_send_events(c);
 	json_write_begin_object(&w);
 	if (ret == 0) {
 		json_write_key(&w, "return");

@@ -293,21 +293,15 @@ void control_emit_event(struct control *c, const char *name, const char *data_js
 	control_wake(c);
 }
 
-/* Sends the queued events to every negotiated client. True if a stop was requested. */
-static bool control_drain(struct control *c)
+void control_send_events(struct control *c)
 {
 	char *events[CONTROL_MAX_EVENTS];
 	unsigned n;
-	bool stop;
-	uint64_t cnt;
 
-	if (read(c->wake_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("control: eventfd read: %s", strerror(errno));
 	pthread_mutex_lock(&c->lock);
 	n = c->nr_events;
 	memcpy(events, c->events, n * sizeof(events[0]));
 	c->nr_events = 0;
-	stop = c->stop_req;
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < n; i++) {
 		for (unsigned s = 0; s < CONTROL_MAX_CLIENTS; s++) {
@@ -317,6 +311,20 @@ static bool control_drain(struct control *c)
 		}
 		free(events[i]);
 	}
+}
+
+/* Wake-up: sends the queued events. True if a stop was requested. */
+static bool control_drain(struct control *c)
+{
+	uint64_t cnt;
+	bool stop;
+
+	if (read(c->wake_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("control: eventfd read: %s", strerror(errno));
+	control_send_events(c);
+	pthread_mutex_lock(&c->lock);
+	stop = c->stop_req;
+	pthread_mutex_unlock(&c->lock);
 	return stop;
 }
 

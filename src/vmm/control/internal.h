@@ -66,6 +66,13 @@ void control_error_set(struct control_error *e, const char *cls, const char *fmt
  */
 bool control_dispatch(struct control *c, struct control_client *cl, const struct json_value *msg);
 
+/*
+ * Sends the queued events to every negotiated client now (control thread). The
+ * dispatcher calls it before a reply, so that an event a command caused (STOP for stop)
+ * precedes the command's return, as in QEMU.
+ */
+void control_send_events(struct control *c);
+
 /* Queues text (one complete JSON object, "\r\n" added) to cl; false if cl was dropped. */
 bool control_client_send(struct control_client *cl, const char *text, size_t len);
 
