@@ -81,7 +81,11 @@ static void test_garbage(void **state)
 	CHECK("{]", "{]");
 	/* A raw newline in a string ends the message (it is invalid there anyway). */
 	CHECK("{\"execute\": \"sto\n{}", "{\"execute\": \"sto", "{}");
-	/* Unfinished: nothing yet. */
+	/* A byte no JSON token has, outside a string, ends the message at once: an error now. */
+	CHECK("{\"execute\": nope\n", "{\"execute\": no", "pe");
+	CHECK("{\"a\": @}{}", "{\"a\": @", "}", "{}");
+	/* Unfinished but well-formed so far: nothing yet (the rest may follow). */
+	check_frames("{\"execute\": tru", NULL, 0);
 	check_frames("{\"a\": [1, 2", NULL, 0);
 	check_frames("foo", NULL, 0);
 }

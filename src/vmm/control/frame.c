@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* What one input byte does (bits). */
 enum {
@@ -33,6 +34,18 @@ bool frame_pending(const struct frame *f)
 static bool frame_is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * Outside strings JSON has only structure, numbers and the literals true/false/null. Any
+ * other byte inside a structure makes the message invalid whatever follows, so it ends
+ * there and the client gets its error now; a client that never closes its brackets would
+ * otherwise wait for an answer forever (QMP's own parser reports such tokens at once).
+ */
+static bool frame_is_token_byte(char c)
+{
+	return frame_is_ws(c) || (c >= '0' && c <= '9') ||
+	       (c && strchr("{}[],:-+.eE\"truefalsn", c));
 }
 
 static int frame_start(struct frame *f, char c)
@@ -82,6 +95,8 @@ static int frame_step(struct frame *f, char c)
 			return F_DONE | F_AGAIN;
 		return F_STORE;
 	}
+	if (!frame_is_token_byte(c))
+		return F_STORE | F_DONE;
 	if (c == '"') {
 		f->in_str = true;
 	} else if (c == '{' || c == '[') {
