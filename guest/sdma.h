@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Ring-3 driver of the sdma DMA engine (src/host/dev/sdma_regs.h) behind the vSMMUv3: a
+ * Ring-3 driver of the sdma DMA engine (include/hw/sdma_regs.h) behind the vSMMUv3: a
  * work queue of 64-byte descriptors in IOVA space, one 32-byte completion record per ring
  * slot, completion MSIs to an IOVA that stage 1 maps onto the x86 MSI window, and the
  * shadow tail for valueless doorbells. Completions are polled in RAM (no exits); the MSI
@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "smmu.h"
 
 /* The driver's own IOVA window, mapped in every address space the queue runs in. */

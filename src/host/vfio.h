@@ -84,7 +84,7 @@ int vfio_device_feature(struct vfio_device *dev, struct vfio_device_feature *arg
  * Doorbell fast path (not a Linux uAPI call: on real hardware the BAR is mapped into the
  * guest and the doorbell is a posted write). Returns an eventfd that the device's engine
  * polls; writing it (a KVM ioeventfd registered on BAR0 + *offset, length *width, without
- * datamatch) is a valueless doorbell: see sdma_regs.h "Doorbell without a value". The fd
+ * datamatch) is a valueless doorbell: see hw/sdma_regs.h "Doorbell without a value". The fd
  * stays owned by the device; -ENOTTY if the device has no doorbell.
  */
 int vfio_device_get_doorbell(struct vfio_device *dev, uint32_t *region, uint64_t *offset,

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "tests/e2e/e2e_s1.h"
 #include "tests/vmm/sys_util.h"
 #include "vmig/host_platform.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/iommufd.h"
 #include "vmig/guest_abi.h"
 #include "vmig/host_platform.h"

@@ -9,7 +9,7 @@
 #define VMIG_TESTS_HOST_DEV_SDMA_FX_H
 
 #include "host/dev/sdma.h"
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/iommu/iommufd_host.h"
 #include "host/iommu/pgtable_build.h"
 #include "host/vfio.h"

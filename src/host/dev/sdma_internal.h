@@ -5,7 +5,7 @@
 
 #include "host/dev/dma_log.h"
 #include "host/dev/sdma.h"
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/iommu/smmu_dma.h"
 #include "host/vfio_drv.h"
 

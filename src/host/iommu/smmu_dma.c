@@ -363,11 +363,11 @@ static ssize_t dma_span(struct dma_ctx *c, uint64_t iova, size_t max, bool write
 	return (ssize_t)n;
 }
 
-int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, void *buf,
-		  size_t len, struct smmu_dma_result *res)
+/* One transfer loop for both directions: buf is the device's side of the copy. */
+static int dma_xfer(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, uint8_t *buf,
+		    size_t len, bool write, struct smmu_dma_result *res)
 {
 	struct dma_ctx c;
-	uint8_t *out = buf;
 
 	if (!s || !txn || !res || (!buf && len))
 		return -EINVAL;
@@ -375,14 +375,17 @@ int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova,
 	while (res->done < len) {
 		uint64_t a = iova + res->done;
 		struct xl_out x;
-		ssize_t n = dma_span(&c, a, len - res->done, false, &x);
+		ssize_t n = dma_span(&c, a, len - res->done, write, &x);
 		if (n < 0)
 			break;
 		if (n > 0) {
-			memcpy(out + res->done, x.hva, (size_t)n);
+			if (write)
+				memcpy(x.hva, buf + res->done, (size_t)n);
+			else
+				memcpy(buf + res->done, x.hva, (size_t)n);
 		} else {
 			n = (ssize_t)MIN(len - res->done, page_left(a));
-			if (dma_nonram(&c, &x, a, false, out + res->done, (size_t)n))
+			if (dma_nonram(&c, &x, a, write, buf + res->done, (size_t)n))
 				break;
 		}
 		res->done += (size_t)n;
@@ -390,32 +393,17 @@ int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova,
 	return dma_end(&c);
 }
 
+int smmu_dma_read(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, void *buf,
+		  size_t len, struct smmu_dma_result *res)
+{
+	return dma_xfer(s, txn, iova, buf, len, false, res);
+}
+
+/* The source is never written: dma_xfer only reads buf when write is set. */
 int smmu_dma_write(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, const void *buf,
 		   size_t len, struct smmu_dma_result *res)
 {
-	struct dma_ctx c;
-	const uint8_t *in = buf;
-
-	if (!s || !txn || !res || (!buf && len))
-		return -EINVAL;
-	dma_begin(&c, s, txn, res);
-	while (res->done < len) {
-		uint64_t a = iova + res->done;
-		struct xl_out x;
-		ssize_t n = dma_span(&c, a, len - res->done, true, &x);
-		if (n < 0)
-			break;
-		if (n > 0) {
-			memcpy(x.hva, in + res->done, (size_t)n);
-		} else {
-			n = (ssize_t)MIN(len - res->done, page_left(a));
-			if (dma_nonram(&c, &x, a, true, (void *)(uintptr_t)(in + res->done),
-				       (size_t)n))
-				break;
-		}
-		res->done += (size_t)n;
-	}
-	return dma_end(&c);
+	return dma_xfer(s, txn, iova, (uint8_t *)(uintptr_t)buf, len, true, res);
 }
 
 /* A copy step with a doorbell on either side: through a small bounce buffer. */

@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "common/trace.h"
+#include "vmm/control/control.h"
+#include "vmm/machine.h"
 
 int cli_parse_uint(const char *opt, const char *text, uint64_t max, uint64_t *out)
 {
@@ -50,6 +52,22 @@ int cli_set_trace(const char *patterns)
 	if (ret < 0)
 		log_error("--trace: malformed pattern list '%s'", patterns);
 	return ret;
+}
+
+int cli_control_start(struct machine *m, const char *spec, bool wait, struct devices *dev,
+		      struct host_platform *hp, struct control **out)
+{
+	struct control_config cfg = {.m = m, .dev = dev, .hp = hp, .start_paused = wait};
+
+	*out = NULL;
+	if (!spec)
+		return 0;
+	if (control_parse_address(spec, &cfg.path) < 0)
+		return VMIG_EXIT_USAGE;
+	/* Paused before the vCPU threads exist: they park before running any guest code. */
+	if (wait)
+		vm_pause(m->vm);
+	return control_start(&cfg, out) < 0 ? 1 : 0;
 }
 
 #ifdef VMIG_EMBEDDED_GUEST

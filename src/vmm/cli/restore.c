@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "vmm/cli/cli.h"
+#include "vmm/control/control.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot.h"
 
@@ -21,6 +22,8 @@ static void restore_usage(void)
 	       "  --trace PATTERNS    trace points to print (as for run)\n"
 	       "  --dirty-log MODE    auto, bitmap or ring (as for run)\n"
 	       "  --timeout SECONDS   stop the guest after this long; exit status 124\n"
+	       "  --qmp unix:PATH     a QMP-compatible control socket (as for run)\n"
+	       "  --qmp-wait          with --qmp: start paused until a client sends 'cont'\n"
 	       "  -h, --help          this text\n");
 }
 
@@ -28,12 +31,19 @@ static const struct option restore_longopts[] = {
     {"trace", required_argument, NULL, 't'},
     {"dirty-log", required_argument, NULL, 'd'},
     {"timeout", required_argument, NULL, 'T'},
+    {"qmp", required_argument, NULL, 'q'},
+    {"qmp-wait", no_argument, NULL, 'w'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
+struct restore_qmp {
+	const char *spec;
+	bool wait;
+};
+
 static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint64_t *timeout,
-			 const char **file)
+			 const char **file, struct restore_qmp *q)
 {
 	opterr = 0;
 	optind = 1;
@@ -50,6 +60,11 @@ static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint
 			ret = cli_parse_dirty_mode(optarg, &cfg->dirty_mode);
 		} else if (c == 'T') {
 			ret = cli_parse_uint("--timeout", optarg, 86400, timeout);
+		} else if (c == 'q') {
+			q->spec = optarg;
+			ret = control_parse_address(optarg, &(const char *){NULL});
+		} else if (c == 'w') {
+			q->wait = true;
 		} else {
 			log_error("restore: unknown option or missing value: '%s'",
 				  argv[optind - 1]);
@@ -62,6 +77,10 @@ static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint
 		log_error("restore: expected exactly one snapshot FILE");
 		return -EINVAL;
 	}
+	if (q->wait && !q->spec) {
+		log_error("--qmp-wait needs --qmp unix:PATH");
+		return -EINVAL;
+	}
 	*file = argv[optind];
 	return 0;
 }
@@ -72,7 +91,9 @@ int cli_restore(int argc, char **argv)
 	struct machine *m;
 	uint64_t timeout = 0;
 	const char *file = NULL;
-	int ret = restore_parse(argc, argv, &cfg, &timeout, &file);
+	struct restore_qmp q = {NULL, false};
+	struct control *ctl = NULL;
+	int ret = restore_parse(argc, argv, &cfg, &timeout, &file, &q);
 
 	if (ret != 0)
 		return ret > 0 ? 0 : VMIG_EXIT_USAGE;
@@ -83,7 +104,11 @@ int cli_restore(int argc, char **argv)
 	ret = snapshot_restore(file, &cfg, &m);
 	if (ret < 0)
 		return ret == -EINVAL || ret == -EPROTO ? 1 : cli_machine_exit_code(ret);
-	int code = machine_start(m) == 0 ? machine_wait(m, timeout ? (int)timeout * 1000 : -1) : 1;
+	int code = cli_control_start(m, q.spec, q.wait, NULL, NULL, &ctl);
+	if (code == 0)
+		code =
+		    machine_start(m) == 0 ? machine_wait(m, timeout ? (int)timeout * 1000 : -1) : 1;
+	control_stop(ctl, code);
 	machine_destroy(m);
 	return code;
 }

@@ -11,6 +11,7 @@
 #include "vmig/guest_abi.h"
 #include "vmig/host_platform.h"
 #include "vmm/cli/cli.h"
+#include "vmm/control/control.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot.h"
@@ -28,6 +29,8 @@ struct run_opts {
 	uint64_t mark;
 	uint64_t save_after_ms;
 	bool no_devices;
+	const char *qmp; /* --qmp unix:PATH */
+	bool qmp_wait;
 };
 
 /* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
@@ -66,6 +69,11 @@ static void run_usage(void)
 	       "  --save-at-mark V      when the guest writes V to the checkpoint port (0xF8)\n"
 	       "  --save-after MS       MS milliseconds after start\n"
 	       "                      'vmig restore FILE' continues the guest in a new process\n"
+	       "  --qmp unix:PATH     a QMP-compatible control socket at PATH (docs/control.md):\n"
+	       "                      query-status, stop, cont, quit, query-cpus-fast,\n"
+	       "                      vmig-trace, query-vmig-devices; events STOP, RESUME,\n"
+	       "                      SHUTDOWN. 'quit' ends vmig with status 0\n"
+	       "  --qmp-wait          with --qmp: start paused until a client sends 'cont'\n"
 	       "  -h, --help          this text\n"
 	       "\n"
 	       "Exit status: the guest's (0-255; larger values give 255), %d bad command line,\n"
@@ -88,7 +96,9 @@ enum {
 	OPT_SAVE,
 	OPT_SAVE_MARK,
 	OPT_SAVE_AFTER,
-	OPT_NO_DEVICES
+	OPT_NO_DEVICES,
+	OPT_QMP,
+	OPT_QMP_WAIT
 };
 
 static const struct option run_longopts[] = {
@@ -104,6 +114,8 @@ static const struct option run_longopts[] = {
     {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
     {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
     {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
+    {"qmp", required_argument, NULL, OPT_QMP},
+    {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -154,6 +166,12 @@ static int run_parse_one(int c, struct run_opts *o)
 	case OPT_NO_DEVICES:
 		o->no_devices = true;
 		return 0;
+	case OPT_QMP:
+		o->qmp = optarg;
+		return control_parse_address(optarg, &(const char *){NULL});
+	case OPT_QMP_WAIT:
+		o->qmp_wait = true;
+		return 0;
 	case 'h':
 		run_usage();
 		return 1;
@@ -189,6 +207,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	}
 	if (o->save && o->save_at_mark == (o->save_after_ms != 0)) {
 		log_error("--save needs exactly one of --save-at-mark V or --save-after MS");
+		return -EINVAL;
+	}
+	if (o->qmp_wait && !o->qmp) {
+		log_error("--qmp-wait needs --qmp unix:PATH");
 		return -EINVAL;
 	}
 	if (o->save)
@@ -317,6 +339,7 @@ int cli_run(int argc, char **argv)
 	struct machine *m = NULL;
 	struct host_platform *hp = NULL;
 	struct devices *dev = NULL;
+	struct control *ctl = NULL;
 	int ret = run_parse(argc, argv, &o);
 
 	if (ret != 0)
@@ -336,7 +359,10 @@ int cli_run(int argc, char **argv)
 	if (code == 0 && !o.no_devices)
 		code = run_devices_create(m, &hp, &dev);
 	if (code == 0)
+		code = cli_control_start(m, o.qmp, o.qmp_wait, dev, hp, &ctl);
+	if (code == 0)
 		code = run_machine(m, &o);
+	control_stop(ctl, code); /* SHUTDOWN to clients; before the devices it reports on go */
 	/* vCPUs first (no guest access to the devices), then the devices, then the host. */
 	if (dev) {
 		vm_request_stop(m->vm, VM_STOP_REQUEST, 0);

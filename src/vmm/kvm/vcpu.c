@@ -252,6 +252,7 @@ static void *vcpu_thread(void *arg)
 	struct vm *vm = v->vm;
 	sigset_t set;
 
+	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELAXED);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

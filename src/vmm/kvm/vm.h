@@ -78,6 +78,7 @@ struct vcpu {
 	struct kvm_dirty_gfn *ring; /* dirty ring mapping, NULL in bitmap mode */
 	uint32_t ring_next;	    /* next ring entry to collect */
 	uint64_t exits;		    /* userspace exits handled (statistics) */
+	int tid;		    /* kernel thread id once running (control socket) */
 };
 
 struct vm {

@@ -8,6 +8,7 @@
  * match: the guest has already probed IDR0-5), registers, stall count, stall slots.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,28 +99,49 @@ static void vsmmu_put_config(struct vsmmu_sbuf *b, const struct vsmmu_config *c)
 	vsmmu_put32(b, c->stall);
 }
 
+/*
+ * The plain registers in stream order, one table for both directions: save and load
+ * cannot drift apart when a register is added.
+ */
+/* Offset of a field of struct vsmmu_regs, refused at compile time unless it is n bytes. */
+#define REG(f, n)                                                                                  \
+	(offsetof(struct vsmmu_regs, f) +                                                          \
+	 0 * sizeof(char[sizeof(((struct vsmmu_regs *)0)->f) == (n) ? 1 : -1]))
+#define R32(f) REG(f, 4)
+#define R64(f) REG(f, 8)
+static const size_t vsmmu_regs32[] = {R32(cr0),
+				      R32(cr1),
+				      R32(cr2),
+				      R32(gbpa),
+				      R32(irq_ctrl),
+				      R32(gerror),
+				      R32(gerrorn),
+				      R32(gerror_irq.data),
+				      R32(gerror_irq.attr),
+				      R32(evtq_irq.data),
+				      R32(evtq_irq.attr),
+				      R32(strtab_cfg),
+				      R32(cmdq.prod)};
+static const size_t vsmmu_regs64[] = {R64(gerror_irq.addr), R64(evtq_irq.addr), R64(strtab_base),
+				      R64(cmdq.base), R64(evtq.base)};
+#undef R64
+#undef R32
+#undef REG
+
 static void vsmmu_put_regs(struct vsmmu_sbuf *b, const struct vsmmu_regs *r)
 {
-	const uint32_t *r32[] = {&r->cr0,
-				 &r->cr1,
-				 &r->cr2,
-				 &r->gbpa,
-				 &r->irq_ctrl,
-				 &r->gerror,
-				 &r->gerrorn,
-				 &r->gerror_irq.data,
-				 &r->gerror_irq.attr,
-				 &r->evtq_irq.data,
-				 &r->evtq_irq.attr,
-				 &r->strtab_cfg,
-				 &r->cmdq.prod};
-	const uint64_t *r64[] = {&r->gerror_irq.addr, &r->evtq_irq.addr, &r->strtab_base,
-				 &r->cmdq.base, &r->evtq.base};
+	const char *base = (const char *)r;
+	uint32_t v32;
+	uint64_t v64;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(r32); i++)
-		vsmmu_put32(b, *r32[i]);
-	for (unsigned i = 0; i < ARRAY_SIZE(r64); i++)
-		vsmmu_put64(b, *r64[i]);
+	for (unsigned i = 0; i < ARRAY_SIZE(vsmmu_regs32); i++) {
+		memcpy(&v32, base + vsmmu_regs32[i], sizeof(v32));
+		vsmmu_put32(b, v32);
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(vsmmu_regs64); i++) {
+		memcpy(&v64, base + vsmmu_regs64[i], sizeof(v64));
+		vsmmu_put64(b, v64);
+	}
 	vsmmu_put64(b, ((uint64_t)r->cmdq.cons << 32) | r->evtq.prod);
 	vsmmu_put32(b, r->evtq.cons);
 	vsmmu_put32(b, r->next_stag);
@@ -127,28 +149,18 @@ static void vsmmu_put_regs(struct vsmmu_sbuf *b, const struct vsmmu_regs *r)
 
 static void vsmmu_get_regs(struct vsmmu_sbuf *b, struct vsmmu_regs *r)
 {
-	uint32_t *r32[] = {&r->cr0,
-			   &r->cr1,
-			   &r->cr2,
-			   &r->gbpa,
-			   &r->irq_ctrl,
-			   &r->gerror,
-			   &r->gerrorn,
-			   &r->gerror_irq.data,
-			   &r->gerror_irq.attr,
-			   &r->evtq_irq.data,
-			   &r->evtq_irq.attr,
-			   &r->strtab_cfg,
-			   &r->cmdq.prod};
-	uint64_t *r64[] = {&r->gerror_irq.addr, &r->evtq_irq.addr, &r->strtab_base, &r->cmdq.base,
-			   &r->evtq.base};
+	char *base = (char *)r;
 	uint64_t pc;
 	uint32_t stag;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(r32); i++)
-		*r32[i] = vsmmu_get32(b);
-	for (unsigned i = 0; i < ARRAY_SIZE(r64); i++)
-		*r64[i] = vsmmu_get64(b);
+	for (unsigned i = 0; i < ARRAY_SIZE(vsmmu_regs32); i++) {
+		uint32_t v32 = vsmmu_get32(b);
+		memcpy(base + vsmmu_regs32[i], &v32, sizeof(v32));
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(vsmmu_regs64); i++) {
+		uint64_t v64 = vsmmu_get64(b);
+		memcpy(base + vsmmu_regs64[i], &v64, sizeof(v64));
+	}
 	pc = vsmmu_get64(b);
 	r->cmdq.cons = (uint32_t)(pc >> 32);
 	r->evtq.prod = (uint32_t)pc;

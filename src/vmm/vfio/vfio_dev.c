@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 #include "common/trace.h"
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/vfio.h"
 #include "vmm/bus.h"
 #include "vmm/kvm/vm.h"

@@ -25,8 +25,8 @@
  * completion address (32-byte aligned); with FLAG_RCI the device then writes MSI_DATA
  * (4 bytes) to MSI_ADDR, an IOVA translated like any DMA write, if INT_CTRL.EN is set.
  */
-#ifndef VMIG_HOST_DEV_SDMA_REGS_H
-#define VMIG_HOST_DEV_SDMA_REGS_H
+#ifndef VMIG_HW_SDMA_REGS_H
+#define VMIG_HW_SDMA_REGS_H
 
 #include <stdint.h>
 

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal to src/vmm/control: the server's state and the command table. */
+#ifndef VMIG_VMM_CONTROL_INTERNAL_H
+#define VMIG_VMM_CONTROL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/json.h"
+#include "vmm/control/control.h"
+#include "vmm/control/frame.h"
+
+#define CONTROL_MAX_CLIENTS 4		 /* connected at once; more are refused */
+#define CONTROL_MSG_MAX	    (64 * 1024)	 /* one input message */
+#define CONTROL_REPLY_MAX   (256 * 1024) /* one reply or event */
+#define CONTROL_OUT_MAX	    (512 * 1024) /* unread output kept per client, then dropped */
+#define CONTROL_MAX_EVENTS  64		 /* queued between two turns of the thread */
+
+enum control_run_state {
+	CONTROL_PRELAUNCH, /* --qmp-wait: vCPUs not yet let go */
+	CONTROL_RUNNING,
+	CONTROL_PAUSED,
+};
+
+struct control_client {
+	int fd;
+	unsigned id;	 /* connection number, for log lines */
+	bool negotiated; /* qmp_capabilities done: commands and events */
+	bool dead;	 /* to be closed by the thread loop (never inside a frame callback) */
+	struct frame in;
+	char *out;
+	size_t out_off, out_len, out_cap;
+};
+
+struct control {
+	struct control_config cfg;
+	int listen_fd;
+	int wake_fd; /* eventfd: an event was queued or a stop was requested */
+	pthread_t thread;
+	bool thread_live;
+	struct control_client *clients[CONTROL_MAX_CLIENTS];
+	unsigned next_id;
+	enum control_run_state state; /* control thread only */
+	bool quit;		      /* a client said quit (SHUTDOWN reason) */
+
+	pthread_mutex_t lock; /* the fields below */
+	char *events[CONTROL_MAX_EVENTS];
+	unsigned nr_events;
+	bool stop_req;
+	int exit_code; /* with stop_req: for SHUTDOWN */
+};
+
+/* An error reply: class is a QMP error class ("GenericError", "CommandNotFound"). */
+struct control_error {
+	const char *cls;
+	char desc[256];
+};
+
+void control_error_set(struct control_error *e, const char *cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Runs one parsed message from cl and writes its reply (return or error, with the id).
+ * False if the client must go (its output overflowed).
+ */
+bool control_dispatch(struct control *c, struct control_client *cl, const struct json_value *msg);
+
+/*
+ * Sends the queued events to every negotiated client now (control thread). The
+ * dispatcher calls it before a reply, so that an event a command caused (STOP for stop)
+ * precedes the command's return, as in QEMU.
+ */
+void control_send_events(struct control *c);
+
+/* Queues text (one complete JSON object, "\r\n" added) to cl; false if cl was dropped. */
+bool control_client_send(struct control_client *cl, const char *text, size_t len);
+
+#endif
