@@ -25,7 +25,7 @@
 #include "failnth.h"
 #include "host/iommu/iommufd_host.h"
 #include "host/dev/sdma.h"
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/iommu/hostmem.h"
 #include "host/iommu/smmu.h"
 #include "host/vfio.h"

@@ -23,7 +23,7 @@
 #include "common/util.h"
 #include "failnth.h"
 #include "fuzz.h"
-#include "host/dev/sdma_regs.h"
+#include "hw/sdma_regs.h"
 #include "host/iommufd.h"
 #include "host/vfio.h"
 #include "vmig/guest_abi.h"
