@@ -11,9 +11,9 @@
  * swallowing what follows. A raw newline inside a string ends the message as well (JSON
  * forbids it there), so an interactive client with an unbalanced quote gets an error at
  * the end of its line instead of silence. Likewise a byte that cannot occur in JSON outside
- * a string (a bad token: `{"execute": nope`) ends the message at once. A message longer than the cap is reported once
- * (as too large) as soon as the cap is crossed, and the rest of it is skipped while its
- * structure is still tracked, so the stream resynchronises at its end.
+ * a string (a bad token: `{"execute": nope`) ends the message at once. A message longer than the
+ * cap is reported once (as too large) as soon as the cap is crossed, and the rest of it is skipped
+ * while its structure is still tracked, so the stream resynchronises at its end.
  */
 #ifndef VMIG_VMM_CONTROL_FRAME_H
 #define VMIG_VMM_CONTROL_FRAME_H
