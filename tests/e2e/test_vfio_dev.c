@@ -22,66 +22,26 @@
 #include "vmig/host_platform.h"
 #include "vmm/bus.h"
 #include "vmm/vfio/vfio_dev.h"
+#include "tests/e2e/vfio_fx.h"
 
 #define RAM_SIZE (4u << 20)
 #define RING	 0x100000ull
 #define COMPL	 0x110000ull
 #define DST	 0x200000ull
 
-struct fx {
-	struct host_platform *hp;
-	struct iommufd_ctx *ictx;
-	struct bus *bus;
-	struct vfio_dev *d;
-	int memfd;
-	uint8_t *ram;
-	uint32_t ioas, tail;
-};
-
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	uint64_t iova = 0;
-
-	assert_int_equal(host_platform_boot(NULL, &f->hp), 0);
-	assert_int_equal(iommufd_open(&f->ictx), 0);
-	assert_int_equal(iommufd_ioas_alloc(f->ictx, &f->ioas), 0);
-	f->memfd = memfd_create("ram", MFD_CLOEXEC);
-	assert_int_equal(ftruncate(f->memfd, RAM_SIZE), 0);
-	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
-	assert_true(f->ram != MAP_FAILED);
-	assert_int_equal(iommufd_ioas_map_file(f->ictx, f->ioas, f->memfd, 0, RAM_SIZE, &iova,
-					       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-						   IOMMU_IOAS_MAP_WRITEABLE),
-			 0);
-	assert_int_equal(bus_create(&f->bus), 0);
-	struct vfio_dev_config c = {.name = HOST_PLATFORM_SDMA_NAME,
-				    .ictx = f->ictx,
-				    .bus = f->bus,
-				    .bar0_gpa = VMIG_SDMA_BAR0,
-				    .path = VFIO_DOORBELL_FAST};
-	assert_int_equal(vfio_dev_create(&c, &f->d), 0);
-	uint32_t pt = f->ioas;
-	assert_int_equal(vfio_dev_attach(f->d, &pt), 0);
-	*state = f;
+	*state = vfio_fx_create(RAM_SIZE);
 	return 0;
 }
 
 static int fx_teardown(void **state)
 {
-	struct fx *f = *state;
-
-	vfio_dev_destroy(f->d);
-	bus_destroy(f->bus);
-	iommufd_close(f->ictx);
-	host_platform_shutdown(f->hp);
-	munmap(f->ram, RAM_SIZE);
-	close(f->memfd);
-	free(f);
+	vfio_fx_destroy(*state);
 	return 0;
 }
 
-static uint64_t rd(struct fx *f, uint32_t off, unsigned size)
+static uint64_t rd(struct vfio_fx *f, uint32_t off, unsigned size)
 {
 	uint64_t v = 0;
 
@@ -89,12 +49,12 @@ static uint64_t rd(struct fx *f, uint32_t off, unsigned size)
 	return v;
 }
 
-static void wr(struct fx *f, uint32_t off, unsigned size, uint64_t v)
+static void wr(struct vfio_fx *f, uint32_t off, unsigned size, uint64_t v)
 {
 	assert_true(bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + off, size, true, &v));
 }
 
-static void fx_enable(struct fx *f, bool shadow)
+static void fx_enable(struct vfio_fx *f, bool shadow)
 {
 	wr(f, SDMA_REG_WQ_BASE, 8, RING);
 	wr(f, SDMA_REG_WQ_CFG, 8, 4);
@@ -104,7 +64,7 @@ static void fx_enable(struct fx *f, bool shadow)
 	assert_true(rd(f, SDMA_REG_STATUS, 8) & 1);
 }
 
-static uint32_t fx_queue_fill(struct fx *f, uint64_t pattern)
+static uint32_t fx_queue_fill(struct vfio_fx *f, uint64_t pattern)
 {
 	uint32_t slot = f->tail;
 	struct sdma_desc d = {.opcode = SDMA_OP_FILL,
@@ -120,7 +80,7 @@ static uint32_t fx_queue_fill(struct fx *f, uint64_t pattern)
 	return slot;
 }
 
-static unsigned fx_wait(struct fx *f, uint32_t slot, int ms)
+static unsigned fx_wait(struct vfio_fx *f, uint32_t slot, int ms)
 {
 	volatile uint8_t *st = f->ram + COMPL + slot * 32;
 
@@ -131,7 +91,7 @@ static unsigned fx_wait(struct fx *f, uint32_t slot, int ms)
 
 static void test_bar_forwarding(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_dev_stats st;
 	uint64_t v = 0;
 
@@ -149,7 +109,7 @@ static void test_bar_forwarding(void **state)
 
 static void test_open_errors(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_dev *d;
 	struct vfio_dev_config c = {
 	    .name = "nosuch", .ictx = f->ictx, .bus = f->bus, .bar0_gpa = 0xD0200000};
@@ -163,7 +123,7 @@ static void test_open_errors(void **state)
 /* No VM: FAST with the shadow on still traps (and forwards) every doorbell. */
 static void test_doorbell_trapped_and_held(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_dev_stats st;
 
 	fx_enable(f, true);
@@ -194,7 +154,7 @@ static void test_doorbell_trapped_and_held(void **state)
 
 static void test_held_take_push(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_doorbell_write w[4], bad = {.offset = SDMA_REG_CTRL, .size = 8, .value = 2};
 
 	fx_enable(f, false);

@@ -30,6 +30,7 @@
 #include "vmig/host_platform.h"
 #include "vmm/bus.h"
 #include "vmm/vfio/vfio_dev.h"
+#include "tests/e2e/vfio_fx.h"
 
 #define RAM_SIZE      (32u << 20)
 #define RING	      0x100000ull
@@ -38,58 +39,18 @@
 #define BAR_SIZE      4096u
 #define ACCESS_MAX_NS (2000ull * 1000000ull) /* a vCPU exit that takes 2 s is a hang */
 
-struct fx {
-	struct host_platform *hp;
-	struct iommufd_ctx *ictx;
-	struct bus *bus;
-	struct vfio_dev *d;
-	int memfd;
-	uint8_t *ram;
-	uint32_t ioas, tail;
-	uint64_t worst_ns;
-};
+/* The slowest BAR access seen so far: a vCPU exit this long would be a hang. */
+static uint64_t worst_ns;
 
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	uint64_t iova = 0;
-	uint32_t pt;
-
-	assert_int_equal(host_platform_boot(NULL, &f->hp), 0);
-	assert_int_equal(iommufd_open(&f->ictx), 0);
-	assert_int_equal(iommufd_ioas_alloc(f->ictx, &f->ioas), 0);
-	f->memfd = memfd_create("ram", MFD_CLOEXEC);
-	assert_int_equal(ftruncate(f->memfd, RAM_SIZE), 0);
-	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
-	assert_true(f->ram != MAP_FAILED);
-	assert_int_equal(iommufd_ioas_map_file(f->ictx, f->ioas, f->memfd, 0, RAM_SIZE, &iova,
-					       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-						   IOMMU_IOAS_MAP_WRITEABLE),
-			 0);
-	assert_int_equal(bus_create(&f->bus), 0);
-	struct vfio_dev_config c = {.name = HOST_PLATFORM_SDMA_NAME,
-				    .ictx = f->ictx,
-				    .bus = f->bus,
-				    .bar0_gpa = VMIG_SDMA_BAR0,
-				    .path = VFIO_DOORBELL_FAST};
-	assert_int_equal(vfio_dev_create(&c, &f->d), 0);
-	pt = f->ioas;
-	assert_int_equal(vfio_dev_attach(f->d, &pt), 0);
-	*state = f;
+	*state = vfio_fx_create(RAM_SIZE);
 	return 0;
 }
 
 static int fx_teardown(void **state)
 {
-	struct fx *f = *state;
-
-	vfio_dev_destroy(f->d);
-	bus_destroy(f->bus);
-	iommufd_close(f->ictx);
-	host_platform_shutdown(f->hp);
-	munmap(f->ram, RAM_SIZE);
-	close(f->memfd);
-	free(f);
+	vfio_fx_destroy(*state);
 	return 0;
 }
 
@@ -102,20 +63,20 @@ static uint64_t now_ns(void)
 }
 
 /* One guest access, timed: a trapped MMIO exit must not wait on the engine. */
-static void bar_access(struct fx *f, uint64_t off, unsigned size, bool write, uint64_t *v)
+static void bar_access(struct vfio_fx *f, uint64_t off, unsigned size, bool write, uint64_t *v)
 {
 	uint64_t t0 = now_ns(), dt;
 
 	bus_access(f->bus, BUS_MMIO, VMIG_SDMA_BAR0 + off, size, write, v);
 	dt = now_ns() - t0;
-	if (dt > f->worst_ns)
-		f->worst_ns = dt;
+	if (dt > worst_ns)
+		worst_ns = dt;
 	if (dt > ACCESS_MAX_NS)
 		fail_msg("BAR %s at %#llx size %u took %llu ms", write ? "write" : "read",
 			 (unsigned long long)off, size, (unsigned long long)(dt / 1000000));
 }
 
-static uint64_t rd(struct fx *f, uint32_t off)
+static uint64_t rd(struct vfio_fx *f, uint32_t off)
 {
 	uint64_t v = 0;
 
@@ -123,12 +84,12 @@ static uint64_t rd(struct fx *f, uint32_t off)
 	return v;
 }
 
-static void wr(struct fx *f, uint32_t off, uint64_t v)
+static void wr(struct vfio_fx *f, uint32_t off, uint64_t v)
 {
 	bar_access(f, off, 8, true, &v);
 }
 
-static void ring_enable(struct fx *f)
+static void ring_enable(struct vfio_fx *f)
 {
 	wr(f, SDMA_REG_CTRL, 0);
 	wr(f, SDMA_REG_WQ_BASE, RING);
@@ -138,7 +99,7 @@ static void ring_enable(struct fx *f)
 	assert_int_equal(rd(f, SDMA_REG_STATUS) & 3, 1);
 }
 
-static uint32_t queue_fill(struct fx *f, uint64_t size, uint64_t pattern)
+static uint32_t queue_fill(struct vfio_fx *f, uint64_t size, uint64_t pattern)
 {
 	uint32_t slot = f->tail;
 	struct sdma_desc d = {.opcode = SDMA_OP_FILL,
@@ -154,7 +115,7 @@ static uint32_t queue_fill(struct fx *f, uint64_t size, uint64_t pattern)
 	return slot;
 }
 
-static uint8_t wait_compl(struct fx *f, uint32_t slot, unsigned ms)
+static uint8_t wait_compl(struct vfio_fx *f, uint32_t slot, unsigned ms)
 {
 	volatile uint8_t *st = f->ram + COMPL + slot * 32;
 
@@ -163,7 +124,7 @@ static uint8_t wait_compl(struct fx *f, uint32_t slot, unsigned ms)
 	return *st;
 }
 
-static int set_state(struct fx *f, uint32_t state)
+static int set_state(struct vfio_fx *f, uint32_t state)
 {
 	struct {
 		struct vfio_device_feature hdr;
@@ -179,7 +140,7 @@ static int set_state(struct fx *f, uint32_t state)
 }
 
 /* The device recovers: VFIO reset, then a small FILL completes. */
-static void expect_recovers(struct fx *f)
+static void expect_recovers(struct vfio_fx *f)
 {
 	uint32_t s;
 
@@ -191,7 +152,7 @@ static void expect_recovers(struct fx *f)
 	assert_int_equal(f->ram[DST + 4095], 0x51);
 }
 
-static void random_access(struct fuzz *z, struct fx *f)
+static void random_access(struct fuzz *z, struct vfio_fx *f)
 {
 	static const unsigned sizes[] = {1, 2, 4, 8};
 	unsigned size = sizes[fuzz_below(z, 4)];
@@ -204,7 +165,7 @@ static void random_access(struct fuzz *z, struct fx *f)
 }
 
 /* The phase the guest's storm lands in: engine busy, P2P, STOP, just after a reset. */
-static void phase_setup(struct fuzz *z, struct fx *f, unsigned phase)
+static void phase_setup(struct fuzz *z, struct vfio_fx *f, unsigned phase)
 {
 	ring_enable(f);
 	for (int k = 0; k < 3; k++)
@@ -227,7 +188,7 @@ static void phase_setup(struct fuzz *z, struct fx *f, unsigned phase)
 
 static void test_hostile_bar_storm(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct fuzz z;
 
 	fuzz_begin(&z, "hostile_bar", 2000);
@@ -238,7 +199,7 @@ static void test_hostile_bar_storm(void **state)
 		expect_recovers(f);
 	}
 	fuzz_end(&z);
-	printf("worst BAR access %llu us\n", (unsigned long long)(f->worst_ns / 1000));
+	printf("worst BAR access %llu us\n", (unsigned long long)(worst_ns / 1000));
 }
 
 /*
@@ -247,7 +208,7 @@ static void test_hostile_bar_storm(void **state)
  */
 static void test_hostile_doorbell_hold(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_dev_stats st;
 	uint32_t s0, s1;
 
@@ -278,7 +239,7 @@ static void test_hostile_doorbell_hold(void **state)
  */
 static void test_hold_without_memory(void **state)
 {
-	struct fx *f = *state;
+	struct vfio_fx *f = *state;
 	struct vfio_doorbell_write w[100];
 	struct vfio_dev_stats st;
 
