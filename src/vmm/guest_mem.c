@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "common/bitmap.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "vmig/guest_abi.h"
 
@@ -68,8 +71,36 @@ static void guest_mem_touch_all(struct guest_mem *gm)
 		p[off] = p[off];
 }
 
+/* What the host can still back without swapping: MemAvailable, else free RAM. */
+static uint64_t guest_mem_host_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long long kib = 0;
+	char line[128];
+	struct sysinfo si;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	if (kib)
+		return (uint64_t)kib * 1024;
+	return sysinfo(&si) == 0 ? (uint64_t)si.freeram * si.mem_unit : UINT64_MAX;
+}
+
 int guest_mem_prealloc(struct guest_mem *gm)
 {
+	/* Populating more than the host has would end in the OOM killer, not an error. */
+	uint64_t avail = guest_mem_host_available();
+
+	if (gm->size > avail) {
+		log_error("--mem-prealloc: %llu MiB of guest RAM, but the host has only %llu MiB "
+			  "available; use a smaller --mem or drop --mem-prealloc",
+			  (unsigned long long)(gm->size >> 20), (unsigned long long)(avail >> 20));
+		return -ENOMEM;
+	}
 #ifdef MADV_POPULATE_WRITE
 	if (madvise(gm->host, gm->size, MADV_POPULATE_WRITE) == 0)
 		return 0;

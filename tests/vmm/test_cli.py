@@ -43,6 +43,13 @@ def test_bad_cmdlines():
     bad_cmdline(["restore", "/nonexistent/vmig-snapshot"], 66)
 
 
+def test_prealloc_too_big():
+    rc, out, err = run("run", "--mem", "1T", "--mem-prealloc", "--no-devices", timeout=20)
+    lines = err.strip().splitlines()
+    check(rc == 1 and len(lines) == 1 and "available" in lines[0],
+          f"--mem 1T --mem-prealloc refused at once with one line (rc {rc}: {err.strip()!r})")
+
+
 def test_no_kvm():
     """/dev/kvm hidden (a private mount namespace) or not accessible (another user)."""
     cases = (("missing", ["unshare", "--mount", "sh", "-c",
@@ -148,6 +155,7 @@ def test_corrupt_snapshots(tmp, snap):
 
 def main():
     test_bad_cmdlines()
+    test_prealloc_too_big()
     test_no_kvm()
     test_help()
     test_exit_status()

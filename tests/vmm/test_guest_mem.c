@@ -100,6 +100,19 @@ static void test_prealloc_backs_all_ram(void **state)
 	guest_mem_destroy(gm);
 }
 
+/* More than the host can back is refused before touching anything (not the OOM killer). */
+static void test_prealloc_refuses_more_than_host(void **state)
+{
+	struct guest_mem *gm;
+	struct stat st;
+
+	assert_int_equal(guest_mem_create(1ull << 40, &gm), 0); /* sparse: costs nothing */
+	assert_int_equal(guest_mem_prealloc(gm), -ENOMEM);
+	assert_int_equal(fstat(gm->fd, &st), 0);
+	assert_int_equal(st.st_blocks, 0);
+	guest_mem_destroy(gm);
+}
+
 static void test_parse_size(void **state)
 {
 	uint64_t v;
@@ -124,8 +137,11 @@ static void test_parse_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_small_layout),      cmocka_unit_test(test_hole_layout),
-	    cmocka_unit_test(test_write_marks_dirty), cmocka_unit_test(test_prealloc_backs_all_ram),
+	    cmocka_unit_test(test_small_layout),
+	    cmocka_unit_test(test_hole_layout),
+	    cmocka_unit_test(test_write_marks_dirty),
+	    cmocka_unit_test(test_prealloc_backs_all_ram),
+	    cmocka_unit_test(test_prealloc_refuses_more_than_host),
 	    cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
