@@ -43,7 +43,5 @@ struct host_platform_stats {
 	uint32_t sdma_pending;	 /* submitted, not started */
 };
 void host_platform_get_stats(struct host_platform *hp, struct host_platform_stats *st);
-/* Waits until the device has nothing pending or in flight. 0 or -ETIMEDOUT. */
-int host_platform_sdma_wait_idle(struct host_platform *hp, unsigned timeout_ms);
 
 #endif

@@ -84,8 +84,3 @@ void host_platform_get_stats(struct host_platform *hp, struct host_platform_stat
 	    .sdma_pending = ds.pending,
 	};
 }
-
-int host_platform_sdma_wait_idle(struct host_platform *hp, unsigned timeout_ms)
-{
-	return sdma_wait_idle(hp->sdma, timeout_ms);
-}

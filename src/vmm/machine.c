@@ -237,13 +237,6 @@ int machine_wait_mark(struct machine *m, uint32_t value, int timeout_ms)
 	return ret;
 }
 
-void machine_clear_marks(struct machine *m)
-{
-	pthread_mutex_lock(&m->lock);
-	m->nr_marks = 0;
-	pthread_mutex_unlock(&m->lock);
-}
-
 int machine_wait(struct machine *m, int timeout_ms)
 {
 	enum vm_stop_reason reason = VM_STOP_NONE;

@@ -60,8 +60,6 @@ int machine_start(struct machine *m);
  * -ETIMEDOUT, or -ESRCH if the VM stopped without writing it.
  */
 int machine_wait_mark(struct machine *m, uint32_t value, int timeout_ms);
-/* Forgets the checkpoint values seen so far. */
-void machine_clear_marks(struct machine *m);
 
 /*
  * Waits for the VM to stop and returns vmig's exit code for it: the guest's exit status

@@ -191,8 +191,3 @@ void sdma_destroy(struct sdma *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
-
-struct vfio_device *sdma_vfio_device(struct sdma *s)
-{
-	return &s->vdev;
-}

@@ -30,7 +30,6 @@ struct sdma_config {
 int sdma_create(const struct sdma_config *cfg, struct sdma **out);
 /* Unregisters, stops and joins the engine, frees. */
 void sdma_destroy(struct sdma *s);
-struct vfio_device *sdma_vfio_device(struct sdma *s);
 
 struct sdma_stats {
 	unsigned inflight;  /* descriptors started and not yet completed (0 or 1) */

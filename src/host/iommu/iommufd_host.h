@@ -21,7 +21,6 @@ struct iommufd_host *iommufd_host_create(struct smmu *smmu);
 void iommufd_host_destroy(struct iommufd_host *host);
 /* Makes host the instance iommufd_open() uses (NULL: none). */
 void iommufd_host_set_default(struct iommufd_host *host);
-struct smmu *iommufd_host_smmu(struct iommufd_host *host);
 
 struct iommufd_host_stats {
 	uint64_t events;	  /* events the SMMU reported */

@@ -256,11 +256,6 @@ void iommufd_host_set_default(struct iommufd_host *h)
 	pthread_mutex_unlock(&default_lock);
 }
 
-struct smmu *iommufd_host_smmu(struct iommufd_host *h)
-{
-	return h->smmu;
-}
-
 void iommufd_host_get_stats(struct iommufd_host *h, struct iommufd_host_stats *st)
 {
 	pthread_mutex_lock(&h->route_lock);

@@ -210,6 +210,5 @@ int vm_slot_update(struct vm *vm, struct vm_slot *slot);
 int vm_setup_msrs(struct vm *vm);
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index);
 void vcpu_fini(struct vcpu *vcpu);
-int vcpu_thread_start(struct vcpu *vcpu);
 
 #endif
