@@ -4,13 +4,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static int log_level = 1;
-
-void log_set_level(int level)
-{
-	log_level = level;
-}
-
 static void log_vprint(const char *kind, const char *fmt, va_list ap)
 {
 	char line[1024];
@@ -30,19 +23,7 @@ void log_error(const char *fmt, ...)
 void log_warn(const char *fmt, ...)
 {
 	va_list ap;
-	if (log_level < 1)
-		return;
 	va_start(ap, fmt);
 	log_vprint("warning: ", fmt, ap);
-	va_end(ap);
-}
-
-void log_info(const char *fmt, ...)
-{
-	va_list ap;
-	if (log_level < 2)
-		return;
-	va_start(ap, fmt);
-	log_vprint("", fmt, ap);
 	va_end(ap);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/trace.h"
 #include "vmig/guest_abi.h"
 #include "vmig/host_platform.h"
 #include "vmm/cli/cli.h"
@@ -244,7 +245,7 @@ static int run_save(struct machine *m, const struct run_opts *o)
 	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
 	if (ret < 0)
 		return 1;
-	log_info("snapshot saved to %s", o->save);
+	TRACE(cli_snapshot_saved, "%s", o->save);
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/trace.h"
 #include "vmm/control/internal.h"
 #include "vmm/machine.h"
 
@@ -116,7 +117,7 @@ static void client_close(struct control *c, unsigned slot)
 	if (!cl)
 		return;
 	if (frame_pending(&cl->in))
-		log_info("control: client %u left in the middle of a message", cl->id);
+		TRACE(control_client_left_mid_message, "client %u", cl->id);
 	close(cl->fd);
 	frame_fini(&cl->in);
 	free(cl->out);
