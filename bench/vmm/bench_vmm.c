@@ -168,9 +168,9 @@ static void bench_pause(const char *which)
 	usleep(50000);
 	for (int i = 0; i < N; i++) {
 		double t0 = now_us();
-		vm_pause(m->vm);
+		vm_pause(m->vm, VM_PAUSE_INTERNAL);
 		double t1 = now_us();
-		vm_resume(m->vm);
+		vm_resume(m->vm, VM_PAUSE_INTERNAL);
 		double t2 = now_us();
 		p[i] = t1 - t0;
 		r[i] = t2 - t1;
@@ -200,7 +200,7 @@ static void bench_harvest(const char *which)
 	machine_start(m);
 	sleep(3); /* the guest writes its whole working set (pages mapped in KVM) */
 	for (int i = 0; i < N; i++) {
-		vm_pause(m->vm);
+		vm_pause(m->vm, VM_PAUSE_INTERNAL);
 		vm_dirty_log_start(m->vm);
 		double t0 = now_us();
 		vm_dirty_harvest(m->vm, map);
@@ -208,7 +208,7 @@ static void bench_harvest(const char *which)
 		vm_dirty_harvest(m->vm, map);
 		double t2 = now_us();
 		vm_dirty_log_stop(m->vm);
-		vm_resume(m->vm);
+		vm_resume(m->vm, VM_PAUSE_INTERNAL);
 		full[i] = (t1 - t0) / 1e3 * (double)GiB / (double)ws;
 		clean[i] = (t2 - t1) / 1e3 * (double)GiB / (double)mem;
 		usleep(200000);
@@ -358,9 +358,9 @@ static void bench_fw_pause(const char *which)
 	machine_wait_mark(m, 0x0D00, 60000);
 	for (int i = 0; i < N; i++) {
 		double t0 = now_us();
-		vm_pause(m->vm);
+		vm_pause(m->vm, VM_PAUSE_INTERNAL);
 		double t1 = now_us();
-		vm_resume(m->vm);
+		vm_resume(m->vm, VM_PAUSE_INTERNAL);
 		r[i] = now_us() - t1;
 		p[i] = t1 - t0;
 		usleep(5000);

@@ -132,7 +132,7 @@ static void test_failnth_read_state(void **state)
 	sys_vm_create(&src, image, 32 * MiB, 2, VM_DIRTY_AUTO, "i 1000");
 	assert_int_equal(machine_start(src.m), 0);
 	assert_int_equal(machine_wait_mark(src.m, 1, 10000), 0);
-	assert_int_equal(vm_pause(src.m->vm), 0);
+	assert_int_equal(vm_pause(src.m->vm, VM_PAUSE_INTERNAL), 0);
 	w = open_memstream(&r.buf, &r.len);
 	assert_int_equal(snapshot_write_state(src.m, w), 0);
 	fclose(w);

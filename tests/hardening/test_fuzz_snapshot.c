@@ -38,7 +38,7 @@ static char *good_stream(size_t *len)
 	sys_vm_create(&src, image, MEM, VCPUS, VM_DIRTY_AUTO, "i 1000");
 	assert_int_equal(machine_start(src.m), 0);
 	assert_int_equal(machine_wait_mark(src.m, 1, 10000), 0);
-	assert_int_equal(vm_pause(src.m->vm), 0);
+	assert_int_equal(vm_pause(src.m->vm, VM_PAUSE_INTERNAL), 0);
 	w = open_memstream(&buf, len);
 	assert_int_equal(snapshot_write_state(src.m, w), 0);
 	fclose(w);

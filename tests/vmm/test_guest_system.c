@@ -115,7 +115,7 @@ static void test_pause_resume_firmware(void **state)
 	assert_int_equal(machine_wait_mark(s.m, VMIG_MARK_DIRTY, WAIT_MS), 0);
 	srand(5);
 	while (vm_wait_stop(s.m->vm, 5 + rand() % 30, NULL, NULL) == -ETIMEDOUT) {
-		assert_int_equal(vm_pause(s.m->vm), 0);
+		assert_int_equal(vm_pause(s.m->vm, VM_PAUSE_INTERNAL), 0);
 		for (unsigned i = 0; i < 2; i++) {
 			struct vcpu_state st;
 			assert_int_equal(vcpu_state_get(&s.m->vm->vcpus[i], &st), 0);
@@ -124,7 +124,7 @@ static void test_pause_resume_firmware(void **state)
 				    st.mp_state.mp_state == KVM_MP_STATE_HALTED);
 			vcpu_state_free(&st);
 		}
-		vm_resume(s.m->vm);
+		vm_resume(s.m->vm, VM_PAUSE_INTERNAL);
 		pauses++;
 	}
 	assert_int_equal(machine_wait(s.m, WAIT_MS), 0);
@@ -196,7 +196,7 @@ static void run_state_move(bool stream)
 	assert_int_equal(machine_start(src.m), 0);
 	assert_int_equal(machine_wait_mark(src.m, VMIG_MARK_DIRTY, WAIT_MS), 0);
 	usleep(300000);
-	assert_int_equal(vm_pause(src.m->vm), 0);
+	assert_int_equal(vm_pause(src.m->vm, VM_PAUSE_INTERNAL), 0);
 	sys_vm_create_empty(&dst, 128 * MiB, 2);
 	if (stream)
 		move_state_stream(src.m, dst.m);

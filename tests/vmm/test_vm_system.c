@@ -113,7 +113,7 @@ static void counter_write(void *opaque, uint64_t off, unsigned size, uint64_t va
 
 	/* A handler runs on a vCPU thread: pausing from here must refuse, not hang. */
 	if (d->writes == 0)
-		d->pause_from_handler = vm_pause(d->vm);
+		d->pause_from_handler = vm_pause(d->vm, VM_PAUSE_INTERNAL);
 
 	/* The guest writes eax and increments it: consecutive values prove the data path. */
 	if (d->writes && val == d->last + 1)
@@ -208,7 +208,7 @@ static void test_pause_resume_under_load(void **state)
 	 * run the vCPUs in some of the 10 ms windows. */
 	for (int i = 0; i < 20 || (moved < 10 && i < 50); i++) {
 		struct vcpu_state st;
-		assert_int_equal(vm_pause(s.m->vm), 0);
+		assert_int_equal(vm_pause(s.m->vm, VM_PAUSE_INTERNAL), 0);
 		assert_true(vm_is_paused(s.m->vm));
 		assert_int_equal(vcpu_state_get(&s.m->vm->vcpus[0], &st), 0);
 		moved += st.regs.rip != last_rip;
@@ -219,7 +219,7 @@ static void test_pause_resume_under_load(void **state)
 		assert_int_equal(ap.mp_state.mp_state, KVM_MP_STATE_UNINITIALIZED);
 		vcpu_state_free(&ap);
 		vcpu_state_free(&st);
-		vm_resume(s.m->vm);
+		vm_resume(s.m->vm, VM_PAUSE_INTERNAL);
 		usleep(10000);
 	}
 	assert_true(moved >= 10);

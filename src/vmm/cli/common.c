@@ -66,7 +66,7 @@ int cli_control_start(struct machine *m, const char *spec, bool wait, struct dev
 		return VMIG_EXIT_USAGE;
 	/* Paused before the vCPU threads exist: they park before running any guest code. */
 	if (wait)
-		vm_pause(m->vm);
+		vm_pause(m->vm, VM_PAUSE_USER);
 	return control_start(&cfg, out) < 0 ? 1 : 0;
 }
 

@@ -240,7 +240,7 @@ static int run_save(struct machine *m, const struct run_opts *o)
 		int code = machine_wait(m, 0);
 		return code ? code : 1;
 	}
-	vm_pause(m->vm);
+	vm_pause(m->vm, VM_PAUSE_USER);
 	ret = snapshot_save(m, o->save);
 	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
 	if (ret < 0)

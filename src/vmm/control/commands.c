@@ -142,7 +142,7 @@ static int cmd_stop(struct control *c, const struct json_value *args, struct jso
 {
 	/* Stopping a stopped or not yet started VM changes nothing, as in QEMU: no event. */
 	if (c->state == CONTROL_RUNNING && !cmd_vm_stopped(c)) {
-		int ret = vm_pause(c->cfg.m->vm);
+		int ret = vm_pause(c->cfg.m->vm, VM_PAUSE_USER);
 		if (ret < 0) {
 			control_error_set(e, "GenericError", "cannot pause the VM: %s",
 					  strerror(-ret));
@@ -162,7 +162,7 @@ static int cmd_cont(struct control *c, const struct json_value *args, struct jso
 		return -ESRCH;
 	}
 	if (c->state != CONTROL_RUNNING) {
-		vm_resume(c->cfg.m->vm);
+		vm_resume(c->cfg.m->vm, VM_PAUSE_USER);
 		c->state = CONTROL_RUNNING;
 		control_emit_event(c, "RESUME", NULL);
 	}

@@ -309,7 +309,7 @@ int vm_start(struct vm *vm)
 	return ret;
 }
 
-int vm_pause(struct vm *vm)
+int vm_pause(struct vm *vm, unsigned owner)
 {
 	/* A vCPU thread (a device handler) waiting for itself to park would never return. */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
@@ -317,6 +317,7 @@ int vm_pause(struct vm *vm)
 			return -EDEADLK;
 	}
 	pthread_mutex_lock(&vm->lock);
+	vm->pause_owners |= owner;
 	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
 	vm_kick_all_locked(vm);
 	while (vm->parked < vm->live)
@@ -325,13 +326,22 @@ int vm_pause(struct vm *vm)
 	return 0;
 }
 
-void vm_resume(struct vm *vm)
+void vm_resume(struct vm *vm, unsigned owner)
 {
 	pthread_mutex_lock(&vm->lock);
-	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+	vm->pause_owners &= ~owner;
+	__atomic_store_n(&vm->pause_req, vm->pause_owners != 0, __ATOMIC_RELEASE);
 	/* Threads clear their own immediate_exit on the way out of vcpu_park(). */
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+unsigned vm_pause_owners(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	unsigned owners = vm->pause_owners;
+	pthread_mutex_unlock(&vm->lock);
+	return owners;
 }
 
 bool vm_is_paused(struct vm *vm)

@@ -110,7 +110,8 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool started;
-	bool pause_req;
+	bool pause_req;	 /* pause_owners != 0, read without the lock by vCPU threads */
+	unsigned pause_owners; /* VM_PAUSE_* bits: who holds the vCPUs paused */
 	unsigned parked; /* vCPU threads parked (paused or finished) */
 	unsigned live;	 /* vCPU threads not yet finished */
 	bool stop;
@@ -133,14 +134,28 @@ void vm_set_bus(struct vm *vm, struct bus *bus);
 /* Starts one thread per vCPU. The BSP's registers must be set (or state restored). */
 int vm_start(struct vm *vm);
 /*
- * Stops every vCPU outside KVM_RUN with its pending I/O completed (so its state can be
- * read consistently) and returns once all have acknowledged. Nested pause is not counted:
- * one vm_resume() undoes any number of vm_pause() calls. Callable before vm_start().
- * -EDEADLK from a vCPU thread (a device handler): it cannot wait for itself.
+ * Who holds the vCPUs paused. Each owner pauses and resumes for itself: the vCPUs run
+ * only while nobody holds them, so a QMP `cont` during a migration's switchover (or the
+ * migration's roll-back after a user's `stop`) cannot restart vCPUs another owner stopped.
  */
-int vm_pause(struct vm *vm);
-void vm_resume(struct vm *vm);
+enum vm_pause_owner {
+	VM_PAUSE_USER = 1u << 0,      /* QMP stop/cont, --qmp-wait, the CLI */
+	VM_PAUSE_MIGRATION = 1u << 1, /* the migration engine's switchover */
+	VM_PAUSE_INTERNAL = 1u << 2,  /* tests and benchmarks */
+};
+
+/*
+ * Stops every vCPU outside KVM_RUN with its pending I/O completed (so its state can be
+ * read consistently) and returns once all have acknowledged. Pausing twice for the same
+ * owner is one pause. Callable before vm_start(). -EDEADLK from a vCPU thread (a device
+ * handler): it cannot wait for itself.
+ */
+int vm_pause(struct vm *vm, unsigned owner);
+/* Drops owner's hold; the vCPUs run again when no owner holds them. */
+void vm_resume(struct vm *vm, unsigned owner);
 bool vm_is_paused(struct vm *vm);
+/* The VM_PAUSE_* bits held now. */
+unsigned vm_pause_owners(struct vm *vm);
 
 /* Ends the run (first reason wins); callable from vCPU threads (device handlers). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);

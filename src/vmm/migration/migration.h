@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The live-migration engine (docs/migration.md, ../shared/design/MIGRATION.md).
+ *
+ * One `struct migration` per machine serves both directions: a source migrates out with
+ * migration_start(), a destination loads with migration_incoming(). Both run on a thread
+ * of their own; the caller (the control socket, the CLI) only starts, cancels and queries.
+ * Every state change is reported through the hooks as QEMU's events (MIGRATION {status},
+ * MIGRATION_PASS {pass}), so a QMP client written for QEMU drives vmig unchanged.
+ *
+ * URIs: tcp:HOST:PORT, unix:PATH, file:PATH (one format for all three).
+ */
+#ifndef VMIG_VMM_MIGRATION_MIGRATION_H
+#define VMIG_VMM_MIGRATION_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct machine;
+struct migration;
+
+/* QEMU's MigrationStatus values, in its spelling (migration_status_name()). */
+enum mig_status {
+	MIG_STATUS_NONE,
+	MIG_STATUS_SETUP,
+	MIG_STATUS_ACTIVE,
+	MIG_STATUS_DEVICE, /* vCPUs stopped, final state being sent */
+	MIG_STATUS_COMPLETED,
+	MIG_STATUS_FAILED,
+	MIG_STATUS_CANCELLING,
+	MIG_STATUS_CANCELLED,
+};
+const char *migration_status_name(enum mig_status s);
+
+/* Tunables, QEMU's names (migrate-set-parameters). */
+struct mig_params {
+	uint64_t downtime_limit_ms;	 /* "downtime-limit", default 300 */
+	uint64_t max_bandwidth;		 /* "max-bandwidth" bytes/s; 0 = unlimited (default) */
+	uint64_t multifd_channels;	 /* "multifd-channels", 1..16, default 2 */
+	uint64_t cpu_throttle_initial;	 /* "cpu-throttle-initial" %, default 20 */
+	uint64_t cpu_throttle_increment; /* "cpu-throttle-increment" %, default 10 */
+	uint64_t max_cpu_throttle;	 /* "max-cpu-throttle" %, default 99 */
+	uint64_t x_vmig_max_passes;	 /* "x-vmig-max-passes": 0 = no cap (default) */
+};
+
+/* Capabilities (migrate-set-capabilities): QEMU's names. */
+enum mig_cap {
+	MIG_CAP_MULTIFD,       /* "multifd": RAM on multifd-channels extra connections */
+	MIG_CAP_AUTO_CONVERGE, /* "auto-converge": throttle vCPUs that dirty too fast */
+	MIG_CAP_EVENTS,	       /* "events": MIGRATION events (vmig always sends them) */
+	MIG_CAP__COUNT,
+};
+const char *migration_cap_name(enum mig_cap c);
+
+/* The switchover breakdown, microseconds (0 for a phase not reached). */
+struct mig_downtime_phases {
+	uint64_t vcpu_stop_us;	/* pausing every vCPU */
+	uint64_t final_sync_us; /* the last dirty harvest */
+	uint64_t last_ram_us;	/* sending the last dirty pages */
+	uint64_t state_us;	/* CPU, irqchip, clock (and later devices) saved and sent */
+	uint64_t dest_load_us;	/* END sent -> READY received (destination apply + post-load) */
+	uint64_t resume_us;	/* COMMIT sent -> RUNNING received */
+};
+
+/* What query-migrate reports (QEMU's MigrationInfo, plus vmig's). */
+struct mig_info {
+	enum mig_status status;
+	bool is_source;
+	char error_desc[512];
+	uint64_t total_time_ms, setup_time_ms;
+	uint64_t downtime_ms;	       /* measured, completed migrations only */
+	uint64_t downtime_us;	       /* the same, finer */
+	uint64_t expected_downtime_ms; /* current estimate while active */
+	uint64_t passes;	       /* pre-copy passes started (MIGRATION_PASS) */
+	uint64_t cpu_throttle_percentage;
+	struct {
+		uint64_t transferred; /* bytes on every channel, headers included */
+		uint64_t remaining;   /* dirty bytes not yet sent */
+		uint64_t total;	      /* guest RAM bytes */
+		uint64_t duplicate;   /* zero pages (sent as zero runs) */
+		uint64_t normal;      /* pages sent with data */
+		uint64_t normal_bytes;
+		uint64_t dirty_sync_count;
+		uint64_t dirty_pages_rate; /* pages/s dirtied during the last pass */
+		uint64_t precopy_bytes;	   /* sent while the vCPUs ran */
+		uint64_t downtime_bytes;   /* sent while they were stopped */
+		uint64_t skipped_pages;	   /* never-written pages not sent at all */
+		double mbps;		   /* last pass's throughput, megabits/s */
+	} ram;
+	unsigned channels; /* connections in use (1 + multifd channels) */
+	struct mig_downtime_phases phases;
+};
+
+/* Called on the migration thread (or the caller's): must not block for long. */
+struct mig_hooks {
+	/* A QMP event: name "MIGRATION" or "MIGRATION_PASS", data a JSON object's text. */
+	void (*event)(void *opaque, const char *name, const char *data_json);
+	/* Destination only: the guest runs now (after COMMIT). */
+	void (*incoming_done)(void *opaque, bool ok);
+	void *opaque;
+};
+
+int migration_create(struct machine *m, const struct mig_hooks *hooks, struct migration **out);
+/* Cancels whatever runs, joins its threads, frees. NULL is a no-op. */
+void migration_destroy(struct migration *mig);
+
+/*
+ * Source: starts migrating to uri on the migration thread and returns at once. Errors
+ * (bad URI, a migration already active, a component that cannot migrate, a VM that does
+ * not run): negative errno and a one-line reason in err.
+ */
+int migration_start(struct migration *mig, const char *uri, char *err, size_t errlen);
+/* Source: migrate_cancel. Unblocks every channel; the guest resumes. -ENOENT if idle. */
+int migration_cancel(struct migration *mig);
+
+/*
+ * Destination: listens on (or opens) uri and loads on the migration thread; on success
+ * the vCPUs are started (machine_start) after COMMIT and hooks->incoming_done(true) runs.
+ * The machine must be created and never started.
+ */
+int migration_incoming(struct migration *mig, const char *uri, char *err, size_t errlen);
+
+void migration_query(struct migration *mig, struct mig_info *out);
+
+void migration_get_params(struct migration *mig, struct mig_params *out);
+/*
+ * Sets the parameters named in `which` (a bitmask of 1 << field index in the order of
+ * struct mig_params) from p, all or nothing. -EINVAL with a reason naming the parameter.
+ */
+int migration_set_params(struct migration *mig, const struct mig_params *p, unsigned which,
+			 char *err, size_t errlen);
+#define MIG_PARAM_DOWNTIME_LIMIT	 (1u << 0)
+#define MIG_PARAM_MAX_BANDWIDTH		 (1u << 1)
+#define MIG_PARAM_MULTIFD_CHANNELS	 (1u << 2)
+#define MIG_PARAM_CPU_THROTTLE_INITIAL	 (1u << 3)
+#define MIG_PARAM_CPU_THROTTLE_INCREMENT (1u << 4)
+#define MIG_PARAM_MAX_CPU_THROTTLE	 (1u << 5)
+#define MIG_PARAM_X_VMIG_MAX_PASSES	 (1u << 6)
+
+bool migration_get_cap(struct migration *mig, enum mig_cap c);
+/* -EBUSY while a migration is active (as QEMU). */
+int migration_set_cap(struct migration *mig, enum mig_cap c, bool on, char *err, size_t errlen);
+
+/* True between a successful switchover and the end: the VM must not be resumed (postmigrate). */
+bool migration_source_done(struct migration *mig);
+/* True while the destination has not yet run its guest (run state inmigrate). */
+bool migration_incoming_pending(struct migration *mig);
+
+#endif
