@@ -142,8 +142,19 @@ bool migration_get_cap(struct migration *mig, enum mig_cap c);
 /* -EBUSY while a migration is active (as QEMU). */
 int migration_set_cap(struct migration *mig, enum mig_cap c, bool on, char *err, size_t errlen);
 
-/* True between a successful switchover and the end: the VM must not be resumed (postmigrate). */
+/*
+ * Source run state: true once the vCPUs stopped for a switchover that went past COMMIT
+ * (QEMU's postmigrate): the engine keeps its VM_PAUSE_MIGRATION hold; a user's `cont`
+ * alone cannot resume the guest.
+ */
 bool migration_source_done(struct migration *mig);
+/*
+ * The operator's `cont` in postmigrate: drops the engine's hold when the migration failed
+ * after COMMIT (the destination never confirmed RUNNING: only one copy may run, the
+ * operator decided it is this one). -EPERM when the migration completed (the guest runs on
+ * the destination), -ENOENT when the source is not in postmigrate.
+ */
+int migration_release_source(struct migration *mig, char *err, size_t errlen);
 /* True while the destination has not yet run its guest (run state inmigrate). */
 bool migration_incoming_pending(struct migration *mig);
 
