@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "host/dev/crc32c.h"
+#include "common/crc32c.h"
 #include "sdma_fx.h"
 
 static int setup_s2(void **state)

@@ -7,7 +7,7 @@
  * DMA, so a descriptor blocked on a stalled translation leaves registers and migration
  * control responsive; it stays "in flight" until the stall is answered.
  */
-#include "host/dev/crc32c.h"
+#include "common/crc32c.h"
 #include "host/dev/sdma_internal.h"
 
 #include "common/trace.h"

@@ -12,7 +12,7 @@
  *
  * The destination applies FINAL only; CONFIG records are checked and skipped.
  */
-#include "host/dev/crc32c.h"
+#include "common/crc32c.h"
 #include "host/dev/sdma_internal.h"
 
 #include "common/trace.h"
