@@ -123,6 +123,20 @@ int migration_incoming(struct migration *mig, const char *uri, char *err, size_t
 
 void migration_query(struct migration *mig, struct mig_info *out);
 
+/*
+ * A component that cannot migrate yet blocks every migration with its reason (QEMU's
+ * migration blockers): migrate and --incoming then fail up front with that text, never
+ * half-way. reason is copied.
+ */
+int migration_add_blocker(struct migration *mig, const char *reason);
+
+/*
+ * The machine shape a file: stream was saved from (vmig restore FILE sizes its VM with it).
+ * -ENOENT/-EACCES for the file, -EINVAL with a reason for anything else.
+ */
+int migration_peek_shape(const char *path, uint64_t *mem_size, unsigned *vcpus, char *err,
+			 size_t errlen);
+
 void migration_get_params(struct migration *mig, struct mig_params *out);
 /*
  * Sets the parameters named in `which` (a bitmask of 1 << field index in the order of
