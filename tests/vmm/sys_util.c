@@ -48,8 +48,7 @@ static void *sys_read_file(const char *path, size_t *size)
 	return buf;
 }
 
-static void sys_vm_create_mode(struct sys_vm *s, uint64_t mem, unsigned vcpus,
-			       enum vm_dirty_mode mode)
+void sys_vm_create_mode(struct sys_vm *s, uint64_t mem, unsigned vcpus, enum vm_dirty_mode mode)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->con.lock, NULL);

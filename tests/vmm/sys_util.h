@@ -28,6 +28,7 @@ void sys_vm_create(struct sys_vm *s, const char *image_path, uint64_t mem, unsig
 		   enum vm_dirty_mode mode, const char *cmdline);
 /* A machine with nothing loaded (to restore state into). */
 void sys_vm_create_empty(struct sys_vm *s, uint64_t mem, unsigned vcpus);
+void sys_vm_create_mode(struct sys_vm *s, uint64_t mem, unsigned vcpus, enum vm_dirty_mode mode);
 void sys_vm_destroy(struct sys_vm *s);
 bool sys_console_has(struct sys_vm *s, const char *needle);
 /* True if a console line containing `line_has` also contains `needle`. */

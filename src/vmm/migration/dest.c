@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The destination side: accept the main channel, check the header and the machine shape
+ * before a byte of RAM is taken, accept the RAM channels, load (RAM straight into guest
+ * memory, every other section collected), and once END proved the stream complete: check,
+ * apply, post-load, READY; run the guest only on COMMIT, then RUNNING. Any failure sends
+ * its reason back to the source and the guest never runs from this stream.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/trace.h"
+#include "vmm/machine.h"
+#include "vmm/migration/internal.h"
+
+#define DST_ACCEPT_MS 10000 /* RAM channels, once the main channel is in */
+#define DST_SILENCE_S 30    /* the source keeps the main channel alive every second */
+
+void mig_dest_send_error(struct migration *mig, const char *text)
+{
+	struct mig_chan *c = &mig->chans[0];
+	struct iovec v = {.iov_base = (void *)text, .iov_len = strnlen(text, MIG_ERROR_TEXT_MAX)};
+
+	if (c->fd >= 0 && !c->is_file)
+		mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1);
+}
+
+static int dst_fail(struct migration *mig, int ret, const char *err)
+{
+	if (err && err[0])
+		mig_set_error(mig, "%s", err);
+	return ret;
+}
+
+/* The header of connection c, checked against this machine. */
+static int dst_read_hdr(struct migration *mig, struct mig_chan *c, struct mig_hdr *h, char *err,
+			size_t errlen)
+{
+	const struct vm *vm = mig->m->vm;
+	int ret = mig_chan_read_all(c, h, sizeof(*h));
+
+	if (ret < 0) {
+		snprintf(err, errlen, "the connection closed before a stream header arrived");
+		return ret;
+	}
+	if ((ret = mig_hdr_check(h, err, errlen)) < 0)
+		return ret;
+	if (h->nr_vcpus != vm->nr_vcpus || h->mem_size != mig->m->mem->size) {
+		snprintf(
+		    err, errlen,
+		    "the source VM has %u vCPUs and %llu MiB of RAM, this one %u and %llu MiB: "
+		    "start the destination with --vcpus %u --mem %lluM",
+		    h->nr_vcpus, (unsigned long long)(h->mem_size >> 20), vm->nr_vcpus,
+		    (unsigned long long)(mig->m->mem->size >> 20), h->nr_vcpus,
+		    (unsigned long long)(h->mem_size >> 20));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void dst_chan_open(struct migration *mig, unsigned i, int fd)
+{
+	struct mig_chan *c = &mig->chans[i];
+
+	mig_chan_init(c, mig, fd, i);
+	c->is_file = mig->uri.kind == MIG_URI_FILE;
+}
+
+static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
+{
+	struct mig_hdr h;
+	int fd = mig->listen_fd;
+
+	if (mig->uri.kind != MIG_URI_FILE)
+		fd = mig_uri_accept(mig->listen_fd, INT_MAX, &mig->cancel);
+	else
+		mig->listen_fd = -1; /* the file is the channel */
+	if (fd < 0) {
+		snprintf(err, errlen, "no source connected: %s", strerror(-fd));
+		return fd;
+	}
+	pthread_mutex_lock(&mig->lock);
+	dst_chan_open(mig, 0, fd);
+	mig->nr_chans = 1;
+	pthread_mutex_unlock(&mig->lock);
+	struct timeval tv = {.tv_sec = DST_SILENCE_S};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int ret = dst_read_hdr(mig, &mig->chans[0], &h, err, errlen);
+	if (ret == 0 && h.channel != 0) {
+		snprintf(err, errlen, "the first connection is RAM channel %u", h.channel);
+		ret = -EBADMSG;
+	}
+	if (ret == 0) {
+		memcpy(mig->session, h.session, sizeof(mig->session));
+		mig->nr_chans = 1 + h.ram_channels;
+	}
+	return ret;
+}
+
+/* The source's shape record comes first, before anything may be loaded. */
+static int dst_read_shape(struct migration *mig, char *err, size_t errlen)
+{
+	struct mig_rec r;
+	int ret = mig_chan_recv(&mig->chans[0], &r, err, errlen);
+
+	if (ret == 0 && (r.section != MIG_SEC_STREAM || r.type != MIG_T_SHAPE || r.len != 0)) {
+		snprintf(err, errlen, "the stream does not start with the machine shape");
+		ret = -EBADMSG;
+	}
+	return ret;
+}
+
+static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
+{
+	struct mig_chan tmp;
+	struct mig_hdr h;
+	int fd = mig_uri_accept(mig->listen_fd, DST_ACCEPT_MS, &mig->cancel);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "a RAM channel did not connect: %s", strerror(-fd));
+		return fd;
+	}
+	mig_chan_init(&tmp, mig, fd, 0);
+	int ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
+	if (ret == 0 &&
+	    (memcmp(h.session, mig->session, sizeof(h.session)) != 0 || h.channel == 0 ||
+	     h.channel >= mig->nr_chans || mig->chans[h.channel].fd >= 0)) {
+		snprintf(err, errlen,
+			 "a connection that is not one of this migration's RAM "
+			 "channels (channel %u)",
+			 h.channel);
+		ret = -EBADMSG;
+	}
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	pthread_mutex_lock(&mig->lock);
+	dst_chan_open(mig, h.channel, fd);
+	mig->chans[h.channel].bytes_in = tmp.bytes_in;
+	pthread_mutex_unlock(&mig->lock);
+	return 0;
+}
+
+static void *dst_ram_thread(void *arg)
+{
+	struct mig_chan *c = arg;
+	struct migration *mig = c->mig;
+	char err[256] = "";
+	struct mig_rec r;
+	int ret;
+
+	while ((ret = mig_chan_recv(c, &r, err, sizeof(err))) == 0) {
+		if (r.section == MIG_SEC_STREAM && r.type == MIG_T_EOS && !r.len)
+			break;
+		if (r.section != MIG_SEC_RAM) {
+			snprintf(err, sizeof(err),
+				 "channel %u: a record of section %u on a RAM "
+				 "channel",
+				 c->index, r.section);
+			ret = -EBADMSG;
+			break;
+		}
+		if ((ret = mig_ram_load_rec(mig->ram, c, &r, err, sizeof(err))) < 0)
+			break;
+	}
+	c->thread_ret = ret;
+	if (ret < 0) {
+		mig_set_error(mig, "%s", err);
+		mig_unblock_all(mig);
+	}
+	return NULL;
+}
+
+static int dst_start_ram(struct migration *mig, char *err, size_t errlen)
+{
+	for (unsigned i = 1; i < mig->nr_chans; i++) {
+		int ret = dst_accept_one_ram(mig, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 1; i < mig->nr_chans; i++) {
+		struct mig_chan *c = &mig->chans[i];
+		int ret = -pthread_create(&c->thread, NULL, dst_ram_thread, c);
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot start a RAM channel thread");
+			return ret;
+		}
+		c->thread_live = true;
+	}
+	return 0;
+}
+
+static int dst_join_ram(struct migration *mig)
+{
+	int ret = 0;
+
+	for (unsigned i = 1; i < mig->nr_chans; i++) {
+		struct mig_chan *c = &mig->chans[i];
+		if (c->thread_live)
+			pthread_join(c->thread, NULL);
+		c->thread_live = false;
+		if (c->thread_ret < 0 && ret == 0)
+			ret = c->thread_ret;
+	}
+	return ret;
+}
+
+/* Sections ------------------------------------------------------------------------------ */
+
+static int dst_sections_setup(struct migration *mig, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		int ret = s->ops->load_setup ? s->ops->load_setup(s) : 0;
+		if (ret < 0) {
+			snprintf(err, errlen, "%s: %s", s->ops->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* A record of the main channel; 1 at END. */
+static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *err, size_t errlen)
+{
+	struct mig_chan *c = &mig->chans[0];
+
+	if (r->section == MIG_SEC_STREAM && !r->len) {
+		if (r->type == MIG_T_END)
+			return 1;
+		if (r->type == MIG_T_PASS)
+			return 0;
+		if (r->type == MIG_T_PING && !c->is_file)
+			return mig_chan_send(c, MIG_SEC_STREAM, MIG_T_PONG, r->arg, 0, NULL, 0);
+	}
+	struct mig_section *s = mig_section_find(mig, r->section);
+	bool ram_here = r->section != MIG_SEC_RAM || mig->nr_chans == 1;
+	if (!s || !s->ops->load || !ram_here) {
+		snprintf(err, errlen, "unexpected record (section %u, type %u) on the main channel",
+			 r->section, r->type);
+		return -EBADMSG;
+	}
+	return s->ops->load(s, c, r, err, errlen);
+}
+
+static int dst_main_loop(struct migration *mig, char *err, size_t errlen)
+{
+	struct mig_rec r;
+	int ret;
+
+	for (;;) {
+		if ((ret = mig_chan_recv(&mig->chans[0], &r, err, errlen)) < 0)
+			return ret;
+		if ((ret = dst_main_rec(mig, &r, err, errlen)) != 0)
+			return ret < 0 ? ret : 0;
+	}
+}
+
+enum dst_hook { DST_CHECK, DST_APPLY, DST_POST_LOAD };
+
+static int dst_section_hook(struct mig_section *s, enum dst_hook h, char *err, size_t errlen)
+{
+	const struct mig_section_ops *o = s->ops;
+
+	if (h == DST_CHECK)
+		return o->load_check ? o->load_check(s, err, errlen) : 0;
+	if (h == DST_APPLY)
+		return o->apply ? o->apply(s, err, errlen) : 0;
+	return o->post_load ? o->post_load(s, err, errlen) : 0;
+}
+
+/* Every section checked before any applies; post-load once all applied. */
+static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
+{
+	int ret = dst_join_ram(mig);
+
+	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
+		for (unsigned i = 0; ret == 0 && i < mig->nr_sections; i++)
+			ret = dst_section_hook(&mig->sections[i], h, err, errlen);
+	}
+	return ret;
+}
+
+/* Commit and run ------------------------------------------------------------------------ */
+
+static int dst_wait_commit(struct migration *mig, char *err, size_t errlen)
+{
+	struct mig_chan *c = &mig->chans[0];
+	struct mig_rec r;
+	int ret = mig_chan_send(c, MIG_SEC_STREAM, MIG_T_READY, 0, 0, NULL, 0);
+
+	if (ret == 0)
+		ret = mig_chan_recv(c, &r, err, errlen);
+	if (ret == 0 && (r.section != MIG_SEC_STREAM || r.type != MIG_T_COMMIT || r.len)) {
+		snprintf(err, errlen, "the source sent something else than COMMIT");
+		ret = -EBADMSG;
+	}
+	if (ret < 0 && !err[0])
+		snprintf(err, errlen, "the source went away before COMMIT: %s", strerror(-ret));
+	return ret;
+}
+
+static int dst_run(struct migration *mig, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		int ret = s->ops->resume ? s->ops->resume(s) : 0;
+		if (ret < 0) {
+			snprintf(err, errlen, "resuming %s: %s", s->ops->name, strerror(-ret));
+			return ret;
+		}
+	}
+	__atomic_store_n(&mig->incoming_pending, false, __ATOMIC_RELEASE);
+	int ret = machine_start(mig->m);
+	uint64_t now = mig_realtime_ns();
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
+		return ret;
+	}
+	if (!mig->chans[0].is_file)
+		mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_RUNNING, now, 0, NULL, 0);
+	return 0;
+}
+
+static int dst_load(struct migration *mig, char *err, size_t errlen)
+{
+	int ret = dst_accept_main(mig, err, errlen);
+
+	if (ret == 0 && !mig_set_status(mig, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
+		ret = -ECANCELED;
+	if (ret == 0)
+		ret = dst_read_shape(mig, err, errlen);
+	if (ret == 0)
+		ret = dst_sections_setup(mig, err, errlen);
+	if (ret == 0)
+		ret = dst_start_ram(mig, err, errlen);
+	if (ret == 0)
+		ret = dst_main_loop(mig, err, errlen);
+	if (ret < 0) {
+		mig_unblock_all(mig);
+		dst_join_ram(mig);
+		return ret;
+	}
+	ret = dst_finish_load(mig, err, errlen);
+	if (ret == 0 && !mig->chans[0].is_file)
+		ret = dst_wait_commit(mig, err, errlen);
+	if (ret == 0)
+		ret = dst_run(mig, err, errlen);
+	return ret;
+}
+
+static void dst_cleanup(struct migration *mig)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		if (s->ops->load_cleanup)
+			s->ops->load_cleanup(s);
+	}
+	pthread_mutex_lock(&mig->lock);
+	for (unsigned i = 0; i < mig->nr_chans; i++)
+		mig_chan_close(&mig->chans[i]);
+	pthread_mutex_unlock(&mig->lock);
+	if (mig->listen_fd >= 0)
+		close(mig->listen_fd);
+	mig->listen_fd = -1;
+	if (mig->uri.kind == MIG_URI_UNIX)
+		unlink(mig->uri.path);
+}
+
+void *mig_dest_thread(void *arg)
+{
+	struct migration *mig = arg;
+	char err[MIG_ERROR_TEXT_MAX] = "";
+
+	mig_set_status(mig, MIG_STATUS_NONE, MIG_STATUS_SETUP);
+	int ret = dst_load(mig, err, sizeof(err));
+	if (ret < 0) {
+		dst_fail(mig, ret, err[0] ? err : strerror(-ret));
+		mig_dest_send_error(mig, mig->error);
+		log_error("incoming migration failed: %s", mig->error);
+	}
+	dst_cleanup(mig);
+	mig->end_ns = mig_now_ns();
+	enum mig_status from = mig_get_status(mig);
+	mig_set_status(mig, from, ret == 0 ? MIG_STATUS_COMPLETED : MIG_STATUS_FAILED);
+	TRACE(mig_dest_end, "ret=%d error=%s", ret, mig->error);
+	if (mig->hooks.incoming_done)
+		mig->hooks.incoming_done(mig->hooks.opaque, ret == 0);
+	return NULL;
+}

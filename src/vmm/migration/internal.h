@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internal to src/vmm/migration: the wire format, channels, the section registry and the
+ * engine's state. docs/migration-stream.md describes the format for readers of a capture.
+ */
+#ifndef VMIG_VMM_MIGRATION_INTERNAL_H
+#define VMIG_VMM_MIGRATION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vmm/migration/migration.h"
+
+/* The wire ------------------------------------------------------------------------------ */
+
+#define MIG_MAGIC	   "VMIGSTRM"
+#define MIG_VERSION	   1u
+#define MIG_MAX_CHANNELS   16u
+#define MIG_RAM_RUN_PAGES  64u /* one dirty-bitmap word: the unit a RAM channel owns */
+#define MIG_MAX_PAYLOAD	   (8u << 20)
+#define MIG_ERROR_TEXT_MAX 480u
+#define MIG_HDR_F_FILE	   1u /* no return path: a file */
+
+/* Every connection (and a file) starts with this; little endian, 64 bytes. */
+struct mig_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t channel; /* 0: the main channel; 1..ram_channels: RAM only */
+	uint8_t session[16];
+	uint32_t ram_channels; /* extra RAM connections (0: RAM on the main channel) */
+	uint32_t nr_vcpus;
+	uint64_t mem_size;
+	uint32_t flags;
+	uint32_t reserved[2];
+	uint32_t crc; /* crc32c of the bytes before it */
+};
+
+/* Every enum on the wire keeps 0 invalid. */
+enum mig_section_id {
+	MIG_SEC_STREAM = 1, /* the engine's own: shape, markers, handshake */
+	MIG_SEC_RAM = 2,
+	MIG_SEC_CPU = 3,
+	MIG_SEC__MAX = 16,
+};
+
+enum mig_stream_type {
+	MIG_T_SHAPE = 1,   /* payload: the CPU shape blob (vm_shape_save) */
+	MIG_T_PASS = 2,	   /* arg: pass number; also the main channel's keep-alive */
+	MIG_T_END = 3,	   /* the source sent everything (main channel) */
+	MIG_T_EOS = 4,	   /* a RAM channel's last record; arg: records before it */
+	MIG_T_READY = 5,   /* destination -> source: loaded, nothing runs */
+	MIG_T_COMMIT = 6,  /* source -> destination: run it */
+	MIG_T_RUNNING = 7, /* destination -> source; arg: CLOCK_REALTIME ns of the run */
+	MIG_T_ERROR = 8,   /* destination -> source; payload: the reason (text) */
+	MIG_T_PING = 9,	   /* source -> destination at setup; answered by PONG */
+	MIG_T_PONG = 10,
+};
+
+/* A record: this header, then len payload bytes. 32 bytes, little endian. */
+struct mig_rec {
+	uint16_t section;
+	uint16_t type;
+	uint32_t len;
+	uint64_t arg;
+	uint32_t count;
+	uint32_t data_crc; /* crc32c of the payload */
+	uint32_t seq;	   /* per channel and direction, from 0: a lost record is caught */
+	uint32_t crc;	   /* crc32c of the 28 bytes before it */
+};
+
+/* Channels ------------------------------------------------------------------------------ */
+
+struct mig_chan {
+	int fd;
+	unsigned index;
+	bool is_file;
+	uint32_t seq_out, seq_in;
+	uint64_t bytes_out, bytes_in; /* atomics: query-migrate reads them */
+	struct migration *mig;
+	pthread_t thread;
+	bool thread_live;
+	int thread_ret;
+};
+
+enum mig_uri_kind { MIG_URI_TCP = 1, MIG_URI_UNIX, MIG_URI_FILE };
+
+struct mig_uri {
+	enum mig_uri_kind kind;
+	char host[256];
+	char port[16];
+	char path[108];
+};
+
+int mig_uri_parse(const char *text, struct mig_uri *u, char *err, size_t errlen);
+/* Source side: one connection (or the file created). Returns the fd or -errno. */
+int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen);
+/* Destination: the listening socket (or the opened file). */
+int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen);
+/* Waits for one connection, bounded; *cancel polled. -ETIMEDOUT, -ECANCELED. */
+int mig_uri_accept(int listen_fd, int timeout_ms, const bool *cancel);
+
+void mig_chan_init(struct mig_chan *c, struct migration *mig, int fd, unsigned index);
+/*
+ * shutdown(2) for a socket: unblocks a thread stuck in I/O on it (read_only: only readers,
+ * the write side stays usable). Idempotent; files are left alone.
+ */
+void mig_chan_shutdown(struct mig_chan *c, bool read_only);
+void mig_chan_close(struct mig_chan *c);
+
+int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n);
+int mig_chan_read_all(struct mig_chan *c, void *buf, size_t len);
+/* A record with payload from iov (n may be 0); data_crc computed over it. */
+int mig_chan_send(struct mig_chan *c, uint16_t section, uint16_t type, uint64_t arg, uint32_t count,
+		  const struct iovec *iov, int n);
+/* Fills hdr for a record whose payload the caller sends itself in the same writev. */
+void mig_rec_fill(struct mig_chan *c, struct mig_rec *r, uint16_t section, uint16_t type,
+		  uint64_t arg, uint32_t count, uint32_t len, uint32_t data_crc);
+/* The next record's header, checked (crc, sequence, length bound). -EBADMSG with a reason. */
+int mig_chan_recv(struct mig_chan *c, struct mig_rec *r, char *err, size_t errlen);
+/* Reads r's payload into buf and checks its crc. -EBADMSG on a mismatch. */
+int mig_chan_recv_payload(struct mig_chan *c, const struct mig_rec *r, void *buf);
+
+void mig_hdr_fill(struct mig_hdr *h, const struct migration *mig, unsigned channel, uint32_t flags);
+int mig_hdr_check(const struct mig_hdr *h, char *err, size_t errlen);
+
+/* Sections ------------------------------------------------------------------------------ */
+
+struct mig_section;
+
+/*
+ * One table per migratable component (MIGRATION.md, Sections). Every hook is optional. The
+ * engine walks sections in registration order and knows none of them by name.
+ */
+struct mig_section_ops {
+	const char *name;
+	uint16_t id; /* enum mig_section_id */
+	/* Source. */
+	int (*setup)(struct mig_section *s);
+	int (*log_sync)(struct mig_section *s);
+	/* Bytes still to send; *must_precopy: of those, what must go before switchover. */
+	uint64_t (*pending)(struct mig_section *s, uint64_t *must_precopy);
+	int (*save_pass)(struct mig_section *s); /* vCPUs running */
+	int (*quiesce)(struct mig_section *s);	 /* before the vCPUs stop (devices) */
+	int (*save_complete)(struct mig_section *s, struct mig_chan *main);
+	/* Source end: failed says whether to roll back (the guest continues here). */
+	void (*cleanup)(struct mig_section *s, bool failed);
+	/* Destination. */
+	int (*load_setup)(struct mig_section *s);
+	/* One record of this section; reads its payload from ch. -EBADMSG with err set. */
+	int (*load)(struct mig_section *s, struct mig_chan *ch, const struct mig_rec *r, char *err,
+		    size_t errlen);
+	/* After END: is everything there? Then apply, then post_load. */
+	int (*load_check)(struct mig_section *s, char *err, size_t errlen);
+	int (*apply)(struct mig_section *s, char *err, size_t errlen);
+	int (*post_load)(struct mig_section *s, char *err, size_t errlen);
+	int (*resume)(struct mig_section *s); /* on COMMIT, before the vCPUs run */
+	void (*load_cleanup)(struct mig_section *s);
+};
+
+struct mig_section {
+	const struct mig_section_ops *ops;
+	struct migration *mig;
+	void *state;
+};
+
+#define MIG_MAX_SECTIONS 8u
+
+/* The engine ---------------------------------------------------------------------------- */
+
+struct mig_ram;
+
+struct migration {
+	struct machine *m;
+	struct mig_hooks hooks;
+	pthread_mutex_t lock; /* status, params, caps, error, blockers */
+	pthread_cond_t cond;
+	struct mig_params params;
+	bool caps[MIG_CAP__COUNT];
+	enum mig_status status;
+	bool is_source;
+	bool cancel; /* atomic */
+	char error[MIG_ERROR_TEXT_MAX + 32];
+	char *blockers[4];
+	unsigned nr_blockers;
+	pthread_t thread;
+	bool thread_live;
+	struct mig_uri uri;
+	uint8_t session[16];
+
+	struct mig_section sections[MIG_MAX_SECTIONS];
+	unsigned nr_sections;
+	struct mig_ram *ram;
+
+	struct mig_chan chans[1 + MIG_MAX_CHANNELS];
+	unsigned nr_chans; /* 1 + RAM channels */
+	int listen_fd;
+
+	/* Source progress (atomics where other threads read them). */
+	uint64_t start_ns, setup_ns, end_ns, stop_ns;
+	uint64_t passes, expected_downtime_ms, throttle_pct;
+	uint64_t dirty_pages_rate;
+	uint64_t precopy_bytes, downtime_bytes;
+	double mbps;
+	uint64_t rtt_us, last_sync_us;
+	uint64_t downtime_us;
+	struct mig_downtime_phases phases;
+	bool postmigrate, committed;
+	pthread_t rp_thread; /* the return path reader */
+	bool rp_live;
+	int rp_msg;   /* last READY/RUNNING seen, under lock */
+	bool rp_done; /* the return path ended (under lock) */
+	uint64_t rp_running_ns;
+	/* RAM channel workers: a pass is crew_gen; each worker counts itself in crew_done. */
+	uint64_t crew_gen;
+	unsigned crew_done;
+	bool crew_stop;
+	int crew_err;
+
+	/* Destination. */
+	bool incoming_pending;
+};
+
+/* Sets the status if it is `from` (compare-and-set, QEMU's rule); emits MIGRATION. */
+bool mig_set_status(struct migration *mig, enum mig_status from, enum mig_status to);
+enum mig_status mig_get_status(struct migration *mig);
+/* Records the first error (later ones are usually consequences). */
+void mig_set_error(struct migration *mig, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+bool mig_cancelled(const struct migration *mig);
+void mig_emit(struct migration *mig, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+uint64_t mig_now_ns(void);
+uint64_t mig_realtime_ns(void);
+/* Shuts every channel down: blocked threads return. */
+void mig_unblock_all(struct migration *mig);
+
+void mig_register(struct migration *mig, const struct mig_section_ops *ops, void *state);
+struct mig_section *mig_section_find(struct migration *mig, uint16_t id);
+
+/* The sections this engine has (ram.c, cpu.c). */
+int mig_ram_register(struct migration *mig);
+int mig_cpu_register(struct migration *mig);
+
+/* RAM: the channel threads' work (ram.c). */
+int mig_ram_send_share(struct mig_ram *r, struct mig_chan *ch, unsigned share, unsigned shares);
+uint64_t mig_ram_dirty_pages(struct mig_ram *r);
+/* A pass starts: max-bandwidth is measured from here. */
+void mig_ram_pace_reset(struct mig_ram *r);
+void mig_ram_stats(struct mig_ram *r, struct mig_info *out);
+/* The record arrived on ch: a RAM record, or EOS. */
+int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_rec *rec, char *err,
+		     size_t errlen);
+
+/* Source and destination threads (source.c, dest.c). */
+void *mig_source_thread(void *arg);
+void *mig_dest_thread(void *arg);
+/* Sends the destination's reason for failing back to the source (best effort). */
+void mig_dest_send_error(struct migration *mig, const char *text);
+
+/* The switch-over decision: a pure function of measured figures (converge.c). */
+struct mig_converge_in {
+	uint64_t remaining_bytes; /* dirty now, would go in stop-copy */
+	uint64_t bandwidth;	  /* bytes/s measured over the last pass */
+	uint64_t dirty_rate;	  /* bytes/s dirtied during the last pass */
+	uint64_t overhead_us;	  /* switchover's fixed costs, measured */
+	uint64_t limit_us;	  /* downtime-limit */
+	uint64_t pass;		  /* passes completed */
+	uint64_t max_passes;	  /* 0: no cap */
+	bool auto_converge;
+	uint64_t throttle_pct, max_throttle_pct;
+};
+enum mig_decision {
+	MIG_DECIDE_NEXT_PASS = 1,
+	MIG_DECIDE_SWITCH,
+	MIG_DECIDE_THROTTLE, /* another pass, with the vCPUs throttled harder */
+};
+struct mig_converge_out {
+	enum mig_decision decision;
+	uint64_t expected_us; /* what stopping now would cost */
+	const char *why;
+};
+void mig_converge_decide(const struct mig_converge_in *in, struct mig_converge_out *out);
+
+#endif

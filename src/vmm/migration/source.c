@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The source side: setup, iterative pre-copy, switchover, commit, and roll-back on any
+ * failure before COMMIT (MIGRATION.md, "Return path and commit"). One thread runs it all;
+ * each RAM channel has a worker that sends its share of a pass; the return-path thread
+ * reads the destination's answers (PONG, READY, RUNNING, ERROR) on the main channel.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/trace.h"
+#include "common/util.h"
+#include "vmm/machine.h"
+#include "vmm/migration/internal.h"
+int vm_set_throttle(struct vm *vm, unsigned pct);
+
+#define SRC_ANSWER_MS	   60000 /* READY and RUNNING must come within this */
+#define SRC_KEEPALIVE_S	   1	 /* a PASS record on the main channel while RAM flows elsewhere */
+#define SRC_SEND_TIMEOUT_S 30	 /* a peer that stops reading */
+
+static uint64_t src_us_since(uint64_t t0)
+{
+	return (mig_now_ns() - t0) / 1000;
+}
+
+static bool src_is_file(const struct migration *mig)
+{
+	return mig->uri.kind == MIG_URI_FILE;
+}
+
+/* Channels and the return path -------------------------------------------------------- */
+
+static int src_open_chan(struct migration *mig, unsigned i)
+{
+	char err[256];
+	struct mig_chan *c = &mig->chans[i];
+	int fd = mig_uri_connect(&mig->uri, err, sizeof(err));
+	struct timeval tv = {.tv_sec = SRC_SEND_TIMEOUT_S};
+
+	if (fd < 0) {
+		mig_set_error(mig, "%s", err);
+		return fd;
+	}
+	mig_chan_init(c, mig, fd, i);
+	c->is_file = src_is_file(mig);
+	if (!c->is_file)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct mig_hdr h;
+	mig_hdr_fill(&h, mig, i, c->is_file ? MIG_HDR_F_FILE : 0);
+	struct iovec v = {.iov_base = &h, .iov_len = sizeof(h)};
+	return mig_chan_write_all(c, &v, 1);
+}
+
+static void src_rp_note(struct migration *mig, int msg, uint64_t arg)
+{
+	pthread_mutex_lock(&mig->lock);
+	mig->rp_msg = msg;
+	if (msg == MIG_T_RUNNING)
+		mig->rp_running_ns = arg;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+}
+
+/* The destination's reason, as it sent it. */
+static void src_rp_error(struct migration *mig, struct mig_chan *c, const struct mig_rec *r)
+{
+	char text[MIG_ERROR_TEXT_MAX + 1] = "";
+
+	if (r->len <= MIG_ERROR_TEXT_MAX && mig_chan_recv_payload(c, r, text) == 0)
+		text[r->len] = 0;
+	else
+		snprintf(text, sizeof(text), "(unreadable reason)");
+	mig_set_error(mig, "destination: %s", text);
+	mig_unblock_all(mig);
+}
+
+/* One answer; false when the return path is over. */
+static bool src_rp_one(struct migration *mig, struct mig_chan *c)
+{
+	char err[256];
+	struct mig_rec r;
+
+	if (mig_chan_recv(c, &r, err, sizeof(err)) < 0) {
+		if (!mig_cancelled(mig))
+			mig_set_error(mig, "the destination closed the connection (%s)", err);
+		mig_unblock_all(mig);
+		return false;
+	}
+	if (r.section != MIG_SEC_STREAM || (r.type != MIG_T_ERROR && r.len)) {
+		mig_set_error(mig, "the destination answered with an unexpected record");
+		mig_unblock_all(mig);
+		return false;
+	}
+	if (r.type == MIG_T_PONG)
+		__atomic_store_n(&mig->rtt_us, (mig_now_ns() - r.arg) / 1000, __ATOMIC_RELAXED);
+	else if (r.type == MIG_T_ERROR)
+		src_rp_error(mig, c, &r);
+	else
+		src_rp_note(mig, r.type, r.arg);
+	return r.type != MIG_T_ERROR && r.type != MIG_T_RUNNING;
+}
+
+static void *src_rp_thread(void *arg)
+{
+	struct migration *mig = arg;
+
+	while (src_rp_one(mig, &mig->chans[0]))
+		;
+	pthread_mutex_lock(&mig->lock);
+	mig->rp_done = true;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	return NULL;
+}
+
+/* Waits for the return path to say msg. */
+static int src_wait_answer(struct migration *mig, int msg, const char *what)
+{
+	struct timespec dl;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += SRC_ANSWER_MS / 1000;
+	pthread_mutex_lock(&mig->lock);
+	while (mig->rp_msg != msg && !mig->rp_done && !mig_cancelled(mig) && ret == 0)
+		ret = pthread_cond_timedwait(&mig->cond, &mig->lock, &dl);
+	bool ok = mig->rp_msg == msg;
+	pthread_mutex_unlock(&mig->lock);
+	if (!ok && ret == ETIMEDOUT)
+		mig_set_error(mig, "the destination did not answer %s within %d s", what,
+			      SRC_ANSWER_MS / 1000);
+	return ok ? 0 : mig_cancelled(mig) ? -ECANCELED : -EIO;
+}
+
+/* RAM channel workers ------------------------------------------------------------------ */
+
+static void *src_ram_worker(void *arg)
+{
+	struct mig_chan *ch = arg;
+	struct migration *mig = ch->mig;
+	uint64_t seen = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&mig->lock);
+		while (mig->crew_gen == seen && !mig->crew_stop)
+			pthread_cond_wait(&mig->cond, &mig->lock);
+		bool stop = mig->crew_stop;
+		seen = mig->crew_gen;
+		pthread_mutex_unlock(&mig->lock);
+		if (stop)
+			break;
+		int ret = mig_ram_send_share(mig->ram, ch, ch->index - 1, mig->nr_chans - 1);
+		if (ret < 0 && !mig_cancelled(mig)) {
+			mig_set_error(mig, "RAM channel %u: %s", ch->index, strerror(-ret));
+			mig_unblock_all(mig);
+		}
+		pthread_mutex_lock(&mig->lock);
+		if (ret < 0 && !mig->crew_err)
+			mig->crew_err = ret;
+		mig->crew_done++;
+		pthread_cond_broadcast(&mig->cond);
+		pthread_mutex_unlock(&mig->lock);
+	}
+	return NULL;
+}
+
+static int src_crew_start(struct migration *mig)
+{
+	mig->crew_gen = 0;
+	mig->crew_stop = false;
+	mig->crew_err = 0;
+	for (unsigned i = 1; i < mig->nr_chans; i++) {
+		struct mig_chan *c = &mig->chans[i];
+		int ret = -pthread_create(&c->thread, NULL, src_ram_worker, c);
+		if (ret < 0)
+			return ret;
+		c->thread_live = true;
+	}
+	return 0;
+}
+
+static void src_crew_stop(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	mig->crew_stop = true;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	for (unsigned i = 1; i < mig->nr_chans; i++) {
+		if (mig->chans[i].thread_live)
+			pthread_join(mig->chans[i].thread, NULL);
+		mig->chans[i].thread_live = false;
+	}
+}
+
+/* Waits for the crew's pass, keeping the main channel alive meanwhile. */
+static int src_crew_wait(struct migration *mig)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&mig->lock);
+	while (mig->crew_done < mig->nr_chans - 1 && ret == 0) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += SRC_KEEPALIVE_S;
+		if (pthread_cond_timedwait(&mig->cond, &mig->lock, &dl) != ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&mig->lock);
+		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PASS, mig->passes, 0,
+				    NULL, 0);
+		if (ret < 0)
+			mig_unblock_all(mig); /* the workers must not wait on a dead peer */
+		pthread_mutex_lock(&mig->lock);
+	}
+	while (mig->crew_done < mig->nr_chans - 1) /* after a failed keep-alive */
+		pthread_cond_wait(&mig->cond, &mig->lock);
+	if (ret == 0)
+		ret = mig->crew_err;
+	pthread_mutex_unlock(&mig->lock);
+	return ret;
+}
+
+/* Every dirty page once: on the main channel, or shared among the RAM channels. */
+static int src_send_ram(struct migration *mig)
+{
+	mig_ram_pace_reset(mig->ram);
+	if (mig->nr_chans == 1)
+		return mig_ram_send_share(mig->ram, &mig->chans[0], 0, 1);
+	pthread_mutex_lock(&mig->lock);
+	mig->crew_gen++;
+	mig->crew_done = 0;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	return src_crew_wait(mig);
+}
+
+/* Sections ------------------------------------------------------------------------------ */
+
+enum src_hook { SRC_SETUP, SRC_LOG_SYNC, SRC_SAVE_PASS, SRC_QUIESCE };
+
+static int (*src_hook_fn(const struct mig_section_ops *o, enum src_hook h))(struct mig_section *)
+{
+	switch (h) {
+	case SRC_SETUP:
+		return o->setup;
+	case SRC_LOG_SYNC:
+		return o->log_sync;
+	case SRC_SAVE_PASS:
+		return o->save_pass;
+	case SRC_QUIESCE:
+		return o->quiesce;
+	}
+	return NULL;
+}
+
+/* One hook of every section, in order; the first failure stops and names the section. */
+static int src_sections(struct migration *mig, enum src_hook h)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		int (*fn)(struct mig_section *) = src_hook_fn(s->ops, h);
+		int ret = fn ? fn(s) : 0;
+		if (ret < 0) {
+			mig_set_error(mig, "%s: %s", s->ops->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static uint64_t src_pending(struct migration *mig)
+{
+	uint64_t total = 0, must;
+
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		if (s->ops->pending)
+			total += s->ops->pending(s, &must);
+	}
+	return total;
+}
+
+static int src_save_complete(struct migration *mig)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		int ret = s->ops->save_complete ? s->ops->save_complete(s, &mig->chans[0]) : 0;
+		if (ret < 0) {
+			mig_set_error(mig, "saving %s: %s", s->ops->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Setup --------------------------------------------------------------------------------- */
+
+static int src_setup(struct migration *mig)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < mig->nr_chans && ret == 0; i++)
+		ret = src_open_chan(mig, i);
+	if (ret == 0)
+		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_SHAPE, 0, 0, NULL, 0);
+	if (ret == 0 && !src_is_file(mig)) {
+		ret = -pthread_create(&mig->rp_thread, NULL, src_rp_thread, mig);
+		mig->rp_live = ret == 0;
+		if (ret == 0)
+			ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PING,
+					    mig_now_ns(), 0, NULL, 0);
+	}
+	if (ret == 0)
+		ret = src_sections(mig, SRC_SETUP);
+	if (ret == 0)
+		ret = src_crew_start(mig);
+	return ret;
+}
+
+/* Pre-copy ------------------------------------------------------------------------------- */
+
+struct src_pass {
+	uint64_t bandwidth; /* bytes/s, best recent estimate */
+	uint64_t dirty_rate;
+};
+
+static uint64_t src_bytes_out(struct migration *mig)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < mig->nr_chans; i++)
+		sum += __atomic_load_n(&mig->chans[i].bytes_out, __ATOMIC_RELAXED);
+	return sum;
+}
+
+/* Sends one pass and harvests; fills the measured figures. */
+static int src_one_pass(struct migration *mig, struct src_pass *p)
+{
+	uint64_t pass = __atomic_add_fetch(&mig->passes, 1, __ATOMIC_RELAXED);
+	uint64_t b0 = src_bytes_out(mig), t0 = mig_now_ns();
+	int ret;
+
+	mig_emit(mig, "MIGRATION_PASS", "{\"pass\": %llu}", (unsigned long long)pass);
+	if ((ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PASS, pass, 0, NULL, 0)) <
+		0 ||
+	    (ret = src_send_ram(mig)) < 0 || (ret = src_sections(mig, SRC_SAVE_PASS)) < 0)
+		return ret;
+	uint64_t sent = src_bytes_out(mig) - b0, t1 = mig_now_ns();
+	__atomic_add_fetch(&mig->precopy_bytes, sent, __ATOMIC_RELAXED);
+	if ((ret = src_sections(mig, SRC_LOG_SYNC)) < 0)
+		return ret;
+	mig->last_sync_us = src_us_since(t1);
+	double secs = (double)(mig_now_ns() - t0) / 1e9;
+	uint64_t bw = (uint64_t)((double)sent / (secs > 1e-6 ? secs : 1e-6));
+	/* A tiny pass measures latency, not the link: keep the better estimate then. */
+	p->bandwidth = sent >= (4u << 20) || bw > p->bandwidth ? bw : p->bandwidth;
+	p->dirty_rate = (uint64_t)((double)src_pending(mig) / (secs > 1e-6 ? secs : 1e-6));
+	mig->mbps = (double)bw * 8 / 1e6;
+	__atomic_store_n(&mig->dirty_pages_rate, p->dirty_rate / 4096, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void src_throttle_up(struct migration *mig)
+{
+	struct mig_params pr;
+	migration_get_params(mig, &pr);
+	uint64_t pct = mig->throttle_pct ? mig->throttle_pct + pr.cpu_throttle_increment
+					 : pr.cpu_throttle_initial;
+	pct = MIN(pct, pr.max_cpu_throttle);
+	__atomic_store_n(&mig->throttle_pct, pct, __ATOMIC_RELAXED);
+	vm_set_throttle(mig->m->vm, (unsigned)pct);
+	TRACE(mig_throttle, "vCPUs throttled to %llu%%", (unsigned long long)pct);
+}
+
+static void src_decide(struct migration *mig, const struct src_pass *p,
+		       struct mig_converge_out *out)
+{
+	struct mig_params pr;
+	migration_get_params(mig, &pr);
+	struct mig_converge_in in = {
+	    .remaining_bytes = src_pending(mig),
+	    .bandwidth = p->bandwidth,
+	    .dirty_rate = p->dirty_rate,
+	    .overhead_us = mig->last_sync_us + 2 * __atomic_load_n(&mig->rtt_us, __ATOMIC_RELAXED),
+	    .limit_us = pr.downtime_limit_ms * 1000,
+	    .pass = mig->passes,
+	    .max_passes = pr.x_vmig_max_passes,
+	    .auto_converge = migration_get_cap(mig, MIG_CAP_AUTO_CONVERGE),
+	    .throttle_pct = mig->throttle_pct,
+	    .max_throttle_pct = pr.max_cpu_throttle,
+	};
+	mig_converge_decide(&in, out);
+	__atomic_store_n(&mig->expected_downtime_ms, (out->expected_us + 999) / 1000,
+			 __ATOMIC_RELAXED);
+	TRACE(mig_decide,
+	      "pass=%llu remaining=%llu bw=%llu dirty-rate=%llu overhead=%lluus "
+	      "expected=%lluus limit=%lluus -> %s",
+	      (unsigned long long)in.pass, (unsigned long long)in.remaining_bytes,
+	      (unsigned long long)in.bandwidth, (unsigned long long)in.dirty_rate,
+	      (unsigned long long)in.overhead_us, (unsigned long long)out->expected_us,
+	      (unsigned long long)in.limit_us, out->why);
+}
+
+static int src_iterate(struct migration *mig)
+{
+	struct src_pass p = {0};
+
+	for (;;) {
+		int ret = src_one_pass(mig, &p);
+		if (ret < 0)
+			return ret;
+		if (mig_cancelled(mig))
+			return -ECANCELED;
+		struct mig_converge_out out;
+		src_decide(mig, &p, &out);
+		if (out.decision == MIG_DECIDE_SWITCH)
+			return 0;
+		if (out.decision == MIG_DECIDE_THROTTLE)
+			src_throttle_up(mig);
+	}
+}
+
+/* Switchover ---------------------------------------------------------------------------- */
+
+static int src_end_channels(struct migration *mig)
+{
+	int ret = 0;
+
+	for (unsigned i = 1; i < mig->nr_chans && ret == 0; i++)
+		ret = mig_chan_send(&mig->chans[i], MIG_SEC_STREAM, MIG_T_EOS,
+				    mig->chans[i].seq_out, 0, NULL, 0);
+	return ret;
+}
+
+/* vCPUs stopped: the last dirty pages, every section's final state, END. */
+static int src_stop_copy(struct migration *mig)
+{
+	uint64_t t = mig_now_ns(), b0 = src_bytes_out(mig);
+	int ret = src_sections(mig, SRC_LOG_SYNC);
+
+	mig->phases.final_sync_us = src_us_since(t);
+	t = mig_now_ns();
+	if (ret == 0)
+		ret = src_send_ram(mig);
+	if (ret == 0)
+		ret = src_end_channels(mig);
+	mig->phases.last_ram_us = src_us_since(t);
+	t = mig_now_ns();
+	if (ret == 0)
+		ret = src_save_complete(mig);
+	if (ret == 0)
+		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_END, 0, 0, NULL, 0);
+	mig->phases.state_us = src_us_since(t);
+	__atomic_store_n(&mig->downtime_bytes, src_bytes_out(mig) - b0, __ATOMIC_RELAXED);
+	return ret;
+}
+
+static int src_stop_vcpus(struct migration *mig)
+{
+	uint64_t t = mig_now_ns();
+	int ret;
+
+	mig->stop_ns = mig_realtime_ns();
+	if ((ret = vm_pause(mig->m->vm, VM_PAUSE_MIGRATION)) < 0)
+		return ret;
+	vm_set_throttle(mig->m->vm, 0);
+	mig->phases.vcpu_stop_us = src_us_since(t);
+	if (__atomic_load_n(&mig->m->vm->stop, __ATOMIC_ACQUIRE)) {
+		mig_set_error(mig, "the guest stopped during the migration");
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/*
+ * Downtime: from the source stopping its vCPUs to the destination running them. RUNNING
+ * carries the destination's CLOCK_REALTIME; on one host that is exact. A clock that is
+ * off (another host) is caught by the bound: no later than RUNNING's arrival minus half a
+ * round trip.
+ */
+static void src_downtime(struct migration *mig, uint64_t running_arrived_rt)
+{
+	uint64_t rtt_half = __atomic_load_n(&mig->rtt_us, __ATOMIC_RELAXED) * 500;
+	uint64_t upper =
+	    running_arrived_rt - mig->stop_ns - MIN(rtt_half, running_arrived_rt - mig->stop_ns);
+	uint64_t dest = mig->rp_running_ns;
+	uint64_t ns =
+	    dest > mig->stop_ns && dest <= running_arrived_rt ? dest - mig->stop_ns : upper;
+	mig->downtime_us = ns / 1000;
+}
+
+static int src_commit(struct migration *mig)
+{
+	uint64_t t = mig_now_ns();
+	int ret = src_wait_answer(mig, MIG_T_READY, "READY");
+
+	mig->phases.dest_load_us = src_us_since(t);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&mig->lock);
+	/* From here the destination may run: never resume this copy by itself. */
+	mig->committed = !mig->cancel;
+	pthread_mutex_unlock(&mig->lock);
+	if (!mig->committed)
+		return -ECANCELED;
+	t = mig_now_ns();
+	ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_COMMIT, 0, 0, NULL, 0);
+	if (ret == 0)
+		ret = src_wait_answer(mig, MIG_T_RUNNING, "RUNNING");
+	mig->phases.resume_us = src_us_since(t);
+	if (ret == 0)
+		src_downtime(mig, mig_realtime_ns());
+	return ret;
+}
+
+static int src_switchover(struct migration *mig)
+{
+	if (!mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE))
+		return -ECANCELED;
+	int ret = src_sections(mig, SRC_QUIESCE);
+	if (ret == 0)
+		ret = src_stop_vcpus(mig);
+	if (ret == 0)
+		ret = src_stop_copy(mig);
+	if (ret == 0 && src_is_file(mig)) {
+		ret = fsync(mig->chans[0].fd) < 0 ? -errno : 0;
+		mig->downtime_us = (mig_realtime_ns() - mig->stop_ns) / 1000;
+	} else if (ret == 0) {
+		ret = src_commit(mig);
+	}
+	return ret;
+}
+
+/* The end -------------------------------------------------------------------------------- */
+
+static void src_cleanup_sections(struct migration *mig, bool failed)
+{
+	for (unsigned i = mig->nr_sections; i-- > 0;) {
+		struct mig_section *s = &mig->sections[i];
+		if (s->ops->cleanup)
+			s->ops->cleanup(s, failed);
+	}
+}
+
+static void src_close(struct migration *mig)
+{
+	mig_unblock_all(mig);
+	src_crew_stop(mig);
+	if (mig->rp_live)
+		pthread_join(mig->rp_thread, NULL);
+	mig->rp_live = false;
+	pthread_mutex_lock(&mig->lock);
+	for (unsigned i = 0; i < mig->nr_chans; i++)
+		mig_chan_close(&mig->chans[i]);
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static void src_set_final(struct migration *mig, enum mig_status to)
+{
+	enum mig_status from = mig_get_status(mig);
+
+	while (!mig_set_status(mig, from, to))
+		from = mig_get_status(mig);
+}
+
+static void src_finish(struct migration *mig, int ret)
+{
+	bool committed = mig->committed;
+
+	if (ret < 0 && !mig->error[0])
+		mig_set_error(mig, "%s", mig_cancelled(mig) ? "cancelled" : strerror(-ret));
+	src_close(mig);
+	vm_set_throttle(mig->m->vm, 0);
+	src_cleanup_sections(mig, ret < 0 && !committed);
+	mig->end_ns = mig_now_ns();
+	pthread_mutex_lock(&mig->lock);
+	mig->postmigrate = ret == 0 || committed;
+	pthread_mutex_unlock(&mig->lock);
+	if (ret < 0 && !committed)
+		vm_resume(mig->m->vm, VM_PAUSE_MIGRATION); /* roll back: the guest goes on here */
+	TRACE(mig_source_end, "ret=%d committed=%d downtime=%lluus error=%s", ret, committed,
+	      (unsigned long long)mig->downtime_us, mig->error);
+	if (ret == 0)
+		src_set_final(mig, MIG_STATUS_COMPLETED);
+	else
+		src_set_final(mig, mig_cancelled(mig) && !committed ? MIG_STATUS_CANCELLED
+								    : MIG_STATUS_FAILED);
+}
+
+void *mig_source_thread(void *arg)
+{
+	struct migration *mig = arg;
+	int ret;
+
+	mig_set_status(mig, MIG_STATUS_NONE, MIG_STATUS_SETUP);
+	ret = src_setup(mig);
+	mig->setup_ns = mig_now_ns() - mig->start_ns;
+	if (ret == 0 && !mig_set_status(mig, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
+		ret = -ECANCELED;
+	/* A file is not live: the guest stops at once and everything goes in one pass. */
+	if (ret == 0 && !src_is_file(mig))
+		ret = src_iterate(mig);
+	if (ret == 0)
+		ret = src_switchover(mig);
+	src_finish(mig, ret);
+	return NULL;
+}

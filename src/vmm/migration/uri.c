@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Migration URIs: tcp:HOST:PORT, unix:PATH, file:PATH; connecting, listening, accepting. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmm/migration/internal.h"
+
+#define MIG_SOCK_BUF (4u << 20) /* deep socket buffers: fewer wake-ups per byte */
+
+static int mig_uri_parse_tcp(const char *rest, struct mig_uri *u, char *err, size_t errlen)
+{
+	const char *colon = strrchr(rest, ':');
+	const char *host = rest, *host_end = colon;
+
+	if (rest[0] == '[') { /* [::1]:4444 */
+		host = rest + 1;
+		host_end = strchr(rest, ']');
+		if (!host_end || host_end[1] != ':')
+			host_end = NULL;
+		colon = host_end ? host_end + 1 : NULL;
+	}
+	if (!colon || !host_end || host_end - host >= (long)sizeof(u->host) ||
+	    strlen(colon + 1) >= sizeof(u->port) || !colon[1] ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+		snprintf(err, errlen, "'tcp:%s' is not tcp:HOST:PORT", rest);
+		return -EINVAL;
+	}
+	memcpy(u->host, host, (size_t)(host_end - host));
+	u->host[host_end - host] = 0;
+	snprintf(u->port, sizeof(u->port), "%s", colon + 1);
+	u->kind = MIG_URI_TCP;
+	return 0;
+}
+
+static int mig_uri_parse_path(const char *rest, enum mig_uri_kind kind, struct mig_uri *u,
+			      char *err, size_t errlen)
+{
+	if (!rest[0] || strlen(rest) >= sizeof(u->path)) {
+		snprintf(err, errlen, "the path must be 1 to %zu bytes", sizeof(u->path) - 1);
+		return -EINVAL;
+	}
+	snprintf(u->path, sizeof(u->path), "%s", rest);
+	u->kind = kind;
+	return 0;
+}
+
+int mig_uri_parse(const char *text, struct mig_uri *u, char *err, size_t errlen)
+{
+	*u = (struct mig_uri){0};
+	if (strncmp(text, "tcp:", 4) == 0)
+		return mig_uri_parse_tcp(text + 4, u, err, errlen);
+	if (strncmp(text, "unix:", 5) == 0)
+		return mig_uri_parse_path(text + 5, MIG_URI_UNIX, u, err, errlen);
+	if (strncmp(text, "file:", 5) == 0)
+		return mig_uri_parse_path(text + 5, MIG_URI_FILE, u, err, errlen);
+	snprintf(err, errlen,
+		 "'%.64s' is not a migration URI (tcp:HOST:PORT, unix:PATH, file:PATH)", text);
+	return -EINVAL;
+}
+
+static void mig_sock_tune(int fd, bool tcp)
+{
+	int one = 1, buf = (int)MIG_SOCK_BUF;
+
+	if (tcp)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+}
+
+static int mig_unix_addr(const struct mig_uri *u, struct sockaddr_un *sa)
+{
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", u->path);
+	return 0;
+}
+
+static int mig_tcp_connect(const struct mig_uri *u, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	int rc = getaddrinfo(u->host, u->port, &hints, &res), fd = -1, saved = 0;
+
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0)
+			mig_sock_tune(fd, true);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			saved = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot connect to %s:%s: %s", u->host, u->port,
+			 strerror(saved ? saved : EHOSTUNREACH));
+	return fd < 0 ? -(saved ? saved : EHOSTUNREACH) : fd;
+}
+
+static int mig_unix_connect(const struct mig_uri *u, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	mig_unix_addr(u, &sa);
+	if (fd >= 0)
+		mig_sock_tune(fd, false);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot connect to %s: %s", u->path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen)
+{
+	if (u->kind == MIG_URI_TCP)
+		return mig_tcp_connect(u, err, errlen);
+	if (u->kind == MIG_URI_UNIX)
+		return mig_unix_connect(u, err, errlen);
+	int fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot create %s: %s", u->path, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+static int mig_listen_on(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, sa, len) < 0 || listen(fd, (int)MIG_MAX_CHANNELS + 1) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mig_tcp_listen(const struct mig_uri *u, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	const char *host = u->host[0] && strcmp(u->host, "0") != 0 ? u->host : NULL;
+	int rc = getaddrinfo(host, u->port, &hints, &res);
+
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+		return -EINVAL;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ret = fd < 0 ? -errno : mig_listen_on(fd, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot listen on %s:%s: %s", u->host, u->port,
+			 strerror(-ret));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int mig_unix_listen(const struct mig_uri *u, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	mig_unix_addr(u, &sa);
+	unlink(u->path); /* a stale socket from an earlier run */
+	int ret = fd < 0 ? -errno : mig_listen_on(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", u->path, strerror(-ret));
+		if (fd >= 0)
+			close(fd);
+	}
+	return ret < 0 ? ret : fd;
+}
+
+int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen)
+{
+	if (u->kind == MIG_URI_TCP)
+		return mig_tcp_listen(u, err, errlen);
+	if (u->kind == MIG_URI_UNIX)
+		return mig_unix_listen(u, err, errlen);
+	int fd = open(u->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open %s: %s", u->path, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+int mig_uri_accept(int listen_fd, int timeout_ms, const bool *cancel)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+		if (__atomic_load_n(cancel, __ATOMIC_ACQUIRE))
+			return -ECANCELED;
+		int n = poll(&p, 1, 100);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			mig_sock_tune(fd, true);
+			return fd;
+		}
+		if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN)
+			return -errno;
+	}
+	return -ETIMEDOUT;
+}
