@@ -99,6 +99,7 @@ struct vm {
 	bool ring;
 	uint32_t ring_entries;
 	bool logging;
+	bool dirty_broken;	    /* a harvest failed part-way: -EIO until the log is restarted */
 	pthread_mutex_t dirty_lock; /* one harvester or ring collector at a time */
 	uint64_t *ring_dirty;	    /* pages collected from rings, not yet harvested */
 
@@ -110,10 +111,10 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool started;
-	bool pause_req;	 /* pause_owners != 0, read without the lock by vCPU threads */
+	bool pause_req;	       /* pause_owners != 0, read without the lock by vCPU threads */
 	unsigned pause_owners; /* VM_PAUSE_* bits: who holds the vCPUs paused */
-	unsigned parked; /* vCPU threads parked (paused or finished) */
-	unsigned live;	 /* vCPU threads not yet finished */
+	unsigned parked;       /* vCPU threads parked (paused or finished) */
+	unsigned live;	       /* vCPU threads not yet finished */
 	bool stop;
 	enum vm_stop_reason reason;
 	int exit_status;
@@ -199,11 +200,19 @@ int vm_dirty_log_stop(struct vm *vm);
  * bits it set, or a negative errno. Under manual protect the re-arm is done in chunks of
  * VM_DIRTY_CLEAR_CHUNK pages so the guest is never held on the MMU lock for long.
  * Safe while vCPUs run; copy page contents only after the harvest that reported them.
+ *
+ * A harvest that fails part-way has already put every page it fetched into bitmap, but
+ * KVM's log is then half re-armed: the harvest returns its error and every later one
+ * -EIO (a migration must fail, never retry) until vm_dirty_log_stop() and
+ * vm_dirty_log_start() (which counts every page as dirty again).
  */
 #define VM_DIRTY_CLEAR_CHUNK (32u * 1024u) /* pages: 128 MiB */
 long vm_dirty_harvest(struct vm *vm, uint64_t *bitmap);
 uint64_t vm_dirty_pages(const struct vm *vm);
 const char *vm_dirty_mode_name(const struct vm *vm);
+
+/* Test seam: when non-zero, the n-th KVM_CLEAR_DIRTY_LOG from now fails with -EIO. */
+extern unsigned vm_dirty_fail_clear_nth;
 
 /* Called by vCPU threads on KVM_EXIT_DIRTY_RING_FULL and by the harvest. */
 void vm_dirty_ring_collect(struct vm *vm);
