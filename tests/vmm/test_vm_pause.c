@@ -89,6 +89,47 @@ static void test_pause_owners_nest(void **state)
 	sys_vm_destroy(&s);
 }
 
+/* Guest progress per 100 ms over a 600 ms window (after 100 ms to settle). */
+static double progress_rate(struct sys_vm *s)
+{
+	usleep(100000);
+	return progress_over(s, 600) / 6.0;
+}
+
+static void test_throttle_slows_ring3_guest(void **state)
+{
+	struct sys_vm s;
+
+	start_write_loop(&s, 2);
+	struct vm *vm = s.m->vm;
+	assert_int_equal(vm_get_throttle(vm), 0);
+	assert_int_equal(vm_set_throttle(vm, 100), -EINVAL);
+	double full = progress_rate(&s);
+	assert_int_equal(vm_set_throttle(vm, 80), 0);
+	assert_int_equal(vm_get_throttle(vm), 80);
+	double slow = progress_rate(&s);
+	printf("progress per 100 ms: %.0f at 0%%, %.0f at 80%% (%.2fx)\n", full, slow, slow / full);
+	assert_true(full > 0);
+	assert_true(slow < 0.6 * full);
+	assert_true(slow > 0);
+
+	/* A pause while throttled stops the guest, and the throttle survives it. */
+	assert_int_equal(vm_pause(vm, VM_PAUSE_MIGRATION), 0);
+	assert_true(vm_is_paused(vm));
+	assert_int_equal(progress_over(&s, 50), 0);
+	assert_true(vm_is_paused(vm));
+	vm_resume(vm, VM_PAUSE_MIGRATION);
+	assert_int_equal(vm_get_throttle(vm), 80);
+	wait_progress(&s);
+
+	/* Off again: back to (about) full speed. */
+	assert_int_equal(vm_set_throttle(vm, 0), 0);
+	double again = progress_rate(&s);
+	printf("progress per 100 ms after the throttle is off: %.0f\n", again);
+	assert_true(again > 0.6 * full);
+	sys_vm_destroy(&s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -99,6 +140,7 @@ int main(int argc, char **argv)
 	sys_require_kvm();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pause_owners_nest),
+	    cmocka_unit_test(test_throttle_slows_ring3_guest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

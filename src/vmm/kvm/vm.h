@@ -78,6 +78,7 @@ struct vcpu {
 	struct kvm_dirty_gfn *ring; /* dirty ring mapping, NULL in bitmap mode */
 	uint32_t ring_next;	    /* next ring entry to collect */
 	uint64_t exits;		    /* userspace exits handled (statistics) */
+	bool throttle_due;	    /* kicked by the throttle: sleep before the next KVM_RUN */
 	int tid;		    /* kernel thread id once running (control socket) */
 };
 
@@ -118,6 +119,12 @@ struct vm {
 	bool stop;
 	enum vm_stop_reason reason;
 	int exit_status;
+
+	/* Throttling (throttle.c); the thread and its flags under lock. */
+	unsigned throttle_pct; /* 0..99, read without the lock */
+	pthread_t throttle_thread;
+	pthread_cond_t throttle_cond; /* CLOCK_MONOTONIC; only while throttle_live */
+	bool throttle_live, throttle_quit;
 };
 
 /*
@@ -157,6 +164,16 @@ void vm_resume(struct vm *vm, unsigned owner);
 bool vm_is_paused(struct vm *vm);
 /* The VM_PAUSE_* bits held now. */
 unsigned vm_pause_owners(struct vm *vm);
+
+/*
+ * Throttling for auto-converge: each vCPU spends pct% (0..99; 0 = off) of every 10 ms
+ * period asleep outside KVM_RUN, kicked there by a per-VM thread (started by the first
+ * non-zero pct, ended by vm_close()), so even a guest that never exits is slowed down.
+ * Independent of vm_pause(): a pause or stop ends a throttle sleep at once, and the
+ * percentage survives a pause. -EINVAL above 99.
+ */
+int vm_set_throttle(struct vm *vm, unsigned pct);
+unsigned vm_get_throttle(struct vm *vm);
 
 /* Ends the run (first reason wins); callable from vCPU threads (device handlers). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
@@ -234,5 +251,8 @@ int vm_slot_update(struct vm *vm, struct vm_slot *slot);
 int vm_setup_msrs(struct vm *vm);
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index);
 void vcpu_fini(struct vcpu *vcpu);
+void vm_kick_all_locked(struct vm *vm);
+void vm_throttle_fini(struct vm *vm);
+void vcpu_throttle_wait(struct vcpu *vcpu);
 
 #endif
