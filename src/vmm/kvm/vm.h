@@ -237,6 +237,39 @@ void vm_dirty_ring_collect(struct vm *vm);
 /* VM-wide state. */
 int vm_clock_get(struct vm *vm, struct kvm_clock_data *clock);
 int vm_clock_set(struct vm *vm, const struct kvm_clock_data *clock);
+
+/*
+ * One clock reference at the stop, taken once with the VM paused: the KVM clock and every
+ * vCPU's TSC against one (host realtime, host TSC) pair. vm_clock_state_set() advances
+ * both by the real time that passed since the save (so the guest's time neither goes back
+ * nor stalls by the downtime) and leaves the vCPUs' TSCs in step with each other.
+ *
+ * Order on load: vcpu_state_set() on every vCPU FIRST, then vm_clock_state_set(): the
+ * IA32_TSC in each vCPU state is a per-vCPU reading from a different moment, and the later
+ * call overwrites it. Fixed size, plain data: it travels as is, checked for its exact size
+ * and version. -EPROTO if this host's TSC rate differs (vmig does not scale TSCs).
+ */
+#define VM_CLOCK_STATE_VERSION 1u
+#define VM_CLOCK_MAX_VCPUS     64u /* VMIG_MAX_VCPUS */
+enum vm_clock_tsc_source {
+	VM_CLOCK_TSC_OFFSET_ATTR = 1, /* KVM_VCPU_TSC_OFFSET: exact */
+	VM_CLOCK_TSC_MSR = 2,	      /* IA32_TSC read back-to-back against host TSC reads */
+};
+struct vm_clock_state {
+	uint32_t version; /* VM_CLOCK_STATE_VERSION */
+	uint32_t nr_vcpus;
+	uint32_t kvm_flags;   /* what KVM_GET_CLOCK reported (KVM_CLOCK_*) */
+	uint32_t tsc_source;  /* enum vm_clock_tsc_source used at the save */
+	uint64_t clock_ns;    /* the KVM clock */
+	uint64_t realtime_ns; /* host CLOCK_REALTIME at clock_ns (KVM's own when it gave one) */
+	uint64_t host_tsc;    /* host TSC at the same moment */
+	uint32_t tsc_khz;     /* the guest TSC rate */
+	uint32_t reserved;
+	uint64_t guest_tsc[VM_CLOCK_MAX_VCPUS]; /* each vCPU's TSC at host_tsc */
+};
+int vm_clock_state_get(struct vm *vm, struct vm_clock_state *st);
+int vm_clock_state_set(struct vm *vm, const struct vm_clock_state *st);
+
 #define VM_NR_IRQCHIPS 3 /* PIC master, PIC slave, IOAPIC */
 int vm_irqchip_get(struct vm *vm, struct kvm_irqchip chips[VM_NR_IRQCHIPS]);
 int vm_irqchip_set(struct vm *vm, const struct kvm_irqchip chips[VM_NR_IRQCHIPS]);
