@@ -111,6 +111,48 @@ static void test_exact_ring(void **state)
 	run_exact(VM_DIRTY_RING, 64 * MiB);
 }
 
+/*
+ * A harvest whose KVM_CLEAR_DIRTY_LOG fails on the second 128 MiB chunk of a slot: every
+ * page it fetched is already in the caller's bitmap (merge before re-protect), the log is
+ * then broken (-EIO, never a silent retry) until it is restarted, and a restart reports
+ * every page again.
+ */
+static void test_harvest_failure_part_way(void **state)
+{
+	const uint64_t mem = 512 * MiB; /* one slot, four clear chunks */
+	struct sys_vm s;
+
+	sys_vm_create(&s, image, mem, 1, VM_DIRTY_BITMAP, "W 4");
+	struct vm *vm = s.m->vm;
+	if (!vm->manual_protect) {
+		sys_vm_destroy(&s);
+		skip();
+	}
+	uint64_t nbits = vm_dirty_pages(vm);
+	uint64_t *map = bitmap_alloc(nbits);
+	assert_int_equal(machine_start(s.m), 0);
+	assert_int_equal(vm_dirty_log_start(vm), 0);
+
+	vm_dirty_fail_clear_nth = 2;
+	assert_int_equal(vm_dirty_harvest(vm, map), -EIO);
+	assert_int_equal(vm_dirty_fail_clear_nth, 0);
+	assert_int_equal(bitmap_count(map, nbits), mem >> 12);
+
+	/* Broken: later harvests fail and report nothing, even with KVM working again. */
+	bitmap_zero(map, nbits);
+	assert_int_equal(vm_dirty_harvest(vm, map), -EIO);
+	assert_int_equal(vm_dirty_harvest(vm, map), -EIO);
+	assert_true(bitmap_empty(map, nbits));
+
+	assert_int_equal(vm_dirty_log_stop(vm), 0);
+	assert_int_equal(vm_dirty_log_start(vm), 0);
+	assert_true(vm_dirty_harvest(vm, map) >= (long)(mem >> 12));
+	assert_int_equal(bitmap_count(map, nbits), mem >> 12);
+	assert_int_equal(vm_dirty_log_stop(vm), 0);
+	free(map);
+	sys_vm_destroy(&s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -123,6 +165,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_exact_bitmap),
 	    cmocka_unit_test(test_exact_bitmap_with_hole),
 	    cmocka_unit_test(test_exact_ring),
+	    cmocka_unit_test(test_harvest_failure_part_way),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -229,6 +230,49 @@ static void test_pause_resume_under_load(void **state)
 	sys_vm_destroy(&s);
 }
 
+/* An MSI with delivery mode dm (INIT = 5, StartUp = 6) to x2APIC id dest. */
+static void send_msi_dm(struct vm *vm, uint32_t dest, uint32_t dm, uint32_t vector)
+{
+	uint64_t addr =
+	    VMIG_MSI_WINDOW | ((uint64_t)(dest & 0xFF) << 12) | ((uint64_t)(dest >> 8) << 32);
+	assert_int_equal(vm_signal_msi(vm, addr, (dm << 8) | vector), 0);
+}
+
+/*
+ * INIT and SIPI wait in the AP's LAPIC until something processes them; KVM_GET_MP_STATE
+ * does (it moves the AP to the SIPI vector's CS:IP). A capture that reads the registers
+ * before the MP state saves the reset CS:IP with a RUNNABLE MP state: the AP would run
+ * from the reset vector on the destination instead of the SIPI vector.
+ */
+static void test_mp_state_read_before_registers(void **state)
+{
+	struct sys_vm s;
+	struct vcpu_state ap;
+	const uint32_t sipi_page = 0x9A;
+
+	sys_vm_create(&s, image, 32 * MiB, 2, VM_DIRTY_AUTO, "W 1");
+	assert_int_equal(machine_start(s.m), 0);
+	assert_int_equal(vm_pause(s.m->vm, VM_PAUSE_INTERNAL), 0);
+	/*
+	 * This KVM routes an MSI by APIC id through a map it rebuilds lazily; until the AP's
+	 * LAPIC was written once an MSI to it is dropped (returns 0). Writing its own LAPIC
+	 * state back rebuilds the map and changes nothing else.
+	 */
+	struct kvm_lapic_state lapic;
+	assert_int_equal(ioctl(s.m->vm->vcpus[1].fd, KVM_GET_LAPIC, &lapic), 0);
+	assert_int_equal(ioctl(s.m->vm->vcpus[1].fd, KVM_SET_LAPIC, &lapic), 0);
+	/* The AP's thread is parked outside KVM_RUN: nothing accepts the events but us. */
+	send_msi_dm(s.m->vm, 1, 5, 0);
+	send_msi_dm(s.m->vm, 1, 6, sipi_page);
+	assert_int_equal(vcpu_state_get(&s.m->vm->vcpus[1], &ap), 0);
+	assert_int_equal(ap.mp_state.mp_state, KVM_MP_STATE_RUNNABLE);
+	assert_int_equal(ap.sregs.cs.selector, sipi_page << 8);
+	assert_int_equal(ap.sregs.cs.base, (uint64_t)sipi_page << 12);
+	assert_int_equal(ap.regs.rip, 0);
+	vcpu_state_free(&ap);
+	sys_vm_destroy(&s);
+}
+
 static void test_ram_above_hole(void **state)
 {
 	struct sys_vm s;
@@ -266,6 +310,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_ioeventfd_doorbell),
 	    cmocka_unit_test(test_pause_resume_under_load),
 	    cmocka_unit_test(test_ram_above_hole),
+	    cmocka_unit_test(test_mp_state_read_before_registers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

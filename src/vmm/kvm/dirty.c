@@ -73,6 +73,7 @@ int vm_dirty_log_start(struct vm *vm)
 	int ret = vm->logging ? 0 : vm_dirty_set_flag(vm, true);
 	if (ret == 0 && !vm->logging) {
 		vm->logging = true;
+		vm->dirty_broken = false; /* every page counts as dirty again: nothing is lost */
 		if (vm->ring || !vm->initially_set)
 			vm_dirty_mark_all(vm);
 	}
@@ -109,6 +110,17 @@ static size_t vm_dirty_merge_slot(uint64_t *dst, const struct vm_slot *s, const 
 	return count;
 }
 
+unsigned vm_dirty_fail_clear_nth;
+
+/* KVM_CLEAR_DIRTY_LOG, or the failure a test asked for. */
+static int vm_dirty_clear_ioctl(struct vm *vm, struct kvm_clear_dirty_log *c)
+{
+	unsigned nth = __atomic_load_n(&vm_dirty_fail_clear_nth, __ATOMIC_RELAXED);
+	if (nth && __atomic_sub_fetch(&vm_dirty_fail_clear_nth, 1, __ATOMIC_RELAXED) == 0)
+		return -EIO;
+	return ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, c) < 0 ? -errno : 0;
+}
+
 static int vm_dirty_clear_chunks(struct vm *vm, struct vm_slot *s)
 {
 	uint64_t pages = s->size >> GUEST_PAGE_SHIFT;
@@ -121,12 +133,19 @@ static int vm_dirty_clear_chunks(struct vm *vm, struct vm_slot *s)
 						.num_pages = (uint32_t)n,
 						.first_page = first,
 						.dirty_bitmap = &s->log[first / BITMAP_WORD_BITS]};
-		if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
-			return -errno;
+		int ret = vm_dirty_clear_ioctl(vm, &c);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
 
+/*
+ * Each slot's bits reach the caller's bitmap before KVM re-protects those pages, so a
+ * failure part-way loses nothing the caller was not told about. It still leaves KVM's log
+ * in a state no later harvest can trust (some chunks re-armed, some not; earlier slots
+ * already fetched), so the log is marked broken: see vm_dirty_harvest().
+ */
 static long vm_dirty_harvest_bitmap(struct vm *vm, uint64_t *bitmap)
 {
 	long total = 0;
@@ -136,12 +155,12 @@ static long vm_dirty_harvest_bitmap(struct vm *vm, uint64_t *bitmap)
 		struct kvm_dirty_log log = {.slot = s->id, .dirty_bitmap = s->log};
 		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 			return -errno;
+		total += (long)vm_dirty_merge_slot(bitmap, s, s->log);
 		if (vm->manual_protect) {
 			int ret = vm_dirty_clear_chunks(vm, s);
 			if (ret < 0)
 				return ret;
 		}
-		total += (long)vm_dirty_merge_slot(bitmap, s, s->log);
 	}
 	return total;
 }
@@ -221,8 +240,17 @@ long vm_dirty_harvest(struct vm *vm, uint64_t *bitmap)
 	if (!vm->mem)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->dirty_lock);
+	if (vm->dirty_broken) {
+		pthread_mutex_unlock(&vm->dirty_lock);
+		return -EIO;
+	}
 	if (vm->logging && !vm->ring)
 		ret = vm_dirty_harvest_bitmap(vm, bitmap);
+	if (ret < 0) {
+		vm->dirty_broken = true;
+		log_error("dirty log harvest failed (%s): the log is lost until it is restarted",
+			  strerror((int)-ret));
+	}
 	/* ring_dirty also holds the log-start "all dirty" marks in bitmap mode without them. */
 	if (ret >= 0)
 		ret += vm_dirty_take_ring(vm, bitmap);

@@ -123,7 +123,7 @@ void vcpu_fini(struct vcpu *v)
 }
 
 /* Under vm->lock. */
-static void vm_kick_all_locked(struct vm *vm)
+void vm_kick_all_locked(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -268,6 +268,7 @@ static void *vcpu_thread(void *arg)
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->io_settled = true;
+				vcpu_throttle_wait(v);
 				continue;
 			}
 			log_error("vcpu %u: KVM_RUN: %s", v->index, strerror(errno));
@@ -320,6 +321,7 @@ int vm_pause(struct vm *vm, unsigned owner)
 	vm->pause_owners |= owner;
 	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
 	vm_kick_all_locked(vm);
+	pthread_cond_broadcast(&vm->cond); /* ends throttle sleeps (throttle.c) */
 	while (vm->parked < vm->live)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);

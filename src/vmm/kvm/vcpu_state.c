@@ -117,13 +117,18 @@ int vcpu_state_get(struct vcpu *v, struct vcpu_state *st)
 
 	memset(st, 0, sizeof(*st));
 	st->index = v->index;
-	if ((ret = VCPU_IOCTL(v->fd, KVM_GET_REGS, &st->regs)) < 0 ||
+	/*
+	 * MP state first: KVM_GET_MP_STATE accepts a pending INIT/SIPI, which resets the vCPU
+	 * and moves it to the SIPI vector. Read later, it would pair a RUNNABLE state with the
+	 * registers from before the SIPI.
+	 */
+	if ((ret = VCPU_IOCTL(v->fd, KVM_GET_MP_STATE, &st->mp_state)) < 0 ||
+	    (ret = VCPU_IOCTL(v->fd, KVM_GET_REGS, &st->regs)) < 0 ||
 	    (ret = VCPU_IOCTL(v->fd, KVM_GET_SREGS, &st->sregs)) < 0 ||
 	    (ret = vcpu_state_get_xsave(v, st)) < 0 ||
 	    (ret = VCPU_IOCTL(v->fd, KVM_GET_XCRS, &st->xcrs)) < 0 ||
 	    (ret = VCPU_IOCTL(v->fd, KVM_GET_LAPIC, &st->lapic)) < 0 ||
 	    (ret = vcpu_state_get_msrs(v, st)) < 0 ||
-	    (ret = VCPU_IOCTL(v->fd, KVM_GET_MP_STATE, &st->mp_state)) < 0 ||
 	    (ret = VCPU_IOCTL(v->fd, KVM_GET_DEBUGREGS, &st->debugregs)) < 0 ||
 	    (ret = VCPU_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &st->events)) < 0) {
 		vcpu_state_free(st);

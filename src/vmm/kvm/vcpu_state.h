@@ -8,6 +8,9 @@
  * Every tag must appear exactly once; fixed-size records must have exactly their size.
  * A truncated or corrupt blob gives -EINVAL (-EPROTO for an unknown version) and no state.
  *
+ * Capture order: MP state before everything else (reading it makes KVM accept a pending
+ * INIT/SIPI, which changes the registers).
+ *
  * Restore order: sregs (CR*, EFER, APIC base - so the LAPIC below is read in x2APIC mode),
  * regs, XSAVE, XCRs, LAPIC, MSRs (after sregs and LAPIC: EFER-dependent and TSC-deadline
  * MSRs), MP state, debug registers, and vCPU events last (pending exception/interrupt/NMI

@@ -229,6 +229,7 @@ void vm_close(struct vm *vm)
 	if (!vm)
 		return;
 	vm_request_stop(vm, VM_STOP_REQUEST, 0);
+	vm_throttle_fini(vm); /* it kicks vCPU threads: gone before they are joined */
 	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].thread_live) {
 			pthread_join(vm->vcpus[i].thread, NULL);

@@ -78,6 +78,7 @@ struct vcpu {
 	struct kvm_dirty_gfn *ring; /* dirty ring mapping, NULL in bitmap mode */
 	uint32_t ring_next;	    /* next ring entry to collect */
 	uint64_t exits;		    /* userspace exits handled (statistics) */
+	bool throttle_due;	    /* kicked by the throttle: sleep before the next KVM_RUN */
 	int tid;		    /* kernel thread id once running (control socket) */
 };
 
@@ -99,6 +100,7 @@ struct vm {
 	bool ring;
 	uint32_t ring_entries;
 	bool logging;
+	bool dirty_broken;	    /* a harvest failed part-way: -EIO until the log is restarted */
 	pthread_mutex_t dirty_lock; /* one harvester or ring collector at a time */
 	uint64_t *ring_dirty;	    /* pages collected from rings, not yet harvested */
 
@@ -110,13 +112,19 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool started;
-	bool pause_req;	 /* pause_owners != 0, read without the lock by vCPU threads */
+	bool pause_req;	       /* pause_owners != 0, read without the lock by vCPU threads */
 	unsigned pause_owners; /* VM_PAUSE_* bits: who holds the vCPUs paused */
-	unsigned parked; /* vCPU threads parked (paused or finished) */
-	unsigned live;	 /* vCPU threads not yet finished */
+	unsigned parked;       /* vCPU threads parked (paused or finished) */
+	unsigned live;	       /* vCPU threads not yet finished */
 	bool stop;
 	enum vm_stop_reason reason;
 	int exit_status;
+
+	/* Throttling (throttle.c); the thread and its flags under lock. */
+	unsigned throttle_pct; /* 0..99, read without the lock */
+	pthread_t throttle_thread;
+	pthread_cond_t throttle_cond; /* CLOCK_MONOTONIC; only while throttle_live */
+	bool throttle_live, throttle_quit;
 };
 
 /*
@@ -156,6 +164,16 @@ void vm_resume(struct vm *vm, unsigned owner);
 bool vm_is_paused(struct vm *vm);
 /* The VM_PAUSE_* bits held now. */
 unsigned vm_pause_owners(struct vm *vm);
+
+/*
+ * Throttling for auto-converge: each vCPU spends pct% (0..99; 0 = off) of every 10 ms
+ * period asleep outside KVM_RUN, kicked there by a per-VM thread (started by the first
+ * non-zero pct, ended by vm_close()), so even a guest that never exits is slowed down.
+ * Independent of vm_pause(): a pause or stop ends a throttle sleep at once, and the
+ * percentage survives a pause. -EINVAL above 99.
+ */
+int vm_set_throttle(struct vm *vm, unsigned pct);
+unsigned vm_get_throttle(struct vm *vm);
 
 /* Ends the run (first reason wins); callable from vCPU threads (device handlers). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
@@ -199,11 +217,19 @@ int vm_dirty_log_stop(struct vm *vm);
  * bits it set, or a negative errno. Under manual protect the re-arm is done in chunks of
  * VM_DIRTY_CLEAR_CHUNK pages so the guest is never held on the MMU lock for long.
  * Safe while vCPUs run; copy page contents only after the harvest that reported them.
+ *
+ * A harvest that fails part-way has already put every page it fetched into bitmap, but
+ * KVM's log is then half re-armed: the harvest returns its error and every later one
+ * -EIO (a migration must fail, never retry) until vm_dirty_log_stop() and
+ * vm_dirty_log_start() (which counts every page as dirty again).
  */
 #define VM_DIRTY_CLEAR_CHUNK (32u * 1024u) /* pages: 128 MiB */
 long vm_dirty_harvest(struct vm *vm, uint64_t *bitmap);
 uint64_t vm_dirty_pages(const struct vm *vm);
 const char *vm_dirty_mode_name(const struct vm *vm);
+
+/* Test seam: when non-zero, the n-th KVM_CLEAR_DIRTY_LOG from now fails with -EIO. */
+extern unsigned vm_dirty_fail_clear_nth;
 
 /* Called by vCPU threads on KVM_EXIT_DIRTY_RING_FULL and by the harvest. */
 void vm_dirty_ring_collect(struct vm *vm);
@@ -211,6 +237,39 @@ void vm_dirty_ring_collect(struct vm *vm);
 /* VM-wide state. */
 int vm_clock_get(struct vm *vm, struct kvm_clock_data *clock);
 int vm_clock_set(struct vm *vm, const struct kvm_clock_data *clock);
+
+/*
+ * One clock reference at the stop, taken once with the VM paused: the KVM clock and every
+ * vCPU's TSC against one (host realtime, host TSC) pair. vm_clock_state_set() advances
+ * both by the real time that passed since the save (so the guest's time neither goes back
+ * nor stalls by the downtime) and leaves the vCPUs' TSCs in step with each other.
+ *
+ * Order on load: vcpu_state_set() on every vCPU FIRST, then vm_clock_state_set(): the
+ * IA32_TSC in each vCPU state is a per-vCPU reading from a different moment, and the later
+ * call overwrites it. Fixed size, plain data: it travels as is, checked for its exact size
+ * and version. -EPROTO if this host's TSC rate differs (vmig does not scale TSCs).
+ */
+#define VM_CLOCK_STATE_VERSION 1u
+#define VM_CLOCK_MAX_VCPUS     64u /* VMIG_MAX_VCPUS */
+enum vm_clock_tsc_source {
+	VM_CLOCK_TSC_OFFSET_ATTR = 1, /* KVM_VCPU_TSC_OFFSET: exact */
+	VM_CLOCK_TSC_MSR = 2,	      /* IA32_TSC read back-to-back against host TSC reads */
+};
+struct vm_clock_state {
+	uint32_t version; /* VM_CLOCK_STATE_VERSION */
+	uint32_t nr_vcpus;
+	uint32_t kvm_flags;   /* what KVM_GET_CLOCK reported (KVM_CLOCK_*) */
+	uint32_t tsc_source;  /* enum vm_clock_tsc_source used at the save */
+	uint64_t clock_ns;    /* the KVM clock */
+	uint64_t realtime_ns; /* host CLOCK_REALTIME at clock_ns (KVM's own when it gave one) */
+	uint64_t host_tsc;    /* host TSC at the same moment */
+	uint32_t tsc_khz;     /* the guest TSC rate */
+	uint32_t reserved;
+	uint64_t guest_tsc[VM_CLOCK_MAX_VCPUS]; /* each vCPU's TSC at host_tsc */
+};
+int vm_clock_state_get(struct vm *vm, struct vm_clock_state *st);
+int vm_clock_state_set(struct vm *vm, const struct vm_clock_state *st);
+
 #define VM_NR_IRQCHIPS 3 /* PIC master, PIC slave, IOAPIC */
 int vm_irqchip_get(struct vm *vm, struct kvm_irqchip chips[VM_NR_IRQCHIPS]);
 int vm_irqchip_set(struct vm *vm, const struct kvm_irqchip chips[VM_NR_IRQCHIPS]);
@@ -225,5 +284,8 @@ int vm_slot_update(struct vm *vm, struct vm_slot *slot);
 int vm_setup_msrs(struct vm *vm);
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index);
 void vcpu_fini(struct vcpu *vcpu);
+void vm_kick_all_locked(struct vm *vm);
+void vm_throttle_fini(struct vm *vm);
+void vcpu_throttle_wait(struct vcpu *vcpu);
 
 #endif
