@@ -102,7 +102,7 @@ static int vm_clock_read_tscs(struct vm *vm, struct vm_clock_state *st)
 
 int vm_clock_state_get(struct vm *vm, struct vm_clock_state *st)
 {
-	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	int khz = (int)vm->tsc_khz;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -157,8 +157,7 @@ int vm_clock_state_set(struct vm *vm, const struct vm_clock_state *st)
 	if (st->version != VM_CLOCK_STATE_VERSION || st->nr_vcpus != vm->nr_vcpus ||
 	    st->nr_vcpus > VM_CLOCK_MAX_VCPUS || !st->tsc_khz)
 		return -EINVAL;
-	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-	if (khz != (int)st->tsc_khz)
+	if (vm->tsc_khz != st->tsc_khz)
 		return -EPROTO; /* without TSC scaling the guest would see its TSC rate change */
 	uint64_t now = __rdtsc(), real = clock_realtime_ns();
 	uint64_t elapsed = real > st->realtime_ns ? real - st->realtime_ns : 0;

@@ -62,10 +62,8 @@ int vm_shape_encode(const struct vm_shape *s, void **blob, size_t *len)
 
 void vm_shape_describe(struct vm *vm, struct vm_shape *s)
 {
-	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-
 	*s = (struct vm_shape){.nr_vcpus = vm->nr_vcpus,
-			       .tsc_khz = khz > 0 ? (uint32_t)khz : 0,
+			       .tsc_khz = vm->tsc_khz,
 			       .xsave_size = vm->xsave_size,
 			       .nr_cpuid = vm->cpuid->nent,
 			       .cpuid = vm->cpuid->entries,

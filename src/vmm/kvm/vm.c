@@ -174,8 +174,17 @@ static int vm_setup_cpuid(struct vm *vm)
 	}
 	for (uint32_t i = 0; i < vm->cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &vm->cpuid->entries[i];
-		if (e->function == 1)
+		/*
+		 * KVM fills the APIC id fields from the host CPU this thread ran on: clear them,
+		 * or two VMs of one host differ in their CPUID (and refuse each other's state).
+		 * vcpu_set_cpuid() puts each vCPU's own id in.
+		 */
+		if (e->function == 1) {
 			e->ecx |= (1u << 21) | (1u << 31); /* x2APIC, hypervisor present */
+			e->ebx &= 0x00FFFFFFu;
+		} else if (e->function == 0xB || e->function == 0x1F) {
+			e->edx = 0;
+		}
 	}
 	int xs = vm_check_ext(vm, KVM_CAP_XSAVE2);
 	vm->xsave_size = (uint32_t)MAX(xs, (int)sizeof(struct kvm_xsave));
@@ -217,6 +226,10 @@ int vm_open(const struct vm_config *cfg, struct vm **out)
 	}
 	if ((ret = vm_setup_msrs(vm)) < 0)
 		goto fail;
+	/* Read once now: a vCPU ioctl waits for that vCPU to leave KVM_RUN, which a guest
+	 * busy in ring 3 may not do for seconds. */
+	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
 	*out = vm;
 	return 0;
 fail:

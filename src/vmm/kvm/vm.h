@@ -92,6 +92,7 @@ struct vm {
 	unsigned nr_slots;
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, x2APIC and hypervisor bits on */
 	uint32_t xsave_size;	  /* bytes of struct kvm_xsave for KVM_GET_XSAVE2 */
+	uint32_t tsc_khz;	  /* the vCPUs' TSC rate (KVM_GET_TSC_KHZ); 0 if unknown */
 	uint32_t *msr_index;	  /* MSRs saved with the vCPU state (read and write back) */
 	unsigned nr_msrs;
 

@@ -23,7 +23,7 @@ struct mig_cpu {
 	struct vm *vm;
 	/* Destination: what arrived. */
 	bool clock_seen, irq_seen;
-	struct kvm_clock_data clock;
+	struct vm_clock_state clock;
 	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
 	struct vcpu_state *states; /* xsave != NULL once seen */
 };
@@ -52,11 +52,13 @@ static int mig_cpu_send_vcpu(struct mig_chan *ch, struct vcpu *v)
 static int mig_cpu_save_complete(struct mig_section *s, struct mig_chan *ch)
 {
 	struct mig_cpu *c = s->state;
-	struct kvm_clock_data clock;
+	struct vm_clock_state clock;
 	struct kvm_irqchip chips[VM_NR_IRQCHIPS];
 	int ret;
 
-	if ((ret = vm_clock_get(c->vm, &clock)) < 0 || (ret = vm_irqchip_get(c->vm, chips)) < 0)
+	/* One clock and TSC reference for every vCPU, taken once at the stop. */
+	if ((ret = vm_clock_state_get(c->vm, &clock)) < 0 ||
+	    (ret = vm_irqchip_get(c->vm, chips)) < 0)
 		return ret;
 	struct iovec ck = {.iov_base = &clock, .iov_len = sizeof(clock)};
 	struct iovec ic = {.iov_base = chips, .iov_len = sizeof(chips)};
@@ -151,7 +153,10 @@ static int mig_cpu_load_check(struct mig_section *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* The irqchip, then every vCPU (their LAPICs after the irqchip), then the clock. */
+/*
+ * The irqchip, then every vCPU (their LAPICs after the irqchip), then the clock state: it
+ * sets every vCPU's TSC from the one reference, after the per-vCPU IA32_TSC in their states.
+ */
 static int mig_cpu_apply(struct mig_section *s, char *err, size_t errlen)
 {
 	struct mig_cpu *c = s->state;
@@ -160,7 +165,7 @@ static int mig_cpu_apply(struct mig_section *s, char *err, size_t errlen)
 	for (unsigned i = 0; ret == 0 && i < c->vm->nr_vcpus; i++)
 		ret = vcpu_state_set(&c->vm->vcpus[i], &c->states[i]);
 	if (ret == 0)
-		ret = vm_clock_set(c->vm, &c->clock);
+		ret = vm_clock_state_set(c->vm, &c->clock);
 	if (ret < 0)
 		snprintf(err, errlen, "KVM refused the CPU state: %s", strerror(-ret));
 	return ret;

@@ -9,17 +9,20 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/trace.h"
+#include "vmm/kvm/shape.h"
 #include "vmm/machine.h"
 #include "vmm/migration/internal.h"
 
 #define DST_ACCEPT_MS 10000 /* RAM channels, once the main channel is in */
 #define DST_SILENCE_S 30    /* the source keeps the main channel alive every second */
+#define DST_SHAPE_MAX (1u << 20)
 
 void mig_dest_send_error(struct migration *mig, const char *text)
 {
@@ -102,16 +105,28 @@ static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
 	return ret;
 }
 
-/* The source's shape record comes first, before anything may be loaded. */
+/* The source's CPU shape comes first and must fit this VM before anything is loaded. */
 static int dst_read_shape(struct migration *mig, char *err, size_t errlen)
 {
 	struct mig_rec r;
 	int ret = mig_chan_recv(&mig->chans[0], &r, err, errlen);
 
-	if (ret == 0 && (r.section != MIG_SEC_STREAM || r.type != MIG_T_SHAPE || r.len != 0)) {
+	if (ret < 0)
+		return ret;
+	if (r.section != MIG_SEC_STREAM || r.type != MIG_T_SHAPE || r.len > DST_SHAPE_MAX) {
 		snprintf(err, errlen, "the stream does not start with the machine shape");
-		ret = -EBADMSG;
+		return -EBADMSG;
 	}
+	void *blob = malloc(r.len ? r.len : 1);
+	if (!blob)
+		return -ENOMEM;
+	ret = mig_chan_recv_payload(&mig->chans[0], &r, blob);
+	if (ret < 0)
+		snprintf(err, errlen, "the machine shape record is %s",
+			 ret == -EBADMSG ? "corrupt" : "cut short");
+	if (ret == 0 && vm_shape_check(mig->m->vm, blob, r.len, err, errlen) < 0)
+		ret = -EPROTO;
+	free(blob);
 	return ret;
 }
 

@@ -16,9 +16,9 @@
 #include "common/log.h"
 #include "common/trace.h"
 #include "common/util.h"
+#include "vmm/kvm/shape.h"
 #include "vmm/machine.h"
 #include "vmm/migration/internal.h"
-int vm_set_throttle(struct vm *vm, unsigned pct);
 
 #define SRC_ANSWER_MS	   60000 /* READY and RUNNING must come within this */
 #define SRC_KEEPALIVE_S	   1	 /* a PASS record on the main channel while RAM flows elsewhere */
@@ -300,6 +300,23 @@ static int src_save_complete(struct migration *mig)
 
 /* Setup --------------------------------------------------------------------------------- */
 
+/* The CPU shape goes first: a destination that cannot take it refuses before any RAM. */
+static int src_send_shape(struct migration *mig)
+{
+	void *blob;
+	size_t len;
+	int ret = vm_shape_save(mig->m->vm, &blob, &len);
+
+	if (ret < 0) {
+		mig_set_error(mig, "cannot describe this VM's CPU shape: %s", strerror(-ret));
+		return ret;
+	}
+	struct iovec v = {.iov_base = blob, .iov_len = len};
+	ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_SHAPE, 0, 0, &v, 1);
+	free(blob);
+	return ret;
+}
+
 static int src_setup(struct migration *mig)
 {
 	int ret = 0;
@@ -307,7 +324,7 @@ static int src_setup(struct migration *mig)
 	for (unsigned i = 0; i < mig->nr_chans && ret == 0; i++)
 		ret = src_open_chan(mig, i);
 	if (ret == 0)
-		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_SHAPE, 0, 0, NULL, 0);
+		ret = src_send_shape(mig);
 	if (ret == 0 && !src_is_file(mig)) {
 		ret = -pthread_create(&mig->rp_thread, NULL, src_rp_thread, mig);
 		mig->rp_live = ret == 0;
