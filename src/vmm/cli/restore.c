@@ -92,7 +92,7 @@ static int restore_parse(int argc, char **argv, struct machine_config *cfg, uint
 	return 0;
 }
 
-/* The machine as the file's header describes it. 0, or 1 with one error line. */
+/* The machine as the file's header describes it. 0, or the exit code (one error line). */
 static int restore_create(const char *file, struct machine_config *cfg, struct machine **m)
 {
 	char err[256] = "";
@@ -102,7 +102,7 @@ static int restore_create(const char *file, struct machine_config *cfg, struct m
 
 	if (ret < 0) {
 		log_error("restore: %s", err[0] ? err : strerror(-ret));
-		return 1;
+		return ret == -ENOENT || ret == -EACCES ? VMIG_EXIT_NOINPUT : 1;
 	}
 	cfg->mem_size = mem;
 	cfg->nr_vcpus = vcpus;
