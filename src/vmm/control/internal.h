@@ -50,7 +50,8 @@ struct control {
 	char *events[CONTROL_MAX_EVENTS];
 	unsigned nr_events;
 	bool stop_req;
-	int exit_code; /* with stop_req: for SHUTDOWN */
+	int exit_code;	 /* with stop_req: for SHUTDOWN */
+	bool mig_settle; /* a migration failed or was cancelled: did the guest resume? */
 };
 
 /* An error reply: class is a QMP error class ("GenericError", "CommandNotFound"). */
@@ -90,6 +91,10 @@ cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
 bool control_incoming_pending(struct control *c);
 /* True once we told the clients STOP for a migration's switchover (and no RESUME since). */
 bool control_migration_stopped(struct control *c);
+/* Control thread: RESUME if a failed or cancelled migration rolled back (migrate.c). */
+void control_migration_settle(struct control *c);
+/* Wakes the control thread (any thread). */
+void control_wake(struct control *c);
 
 /*
  * Runs one parsed message from cl and writes its reply (return or error, with the id).

@@ -539,23 +539,39 @@ static bool mig_user_holds(struct control *c)
 }
 
 /*
- * Source only. "device": the engine stopped the vCPUs; tell the clients unless a user's
- * stop already did. An end state after that: a roll-back (failed or cancelled before
- * COMMIT) runs the guest again; completed, or failed after COMMIT, leaves it stopped
- * (postmigrate), and only cont can run it, which sends its own RESUME.
+ * Source only, on the engine's thread, which may hold its own locks: nothing here calls
+ * the engine. "device": the engine stopped the vCPUs; tell the clients unless a user's
+ * stop already did. failed/cancelled: whether that was a roll-back (the guest runs again)
+ * or a failure past COMMIT (postmigrate) is the engine's to say, so the control thread
+ * asks it (control_migration_settle).
  */
 static void mig_track_run_state(struct control *c, const char *status)
 {
-	bool rolled_back = strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
-
 	if (strcmp(status, "device") == 0) {
 		if (!mig_user_holds(c) &&
 		    !__atomic_exchange_n(&c->mig_stopped, true, __ATOMIC_ACQ_REL))
 			control_emit_event(c, "STOP", NULL);
 		return;
 	}
-	if (!rolled_back || migration_source_done(c->cfg.mig))
-		return; /* still stopped (postmigrate): cont clears mig_stopped */
+	if (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->mig_settle = true;
+	pthread_mutex_unlock(&c->lock);
+	control_wake(c);
+}
+
+void control_migration_settle(struct control *c)
+{
+	bool settle;
+
+	pthread_mutex_lock(&c->lock);
+	settle = c->mig_settle;
+	c->mig_settle = false;
+	pthread_mutex_unlock(&c->lock);
+	/* Completed, or failed past COMMIT: still stopped, and only cont clears mig_stopped. */
+	if (!settle || !c->cfg.mig || migration_source_done(c->cfg.mig))
+		return;
 	if (__atomic_exchange_n(&c->mig_stopped, false, __ATOMIC_ACQ_REL) && !mig_user_holds(c))
 		control_emit_event(c, "RESUME", NULL);
 }
