@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* vmig: a small KVM VMM. Subcommands: run, restore (later: migrate, demo). */
+/* vmig: a small KVM VMM. Subcommands: run, restore, migrate (later: demo). */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +14,8 @@ static void main_usage(FILE *out)
 	      "Commands:\n"
 	      "  run       boot a guest (the built-in firmware or --kernel IMAGE) and run it\n"
 	      "  restore   continue a guest saved with 'vmig run --save FILE'\n"
+	      "  migrate   drive a live migration of a running vmig through its --qmp socket\n"
+	      "            to a destination started with 'vmig run --incoming URI'\n"
 	      "  help      this text; 'vmig COMMAND --help' describes a command's options\n"
 	      "\n"
 	      "Environment: VMIG_TRACE=PATTERNS (as --trace), VMIG_TRACE_FILE=PATH.\n",
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
 		return cli_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "restore") == 0)
 		return cli_restore(argc - 1, argv + 1);
+	if (strcmp(cmd, "migrate") == 0)
+		return cli_migrate(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
 		main_usage(stdout);
 		return 0;

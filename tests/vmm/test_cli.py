@@ -39,6 +39,18 @@ def test_bad_cmdlines():
                  ["run", "--dirty-log", "sometimes"], ["run", "--trace", ","],
                  ["restore"], ["restore", "a", "b"]):
         bad_cmdline(args, 64)
+    # Migration: what a user mistypes on either side (docs/migration.md).
+    q = ["--qmp", "unix:/tmp/vmig-none.sock"]
+    for args in (["migrate"], ["migrate", *q], ["migrate", "tcp:127.0.0.1:4444"],
+                 ["migrate", *q, "127.0.0.1:4444"], ["migrate", *q, "tcp:127.0.0.1"],
+                 ["migrate", *q, "tcp:h:1", "--channels", "-1"],
+                 ["migrate", *q, "tcp:h:1", "--max-bandwidth", "fast"],
+                 ["migrate", *q, "tcp:h:1", "--downtime-limit"],
+                 ["run", "--incoming"], ["run", "--incoming", "defer", "--no-devices"],
+                 ["run", "--incoming", "tcp:127.0.0.1:4444"],
+                 ["run", "--incoming", "127.0.0.1:4444", "--no-devices"],
+                 ["run", "--incoming", "unix:", "--no-devices"]):
+        bad_cmdline(args, 64)
     bad_cmdline(["run", "--kernel", "/nonexistent/vmig-image"], 66)
     bad_cmdline(["restore", "/nonexistent/vmig-snapshot"], 66)
 
@@ -75,8 +87,14 @@ def test_help():
     opts = ["--mem", "--vcpus", "--guest-args", "--kernel", "--trace", "--dirty-log",
             "--timeout", "--save", "--save-at-mark", "--save-after", "--help"]
     check(rc == 0 and all(o in out for o in opts), "run --help explains every option")
+    check("--incoming URI" in out, "run --help explains --incoming")
+    rc, out, _ = run("migrate", "--help")
+    opts = ["--qmp unix:PATH", "--downtime-limit", "--channels", "--max-bandwidth",
+            "--auto-converge", "--max-passes", "--then-quit", "--interval", "--timeout"]
+    check(rc == 0 and all(o in out for o in opts), "migrate --help explains every option")
     rc, out, _ = run("help")
-    check(rc == 0 and "run" in out and "restore" in out, "vmig help lists the commands")
+    check(rc == 0 and all(c in out for c in ("run", "restore", "migrate")),
+          "vmig help lists the commands")
 
 
 def test_exit_status():

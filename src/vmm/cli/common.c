@@ -54,11 +54,12 @@ int cli_set_trace(const char *patterns)
 	return ret;
 }
 
-int cli_control_start(struct machine *m, const char *spec, bool wait, struct devices *dev,
-		      struct host_platform *hp, struct control **out)
+int cli_control_start(const struct control_config *base, const char *spec, bool wait,
+		      struct control **out)
 {
-	struct control_config cfg = {.m = m, .dev = dev, .hp = hp, .start_paused = wait};
+	struct control_config cfg = *base;
 
+	cfg.start_paused = wait;
 	*out = NULL;
 	if (!spec)
 		return 0;
@@ -66,7 +67,7 @@ int cli_control_start(struct machine *m, const char *spec, bool wait, struct dev
 		return VMIG_EXIT_USAGE;
 	/* Paused before the vCPU threads exist: they park before running any guest code. */
 	if (wait)
-		vm_pause(m->vm, VM_PAUSE_USER);
+		vm_pause(cfg.m->vm, VM_PAUSE_USER);
 	return control_start(&cfg, out) < 0 ? 1 : 0;
 }
 

@@ -15,7 +15,7 @@
 #include "vmm/control/control.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
-#include "vmm/snapshot.h"
+#include "vmm/migration/migration.h"
 
 struct run_opts {
 	uint64_t mem;
@@ -32,6 +32,7 @@ struct run_opts {
 	bool no_devices;
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
+	const char *incoming; /* --incoming URI or "defer" */
 };
 
 /* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
@@ -58,22 +59,34 @@ static void run_usage(void)
 	       "                      for the built-in firmware vmig adds cpus=N (default\n"
 	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3;\n"
 	       "                      without devices '" RUN_DEFAULT_GUEST_ARGS_NO_DEVICES "')\n"
-	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save: a\n"
-	       "                      snapshot carries no device state)\n"
+	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save, needed\n"
+	       "                      by --incoming: the devices cannot migrate yet)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
 	       "  --dirty-log MODE    dirty tracking: auto (ring if KVM has it), bitmap, ring\n"
 	       "  --timeout SECONDS   stop the guest after this long; exit status 124\n"
-	       "  --save FILE         save a snapshot (RAM + vCPU + irqchip + clock) and stop,\n"
-	       "                      at the moment given by one of:\n"
+	       "  --save FILE         migrate the running guest into FILE (a migration to\n"
+	       "                      file:FILE) and stop with status 0, at the moment given\n"
+	       "                      by one of:\n"
 	       "  --save-at-mark V      when the guest writes V to the checkpoint port (0xF8)\n"
 	       "  --save-after MS       MS milliseconds after start\n"
 	       "                      'vmig restore FILE' continues the guest in a new process\n"
+	       "  --incoming URI      be a migration destination (docs/migration.md): no guest\n"
+	       "                      is loaded; the guest's state comes from URI, one of\n"
+	       "                      tcp:HOST:PORT, unix:PATH (listen there), file:PATH, or\n"
+	       "                      'defer' (wait for QMP migrate-incoming; needs --qmp).\n"
+	       "                      --mem, --vcpus, --dirty-log must match the source's;\n"
+	       "                      --no-devices is required for now (the sdma device and\n"
+	       "                      the vSMMUv3 cannot migrate yet). The guest runs once\n"
+	       "                      the migration completes; exit status as for a normal\n"
+	       "                      run, 1 if the migration failed (the guest never ran)\n"
 	       "  --qmp unix:PATH     a QMP-compatible control socket at PATH (docs/control.md):\n"
 	       "                      query-status, stop, cont, quit, query-cpus-fast,\n"
-	       "                      vmig-trace, query-vmig-devices; events STOP, RESUME,\n"
-	       "                      SHUTDOWN. 'quit' ends vmig with status 0\n"
+	       "                      vmig-trace, query-vmig-devices, the migration commands\n"
+	       "                      (migrate, query-migrate, ...; 'vmig migrate' drives\n"
+	       "                      them); events STOP, RESUME, SHUTDOWN, MIGRATION,\n"
+	       "                      MIGRATION_PASS. 'quit' ends vmig with status 0\n"
 	       "  --qmp-wait          with --qmp: start paused until a client sends 'cont'\n"
 	       "  -h, --help          this text\n"
 	       "\n"
@@ -99,7 +112,8 @@ enum {
 	OPT_SAVE_AFTER,
 	OPT_NO_DEVICES,
 	OPT_QMP,
-	OPT_QMP_WAIT
+	OPT_QMP_WAIT,
+	OPT_INCOMING
 };
 
 static const struct option run_longopts[] = {
@@ -117,6 +131,7 @@ static const struct option run_longopts[] = {
     {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
+    {"incoming", required_argument, NULL, OPT_INCOMING},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -173,12 +188,47 @@ static int run_parse_one(int c, struct run_opts *o)
 	case OPT_QMP_WAIT:
 		o->qmp_wait = true;
 		return 0;
+	case OPT_INCOMING:
+		o->incoming = optarg;
+		return 0;
 	case 'h':
 		run_usage();
 		return 1;
 	default:
 		return -EINVAL; /* getopt printed nothing: opterr is 0 */
 	}
+}
+
+/* --incoming against the rest of the command line; one error line each. */
+static int run_check_incoming(const struct run_opts *o)
+{
+	char err[256];
+	bool defer = strcmp(o->incoming, "defer") == 0;
+
+	if (o->save) {
+		log_error("--incoming and --save exclude each other");
+		return -EINVAL;
+	}
+	if (defer && !o->qmp) {
+		log_error("--incoming defer needs --qmp unix:PATH (the URI comes with QMP "
+			  "migrate-incoming)");
+		return -EINVAL;
+	}
+	if (o->qmp_wait) {
+		log_error("--qmp-wait does not apply to --incoming: the guest runs when the "
+			  "migration completes");
+		return -EINVAL;
+	}
+	if (!o->no_devices) {
+		log_error("--incoming: the sdma device and the vSMMUv3 cannot migrate yet; use "
+			  "--no-devices (on the source too)");
+		return -EINVAL;
+	}
+	if (!defer && control_check_migrate_uri(o->incoming, err, sizeof(err)) < 0) {
+		log_error("--incoming: %s", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
@@ -214,6 +264,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		log_error("--qmp-wait needs --qmp unix:PATH");
 		return -EINVAL;
 	}
+	if (o->incoming && run_check_incoming(o) < 0)
+		return -EINVAL;
 	if (o->save)
 		o->no_devices = true;
 	if (!o->guest_args)
@@ -223,8 +275,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	return 0;
 }
 
-/* Waits for the save point, pauses, saves and stops the VM. Returns the exit code. */
-static int run_save(struct machine *m, const struct run_opts *o)
+/* Waits for the save point, migrates into the file and stops the VM. The exit code. */
+static int run_save(struct machine *m, const struct run_opts *o, struct cli_mig *cm)
 {
 	int timeout = o->timeout_s ? (int)o->timeout_s * 1000 : -1;
 	int ret;
@@ -240,13 +292,12 @@ static int run_save(struct machine *m, const struct run_opts *o)
 		int code = machine_wait(m, 0);
 		return code ? code : 1;
 	}
-	vm_pause(m->vm, VM_PAUSE_USER);
-	ret = snapshot_save(m, o->save);
+	/* Live, as any migration: the engine stops the vCPUs for the switchover only. */
+	int code = cli_mig_save(cm, o->save);
 	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
-	if (ret < 0)
-		return 1;
-	TRACE(cli_snapshot_saved, "%s", o->save);
-	return 0;
+	if (code == 0)
+		TRACE(cli_snapshot_saved, "%s", o->save);
+	return code;
 }
 
 int cli_machine_exit_code(int err)
@@ -309,13 +360,37 @@ static int run_devices_create(struct machine *m, struct host_platform **hp, stru
 	return 0;
 }
 
-static int run_machine(struct machine *m, const struct run_opts *o)
+/* A destination: the guest runs only once its state has arrived. The exit code. */
+static int run_incoming(struct machine *m, const struct run_opts *o, struct cli_mig *cm,
+			int64_t deadline)
 {
+	char err[256] = "";
+	int ret = 0;
+
+	if (strcmp(o->incoming, "defer") != 0)
+		ret = migration_incoming(cm->mig, o->incoming, err, sizeof(err));
+	if (ret < 0) {
+		log_error("--incoming %s: %s", o->incoming, err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	ret = cli_mig_wait_incoming(cm, m, deadline);
+	if (ret > 0)
+		return ret;
+	/* Running (0), or stopped while waiting (quit: as for a running guest). */
+	return machine_wait(m, ret == 0 ? cli_timeout_left(deadline) : 0);
+}
+
+static int run_machine(struct machine *m, const struct run_opts *o, struct cli_mig *cm)
+{
+	int64_t deadline = o->timeout_s ? cli_now_ms() + (int64_t)o->timeout_s * 1000 : -1;
+
+	if (o->incoming)
+		return run_incoming(m, o, cm, deadline);
 	if (machine_start(m) < 0)
 		return 1;
 	if (o->save)
-		return run_save(m, o);
-	return machine_wait(m, o->timeout_s ? (int)o->timeout_s * 1000 : -1);
+		return run_save(m, o, cm);
+	return machine_wait(m, cli_timeout_left(deadline));
 }
 
 static int run_load(struct machine *m, const struct run_opts *o)
@@ -334,6 +409,38 @@ static int run_load(struct machine *m, const struct run_opts *o)
 	return ret < 0 ? 1 : 0;
 }
 
+/*
+ * Devices join the migration stream in a later issue: until then a VM with them refuses
+ * every migration up front, with the reason, through the engine's blocker list.
+ */
+static int run_block_migration(struct cli_mig *cm)
+{
+	int ret = migration_add_blocker(cm->mig, "the sdma device and the vSMMUv3 cannot migrate "
+						 "yet: start vmig with --no-devices to migrate "
+						 "this guest");
+	if (ret < 0)
+		log_error("cannot set up migration: %s", strerror(-ret));
+	return ret < 0 ? 1 : 0;
+}
+
+/* The control socket on m, sharing the migration with the command line. */
+static int run_control_start(struct machine *m, const struct run_opts *o, struct devices *dev,
+			     struct host_platform *hp, struct cli_mig *cm, struct control **ctl)
+{
+	struct control_config base = {
+	    .m = m,
+	    .dev = dev,
+	    .hp = hp,
+	    .mig = cm->mig,
+	    .incoming = o->incoming != NULL,
+	    .incoming_defer = o->incoming && strcmp(o->incoming, "defer") == 0,
+	};
+	int code = cli_control_start(&base, o->qmp, o->qmp_wait, ctl);
+
+	cli_mig_attach(cm, *ctl);
+	return code;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -341,11 +448,13 @@ int cli_run(int argc, char **argv)
 	struct host_platform *hp = NULL;
 	struct devices *dev = NULL;
 	struct control *ctl = NULL;
+	struct cli_mig cm = {.mig = NULL};
 	int ret = run_parse(argc, argv, &o);
 
 	if (ret != 0)
 		return ret > 0 ? 0 : VMIG_EXIT_USAGE;
-	if (o.kernel && access(o.kernel, R_OK) < 0) {
+	/* A destination loads no image: its --kernel is the source's, for a matching command. */
+	if (o.kernel && !o.incoming && access(o.kernel, R_OK) < 0) {
 		log_error("cannot read %s: %s", o.kernel, strerror(errno));
 		return VMIG_EXIT_NOINPUT;
 	}
@@ -356,14 +465,20 @@ int cli_run(int argc, char **argv)
 	ret = machine_create(&cfg, &m);
 	if (ret < 0)
 		return cli_machine_exit_code(ret);
-	int code = run_load(m, &o);
+	int code = o.incoming ? 0 : run_load(m, &o);
 	if (code == 0 && !o.no_devices)
 		code = run_devices_create(m, &hp, &dev);
 	if (code == 0)
-		code = cli_control_start(m, o.qmp, o.qmp_wait, dev, hp, &ctl);
+		code = cli_mig_create(m, &cm);
+	if (code == 0 && dev)
+		code = run_block_migration(&cm);
 	if (code == 0)
-		code = run_machine(m, &o);
-	control_stop(ctl, code); /* SHUTDOWN to clients; before the devices it reports on go */
+		code = run_control_start(m, &o, dev, hp, &cm, &ctl);
+	if (code == 0)
+		code = run_machine(m, &o, &cm);
+	cli_mig_attach(&cm, NULL); /* no event may reach a control socket being freed */
+	control_stop(ctl, code);   /* SHUTDOWN to clients; before the devices it reports on go */
+	cli_mig_destroy(&cm);	   /* after the socket: its commands call the engine */
 	/* vCPUs first (no guest access to the devices), then the devices, then the host. */
 	if (dev) {
 		vm_request_stop(m->vm, VM_STOP_REQUEST, 0);

@@ -16,25 +16,11 @@
 #include "vmm/control/internal.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
+#include "vmm/migration/migration.h"
 
 #ifndef VMIG_VERSION
 #define VMIG_VERSION "0.0.0"
 #endif
-
-struct cmd_arg {
-	const char *name;
-	enum json_type type;
-	bool required;
-};
-
-#define CMD_MAX_ARGS 2
-
-struct cmd {
-	const char *name;
-	struct cmd_arg args[CMD_MAX_ARGS]; /* name NULL ends the list */
-	int (*fn)(struct control *c, const struct json_value *args, struct json_writer *w,
-		  struct control_error *e);
-};
 
 void control_error_set(struct control_error *e, const char *cls, const char *fmt, ...)
 {
@@ -95,11 +81,30 @@ static int cmd_query_commands(struct control *c, const struct json_value *args,
 	return 0;
 }
 
+/* The migration's run states, QEMU's names; NULL when no migration has a say. */
+static const char *cmd_migration_state(struct control *c)
+{
+	struct mig_info i;
+
+	if (control_incoming_pending(c))
+		return "inmigrate";
+	if (!c->cfg.mig)
+		return NULL;
+	migration_query(c->cfg.mig, &i);
+	if (i.status == MIG_STATUS_DEVICE)
+		return "finish-migrate";
+	if (migration_source_done(c->cfg.mig) &&
+	    (i.status == MIG_STATUS_COMPLETED || i.status == MIG_STATUS_FAILED))
+		return "postmigrate";
+	return NULL;
+}
+
 /* The VM's status as QMP names run states. */
 static const char *cmd_status_name(struct control *c, bool *running)
 {
 	struct vm *vm = c->cfg.m->vm;
 	enum vm_stop_reason reason;
+	const char *mig;
 	bool stopped;
 
 	pthread_mutex_lock(&vm->lock);
@@ -109,6 +114,9 @@ static const char *cmd_status_name(struct control *c, bool *running)
 	*running = false;
 	if (stopped)
 		return reason == VM_STOP_CRASH ? "internal-error" : "shutdown";
+	mig = cmd_migration_state(c);
+	if (mig)
+		return mig;
 	if (c->state == CONTROL_PRELAUNCH)
 		return "prelaunch";
 	if (c->state == CONTROL_PAUSED)
@@ -140,6 +148,13 @@ static bool cmd_vm_stopped(struct control *c)
 static int cmd_stop(struct control *c, const struct json_value *args, struct json_writer *w,
 		    struct control_error *e)
 {
+	/* The engine starts the destination's guest at COMMIT: a user hold would contradict it. */
+	if (control_incoming_pending(c)) {
+		control_error_set(e, "GenericError",
+				  "The guest waits for an incoming migration and runs once it "
+				  "completes: it cannot be stopped before");
+		return -EBUSY;
+	}
 	/* Stopping a stopped or not yet started VM changes nothing, as in QEMU: no event. */
 	if (c->state == CONTROL_RUNNING && !cmd_vm_stopped(c)) {
 		int ret = vm_pause(c->cfg.m->vm, VM_PAUSE_USER);
@@ -149,23 +164,66 @@ static int cmd_stop(struct control *c, const struct json_value *args, struct jso
 			return ret;
 		}
 		c->state = CONTROL_PAUSED;
-		control_emit_event(c, "STOP", NULL);
+		/* A switchover already stopped it and said so: the hold is taken silently. */
+		if (!control_migration_stopped(c))
+			control_emit_event(c, "STOP", NULL);
 	}
 	return cmd_empty_return(w);
+}
+
+/*
+ * cont on a destination: QEMU only records that the guest should run once loaded. vmig
+ * runs it at COMMIT anyway; a restore under --qmp-wait drops its hold now, so that the
+ * guest runs as soon as it is loaded (RESUME is sent then, by control_incoming_done()).
+ */
+static int cmd_cont_incoming(struct control *c, struct json_writer *w)
+{
+	if (c->state != CONTROL_RUNNING) {
+		vm_resume(c->cfg.m->vm, VM_PAUSE_USER);
+		c->state = CONTROL_RUNNING;
+	}
+	return cmd_empty_return(w);
+}
+
+/* postmigrate: the engine decides whether this copy may run (migration_release_source). */
+static int cmd_cont_postmigrate(struct control *c, struct control_error *e)
+{
+	char err[256] = "";
+	int ret = migration_release_source(c->cfg.mig, err, sizeof(err));
+
+	if (ret < 0) {
+		control_error_set(e, "GenericError", "%s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	__atomic_store_n(&c->mig_stopped, false, __ATOMIC_RELEASE);
+	return 0;
 }
 
 static int cmd_cont(struct control *c, const struct json_value *args, struct json_writer *w,
 		    struct control_error *e)
 {
+	bool resumed = false;
+
 	if (cmd_vm_stopped(c)) {
 		control_error_set(e, "GenericError", "The VM has shut down and cannot continue");
 		return -ESRCH;
 	}
+	if (control_incoming_pending(c))
+		return cmd_cont_incoming(c, w);
+	if (c->cfg.mig && migration_source_done(c->cfg.mig)) {
+		int ret = cmd_cont_postmigrate(c, e);
+		if (ret < 0)
+			return ret;
+		resumed = true;
+	}
 	if (c->state != CONTROL_RUNNING) {
 		vm_resume(c->cfg.m->vm, VM_PAUSE_USER);
 		c->state = CONTROL_RUNNING;
-		control_emit_event(c, "RESUME", NULL);
+		resumed = true;
 	}
+	/* While a switchover holds the vCPUs they do not run yet: its end says RESUME. */
+	if (resumed && !control_migration_stopped(c))
+		control_emit_event(c, "RESUME", NULL);
 	return cmd_empty_return(w);
 }
 
@@ -343,6 +401,30 @@ static const struct cmd cmd_table[] = {
     {"quit", {{NULL}}, cmd_quit},
     {"vmig-trace", {{"patterns", JSON_STRING, false}}, cmd_vmig_trace},
     {"query-vmig-devices", {{NULL}}, cmd_query_vmig_devices},
+    {"migrate",
+     {{"uri", JSON_STRING, true},
+      {"detach", JSON_BOOL, false},
+      {"blk", JSON_BOOL, false},
+      {"inc", JSON_BOOL, false},
+      {"resume", JSON_BOOL, false}},
+     cmd_migrate},
+    {"migrate-incoming", {{"uri", JSON_STRING, true}}, cmd_migrate_incoming},
+    {"migrate_cancel", {{NULL}}, cmd_migrate_cancel},
+    {"query-migrate", {{NULL}}, cmd_query_migrate},
+    {"migrate-set-parameters",
+     {{"downtime-limit", JSON_INT, false},
+      {"max-bandwidth", JSON_INT, false},
+      {"multifd-channels", JSON_INT, false},
+      {"cpu-throttle-initial", JSON_INT, false},
+      {"cpu-throttle-increment", JSON_INT, false},
+      {"max-cpu-throttle", JSON_INT, false},
+      {"x-vmig-max-passes", JSON_INT, false}},
+     cmd_migrate_set_parameters},
+    {"query-migrate-parameters", {{NULL}}, cmd_query_migrate_parameters},
+    {"migrate-set-capabilities",
+     {{"capabilities", JSON_ARRAY, true}},
+     cmd_migrate_set_capabilities},
+    {"query-migrate-capabilities", {{NULL}}, cmd_query_migrate_capabilities},
     {NULL, {{NULL}}, NULL},
 };
 

@@ -267,7 +267,7 @@ static char *control_format_event(const char *name, const char *data_json, size_
 	return json_writer_take(&w, len);
 }
 
-static void control_wake(struct control *c)
+void control_wake(struct control *c)
 {
 	uint64_t one = 1;
 	ssize_t n = write(c->wake_fd, &one, sizeof(one));
@@ -322,6 +322,8 @@ static bool control_drain(struct control *c)
 
 	if (read(c->wake_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		log_warn("control: eventfd read: %s", strerror(errno));
+	control_send_events(c);
+	control_migration_settle(c); /* may queue RESUME: after the MIGRATION event it follows */
 	control_send_events(c);
 	pthread_mutex_lock(&c->lock);
 	stop = c->stop_req;

@@ -14,8 +14,10 @@
 #define VMIG_VMM_CONTROL_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct machine;
+struct migration;
 struct devices;
 struct host_platform;
 struct control;
@@ -26,6 +28,9 @@ struct control_config {
 	struct devices *dev;	  /* NULL: no passthrough devices */
 	struct host_platform *hp; /* with dev */
 	bool start_paused;	  /* the caller paused the VM before starting it (--qmp-wait) */
+	struct migration *mig;	  /* the migration commands act on it; NULL: refused */
+	bool incoming;		  /* a destination: the guest comes from a migration */
+	bool incoming_defer;	  /* --incoming defer: migrate-incoming gives the URI */
 };
 
 /* "unix:PATH" -> PATH (pointing into spec). -EINVAL with a logged error otherwise. */
@@ -39,6 +44,21 @@ int control_start(const struct control_config *cfg, struct control **out);
  * the text of a JSON object for "data", or NULL for none.
  */
 void control_emit_event(struct control *c, const char *name, const char *data_json);
+
+/*
+ * A migration URI as the engine accepts it (tcp:HOST:PORT, unix:PATH, file:PATH). 0, or
+ * -EINVAL with QEMU's wording of the reason in err (for QMP and the command line alike).
+ */
+int control_check_migrate_uri(const char *uri, char *err, size_t errlen);
+
+/*
+ * The engine's event hook (any thread): forwards MIGRATION / MIGRATION_PASS, and sends
+ * STOP when a switchover stops a running guest and RESUME when a roll-back restarts it,
+ * as QEMU does, so a client sees every run-state change.
+ */
+void control_migration_event(struct control *c, const char *name, const char *data_json);
+/* The destination's guest runs (the engine's incoming_done, ok): RESUME unless held. */
+void control_incoming_done(struct control *c, bool ok);
 
 /*
  * After the VM has stopped (exit_code: what vmig will exit with): sends SHUTDOWN to the

@@ -43,12 +43,15 @@ struct control {
 	unsigned next_id;
 	enum control_run_state state; /* control thread only */
 	bool quit;		      /* a client said quit (SHUTDOWN reason) */
+	bool incoming_started;	      /* --incoming defer: migrate-incoming was accepted */
+	bool mig_stopped; /* atomic: STOP sent for a switchover, RESUME not yet (migrate.c) */
 
 	pthread_mutex_t lock; /* the fields below */
 	char *events[CONTROL_MAX_EVENTS];
 	unsigned nr_events;
 	bool stop_req;
-	int exit_code; /* with stop_req: for SHUTDOWN */
+	int exit_code;	 /* with stop_req: for SHUTDOWN */
+	bool mig_settle; /* a migration failed or was cancelled: did the guest resume? */
 };
 
 /* An error reply: class is a QMP error class ("GenericError", "CommandNotFound"). */
@@ -59,6 +62,39 @@ struct control_error {
 
 void control_error_set(struct control_error *e, const char *cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A command's argument schema: the dispatcher checks names, types and presence. */
+struct cmd_arg {
+	const char *name;
+	enum json_type type;
+	bool required;
+};
+
+/* migrate-set-parameters has seven optional arguments; the rest need two at most. */
+#define CMD_MAX_ARGS 8
+
+typedef int cmd_fn(struct control *c, const struct json_value *args, struct json_writer *w,
+		   struct control_error *e);
+
+struct cmd {
+	const char *name;
+	struct cmd_arg args[CMD_MAX_ARGS]; /* name NULL ends the list (or CMD_MAX_ARGS) */
+	cmd_fn *fn;
+};
+
+/* The migration commands (migrate.c). */
+cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
+    cmd_migrate_set_parameters, cmd_query_migrate_parameters, cmd_migrate_set_capabilities,
+    cmd_query_migrate_capabilities;
+
+/* True while the guest waits for its state from an incoming migration (run state inmigrate). */
+bool control_incoming_pending(struct control *c);
+/* True once we told the clients STOP for a migration's switchover (and no RESUME since). */
+bool control_migration_stopped(struct control *c);
+/* Control thread: RESUME if a failed or cancelled migration rolled back (migrate.c). */
+void control_migration_settle(struct control *c);
+/* Wakes the control thread (any thread). */
+void control_wake(struct control *c);
 
 /*
  * Runs one parsed message from cl and writes its reply (return or error, with the id).
