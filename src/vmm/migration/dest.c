@@ -397,8 +397,7 @@ void *mig_dest_thread(void *arg)
 	int ret = dst_load(mig, err, sizeof(err));
 	if (ret < 0) {
 		dst_fail(mig, ret, err[0] ? err : strerror(-ret));
-		mig_dest_send_error(mig, mig->error);
-		log_error("incoming migration failed: %s", mig->error);
+		mig_dest_send_error(mig, mig->error); /* the caller reports it here */
 	}
 	dst_cleanup(mig);
 	mig->end_ns = mig_now_ns();
