@@ -196,3 +196,47 @@ const char *rig_tcp_uri(char *buf, size_t len)
 	snprintf(buf, len, "tcp:127.0.0.1:%d", rig_port++);
 	return buf;
 }
+
+int rig_save_file(struct machine *m, const char *path)
+{
+	struct migration *mig;
+	struct mig_info info;
+	char uri[256], err[256];
+
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	if (migration_create(m, NULL, &mig) < 0)
+		return -1;
+	int ret = migration_start(mig, uri, err, sizeof(err));
+	if (ret == 0 && rig_wait_final(mig, &info, RIG_WAIT_MS) != MIG_STATUS_COMPLETED)
+		ret = -1;
+	migration_destroy(mig);
+	return ret;
+}
+
+static void rig_load_done(void *opaque, bool ok)
+{
+	__atomic_store_n((int *)opaque, ok ? 1 : -1, __ATOMIC_RELEASE);
+}
+
+int rig_load_file(struct machine *m, const char *path, char *err, size_t errlen)
+{
+	struct migration *mig;
+	struct mig_info info;
+	char uri[256];
+	int done = 0;
+	struct mig_hooks h = {.incoming_done = rig_load_done, .opaque = &done};
+
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	int ret = migration_create(m, &h, &mig);
+	if (ret == 0)
+		ret = migration_incoming(mig, uri, err, errlen);
+	for (int i = 0; ret == 0 && !__atomic_load_n(&done, __ATOMIC_ACQUIRE) && i < 6000; i++)
+		usleep(10000);
+	if (ret == 0) {
+		migration_query(mig, &info);
+		snprintf(err, errlen, "%s", info.error_desc);
+		ret = __atomic_load_n(&done, __ATOMIC_ACQUIRE) == 1 ? 0 : -1;
+	}
+	migration_destroy(mig);
+	return ret;
+}

@@ -52,5 +52,9 @@ void rig_migrate_ok(struct rig *r, struct mig_info *info);
 /* Source, migrate, source gone, destination verifies. */
 void rig_run_case(const struct rig_case *c);
 const char *rig_tcp_uri(char *buf, size_t len);
+/* m runs: saves it to path (a file: migration; m ends paused). 0 or -1. */
+int rig_save_file(struct machine *m, const char *path);
+/* m never ran: loads path into it; on success m runs. 0, or -1 with the reason in err. */
+int rig_load_file(struct machine *m, const char *path, char *err, size_t errlen);
 
 #endif

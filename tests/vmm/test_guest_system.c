@@ -21,7 +21,6 @@
 #include "common/util.h"
 #include "vmig/guest_abi.h"
 #include "vmm/kvm/vcpu_state.h"
-#include "vmm/snapshot.h"
 #include "sys_util.h"
 
 #define WAIT_MS 20000
@@ -161,34 +160,7 @@ static void move_state(struct machine *from, struct machine *to)
 	assert_int_equal(vm_clock_set(to->vm, &clock), 0);
 }
 
-/* The same through snapshot_write_state()/read_state() and a memory buffer. */
-static void move_state_stream(struct machine *from, struct machine *to)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *w = open_memstream(&buf, &len);
-
-	for (unsigned r = 0; r < from->mem->nr_regions; r++)
-		memcpy(to->mem->regions[r].host, from->mem->regions[r].host,
-		       from->mem->regions[r].size);
-	assert_int_equal(snapshot_write_state(from, w), 0);
-	fclose(w);
-	/* Every truncation is refused (into a scratch VM that never runs). */
-	struct sys_vm scratch;
-	sys_vm_create_empty(&scratch, 64 * MiB, from->vm->nr_vcpus);
-	for (size_t cut = 0; cut < len; cut += 97) {
-		FILE *r = fmemopen(buf, cut ? cut : 1, "rb");
-		assert_true(snapshot_read_state(scratch.m, r) < 0);
-		fclose(r);
-	}
-	sys_vm_destroy(&scratch);
-	FILE *r = fmemopen(buf, len, "rb");
-	assert_int_equal(snapshot_read_state(to, r), 0);
-	fclose(r);
-	free(buf);
-}
-
-static void run_state_move(bool stream)
+static void test_state_moves_to_fresh_vm(void **state)
 {
 	struct sys_vm src, dst;
 
@@ -198,10 +170,7 @@ static void run_state_move(bool stream)
 	usleep(300000);
 	assert_int_equal(vm_pause(src.m->vm, VM_PAUSE_INTERNAL), 0);
 	sys_vm_create_empty(&dst, 128 * MiB, 2);
-	if (stream)
-		move_state_stream(src.m, dst.m);
-	else
-		move_state(src.m, dst.m);
+	move_state(src.m, dst.m);
 	sys_vm_destroy(&src);
 	assert_int_equal(machine_start(dst.m), 0);
 	assert_int_equal(machine_wait(dst.m, WAIT_MS), 0);
@@ -210,16 +179,6 @@ static void run_state_move(bool stream)
 	/* The SSE registers the guest parked in xmm8-15 came through XSAVE intact. */
 	assert_true(sys_console_line_has(&dst, "RESULT workload=verify", "sse_bad=0"));
 	sys_vm_destroy(&dst);
-}
-
-static void test_state_moves_to_fresh_vm(void **state)
-{
-	run_state_move(false);
-}
-
-static void test_state_moves_through_stream(void **state)
-{
-	run_state_move(true);
 }
 
 static void test_msi_irqwait(void **state)
@@ -374,7 +333,6 @@ int main(int argc, char **argv)
 	const struct CMUnitTest state[] = {
 	    cmocka_unit_test(test_pause_resume_firmware),
 	    cmocka_unit_test(test_state_moves_to_fresh_vm),
-	    cmocka_unit_test(test_state_moves_through_stream),
 	    cmocka_unit_test(test_touch_dirty_bitmap),
 	    cmocka_unit_test(test_touch_dirty_bitmap_above_hole),
 	    cmocka_unit_test(test_touch_dirty_ring),

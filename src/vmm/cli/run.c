@@ -296,7 +296,7 @@ static int run_save(struct machine *m, const struct run_opts *o, struct cli_mig 
 	int code = cli_mig_save(cm, o->save);
 	vm_request_stop(m->vm, VM_STOP_REQUEST, 0);
 	if (code == 0)
-		TRACE(cli_snapshot_saved, "%s", o->save);
+		TRACE(cli_saved, "%s", o->save);
 	return code;
 }
 

@@ -264,6 +264,17 @@ static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *er
 	return s->ops->load(s, c, r, err, errlen);
 }
 
+/* A file ends at END: anything after it is not this stream. */
+static int dst_check_eof(struct migration *mig, char *err, size_t errlen)
+{
+	uint8_t byte;
+
+	if (!mig->chans[0].is_file || read(mig->chans[0].fd, &byte, 1) == 0)
+		return 0;
+	snprintf(err, errlen, "data after the end of the stream");
+	return -EBADMSG;
+}
+
 static int dst_main_loop(struct migration *mig, char *err, size_t errlen)
 {
 	struct mig_rec r;
@@ -273,7 +284,7 @@ static int dst_main_loop(struct migration *mig, char *err, size_t errlen)
 		if ((ret = mig_chan_recv(&mig->chans[0], &r, err, errlen)) < 0)
 			return ret;
 		if ((ret = dst_main_rec(mig, &r, err, errlen)) != 0)
-			return ret < 0 ? ret : 0;
+			return ret < 0 ? ret : dst_check_eof(mig, err, errlen);
 	}
 }
 
