@@ -52,11 +52,61 @@ static void test_unix(void **state)
 	rig_run_case(&c);
 }
 
+/* RAM above 4 GiB: the working set straddles the MMIO hole. */
+static void test_ram_above_4g(void **state)
+{
+	char uri[64];
+	struct rig_case c = live_case(rig_tcp_uri(uri, sizeof(uri)), 2);
+
+	c.mem = 4 * GiB + 512 * MiB;
+	c.guest_args = "workload=dirty,verify secs=4 ws=32M wsbase=0xBF000000";
+	rig_run_case(&c);
+}
+
+/* Either dirty log on either side (the destination's mode is its own business). */
+static void test_dirty_modes(void **state)
+{
+	const enum vm_dirty_mode modes[][2] = {{VM_DIRTY_BITMAP, VM_DIRTY_RING},
+					       {VM_DIRTY_RING, VM_DIRTY_BITMAP}};
+	char uri[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		struct rig_case c = live_case(rig_tcp_uri(uri, sizeof(uri)), 1);
+		c.src_dirty = modes[i][0];
+		c.dst_dirty = modes[i][1];
+		printf("--- source %s, destination %s\n", i ? "ring" : "bitmap",
+		       i ? "bitmap" : "ring");
+		rig_run_case(&c);
+	}
+}
+
+/* To a file while it runs (the guest stops for the save), and back into a fresh VM. */
+static void test_file_round_trip(void **state)
+{
+	char path[64], err[256];
+	struct rig r;
+	struct rig_case c = live_case("file:unused", 0);
+
+	snprintf(path, sizeof(path), "/tmp/vmig-mig-file-%d", getpid());
+	rig_source_create(&r, &c);
+	usleep(300000);
+	assert_int_equal(rig_save_file(r.src.vm.m, path), 0);
+	assert_true(vm_is_paused(r.src.vm.m->vm));
+	rig_destroy_side(&r.src);
+	sys_vm_create_mode(&r.dst.vm, c.mem, c.vcpus, VM_DIRTY_AUTO);
+	if (rig_load_file(r.dst.vm.m, path, err, sizeof(err)) < 0)
+		fail_msg("load %s: %s", path, err);
+	rig_expect_guest_ok(&r.dst.vm);
+	sys_vm_destroy(&r.dst.vm);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_tcp_channels),
-	    cmocka_unit_test(test_unix),
+	    cmocka_unit_test(test_tcp_channels),    cmocka_unit_test(test_unix),
+	    cmocka_unit_test(test_ram_above_4g),    cmocka_unit_test(test_dirty_modes),
+	    cmocka_unit_test(test_file_round_trip),
 	};
 
 	if (argc < 2) {
