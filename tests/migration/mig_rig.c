@@ -199,7 +199,7 @@ const char *rig_tcp_uri(char *buf, size_t len)
 
 int rig_save_file(struct machine *m, const char *path)
 {
-	struct migration *mig;
+	struct migration *mig = NULL;
 	struct mig_info info;
 	char uri[256], err[256];
 
@@ -220,7 +220,7 @@ static void rig_load_done(void *opaque, bool ok)
 
 int rig_load_file(struct machine *m, const char *path, char *err, size_t errlen)
 {
-	struct migration *mig;
+	struct migration *mig = NULL;
 	struct mig_info info;
 	char uri[256];
 	int done = 0;
