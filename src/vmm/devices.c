@@ -205,6 +205,29 @@ static void devices_drain_msis(struct devices *d)
 		__atomic_add_fetch(&d->msi_errors, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * A wake-up on stop_fd: quit (true), or park while the migration holds the loop (a parked
+ * loop touches nothing guest-visible, so what the guest sees can be saved consistently).
+ */
+static bool devices_loop_control(struct devices *d)
+{
+	eventfd_t v;
+	bool quit;
+
+	eventfd_read(d->stop_fd, &v);
+	pthread_mutex_lock(&d->loop_lock);
+	if (d->loop_park && !d->loop_quit) {
+		d->loop_parked = true;
+		pthread_cond_broadcast(&d->loop_cond);
+		while (d->loop_park && !d->loop_quit)
+			pthread_cond_wait(&d->loop_cond, &d->loop_lock);
+		d->loop_parked = false;
+	}
+	quit = d->loop_quit;
+	pthread_mutex_unlock(&d->loop_lock);
+	return quit;
+}
+
 static void *devices_loop(void *arg)
 {
 	struct devices *d = arg;
@@ -222,14 +245,42 @@ static void *devices_loop(void *arg)
 			log_error("devices: poll: %s", strerror(errno));
 			break;
 		}
-		if (p[0].revents)
+		if (p[0].revents && devices_loop_control(d))
 			break;
+		if (p[0].revents)
+			continue; /* back from parking: look at the fds afresh */
 		if (p[1].revents)
 			devices_drain_msis(d);
 		if (p[2].revents || p[3].revents)
 			vsmmu_nested_poll(d->nested);
 	}
 	return NULL;
+}
+
+void devices_quiesce(struct devices *d)
+{
+	pthread_mutex_lock(&d->loop_lock);
+	d->loop_park = true;
+	eventfd_write(d->stop_fd, 1);
+	while (d->loop_live && !d->loop_parked)
+		pthread_cond_wait(&d->loop_cond, &d->loop_lock);
+	pthread_mutex_unlock(&d->loop_lock);
+	TRACE(devices_quiesce, "event loop parked");
+}
+
+void devices_drain(struct devices *d)
+{
+	devices_drain_msis(d);
+	vsmmu_nested_poll(d->nested);
+}
+
+void devices_resume(struct devices *d)
+{
+	pthread_mutex_lock(&d->loop_lock);
+	d->loop_park = false;
+	pthread_cond_broadcast(&d->loop_cond);
+	pthread_mutex_unlock(&d->loop_lock);
+	TRACE(devices_quiesce, "event loop running");
 }
 
 static int devices_loop_start(struct devices *d)
@@ -259,6 +310,8 @@ int devices_create(struct machine *m, const struct devices_config *cfg, struct d
 	d->m = m;
 	d->msi_fd = -1;
 	d->stop_fd = -1;
+	pthread_mutex_init(&d->loop_lock, NULL);
+	pthread_cond_init(&d->loop_cond, NULL);
 	d->sdma_vsid = cfg->sdma_vsid ? cfg->sdma_vsid : VMIG_SDMA_SID;
 	ret = devices_host_memory(d);
 	if (ret == 0)
@@ -285,6 +338,10 @@ void devices_destroy(struct devices *d)
 	if (!d)
 		return;
 	if (d->loop_live) {
+		pthread_mutex_lock(&d->loop_lock);
+		d->loop_quit = true;
+		pthread_cond_broadcast(&d->loop_cond);
+		pthread_mutex_unlock(&d->loop_lock);
 		eventfd_write(d->stop_fd, 1);
 		pthread_join(d->loop, NULL);
 	}
@@ -300,6 +357,8 @@ void devices_destroy(struct devices *d)
 		close(d->msi_fd);
 	if (d->stop_fd >= 0)
 		close(d->stop_fd);
+	pthread_mutex_destroy(&d->loop_lock);
+	pthread_cond_destroy(&d->loop_cond);
 	free(d);
 }
 

@@ -51,13 +51,26 @@ struct devices {
 
 	pthread_t loop;
 	bool loop_live;
-	int stop_fd;
+	int stop_fd; /* wakes the loop to look at the flags below */
+	pthread_mutex_t loop_lock;
+	pthread_cond_t loop_cond;
+	bool loop_park, loop_parked, loop_quit;
 	uint64_t msis;	     /* injected from the MSI window */
 	uint64_t msi_errors; /* records KVM refused or that were malformed */
 };
 
 /* Builds everything on m (before or after machine_start). Logs and returns -errno. */
 int devices_create(struct machine *m, const struct devices_config *cfg, struct devices **out);
+/*
+ * Migration's hold on the event loop: quiesce parks it (returns once it injects nothing
+ * more: no MSI, no vSMMU event or fault record reaches the guest), drain delivers what the
+ * host queued meanwhile on the caller's thread (after the device stopped, before the
+ * vSMMU and the irqchip are saved), resume lets it run again (roll-back, destination).
+ */
+void devices_quiesce(struct devices *d);
+void devices_drain(struct devices *d);
+void devices_resume(struct devices *d);
+
 /* Stops the loop, takes the devices off the bus, destroys host objects, closes fds. */
 void devices_destroy(struct devices *d);
 

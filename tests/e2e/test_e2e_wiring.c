@@ -78,6 +78,42 @@ static void test_nested_dma_msi(void **state)
 	e2e_fini(&e);
 }
 
+/*
+ * The event loop parked (migration's quiesce): a completion MSI the device sent stays with
+ * the host and reaches the guest only when drained by the caller or when the loop runs
+ * again. Without the park the guest counts it at once (test_nested_dma_msi).
+ */
+static void test_quiesce_holds_msis(void **state)
+{
+	struct e2e e;
+	struct devices_stats st;
+
+	e2e_boot(&e, image, "i 2", NULL);
+	e2e_start(&e);
+	assert_int_equal(machine_wait_mark(e.m, 1, 10000), 0);
+	e2e_setup_nested(&e);
+	for (unsigned k = 1; k <= 2; k++) {
+		devices_quiesce(e.dev);
+		uint32_t slot = e2e_sdma_queue(
+		    &e, (struct sdma_desc){.opcode = SDMA_OP_NOOP, .flags = SDMA_FLAG_RCI},
+		    e2e_iova(E2E_COMPL));
+		e2e_sdma_ring(&e);
+		assert_int_equal(e2e_sdma_wait(&e, slot, 5000), SDMA_STATUS_SUCCESS);
+		/* Parked: nothing reaches the guest. */
+		assert_int_equal(machine_wait_mark(e.m, 0x100 + k, 300), -ETIMEDOUT);
+		devices_get_stats(e.dev, &st);
+		assert_int_equal(st.msis, k - 1);
+		if (k == 1)
+			devices_drain(e.dev); /* delivered by the caller, the loop still parked */
+		else
+			devices_resume(e.dev);
+		assert_int_equal(machine_wait_mark(e.m, 0x100 + k, 5000), 0);
+		if (k == 1)
+			devices_resume(e.dev);
+	}
+	e2e_fini(&e);
+}
+
 static void test_doorbell_hold_release(void **state)
 {
 	struct e2e e;
@@ -307,6 +343,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_nested_dma_msi),
+	    cmocka_unit_test(test_quiesce_holds_msis),
 	    cmocka_unit_test(test_doorbell_hold_release),
 	    cmocka_unit_test(test_doorbell_paths),
 	    cmocka_unit_test(test_stall_resume_and_abort),
