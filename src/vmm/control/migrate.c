@@ -198,6 +198,12 @@ int cmd_migrate_cancel(struct control *c, const struct json_value *args, struct 
 		return -ENOTSUP;
 	/* Nothing to cancel is not an error in QEMU either. */
 	int ret = migration_cancel(c->cfg.mig);
+	if (ret == -EALREADY) {
+		control_error_set(e, "GenericError",
+				  "the switchover passed COMMIT: the guest may already run on the "
+				  "destination, so the migration can no longer be cancelled");
+		return ret;
+	}
 	if (ret < 0 && ret != -ENOENT) {
 		control_error_set(e, "GenericError", "cannot cancel the migration: %s",
 				  strerror(-ret));

@@ -52,11 +52,22 @@ static size_t mig_iov_advance(struct iovec **iov, int *n, size_t done)
 	return done;
 }
 
+/*
+ * A socket write never raises SIGPIPE: a peer that went away, or our own shutdown(2) on
+ * cancel, must come back as EPIPE, not end the process with its guest.
+ */
+static ssize_t mig_chan_writev(struct mig_chan *c, struct iovec *iov, int n)
+{
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+
+	return c->is_file ? writev(c->fd, iov, n) : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+}
+
 /* iov is consumed (its entries are modified). */
 int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n)
 {
 	while (n > 0) {
-		ssize_t w = writev(c->fd, iov, MIN(n, 1024));
+		ssize_t w = mig_chan_writev(c, iov, MIN(n, 1024));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)

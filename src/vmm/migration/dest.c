@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -140,8 +141,12 @@ static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen, "a RAM channel did not connect: %s", strerror(-fd));
 		return fd;
 	}
+	/* A connection that never says who it is must not hold the destination forever. */
+	struct timeval tv = {.tv_sec = DST_ACCEPT_MS / 1000}, none = {0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	mig_chan_init(&tmp, mig, fd, 0);
 	int ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* RAM may idle long */
 	if (ret == 0 &&
 	    (memcmp(h.session, mig->session, sizeof(h.session)) != 0 || h.channel == 0 ||
 	     h.channel >= mig->nr_chans || mig->chans[h.channel].fd >= 0)) {
@@ -189,6 +194,10 @@ static void *dst_ram_thread(void *arg)
 		mig_set_error(mig, "%s", err);
 		mig_unblock_all(mig);
 	}
+	pthread_mutex_lock(&mig->lock);
+	mig->crew_done++;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
 	return NULL;
 }
 
@@ -209,6 +218,29 @@ static int dst_start_ram(struct migration *mig, char *err, size_t errlen)
 		c->thread_live = true;
 	}
 	return 0;
+}
+
+/*
+ * After END every RAM channel has sent its EOS already (the source ends them first): give
+ * them DST_SILENCE_S to be read to the end, then cut them off, so a source that never
+ * ends a channel cannot hold the destination.
+ */
+static void dst_wait_ram(struct migration *mig)
+{
+	struct timespec dl;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += DST_SILENCE_S;
+	pthread_mutex_lock(&mig->lock);
+	while (mig->crew_done < mig->nr_chans - 1 && ret == 0)
+		ret = pthread_cond_timedwait(&mig->cond, &mig->lock, &dl);
+	pthread_mutex_unlock(&mig->lock);
+	if (ret == ETIMEDOUT) {
+		mig_set_error(mig, "a RAM channel did not end within %d s of the end marker",
+			      DST_SILENCE_S);
+		mig_unblock_all(mig);
+	}
 }
 
 static int dst_join_ram(struct migration *mig)
@@ -252,7 +284,8 @@ static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *er
 		if (r->type == MIG_T_PASS)
 			return 0;
 		if (r->type == MIG_T_PING && !c->is_file)
-			return mig_chan_send(c, MIG_SEC_STREAM, MIG_T_PONG, r->arg, 0, NULL, 0);
+			return mig_chan_send(c, MIG_SEC_STREAM, MIG_T_PONG, r->arg,
+					     (uint32_t)mig_cpu_apply_probe_us(mig), NULL, 0);
 	}
 	struct mig_section *s = mig_section_find(mig, r->section);
 	bool ram_here = r->section != MIG_SEC_RAM || mig->nr_chans == 1;
@@ -304,7 +337,10 @@ static int dst_section_hook(struct mig_section *s, enum dst_hook h, char *err, s
 /* Every section checked before any applies; post-load once all applied. */
 static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 {
+	dst_wait_ram(mig);
 	int ret = dst_join_ram(mig);
+	if (ret < 0)
+		snprintf(err, errlen, "%.400s", mig->error);
 
 	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
 		for (unsigned i = 0; ret == 0 && i < mig->nr_sections; i++)

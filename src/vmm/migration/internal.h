@@ -94,8 +94,13 @@ struct mig_uri {
 };
 
 int mig_uri_parse(const char *text, struct mig_uri *u, char *err, size_t errlen);
-/* Source side: one connection (or the file created). Returns the fd or -errno. */
-int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen);
+/*
+ * Source side: one connection (or the file created), given up after 10 s or when *cancel
+ * turns true. Returns the fd or -errno.
+ */
+int mig_uri_connect(const struct mig_uri *u, const bool *cancel, char *err, size_t errlen);
+/* Source, file: only: PATH.partial becomes PATH (ok) or goes away. */
+int mig_uri_file_finish(const struct mig_uri *u, bool ok);
 /* Destination: the listening socket (or the opened file). */
 int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen);
 /* Waits for one connection, bounded; *cancel polled. -ETIMEDOUT, -ECANCELED. */
@@ -204,6 +209,8 @@ struct migration {
 	uint64_t precopy_bytes, downtime_bytes;
 	double mbps;
 	uint64_t rtt_us, last_sync_us;
+	uint64_t stop_probe_us; /* pausing and resuming the vCPUs once, at setup */
+	uint64_t dest_probe_us; /* the destination's cost to apply the CPU state (PONG) */
 	uint64_t downtime_us;
 	struct mig_downtime_phases phases;
 	bool postmigrate, committed;
@@ -242,6 +249,9 @@ struct mig_section *mig_section_find(struct migration *mig, uint16_t id);
 /* The sections this engine has (ram.c, cpu.c). */
 int mig_ram_register(struct migration *mig);
 int mig_cpu_register(struct migration *mig);
+
+/* Destination: times getting and setting every vCPU's state of the never-run VM. */
+uint64_t mig_cpu_apply_probe_us(struct migration *mig);
 
 /* RAM: the channel threads' work (ram.c). */
 int mig_ram_send_share(struct mig_ram *r, struct mig_chan *ch, unsigned share, unsigned shares);

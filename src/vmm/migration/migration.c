@@ -121,9 +121,12 @@ bool mig_cancelled(const struct migration *mig)
 
 void mig_unblock_all(struct migration *mig)
 {
+	/* Under the lock: the fds are closed under it too, and a number may be reused. */
+	pthread_mutex_lock(&mig->lock);
 	/* The destination keeps its write side: it still owes the source its reason. */
 	for (unsigned i = 0; i < mig->nr_chans; i++)
 		mig_chan_shutdown(&mig->chans[i], !mig->is_source);
+	pthread_mutex_unlock(&mig->lock);
 }
 
 /* Sections ------------------------------------------------------------------------------ */
@@ -256,11 +259,14 @@ static void mig_reset_run(struct migration *mig)
 	mig->dirty_pages_rate = mig->precopy_bytes = mig->downtime_bytes = 0;
 	mig->mbps = 0;
 	mig->rtt_us = mig->last_sync_us = mig->downtime_us = 0;
+	mig->stop_probe_us = mig->dest_probe_us = 0;
 	mig->start_ns = mig_now_ns();
 	mig->setup_ns = mig->end_ns = mig->stop_ns = 0;
 	mig->phases = (struct mig_downtime_phases){0};
 	mig->committed = false;
 	mig->rp_msg = 0;
+	mig->rp_done = false;
+	mig->crew_done = 0;
 	for (unsigned i = 0; i <= MIG_MAX_CHANNELS; i++)
 		mig_chan_init(&mig->chans[i], mig, -1, i);
 	if (getrandom(mig->session, sizeof(mig->session), 0) != sizeof(mig->session))
@@ -520,7 +526,7 @@ int migration_release_source(struct migration *mig, char *err, size_t errlen)
 	if (!mig->is_source || !mig->postmigrate) {
 		snprintf(err, errlen, "this VM is not in postmigrate");
 		ret = -ENOENT;
-	} else if (mig->status == MIG_STATUS_COMPLETED) {
+	} else if (mig->status == MIG_STATUS_COMPLETED && mig->uri.kind != MIG_URI_FILE) {
 		snprintf(err, errlen,
 			 "the migration completed: the guest runs on the destination "
 			 "and resuming it here would run two copies");

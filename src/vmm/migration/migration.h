@@ -165,8 +165,9 @@ bool migration_source_done(struct migration *mig);
 /*
  * The operator's `cont` in postmigrate: drops the engine's hold when the migration failed
  * after COMMIT (the destination never confirmed RUNNING: only one copy may run, the
- * operator decided it is this one). -EPERM when the migration completed (the guest runs on
- * the destination), -ENOENT when the source is not in postmigrate.
+ * operator decided it is this one), or after a completed save to a file: (the file is a
+ * copy). -EPERM when a migration to tcp:/unix: completed (the guest runs on the
+ * destination), -ENOENT when the source is not in postmigrate.
  */
 int migration_release_source(struct migration *mig, char *err, size_t errlen);
 /* True while the destination has not yet run its guest (run state inmigrate). */

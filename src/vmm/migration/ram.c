@@ -352,7 +352,9 @@ static int mig_ram_load_data(struct mig_ram *r, struct mig_chan *ch, const struc
 	int ret = mig_chan_recv_payload(ch, rec, guest_mem_ptr(r->mem, rec->arg, rec->len));
 
 	if (ret == -EBADMSG) {
+		/* Its bytes are in guest RAM now: a later zero run must clear them. */
 		bitmap_set_range(r->suspect, pfn, rec->count);
+		bitmap_set_range(r->received, pfn, rec->count);
 		TRACE(mig_ram_suspect, "gpa=%#llx pages=%u", (unsigned long long)rec->arg,
 		      rec->count);
 		return 0;

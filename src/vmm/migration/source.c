@@ -40,7 +40,7 @@ static int src_open_chan(struct migration *mig, unsigned i)
 {
 	char err[256];
 	struct mig_chan *c = &mig->chans[i];
-	int fd = mig_uri_connect(&mig->uri, err, sizeof(err));
+	int fd = mig_uri_connect(&mig->uri, &mig->cancel, err, sizeof(err));
 	struct timeval tv = {.tv_sec = SRC_SEND_TIMEOUT_S};
 
 	if (fd < 0) {
@@ -97,9 +97,10 @@ static bool src_rp_one(struct migration *mig, struct mig_chan *c)
 		mig_unblock_all(mig);
 		return false;
 	}
-	if (r.type == MIG_T_PONG)
+	if (r.type == MIG_T_PONG) {
 		__atomic_store_n(&mig->rtt_us, (mig_now_ns() - r.arg) / 1000, __ATOMIC_RELAXED);
-	else if (r.type == MIG_T_ERROR)
+		__atomic_store_n(&mig->dest_probe_us, r.count, __ATOMIC_RELAXED);
+	} else if (r.type == MIG_T_ERROR)
 		src_rp_error(mig, c, &r);
 	else
 		src_rp_note(mig, r.type, r.arg);
@@ -300,6 +301,20 @@ static int src_save_complete(struct migration *mig)
 
 /* Setup --------------------------------------------------------------------------------- */
 
+/*
+ * Stopping the vCPUs is part of every downtime and its cost depends on the host (a vCPU
+ * busy in guest code must be kicked out): measure it once, with a pause the guest sees as
+ * one short stall, instead of assuming it.
+ */
+static void src_probe_stop(struct migration *mig)
+{
+	uint64_t t0 = mig_now_ns();
+
+	if (vm_pause(mig->m->vm, VM_PAUSE_MIGRATION) == 0)
+		vm_resume(mig->m->vm, VM_PAUSE_MIGRATION);
+	mig->stop_probe_us = (mig_now_ns() - t0) / 1000;
+}
+
 /* The CPU shape goes first: a destination that cannot take it refuses before any RAM. */
 static int src_send_shape(struct migration *mig)
 {
@@ -336,6 +351,8 @@ static int src_setup(struct migration *mig)
 		ret = src_sections(mig, SRC_SETUP);
 	if (ret == 0)
 		ret = src_crew_start(mig);
+	if (ret == 0)
+		src_probe_stop(mig);
 	return ret;
 }
 
@@ -394,6 +411,18 @@ static void src_throttle_up(struct migration *mig)
 	TRACE(mig_throttle, "vCPUs throttled to %llu%%", (unsigned long long)pct);
 }
 
+/*
+ * The switchover's fixed costs, each measured: stopping the vCPUs (probed at setup), the
+ * last harvest (as long as the latest one), the destination applying the CPU state (its
+ * own probe, in PONG), and the messages END, READY, COMMIT, RUNNING (two round trips).
+ */
+static uint64_t src_overhead_us(struct migration *mig)
+{
+	return mig->stop_probe_us + mig->last_sync_us +
+	       __atomic_load_n(&mig->dest_probe_us, __ATOMIC_RELAXED) +
+	       2 * __atomic_load_n(&mig->rtt_us, __ATOMIC_RELAXED);
+}
+
 static void src_decide(struct migration *mig, const struct src_pass *p,
 		       struct mig_converge_out *out)
 {
@@ -403,7 +432,7 @@ static void src_decide(struct migration *mig, const struct src_pass *p,
 	    .remaining_bytes = src_pending(mig),
 	    .bandwidth = p->bandwidth,
 	    .dirty_rate = p->dirty_rate,
-	    .overhead_us = mig->last_sync_us + 2 * __atomic_load_n(&mig->rtt_us, __ATOMIC_RELAXED),
+	    .overhead_us = src_overhead_us(mig),
 	    .limit_us = pr.downtime_limit_ms * 1000,
 	    .pass = mig->passes,
 	    .max_passes = pr.x_vmig_max_passes,
@@ -546,6 +575,8 @@ static int src_switchover(struct migration *mig)
 		ret = src_stop_copy(mig);
 	if (ret == 0 && src_is_file(mig)) {
 		ret = fsync(mig->chans[0].fd) < 0 ? -errno : 0;
+		if (ret == 0)
+			ret = mig_uri_file_finish(&mig->uri, true);
 		mig->downtime_us = (mig_realtime_ns() - mig->stop_ns) / 1000;
 	} else if (ret == 0) {
 		ret = src_commit(mig);
@@ -585,13 +616,31 @@ static void src_set_final(struct migration *mig, enum mig_status to)
 		from = mig_get_status(mig);
 }
 
+/* Failed after COMMIT: say so, the operator has to decide which copy runs. */
+static void src_note_committed(struct migration *mig)
+{
+	char why[sizeof(mig->error)];
+
+	pthread_mutex_lock(&mig->lock);
+	snprintf(why, sizeof(why), "%s", mig->error);
+	snprintf(mig->error, sizeof(mig->error),
+		 "COMMIT was sent but the destination never confirmed RUNNING (%.300s): the "
+		 "guest may run there; this copy stays stopped (postmigrate) until cont or quit",
+		 why);
+	pthread_mutex_unlock(&mig->lock);
+}
+
 static void src_finish(struct migration *mig, int ret)
 {
 	bool committed = mig->committed;
 
 	if (ret < 0 && !mig->error[0])
 		mig_set_error(mig, "%s", mig_cancelled(mig) ? "cancelled" : strerror(-ret));
+	if (ret < 0 && committed)
+		src_note_committed(mig);
 	src_close(mig);
+	if (ret < 0 && src_is_file(mig))
+		mig_uri_file_finish(&mig->uri, false);
 	vm_set_throttle(mig->m->vm, 0);
 	src_cleanup_sections(mig, ret < 0 && !committed);
 	mig->end_ns = mig_now_ns();

@@ -84,7 +84,36 @@ static int mig_unix_addr(const struct mig_uri *u, struct sockaddr_un *sa)
 	return 0;
 }
 
-static int mig_tcp_connect(const struct mig_uri *u, char *err, size_t errlen)
+#define MIG_CONNECT_MS 10000
+
+/*
+ * connect(2) bounded in time and abandoned on cancel: a blocking connect to a host that
+ * drops SYNs would hold a cancel (and quit) for the kernel's two minutes of retries.
+ * 0, or -errno (errno set).
+ */
+static int mig_connect(int fd, const struct sockaddr *sa, socklen_t len, const bool *cancel)
+{
+	int flags = fcntl(fd, F_GETFL), soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	int ret = connect(fd, sa, len) < 0 ? -errno : 0;
+	for (int waited = 0; ret == -EINPROGRESS && waited < MIG_CONNECT_MS; waited += 100) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE))
+			ret = -ECANCELED;
+		else if (poll(&p, 1, 100) > 0)
+			ret =
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ? -errno : -soerr;
+	}
+	if (ret == -EINPROGRESS)
+		ret = -ETIMEDOUT;
+	fcntl(fd, F_SETFL, flags);
+	errno = -ret;
+	return ret;
+}
+
+static int mig_tcp_connect(const struct mig_uri *u, const bool *cancel, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
 	int rc = getaddrinfo(u->host, u->port, &hints, &res), fd = -1, saved = 0;
@@ -97,7 +126,7 @@ static int mig_tcp_connect(const struct mig_uri *u, char *err, size_t errlen)
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0)
 			mig_sock_tune(fd, true);
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (fd >= 0 && mig_connect(fd, ai->ai_addr, ai->ai_addrlen, cancel) < 0) {
 			saved = errno;
 			close(fd);
 			fd = -1;
@@ -110,7 +139,7 @@ static int mig_tcp_connect(const struct mig_uri *u, char *err, size_t errlen)
 	return fd < 0 ? -(saved ? saved : EHOSTUNREACH) : fd;
 }
 
-static int mig_unix_connect(const struct mig_uri *u, char *err, size_t errlen)
+static int mig_unix_connect(const struct mig_uri *u, const bool *cancel, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -118,7 +147,7 @@ static int mig_unix_connect(const struct mig_uri *u, char *err, size_t errlen)
 	mig_unix_addr(u, &sa);
 	if (fd >= 0)
 		mig_sock_tune(fd, false);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (fd < 0 || mig_connect(fd, (struct sockaddr *)&sa, sizeof(sa), cancel) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot connect to %s: %s", u->path, strerror(e));
 		if (fd >= 0)
@@ -128,19 +157,36 @@ static int mig_unix_connect(const struct mig_uri *u, char *err, size_t errlen)
 	return fd;
 }
 
-int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen)
+int mig_uri_connect(const struct mig_uri *u, const bool *cancel, char *err, size_t errlen)
 {
 	if (u->kind == MIG_URI_TCP)
-		return mig_tcp_connect(u, err, errlen);
+		return mig_tcp_connect(u, cancel, err, errlen);
 	if (u->kind == MIG_URI_UNIX)
-		return mig_unix_connect(u, err, errlen);
-	int fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		return mig_unix_connect(u, cancel, err, errlen);
+	char part[sizeof(u->path) + 16];
+	snprintf(part, sizeof(part), "%s.partial", u->path);
+	int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot create %s: %s", u->path, strerror(e));
+		snprintf(err, errlen, "cannot create %s: %s", part, strerror(e));
 		return -e;
 	}
 	return fd;
+}
+
+/*
+ * A file: save is written to PATH.partial and takes PATH's place only once complete: a
+ * failed or cancelled save leaves an earlier file at PATH intact.
+ */
+int mig_uri_file_finish(const struct mig_uri *u, bool ok)
+{
+	char part[sizeof(u->path) + 16];
+
+	snprintf(part, sizeof(part), "%s.partial", u->path);
+	if (ok)
+		return rename(part, u->path) < 0 ? -errno : 0;
+	unlink(part);
+	return 0;
 }
 
 static int mig_listen_on(int fd, const struct sockaddr *sa, socklen_t len)
