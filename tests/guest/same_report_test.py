@@ -8,7 +8,8 @@ usage: same_report_test.py VMIG IMAGE
 
 Only keys that are deterministic for a given command line are compared (counts of pages,
 writes, passes, checks, mismatches, statuses); times, tick counts and addresses that
-depend on the loader are not. Exits 77 (skipped) when QEMU is not installed.
+depend on the loader are not. QEMU runs under KVM only (qemu_guest_test.py): exits 77
+(skipped) when KVM is not usable or QEMU is not installed.
 """
 import os
 import shutil
@@ -57,12 +58,16 @@ def main():
         print(f"SKIP: {qg.QEMU} is not installed (apt-get install qemu-system-x86)")
         return 77
     try:
+        qg.pick_accel()  # SKIP before vmig runs when KVM is not usable
         under_vmig = stable_report(run_vmig(vmig, image))
         under_qemu = stable_report(qg.run_guest(image, 2, "64M", ARGS).lines)
         qg.check(any(k == "RESULT" for k, _ in under_vmig), "vmig printed no RESULT line")
         for a, b in zip(under_vmig, under_qemu):
             print(f"vmig {a}\nqemu {b}")
         qg.check(under_vmig == under_qemu, "the reports differ (see above)")
+    except qg.Skip as e:
+        print(f"SKIP: {e}")
+        return 77
     except (qg.Failure, subprocess.TimeoutExpired) as e:
         print(f"FAIL: {e}")
         return 1
