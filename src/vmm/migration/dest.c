@@ -351,12 +351,28 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 
 /* Commit and run ------------------------------------------------------------------------ */
 
+/*
+ * Test seam (tests/migration/test_mig_faults.py): VMIG_TEST_DEST_DELAY_COMMIT_MS=N sleeps
+ * N ms (at most 60 s) after READY went out, before COMMIT is read: the source has then
+ * committed, and a test kills this destination inside the window. Unset in production.
+ */
+static void dst_test_delay_commit(void)
+{
+	const char *v = getenv("VMIG_TEST_DEST_DELAY_COMMIT_MS");
+	unsigned long ms = v ? strtoul(v, NULL, 10) : 0;
+
+	if (ms)
+		usleep((useconds_t)(ms < 60000 ? ms : 60000) * 1000);
+}
+
 static int dst_wait_commit(struct migration *mig, char *err, size_t errlen)
 {
 	struct mig_chan *c = &mig->chans[0];
 	struct mig_rec r;
 	int ret = mig_chan_send(c, MIG_SEC_STREAM, MIG_T_READY, 0, 0, NULL, 0);
 
+	if (ret == 0)
+		dst_test_delay_commit();
 	if (ret == 0)
 		ret = mig_chan_recv(c, &r, err, errlen);
 	if (ret == 0 && (r.section != MIG_SEC_STREAM || r.type != MIG_T_COMMIT || r.len)) {
