@@ -59,6 +59,9 @@ class Guest:
         mt.quit_source(self.v, self.q)
         self.v, self.q = dst, mt.Qmp(dst.sock, dst)
         check(self.q.status() == "running", f"{dst.name} does not run the guest")
+        # The destination sends RUNNING before its own status says completed (its engine
+        # thread still cleans up): until then it refuses to start a migration of its own.
+        mt.wait_final(self.q, timeout=5)
         self.hosts += 1
 
     def check_alive(self):
