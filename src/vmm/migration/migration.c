@@ -322,10 +322,17 @@ int migration_cancel(struct migration *mig)
 	enum mig_status s = mig->status;
 	bool live = mig->is_source &&
 		    (s == MIG_STATUS_SETUP || s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE);
+	/* Past COMMIT the destination may already run: a cancel could make two copies. */
+	bool committed = mig->committed;
+	if (live && !committed)
+		__atomic_store_n(&mig->cancel, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&mig->lock);
 	if (!live)
 		return -ENOENT;
-	__atomic_store_n(&mig->cancel, true, __ATOMIC_RELEASE);
+	if (committed) {
+		TRACE(mig_cancel, "ignored: COMMIT was sent");
+		return -EALREADY;
+	}
 	/* If the thread moved on meanwhile, it still sees the cancel flag. */
 	mig_set_status(mig, s, MIG_STATUS_CANCELLING);
 	mig_unblock_all(mig);
