@@ -401,6 +401,9 @@ static int dst_run(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
 		return ret;
 	}
+	/* Completed before RUNNING goes out: whoever hears of RUNNING may use this host. */
+	mig->end_ns = mig_now_ns();
+	mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_COMPLETED);
 	if (!mig->chans[0].is_file)
 		mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_RUNNING, now, 0, NULL, 0);
 	return 0;
@@ -463,9 +466,10 @@ void *mig_dest_thread(void *arg)
 		mig_dest_send_error(mig, mig->error); /* the caller reports it here */
 	}
 	dst_cleanup(mig);
-	mig->end_ns = mig_now_ns();
-	enum mig_status from = mig_get_status(mig);
-	mig_set_status(mig, from, ret == 0 ? MIG_STATUS_COMPLETED : MIG_STATUS_FAILED);
+	if (ret < 0) {
+		mig->end_ns = mig_now_ns();
+		mig_set_status(mig, mig_get_status(mig), MIG_STATUS_FAILED);
+	}
 	TRACE(mig_dest_end, "ret=%d error=%s", ret, mig->error);
 	if (mig->hooks.incoming_done)
 		mig->hooks.incoming_done(mig->hooks.opaque, ret == 0);
