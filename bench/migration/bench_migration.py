@@ -392,12 +392,16 @@ class Chain:
             time.sleep(0.01)
         t_resume = dst.qmp.event_time("RESUME")
         t_stop = q.event_time("STOP")
-        if t_resume is None or t_stop is None:
-            raise BenchError("%s: no STOP/RESUME event" % self.vmm.name)
+        if t_resume is None:
+            raise BenchError("%s: no RESUME event from the destination" % self.vmm.name)
+        if t_stop is None:
+            # vmig: a process that arrived by --incoming emits no STOP when it later
+            # migrates out (control_migration_event skips run-state tracking there)
+            log("%s: no STOP event from the source: no event downtime" % self.vmm.name)
         f = self.vmm.figures(info)
         ram = info.get("ram", {})
         f.update({"total_ms": float(info.get("total-time", 0)), "wall_s": t_resume - t0,
-                  "event_downtime_ms": (t_resume - t_stop) * 1000,
+                  "event_downtime_ms": None if t_stop is None else (t_resume - t_stop) * 1000,
                   "transferred": ram.get("transferred", 0), "expected_ms": last_expected})
         f["mbps"] = f["transferred"] / f["wall_s"] / 1e6
         log("%s %dG: %s" % (self.vmm.name, self.gib,
@@ -472,7 +476,7 @@ CONFIGS = (0, 1, 4)  # RAM channels: 0 = everything on the one connection (QEMU'
 def hop_secs(vmm_name, gib, hops):
     """Guest-time budget for a chain: the guest must still be idle when the last migration
     ends (it is paused between hops), then it verifies. Generous: the wait is the cost."""
-    per_gib = 3 if vmm_name == "vmig" else 8
+    per_gib = 1.5 if vmm_name == "vmig" else 3
     return 5 + int(hops * (1 + per_gib * gib))
 
 
@@ -553,16 +557,19 @@ def part_downtime(rep, vmms):
     out = {}
     for vmm in vmms:
         for case, args in DOWNTIME_CASES:
-            secs = hop_secs(vmm.name, 1, REPEATS) + 5
-            ch = Chain(vmm, 1, args % secs, True,
-                       "PREPARED" if case == "idle" else "PREPARED", secs)
-            try:
-                r = [ch.hop(0, settle=1.0) for _ in range(REPEATS)]
-            except BaseException:
-                ch.kill()
-                raise
-            if not ch.finish():
-                raise BenchError("%s downtime %s: the guest lost pages" % (vmm.name, case))
+            r = []
+            for _ in range(REPEATS):
+                # a fresh source each time: the STOP event of a source that arrived by
+                # migration is missing (see _migrate), and this figure needs it
+                secs = 6  # guest seconds: settle + migration; paused while the dest starts
+                ch = Chain(vmm, 1, args % secs, True, "PREPARED", secs)
+                try:
+                    r.append(ch.hop(0, settle=1.0))
+                except BaseException:
+                    ch.kill()
+                    raise
+                if not ch.finish():
+                    raise BenchError("%s downtime %s: the guest lost pages" % (vmm.name, case))
             out[(vmm.name, case)] = r
             n = "mig_%s_%s_1g" % (vmm.name, case)
             rep.bench(n + "_downtime_ms", [f["downtime_ms"] for f in r], "ms",
@@ -608,10 +615,11 @@ def part_qemu(rep, vmig, qemu, fill_vmig, down):
             continue
         for key, what in (("event_downtime_ms", "STOP->RESUME events"),
                           ("downtime_ms", "as each reports it")):
-            ratios = [a[key] / b[key] for a, b in zip(v, q) if b[key] > 0]
+            ratios = [a[key] / b[key] for a, b in zip(v, q) if a[key] and b[key]]
             rep.bench("mig_vmig_vs_qemu_%s_1g_%s_ratio" % (case, key.replace("_ms", "")),
                       ratios, "x", what)
-        ratios = [a["event_downtime_ms"] / b["event_downtime_ms"] for a, b in zip(v, q)]
+        ratios = [a["event_downtime_ms"] / b["event_downtime_ms"] for a, b in zip(v, q)
+                  if a["event_downtime_ms"] and b["event_downtime_ms"]]
         rep.target("vmig <= 0.5x QEMU downtime, %s guest (events)" % case,
                    med(ratios) <= 0.5, "%.2fx" % med(ratios))
     rep.reproduce("qemu")
