@@ -518,6 +518,8 @@ def part_throughput(rep, a, vmig, qemu_ok):
                       "transferred / (migrate -> destination RESUME)")
             rep.bench("mig_vmig_filled_%dg_c%d_total_ms" % (gib, c),
                       [f["total_ms"] for f in fill[gib][c]], "ms")
+            rep.bench("mig_vmig_filled_%dg_c%d_downtime_ms" % (gib, c),
+                      [f["downtime_ms"] for f in fill[gib][c]], "ms")
         for c in (1, 4):
             ratios = [f["mbps"] / t for f, t in zip(fill[gib][c], raw[gib][c])]
             rep.bench("mig_vmig_vs_tcp_%dg_c%d_ratio" % (gib, c), ratios, "x",
@@ -604,6 +606,12 @@ def part_qemu(rep, vmig, qemu, fill_vmig, down):
                       "MB/s")
             rep.bench("mig_qemu_filled_%dg_%s_total_ms" % (gib, tag),
                       [f["total_ms"] for f in q[c]], "ms")
+            rep.bench("mig_qemu_filled_%dg_%s_downtime_ms" % (gib, tag),
+                      [f["downtime_ms"] for f in q[c]], "ms", "as QEMU reports it")
+            ratios = [a["downtime_ms"] / b["downtime_ms"] for a, b in zip(v[c], q[c])
+                      if b["downtime_ms"]]
+            rep.bench("mig_vmig_vs_qemu_filled_%dg_%s_downtime_ratio" % (gib, tag), ratios,
+                      "x", "vmig/QEMU, as each reports it")
             ratios = [a["mbps"] / b["mbps"] for a, b in zip(v[c], q[c])]
             rep.bench("mig_vmig_vs_qemu_filled_%dg_%s_throughput_ratio" % (gib, tag), ratios,
                       "x", "vmig/QEMU, both uncapped")
