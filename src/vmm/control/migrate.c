@@ -585,8 +585,14 @@ void control_migration_event(struct control *c, const char *name, const char *da
 {
 	char status[32];
 
+	struct mig_info info;
+
 	control_emit_event(c, name, data_json);
-	if (c->cfg.incoming || strcmp(name, "MIGRATION") != 0)
+	if (strcmp(name, "MIGRATION") != 0)
+		return;
+	/* Run states follow outgoing migrations only, also from a host that came in by one. */
+	migration_query(c->cfg.mig, &info);
+	if (!info.is_source)
 		return;
 	mig_event_status(data_json, status, sizeof(status));
 	mig_track_run_state(c, status);
