@@ -33,20 +33,6 @@
 static const char *image;
 static char good_path[64], try_path[64];
 
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *buf = malloc(*len + 4096);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, *len, f), *len);
-	fclose(f);
-	return buf;
-}
-
 /* The state of a guest that has run (its timer armed, vCPUs in real code). */
 static uint8_t *good_stream(size_t *len)
 {
@@ -57,7 +43,7 @@ static uint8_t *good_stream(size_t *len)
 	assert_int_equal(machine_wait_mark(src.m, 1, 10000), 0);
 	assert_int_equal(rig_save_file(src.m, good_path), 0);
 	sys_vm_destroy(&src);
-	return read_whole(good_path, len);
+	return rig_read_file(good_path, len);
 }
 
 /* Makes every checksum right again, as far as the (mutated) lengths allow. */

@@ -26,19 +26,6 @@
 #define VCPUS 2
 static const char *image;
 
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *buf = malloc(*len + 4096);
-	assert_int_equal(fread(buf, 1, *len, f), *len);
-	fclose(f);
-	return buf;
-}
-
 static void test_suspect_then_zero(void **state)
 {
 	struct sys_vm src, dst;
@@ -52,7 +39,7 @@ static void test_suspect_then_zero(void **state)
 	assert_int_equal(machine_wait_mark(src.m, 1, 10000), 0);
 	assert_int_equal(rig_save_file(src.m, good_path), 0);
 	sys_vm_destroy(&src);
-	uint8_t *good = read_whole(good_path, &len);
+	uint8_t *good = rig_read_file(good_path, &len);
 	uint8_t *out = malloc(len + 4096);
 	size_t off = sizeof(struct mig_hdr), o = off;
 	memcpy(out, good, off);

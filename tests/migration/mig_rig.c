@@ -240,3 +240,18 @@ int rig_load_file(struct machine *m, const char *path, char *err, size_t errlen)
 	migration_destroy(mig);
 	return ret;
 }
+
+uint8_t *rig_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	uint8_t *buf = malloc(*len + 4096); /* room to grow for mutations */
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, *len, f), *len);
+	fclose(f);
+	return buf;
+}

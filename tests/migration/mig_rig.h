@@ -54,6 +54,8 @@ void rig_run_case(const struct rig_case *c);
 const char *rig_tcp_uri(char *buf, size_t len);
 /* m runs: saves it to path (a file: migration; m ends paused). 0 or -1. */
 int rig_save_file(struct machine *m, const char *path);
+/* The whole file, with 4 KiB of slack at the end (free()). */
+uint8_t *rig_read_file(const char *path, size_t *len);
 /* m never ran: loads path into it; on success m runs. 0, or -1 with the reason in err. */
 int rig_load_file(struct machine *m, const char *path, char *err, size_t errlen);
 
