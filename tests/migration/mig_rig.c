@@ -46,6 +46,8 @@ static void rig_incoming_done(void *opaque, bool ok)
 
 static void rig_side_init(struct rig_side *s)
 {
+	s->done = 0; /* a side is reused: a cancelled destination left -1 */
+	s->pass_events = 0;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	struct mig_hooks h = {.event = rig_event, .incoming_done = rig_incoming_done, .opaque = s};
