@@ -127,7 +127,7 @@ static void test_cancel_then_again(void **state)
 		printf("cancel after %u us: %d, %s (%s)\n", delays_us[i], ret,
 		       migration_status_name(st), info.error_desc);
 		if (st == MIG_STATUS_COMPLETED) /* the migration won the race: it is over */
-			skip();
+			break;
 		assert_int_equal(st, MIG_STATUS_CANCELLED);
 		assert_false(migration_source_done(r.src.mig));
 		assert_false(vm_is_paused(r.src.vm.m->vm));
@@ -135,8 +135,10 @@ static void test_cancel_then_again(void **state)
 		assert_false(r.dst.vm.m->vm->started);
 		rig_destroy_side(&r.dst);
 	}
-	r.c.uri = rig_tcp_uri(uri, sizeof(uri));
-	rig_migrate_ok(&r, &info);
+	if (info.status != MIG_STATUS_COMPLETED) {
+		r.c.uri = rig_tcp_uri(uri, sizeof(uri));
+		rig_migrate_ok(&r, &info);
+	}
 	assert_int_equal(migration_cancel(r.src.mig), -ENOENT);
 	rig_destroy_side(&r.src);
 	rig_expect_guest_ok(&r.dst.vm);

@@ -304,7 +304,8 @@ int migration_start(struct migration *mig, const char *uri, char *err, size_t er
 		mig_reset_run(mig);
 		mig->nr_chans =
 		    1 + (mig->caps[MIG_CAP_MULTIFD] ? (unsigned)mig->params.multifd_channels : 0);
-		mig->status = MIG_STATUS_NONE;
+		/* setup at once: a migrate_cancel right after migrate must find it running. */
+		mig->status = MIG_STATUS_SETUP;
 		ret = -pthread_create(&mig->thread, NULL, mig_source_thread, mig);
 		mig->thread_live = ret == 0;
 		if (ret < 0)

@@ -44,7 +44,8 @@ static int src_open_chan(struct migration *mig, unsigned i)
 	struct timeval tv = {.tv_sec = SRC_SEND_TIMEOUT_S};
 
 	if (fd < 0) {
-		mig_set_error(mig, "%s", err);
+		if (!mig_cancelled(mig)) /* a cancel says "cancelled", not why connect stopped */
+			mig_set_error(mig, "%s", err);
 		return fd;
 	}
 	mig_chan_init(c, mig, fd, i);
@@ -663,7 +664,8 @@ void *mig_source_thread(void *arg)
 	struct migration *mig = arg;
 	int ret;
 
-	mig_set_status(mig, MIG_STATUS_NONE, MIG_STATUS_SETUP);
+	/* migration_start() set setup already; its event goes out from here, in order. */
+	mig_emit(mig, "MIGRATION", "{\"status\": \"setup\"}");
 	ret = src_setup(mig);
 	mig->setup_ns = mig_now_ns() - mig->start_ns;
 	if (ret == 0 && !mig_set_status(mig, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
