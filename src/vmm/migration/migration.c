@@ -273,9 +273,19 @@ static void mig_reset_run(struct migration *mig)
 		memset(mig->session, 0x5a, sizeof(mig->session));
 }
 
+static int mig_check_uri_kind(struct migration *mig, const char *uri, char *err, size_t errlen)
+{
+	char expect[128];
+	int ret = mig_uri_parse(uri, &mig->uri, expect, sizeof(expect));
+
+	if (ret < 0)
+		snprintf(err, errlen, "'%.64s' is not a migration URI: expected %s", uri, expect);
+	return ret;
+}
+
 static int mig_check_uri(struct migration *mig, const char *uri, char *err, size_t errlen)
 {
-	int ret = mig_uri_parse(uri, &mig->uri, err, errlen);
+	int ret = mig_check_uri_kind(mig, uri, err, errlen);
 
 	if (ret == 0 && mig->uri.kind == MIG_URI_FILE && mig->caps[MIG_CAP_MULTIFD]) {
 		snprintf(err, errlen,
@@ -355,7 +365,7 @@ int migration_incoming(struct migration *mig, const char *uri, char *err, size_t
 		ret = -EPERM;
 	}
 	if (ret == 0)
-		ret = mig_uri_parse(uri, &mig->uri, err, errlen);
+		ret = mig_check_uri_kind(mig, uri, err, errlen);
 	if (ret == 0) {
 		mig->is_source = false;
 		mig_reset_run(mig);

@@ -124,6 +124,12 @@ int migration_incoming(struct migration *mig, const char *uri, char *err, size_t
 void migration_query(struct migration *mig, struct mig_info *out);
 
 /*
+ * The one URI parser's verdict: 0, or -EINVAL with what was expected in `expect` (e.g.
+ * "tcp:HOST:PORT", "a port number from 0 to 65535 in tcp:HOST:PORT").
+ */
+int migration_check_uri(const char *uri, char *expect, size_t len);
+
+/*
  * A component that cannot migrate yet blocks every migration with its reason (QEMU's
  * migration blockers): migrate and --incoming then fail up front with that text, never
  * half-way. reason is copied.
