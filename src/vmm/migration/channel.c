@@ -23,10 +23,10 @@ void mig_chan_init(struct mig_chan *c, struct migration *mig, int fd, unsigned i
 	*c = (struct mig_chan){.fd = fd, .index = index, .mig = mig};
 }
 
-void mig_chan_shutdown(struct mig_chan *c, bool read_only)
+void mig_chan_shutdown(struct mig_chan *c, int how)
 {
 	if (c->fd >= 0 && !c->is_file)
-		shutdown(c->fd, read_only ? SHUT_RD : SHUT_RDWR);
+		shutdown(c->fd, how);
 }
 
 void mig_chan_close(struct mig_chan *c)

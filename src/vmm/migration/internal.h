@@ -108,10 +108,10 @@ int mig_uri_accept(int listen_fd, int timeout_ms, const bool *cancel);
 
 void mig_chan_init(struct mig_chan *c, struct migration *mig, int fd, unsigned index);
 /*
- * shutdown(2) for a socket: unblocks a thread stuck in I/O on it (read_only: only readers,
- * the write side stays usable). Idempotent; files are left alone.
+ * shutdown(2) for a socket (SHUT_RD, SHUT_WR, SHUT_RDWR): unblocks a thread stuck in I/O on
+ * that side. Idempotent; files are left alone.
  */
-void mig_chan_shutdown(struct mig_chan *c, bool read_only);
+void mig_chan_shutdown(struct mig_chan *c, int how);
 void mig_chan_close(struct mig_chan *c);
 
 int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n);
@@ -240,8 +240,14 @@ void mig_emit(struct migration *mig, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t mig_now_ns(void);
 uint64_t mig_realtime_ns(void);
-/* Shuts every channel down: blocked threads return. */
+/*
+ * Unblocks every thread stuck in channel I/O after a failure. Each side keeps the one
+ * direction that still carries the destination's reason: the destination its main
+ * channel's write side, the source its main channel's read side (the return path).
+ */
 void mig_unblock_all(struct migration *mig);
+/* Everything, both directions (cancel, teardown, a return path that had its time). */
+void mig_unblock_hard(struct migration *mig);
 
 void mig_register(struct migration *mig, const struct mig_section_ops *ops, void *state);
 struct mig_section *mig_section_find(struct migration *mig, uint16_t id);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,9 +124,18 @@ void mig_unblock_all(struct migration *mig)
 {
 	/* Under the lock: the fds are closed under it too, and a number may be reused. */
 	pthread_mutex_lock(&mig->lock);
-	/* The destination keeps its write side: it still owes the source its reason. */
+	for (unsigned i = 0; i < mig->nr_chans; i++) {
+		int how = !mig->is_source ? SHUT_RD : i == 0 ? SHUT_WR : SHUT_RDWR;
+		mig_chan_shutdown(&mig->chans[i], how);
+	}
+	pthread_mutex_unlock(&mig->lock);
+}
+
+void mig_unblock_hard(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
 	for (unsigned i = 0; i < mig->nr_chans; i++)
-		mig_chan_shutdown(&mig->chans[i], !mig->is_source);
+		mig_chan_shutdown(&mig->chans[i], SHUT_RDWR);
 	pthread_mutex_unlock(&mig->lock);
 }
 
@@ -197,7 +207,7 @@ void migration_destroy(struct migration *mig)
 	if (!mig)
 		return;
 	__atomic_store_n(&mig->cancel, true, __ATOMIC_RELEASE);
-	mig_unblock_all(mig);
+	mig_unblock_hard(mig);
 	mig_join(mig);
 	for (unsigned i = 0; i < mig->nr_sections; i++)
 		free(mig->sections[i].state);
@@ -346,7 +356,7 @@ int migration_cancel(struct migration *mig)
 	}
 	/* If the thread moved on meanwhile, it still sees the cancel flag. */
 	mig_set_status(mig, s, MIG_STATUS_CANCELLING);
-	mig_unblock_all(mig);
+	mig_unblock_hard(mig);
 	TRACE(mig_cancel, "in %s", migration_status_name(s));
 	return 0;
 }

@@ -23,6 +23,7 @@
 #define SRC_ANSWER_MS	   60000 /* READY and RUNNING must come within this */
 #define SRC_KEEPALIVE_S	   1	 /* a PASS record on the main channel while RAM flows elsewhere */
 #define SRC_SEND_TIMEOUT_S 30	 /* a peer that stops reading */
+#define SRC_REASON_S	   1 /* how long a failed migration waits for the destination's reason */
 
 static uint64_t src_us_since(uint64_t t0)
 {
@@ -77,7 +78,11 @@ static void src_rp_error(struct migration *mig, struct mig_chan *c, const struct
 		text[r->len] = 0;
 	else
 		snprintf(text, sizeof(text), "(unreadable reason)");
-	mig_set_error(mig, "destination: %s", text);
+	/* The destination's reason wins over the local failures it caused (a broken pipe). */
+	pthread_mutex_lock(&mig->lock);
+	snprintf(mig->error, sizeof(mig->error), "destination: %s", text);
+	pthread_mutex_unlock(&mig->lock);
+	TRACE(mig_error, "destination: %s", text);
 	mig_unblock_all(mig);
 }
 
@@ -596,10 +601,26 @@ static void src_cleanup_sections(struct migration *mig, bool failed)
 	}
 }
 
+/* A destination that failed sends its reason, then closes: give it a moment to arrive. */
+static void src_rp_grace(struct migration *mig)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += SRC_REASON_S;
+	pthread_mutex_lock(&mig->lock);
+	while (mig->rp_live && !mig->rp_done && !mig->cancel &&
+	       pthread_cond_timedwait(&mig->cond, &mig->lock, &dl) == 0)
+		;
+	pthread_mutex_unlock(&mig->lock);
+}
+
 static void src_close(struct migration *mig)
 {
 	mig_unblock_all(mig);
 	src_crew_stop(mig);
+	src_rp_grace(mig);
+	mig_unblock_hard(mig);
 	if (mig->rp_live)
 		pthread_join(mig->rp_thread, NULL);
 	mig->rp_live = false;
