@@ -24,21 +24,36 @@
 #define DST_ACCEPT_MS 10000 /* RAM channels, once the main channel is in */
 #define DST_SILENCE_S 30    /* the source keeps the main channel alive every second */
 #define DST_SHAPE_MAX (1u << 20)
+#define DST_LINGER_MS 300 /* after sending ERROR, before closing */
 
-void mig_dest_send_error(struct migration *mig, const char *text)
+/*
+ * Discards what the source still sends for a moment: closing a socket with unread data
+ * makes the kernel answer with a reset, and a reset can throw away the reason below before
+ * the source read it.
+ */
+static void dst_linger(int fd)
+{
+	uint8_t sink[4096];
+
+	for (int i = 0; i < DST_LINGER_MS / 5; i++) {
+		while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		usleep(5000);
+	}
+}
+
+/* The reason for failing goes back to the source (best effort: it may be gone). */
+static void dst_send_error(struct migration *mig, const char *text)
 {
 	struct mig_chan *c = &mig->chans[0];
 	struct iovec v = {.iov_base = (void *)text, .iov_len = strnlen(text, MIG_ERROR_TEXT_MAX)};
 
-	if (c->fd >= 0 && !c->is_file)
-		mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1);
-}
-
-static int dst_fail(struct migration *mig, int ret, const char *err)
-{
-	if (err && err[0])
-		mig_set_error(mig, "%s", err);
-	return ret;
+	if (c->fd < 0 || c->is_file)
+		return;
+	if (mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1) == 0) {
+		shutdown(c->fd, SHUT_WR);
+		dst_linger(c->fd);
+	}
 }
 
 /* The header of connection c, checked against this machine. */
@@ -462,8 +477,8 @@ void *mig_dest_thread(void *arg)
 	mig_set_status(mig, MIG_STATUS_NONE, MIG_STATUS_SETUP);
 	int ret = dst_load(mig, err, sizeof(err));
 	if (ret < 0) {
-		dst_fail(mig, ret, err[0] ? err : strerror(-ret));
-		mig_dest_send_error(mig, mig->error); /* the caller reports it here */
+		mig_set_error(mig, "%s", err[0] ? err : strerror(-ret));
+		dst_send_error(mig, mig->error); /* the caller reports it here */
 	}
 	dst_cleanup(mig);
 	if (ret < 0) {

@@ -272,8 +272,6 @@ int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_re
 /* Source and destination threads (source.c, dest.c). */
 void *mig_source_thread(void *arg);
 void *mig_dest_thread(void *arg);
-/* Sends the destination's reason for failing back to the source (best effort). */
-void mig_dest_send_error(struct migration *mig, const char *text);
 
 /* The switch-over decision: a pure function of measured figures (converge.c). */
 struct mig_converge_in {
