@@ -12,11 +12,13 @@
 
 /* ---- memory: three pools of pages the device reads and writes -------------------------- */
 
-#define POOL_PAGES     256 /* 1 MiB each */
+#define POOL_PAGES     256  /* 1 MiB each */
+#define DST_PAGES      4096 /* dma with secs=: 16 MiB of destination windows, in rotation */
 #define SRC_IOVA       0x40000000ull
 #define DST_IOVA       0x50000000ull
 #define SLOT_SIZE      0x10000ull /* a job's destination window */
 #define SLOTS	       (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
+#define DST_SLOTS      (DST_PAGES * PAGE_SIZE / SLOT_SIZE)
 #define SVA_IOVA(ssid) (0x60000000ull + (uint64_t)(ssid)*0x10000000ull)
 #define SVA_DST_OFF    0x1000000ull /* destination pool within an SSID's window */
 #define SVA_NOWHERE    0x8000000ull /* inside the window, never mapped: RESUME abort */
@@ -26,7 +28,7 @@
 #define WAIT_TICKS     (5 * TIMER_HZ)
 
 static uint8_t src_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
-static uint8_t dst_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
+static uint8_t dst_pool[DST_PAGES][4096] __attribute__((aligned(4096)));
 static uint8_t alt_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
 static uint8_t dst_alt[POOL_PAGES]; /* remap: 1 when the dst IOVA page is backed by alt */
 
@@ -338,36 +340,113 @@ static uint64_t job_size_max(void)
 
 /* ---- dma: copy, fill and CRC32C streams -------------------------------------------------- */
 
+/*
+ * Kept results (dma with secs=): every destination page the CPU checked keeps a digest of
+ * what it held then, and is checked against it again before the window is reused and at
+ * the end of the step. A DMA write that a migration failed to carry (a dirty page it did
+ * not see) leaves the destination host's page as it was before the device wrote it: the
+ * guest then counts it in lost=.
+ */
+static uint64_t kept_digest[DST_PAGES];
+static uint8_t kept_valid[DST_PAGES];
+
+static uint64_t page_digest(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	uint64_t h = 0x9E3779B97F4A7C15ull;
+
+	for (unsigned i = 0; i < PAGE_SIZE / 8; i++)
+		h = (h ^ w[i]) * 0x100000001B3ull + i;
+	return h;
+}
+
+static void kept_check_slot(uint32_t slot)
+{
+	for (uint32_t p = slot * (SLOT_SIZE / PAGE_SIZE); p < (slot + 1) * (SLOT_SIZE / PAGE_SIZE);
+	     p++) {
+		if (kept_valid[p] && page_digest(dst_pool[p]) != kept_digest[p]) {
+			struct job page = {.dst_iova = DST_IOVA + p * PAGE_SIZE, .size = PAGE_SIZE};
+
+			dev_result.lost++;
+			report_bad_job(&page, "lost_page", kept_digest[p],
+				       page_digest(dst_pool[p]));
+		}
+		kept_valid[p] = 0;
+	}
+}
+
+static void kept_record_slot(uint32_t slot)
+{
+	for (uint32_t p = slot * (SLOT_SIZE / PAGE_SIZE); p < (slot + 1) * (SLOT_SIZE / PAGE_SIZE);
+	     p++) {
+		kept_digest[p] = page_digest(dst_pool[p]);
+		kept_valid[p] = 1;
+	}
+}
+
+static void kept_check_all(void)
+{
+	for (uint32_t s = 0; s < DST_SLOTS; s++)
+		kept_check_slot(s);
+}
+
 static void guard_fill(uint8_t *slot)
 {
 	memset(slot, CANARY, SLOT_SIZE);
 }
 
-/* Bytes of the slot around a copy or fill must still be the canary (no overrun). */
-static bool guard_ok(const struct job *j, const uint8_t *slot)
+/*
+ * With kept results the device itself writes the guard (a FILL of the whole window just
+ * before the job, pattern guards[i]): the CPU then never writes a destination page, so
+ * every byte there is a DMA write that a migration must carry.
+ */
+static struct job guards[SDMA_MAX_BATCH];
+
+static void guard_submit(struct job *g, uint64_t slot_iova)
+{
+	*g = (struct job){
+	    .op = JOB_FILL, .dst_iova = slot_iova, .size = SLOT_SIZE, .pattern = rand64()};
+	job_submit(g, SRC_IOVA, false, false);
+}
+
+static uint8_t guard_byte(const struct job *g, uint64_t i)
+{
+	return g ? fill_byte(g->pattern, i) : CANARY;
+}
+
+/* Bytes of the slot around a copy or fill must still be the guard (no overrun). */
+static bool guard_ok(const struct job *j, const uint8_t *slot, const struct job *g)
 {
 	uint64_t lo = (uint64_t)(j->dst_va - slot), hi = lo + j->size;
 
+	if (g && sdma_compl_of(g->index)->status != SDMA_STATUS_SUCCESS)
+		return false;
 	if (j->op == JOB_CRC)
 		lo = hi = 0;
 	for (uint64_t i = 0; i < SLOT_SIZE; i++)
-		if ((i < lo || i >= hi) && slot[i] != CANARY)
+		if ((i < lo || i >= hi) && slot[i] != guard_byte(g, i))
 			return false;
 	return true;
 }
 
 static uint64_t tsc_busy; /* TSC cycles between doorbells and completions (benchmarks) */
 
-static bool dma_batch(uint32_t n)
+/* n jobs in the windows from slot `base` on; keep: check and record kept results. */
+static bool dma_batch(uint32_t n, uint32_t base, bool keep)
 {
 	uint64_t t0;
 	bool ok;
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *slot = dst_pool[0] + i * SLOT_SIZE;
+		uint8_t *slot = dst_pool[0] + (base + i) * SLOT_SIZE;
 
-		guard_fill(slot);
-		job_random(&jobs[i], DST_IOVA + i * SLOT_SIZE, slot, job_size_max());
+		if (keep) {
+			kept_check_slot(base + i);
+			guard_submit(&guards[i], DST_IOVA + (base + i) * SLOT_SIZE);
+		} else {
+			guard_fill(slot);
+		}
+		job_random(&jobs[i], DST_IOVA + (base + i) * SLOT_SIZE, slot, job_size_max());
 		job_submit(&jobs[i], SRC_IOVA, false, i == n - 1);
 	}
 	t0 = rdtsc();
@@ -375,12 +454,15 @@ static bool dma_batch(uint32_t n)
 	ok = batch_wait(n);
 	tsc_busy += rdtsc() - t0;
 	for (uint32_t i = 0; i < n && ok; i++) {
-		bool good =
-		    job_check(&jobs[i], 0) && guard_ok(&jobs[i], dst_pool[0] + i * SLOT_SIZE);
+		bool good = job_check(&jobs[i], 0) &&
+			    guard_ok(&jobs[i], dst_pool[0] + (base + i) * SLOT_SIZE,
+				     keep ? &guards[i] : NULL);
 
 		if (!good && jobs[i].op != JOB_CRC)
 			report_bad_job(&jobs[i], "guard_or_data", 0, 0);
 		count_checked(&jobs[i], good);
+		if (keep)
+			kept_record_slot(base + i);
 	}
 	return ok;
 }
@@ -443,9 +525,14 @@ bool step_dma_run(void)
 		return false;
 	events0 = smmu.st.events;
 	bench_begin();
-	for (uint32_t n; (n = next_batch(&left, nbatch));)
-		if (!dma_batch(n))
+	/* With secs= the windows rotate through the whole pool and results are kept. */
+	bool keep = cfg.secs_set && cfg.secs;
+	uint32_t base = 0;
+	for (uint32_t n; (n = next_batch(&left, nbatch)); base = (base + n) % DST_SLOTS)
+		if (!dma_batch(n, keep ? base : 0, keep))
 			return false;
+	if (keep)
+		kept_check_all();
 	for (uint64_t p = 0; p < POOL_PAGES; p++) {
 		uint64_t pte = smmu_pte(&as0, DST_IOVA + p * PAGE_SIZE);
 
@@ -454,7 +541,7 @@ bool step_dma_run(void)
 	}
 	dev_result.faults = smmu.st.events - events0;
 	bench_dma();
-	return dev_result.mismatches == 0;
+	return dev_result.mismatches == 0 && dev_result.lost == 0;
 }
 
 /* ---- remap: move IOVA pages to other guest pages while the device runs ------------------ */

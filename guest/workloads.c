@@ -455,6 +455,7 @@ static void report_device(struct line *l)
 static void report_dma(struct line *l)
 {
 	report_device(l);
+	line_kv(l, "lost", dev_result.lost);
 	line_kv(l, "pte_young", dev_result.young_pages);
 	line_kv(l, "pte_dirty", dev_result.dirty_pages);
 }

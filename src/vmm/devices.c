@@ -345,6 +345,7 @@ void devices_destroy(struct devices *d)
 		eventfd_write(d->stop_fd, 1);
 		pthread_join(d->loop, NULL);
 	}
+	devices_migration_free(d);
 	if (d->vsmmu_on_bus)
 		bus_unregister(d->m->bus, BUS_MMIO, VMIG_VSMMU_BASE);
 	/* The device back on stage 2 alone (no guest tables in use), then closed. */

@@ -26,7 +26,12 @@
 #include "vmm/machine.h"
 #include "vmm/smmuv3/nested.h"
 #include "vmm/smmuv3/vsmmu.h"
+#include "vmm/smmuv3/vsmmu_mig.h"
+#include "vmm/vfio/device_dirty.h"
 #include "vmm/vfio/vfio_dev.h"
+#include "vmm/vfio/vfio_mig.h"
+
+struct migration;
 
 struct devices_config {
 	const char *sdma_name;	      /* host VFIO device; NULL: "sdma0" */
@@ -55,6 +60,11 @@ struct devices {
 	pthread_mutex_t loop_lock;
 	pthread_cond_t loop_cond;
 	bool loop_park, loop_parked, loop_quit;
+	/* Migration sections (devices_migration_register). */
+	struct vsmmu_mig *vsmmu_mig;
+	struct device_dirty *dirty;
+	struct vfio_dev_mig *sdma_mig;
+
 	uint64_t msis;	     /* injected from the MSI window */
 	uint64_t msi_errors; /* records KVM refused or that were malformed */
 };
@@ -70,6 +80,15 @@ int devices_create(struct machine *m, const struct devices_config *cfg, struct d
 void devices_quiesce(struct devices *d);
 void devices_drain(struct devices *d);
 void devices_resume(struct devices *d);
+
+/*
+ * Joins mig (devices_mig.c): the vSMMU, device dirty tracking (forced: a strategy, or
+ * AUTO), the sdma device, the event loop. Logs and returns -errno.
+ */
+int devices_migration_register(struct devices *d, struct migration *mig,
+			       enum device_dirty_strategy forced);
+/* Frees the section states; after migration_destroy(). devices_destroy() calls it. */
+void devices_migration_free(struct devices *d);
 
 /* Stops the loop, takes the devices off the bus, destroys host objects, closes fds. */
 void devices_destroy(struct devices *d);

@@ -40,6 +40,19 @@ static void test_idle_switches_at_once(void **state)
 	assert_true(exp < 1000);
 }
 
+/* A device's initial pre-copy bytes hold the switchover back even when idle, pass cap too. */
+static void test_device_initial_data_first(void **state)
+{
+	struct mig_converge_in in = base();
+
+	in.remaining_bytes = 4096 + 100;
+	in.must_precopy_bytes = 100;
+	in.max_passes = 1;
+	assert_int_equal(decide(&in, NULL), MIG_DECIDE_NEXT_PASS);
+	in.must_precopy_bytes = 0;
+	assert_int_equal(decide(&in, NULL), MIG_DECIDE_SWITCH);
+}
+
 /* 100 MB left at 1 GB/s fits 300 ms, but the guest dirties slowly: another pass cuts it. */
 static void test_fits_but_another_pass_helps(void **state)
 {
@@ -109,6 +122,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_idle_switches_at_once),
+	    cmocka_unit_test(test_device_initial_data_first),
 	    cmocka_unit_test(test_fits_but_another_pass_helps),
 	    cmocka_unit_test(test_fits_and_no_progress_switches),
 	    cmocka_unit_test(test_over_limit_never_switches),

@@ -477,6 +477,20 @@ static struct timespec deadline_in_ms(unsigned ms)
 	return ts;
 }
 
+int sdma_engine_hold(struct sdma *s)
+{
+	struct timespec dl = deadline_in_ms(s->cfg.quiesce_ms);
+	bool idle;
+
+	pthread_mutex_lock(&s->lock);
+	s->run_allowed = false;
+	idle = engine_wait_unbusy_locked(s, &dl);
+	pthread_mutex_unlock(&s->lock);
+	TRACE(sdma_engine_run, "%s: no new starts, %s", s->name,
+	      idle ? "nothing in flight" : "a descriptor is still in flight");
+	return idle ? 0 : -ETIMEDOUT;
+}
+
 void sdma_engine_quiesce(struct sdma *s, bool hard)
 {
 	struct timespec dl = deadline_in_ms(hard ? 0 : s->cfg.quiesce_ms);

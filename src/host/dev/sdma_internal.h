@@ -74,6 +74,11 @@ void sdma_engine_stop(struct sdma *s);
 void sdma_engine_wake(struct sdma *s);
 /* Allows or forbids starting descriptors (the P2P states forbid it). */
 void sdma_engine_set_run(struct sdma *s, bool allowed);
+/*
+ * The P2P states: no descriptor starts, and waits (up to quiesce_ms) until the one in
+ * flight finished, its DMA included. -ETIMEDOUT when it did not (blocked on a fault).
+ */
+int sdma_engine_hold(struct sdma *s);
 /* Forbids starts and waits for all DMA to end; a descriptor blocked past the bound (or at
  * once when hard) is terminated and put back. Called without s->lock. */
 void sdma_engine_quiesce(struct sdma *s, bool hard);

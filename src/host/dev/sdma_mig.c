@@ -319,9 +319,9 @@ int sdma_mig_arc(struct vfio_device *vdev, uint32_t cur, uint32_t next)
 		return ret;
 	case VFIO_DEVICE_STATE_RUNNING_P2P:
 	case VFIO_DEVICE_STATE_PRE_COPY_P2P:
-		/* No new descriptor starts; the one in flight may finish (and its DMA). */
-		sdma_engine_set_run(s, false);
-		if (next == VFIO_DEVICE_STATE_PRE_COPY_P2P && !state_is_saving(cur))
+		/* No new descriptor starts, and the one in flight finished its DMA (uAPI). */
+		ret = sdma_engine_hold(s);
+		if (!ret && next == VFIO_DEVICE_STATE_PRE_COPY_P2P && !state_is_saving(cur))
 			ret = mig_emit_initial(s);
 		return ret;
 	case VFIO_DEVICE_STATE_STOP:

@@ -353,8 +353,8 @@ static void migrate_show(struct migrate_view *v, const struct json_value *info)
 
 static void migrate_summary_phases(const struct json_value *info)
 {
-	static const char *const phases[] = {"vcpu-stop", "final-sync", "last-ram",
-					     "state",	  "dest-load",	"resume"};
+	static const char *const phases[] = {"quiesce",	 "vcpu-stop", "device-stop", "final-sync",
+					     "last-ram", "state",     "dest-load",   "resume"};
 	const struct json_value *p =
 	    json_object_get(json_object_get(info, "x-vmig"), "switchover-us");
 
@@ -380,6 +380,23 @@ static void migrate_summary_ram(const struct json_value *info)
 	printf("  channels         %.0f\n", migrate_num(info, "x-vmig", "channels"));
 }
 
+static void migrate_summary_device(const struct json_value *info)
+{
+	const struct json_value *d = json_object_get(json_object_get(info, "x-vmig"), "device");
+	const struct json_value *how = json_object_get(d, "dirty-strategy");
+	const struct json_value *why = json_object_get(d, "dirty-why");
+
+	if (!d)
+		return;
+	printf("  devices          %.0f, device state %.0f bytes pre-copy + %.0f in stop-copy\n",
+	       migrate_num(d, "devices", NULL), migrate_num(d, "precopy-bytes", NULL),
+	       migrate_num(d, "stop-copy-bytes", NULL));
+	printf("  device dirty     %s (%s): %.0f pages in %.0f harvests\n",
+	       how && how->type == JSON_STRING ? how->str.s : "?",
+	       why && why->type == JSON_STRING ? why->str.s : "?",
+	       migrate_num(d, "dirty-pages", NULL), migrate_num(d, "harvests", NULL));
+}
+
 static void migrate_summary(const struct json_value *info)
 {
 	printf("migration %s\n", migrate_status(info));
@@ -394,6 +411,7 @@ static void migrate_summary(const struct json_value *info)
 	if (json_object_get(info, "ram"))
 		migrate_summary_ram(info);
 	migrate_summary_phases(info);
+	migrate_summary_device(info);
 	fflush(stdout);
 }
 

@@ -30,6 +30,7 @@ struct run_opts {
 	uint64_t mark;
 	uint64_t save_after_ms;
 	bool no_devices;
+	enum device_dirty_strategy device_dirty;
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
 	const char *incoming; /* --incoming URI or "defer" */
@@ -59,8 +60,11 @@ static void run_usage(void)
 	       "                      for the built-in firmware vmig adds cpus=N (default\n"
 	       "                      '" RUN_DEFAULT_GUEST_ARGS "': DMA through the vSMMUv3;\n"
 	       "                      without devices '" RUN_DEFAULT_GUEST_ARGS_NO_DEVICES "')\n"
-	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save, needed\n"
-	       "                      by --incoming: the devices cannot migrate yet)\n"
+	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save)\n"
+	       "  --device-dirty MODE how a migration finds the pages the device wrote:\n"
+	       "                      auto (default: the best this host allows; query-migrate\n"
+	       "                      says which and why) or stage2 (the host IOMMU's dirty\n"
+	       "                      bits on the device's stage 2)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -76,9 +80,8 @@ static void run_usage(void)
 	       "                      is loaded; the guest's state comes from URI, one of\n"
 	       "                      tcp:HOST:PORT, unix:PATH (listen there), file:PATH, or\n"
 	       "                      'defer' (wait for QMP migrate-incoming; needs --qmp).\n"
-	       "                      --mem, --vcpus, --dirty-log must match the source's;\n"
-	       "                      --no-devices is required for now (the sdma device and\n"
-	       "                      the vSMMUv3 cannot migrate yet). The guest runs once\n"
+	       "                      --mem, --vcpus, --dirty-log, --no-devices must match\n"
+	       "                      the source's. The guest (and its device) runs once\n"
 	       "                      the migration completes; exit status as for a normal\n"
 	       "                      run, 1 if the migration failed (the guest never ran)\n"
 	       "  --qmp unix:PATH     a QMP-compatible control socket at PATH (docs/control.md):\n"
@@ -111,6 +114,7 @@ enum {
 	OPT_SAVE_MARK,
 	OPT_SAVE_AFTER,
 	OPT_NO_DEVICES,
+	OPT_DEVICE_DIRTY,
 	OPT_QMP,
 	OPT_QMP_WAIT,
 	OPT_INCOMING
@@ -129,12 +133,26 @@ static const struct option run_longopts[] = {
     {"save-at-mark", required_argument, NULL, OPT_SAVE_MARK},
     {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
     {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
+    {"device-dirty", required_argument, NULL, OPT_DEVICE_DIRTY},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+static int run_parse_device_dirty(const char *arg, struct run_opts *o)
+{
+	if (device_dirty_parse(arg, &o->device_dirty) < 0) {
+		log_error("--device-dirty: '%s' is not a strategy (auto, stage2)", arg);
+		return -EINVAL;
+	}
+	if (o->device_dirty != DEVICE_DIRTY_AUTO && o->device_dirty != DEVICE_DIRTY_STAGE2) {
+		log_error("--device-dirty %s: not implemented yet; auto and stage2 are", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 /* 0 to go on, 1 for --help, negative on a bad option. */
 static int run_parse_one(int c, struct run_opts *o)
@@ -179,6 +197,8 @@ static int run_parse_one(int c, struct run_opts *o)
 		return cli_parse_uint("--save-at-mark", optarg, UINT32_MAX, &o->mark);
 	case OPT_SAVE_AFTER:
 		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
+	case OPT_DEVICE_DIRTY:
+		return run_parse_device_dirty(optarg, o);
 	case OPT_NO_DEVICES:
 		o->no_devices = true;
 		return 0;
@@ -217,11 +237,6 @@ static int run_check_incoming(const struct run_opts *o)
 	if (o->qmp_wait) {
 		log_error("--qmp-wait does not apply to --incoming: the guest runs when the "
 			  "migration completes");
-		return -EINVAL;
-	}
-	if (!o->no_devices) {
-		log_error("--incoming: the sdma device and the vSMMUv3 cannot migrate yet; use "
-			  "--no-devices (on the source too)");
 		return -EINVAL;
 	}
 	if (!defer && control_check_migrate_uri(o->incoming, err, sizeof(err)) < 0) {
@@ -409,20 +424,6 @@ static int run_load(struct machine *m, const struct run_opts *o)
 	return ret < 0 ? 1 : 0;
 }
 
-/*
- * Devices join the migration stream in a later issue: until then a VM with them refuses
- * every migration up front, with the reason, through the engine's blocker list.
- */
-static int run_block_migration(struct cli_mig *cm)
-{
-	int ret = migration_add_blocker(cm->mig, "the sdma device and the vSMMUv3 cannot migrate "
-						 "yet: start vmig with --no-devices to migrate "
-						 "this guest");
-	if (ret < 0)
-		log_error("cannot set up migration: %s", strerror(-ret));
-	return ret < 0 ? 1 : 0;
-}
-
 /* The control socket on m, sharing the migration with the command line. */
 static int run_control_start(struct machine *m, const struct run_opts *o, struct devices *dev,
 			     struct host_platform *hp, struct cli_mig *cm, struct control **ctl)
@@ -470,8 +471,8 @@ int cli_run(int argc, char **argv)
 		code = run_devices_create(m, &hp, &dev);
 	if (code == 0)
 		code = cli_mig_create(m, &cm);
-	if (code == 0 && dev)
-		code = run_block_migration(&cm);
+	if (code == 0 && dev && devices_migration_register(dev, cm.mig, o.device_dirty) < 0)
+		code = 1;
 	if (code == 0)
 		code = run_control_start(m, &o, dev, hp, &cm, &ctl);
 	if (code == 0)

@@ -242,7 +242,9 @@ static void mig_write_phases(struct json_writer *w, const struct mig_downtime_ph
 {
 	json_write_key(w, "switchover-us");
 	json_write_begin_object(w);
+	mig_write_u64(w, "quiesce", p->quiesce_us);
 	mig_write_u64(w, "vcpu-stop", p->vcpu_stop_us);
+	mig_write_u64(w, "device-stop", p->device_stop_us);
 	mig_write_u64(w, "final-sync", p->final_sync_us);
 	mig_write_u64(w, "last-ram", p->last_ram_us);
 	mig_write_u64(w, "state", p->state_us);
@@ -253,8 +255,25 @@ static void mig_write_phases(struct json_writer *w, const struct mig_downtime_ph
 
 static bool mig_phases_reached(const struct mig_downtime_phases *p)
 {
-	return p->vcpu_stop_us || p->final_sync_us || p->last_ram_us || p->state_us ||
-	       p->dest_load_us || p->resume_us;
+	return p->quiesce_us || p->vcpu_stop_us || p->final_sync_us || p->last_ram_us ||
+	       p->state_us || p->dest_load_us || p->resume_us;
+}
+
+/* The devices' part: dirty-tracking strategy (and why), their state's bytes. */
+static void mig_write_device(struct json_writer *w, const struct mig_info *i)
+{
+	json_write_key(w, "device");
+	json_write_begin_object(w);
+	mig_write_u64(w, "devices", i->device.devices);
+	json_write_key(w, "dirty-strategy");
+	json_write_string(w, i->device.dirty_strategy);
+	json_write_key(w, "dirty-why");
+	json_write_string(w, i->device.dirty_why);
+	mig_write_u64(w, "dirty-pages", i->device.dirty_pages);
+	mig_write_u64(w, "harvests", i->device.harvests);
+	mig_write_u64(w, "precopy-bytes", i->device.precopy_bytes);
+	mig_write_u64(w, "stop-copy-bytes", i->device.stop_copy_bytes);
+	json_write_end_object(w);
 }
 
 /* vmig's own figures, under one key so that nothing collides with QEMU's. */
@@ -271,6 +290,8 @@ static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 		mig_write_u64(w, "downtime-us", i->downtime_us);
 	if (mig_phases_reached(&i->phases))
 		mig_write_phases(w, &i->phases);
+	if (i->device.present)
+		mig_write_device(w, i);
 	json_write_end_object(w);
 }
 

@@ -18,6 +18,12 @@
 _Static_assert(sizeof(struct mig_hdr) == 64, "stream header is 64 bytes on the wire");
 _Static_assert(sizeof(struct mig_rec) == 32, "record header is 32 bytes on the wire");
 
+void mig_rec_get(const struct mig_rec *r, struct mig_rec_view *v)
+{
+	*v =
+	    (struct mig_rec_view){.type = r->type, .len = r->len, .arg = r->arg, .count = r->count};
+}
+
 void mig_chan_init(struct mig_chan *c, struct migration *mig, int fd, unsigned index)
 {
 	*c = (struct mig_chan){.fd = fd, .index = index, .mig = mig};

@@ -9,7 +9,8 @@
  * "helps" when that saves at least 1 ms and a tenth of today's estimate: an idle guest
  * switches at once with milliseconds of downtime instead of spending its whole budget.
  * Never switch past the limit: keep iterating (throttling harder with auto-converge) and
- * report the truthful expected downtime.
+ * report the truthful expected downtime. Bytes a section says must go before the
+ * switchover (a device's initial pre-copy data) hold it back whatever the figures say.
  */
 #include "vmm/migration/internal.h"
 
@@ -41,6 +42,12 @@ void mig_converge_decide(const struct mig_converge_in *in, struct mig_converge_o
 	uint64_t xfer = mig_transfer_us(in->remaining_bytes, in->bandwidth);
 
 	out->expected_us = xfer + in->overhead_us;
+	/* A device's initial pre-copy data (QEMU's switchover-ack): never switch before it. */
+	if (in->must_precopy_bytes) {
+		out->decision = MIG_DECIDE_NEXT_PASS;
+		out->why = "a device's initial data has not gone yet";
+		return;
+	}
 	if (out->expected_us <= in->limit_us) {
 		bool capped = in->max_passes && in->pass >= in->max_passes;
 		if (capped || !mig_next_pass_helps(in, out->expected_us)) {

@@ -202,7 +202,6 @@ uint64_t mig_cpu_apply_probe_us(struct migration *mig)
 
 static const struct mig_section_ops mig_cpu_ops = {
     .name = "cpu",
-    .id = MIG_SEC_CPU,
     .save_complete = mig_cpu_save_complete,
     .load_setup = mig_cpu_load_setup,
     .load = mig_cpu_load,
@@ -218,6 +217,8 @@ int mig_cpu_register(struct migration *mig)
 	if (!c)
 		return -ENOMEM;
 	c->vm = mig->m->vm;
-	mig_register(mig, &mig_cpu_ops, c);
-	return 0;
+	int ret = mig_register(mig, &mig_cpu_ops, MIG_SEC_CPU, c);
+	if (ret < 0)
+		free(c);
+	return ret;
 }

@@ -304,6 +304,14 @@ static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *er
 	}
 	struct mig_section *s = mig_section_find(mig, r->section);
 	bool ram_here = r->section != MIG_SEC_RAM || mig->nr_chans == 1;
+	if (!s && r->section != MIG_SEC_RAM) {
+		snprintf(err, errlen,
+			 "the source sends state of a component this VM does not have "
+			 "(section %u): start the destination with the source's device options "
+			 "(--no-devices on both sides, or on neither)",
+			 r->section);
+		return -EBADMSG;
+	}
 	if (!s || !s->ops->load || !ram_here) {
 		snprintf(err, errlen, "unexpected record (section %u, type %u) on the main channel",
 			 r->section, r->type);

@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "vmm/migration/migration.h"
+#include "vmm/migration/section.h"
 
 /* The wire ------------------------------------------------------------------------------ */
 
@@ -19,7 +20,6 @@
 #define MIG_VERSION	   1u
 #define MIG_MAX_CHANNELS   16u
 #define MIG_RAM_RUN_PAGES  64u /* one dirty-bitmap word: the unit a RAM channel owns */
-#define MIG_MAX_PAYLOAD	   (8u << 20)
 #define MIG_ERROR_TEXT_MAX 480u
 #define MIG_HDR_F_FILE	   1u /* no return path: a file */
 
@@ -35,14 +35,6 @@ struct mig_hdr {
 	uint32_t flags;
 	uint32_t reserved[2];
 	uint32_t crc; /* crc32c of the bytes before it */
-};
-
-/* Every enum on the wire keeps 0 invalid. */
-enum mig_section_id {
-	MIG_SEC_STREAM = 1, /* the engine's own: shape, markers, handshake */
-	MIG_SEC_RAM = 2,
-	MIG_SEC_CPU = 3,
-	MIG_SEC__MAX = 16,
 };
 
 enum mig_stream_type {
@@ -116,61 +108,18 @@ void mig_chan_close(struct mig_chan *c);
 
 int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n);
 int mig_chan_read_all(struct mig_chan *c, void *buf, size_t len);
-/* A record with payload from iov (n may be 0); data_crc computed over it. */
-int mig_chan_send(struct mig_chan *c, uint16_t section, uint16_t type, uint64_t arg, uint32_t count,
-		  const struct iovec *iov, int n);
 /* Fills hdr for a record whose payload the caller sends itself in the same writev. */
 void mig_rec_fill(struct mig_chan *c, struct mig_rec *r, uint16_t section, uint16_t type,
 		  uint64_t arg, uint32_t count, uint32_t len, uint32_t data_crc);
 /* The next record's header, checked (crc, sequence, length bound). -EBADMSG with a reason. */
 int mig_chan_recv(struct mig_chan *c, struct mig_rec *r, char *err, size_t errlen);
-/* Reads r's payload into buf and checks its crc. -EBADMSG on a mismatch. */
-int mig_chan_recv_payload(struct mig_chan *c, const struct mig_rec *r, void *buf);
 
 void mig_hdr_fill(struct mig_hdr *h, const struct migration *mig, unsigned channel, uint32_t flags);
 int mig_hdr_check(const struct mig_hdr *h, char *err, size_t errlen);
 
 /* Sections ------------------------------------------------------------------------------ */
 
-struct mig_section;
-
-/*
- * One table per migratable component (MIGRATION.md, Sections). Every hook is optional. The
- * engine walks sections in registration order and knows none of them by name.
- */
-struct mig_section_ops {
-	const char *name;
-	uint16_t id; /* enum mig_section_id */
-	/* Source. */
-	int (*setup)(struct mig_section *s);
-	int (*log_sync)(struct mig_section *s);
-	/* Bytes still to send; *must_precopy: of those, what must go before switchover. */
-	uint64_t (*pending)(struct mig_section *s, uint64_t *must_precopy);
-	int (*save_pass)(struct mig_section *s); /* vCPUs running */
-	int (*quiesce)(struct mig_section *s);	 /* before the vCPUs stop (devices) */
-	int (*save_complete)(struct mig_section *s, struct mig_chan *main);
-	/* Source end: failed says whether to roll back (the guest continues here). */
-	void (*cleanup)(struct mig_section *s, bool failed);
-	/* Destination. */
-	int (*load_setup)(struct mig_section *s);
-	/* One record of this section; reads its payload from ch. -EBADMSG with err set. */
-	int (*load)(struct mig_section *s, struct mig_chan *ch, const struct mig_rec *r, char *err,
-		    size_t errlen);
-	/* After END: is everything there? Then apply, then post_load. */
-	int (*load_check)(struct mig_section *s, char *err, size_t errlen);
-	int (*apply)(struct mig_section *s, char *err, size_t errlen);
-	int (*post_load)(struct mig_section *s, char *err, size_t errlen);
-	int (*resume)(struct mig_section *s); /* on COMMIT, before the vCPUs run */
-	void (*load_cleanup)(struct mig_section *s);
-};
-
-struct mig_section {
-	const struct mig_section_ops *ops;
-	struct migration *mig;
-	void *state;
-};
-
-#define MIG_MAX_SECTIONS 8u
+#define MIG_MAX_SECTIONS 16u
 
 /* The engine ---------------------------------------------------------------------------- */
 
@@ -232,10 +181,6 @@ struct migration {
 /* Sets the status if it is `from` (compare-and-set, QEMU's rule); emits MIGRATION. */
 bool mig_set_status(struct migration *mig, enum mig_status from, enum mig_status to);
 enum mig_status mig_get_status(struct migration *mig);
-/* Records the first error (later ones are usually consequences). */
-void mig_set_error(struct migration *mig, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-bool mig_cancelled(const struct migration *mig);
 void mig_emit(struct migration *mig, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t mig_now_ns(void);
@@ -249,7 +194,8 @@ void mig_unblock_all(struct migration *mig);
 /* Everything, both directions (cancel, teardown, a return path that had its time). */
 void mig_unblock_hard(struct migration *mig);
 
-void mig_register(struct migration *mig, const struct mig_section_ops *ops, void *state);
+int mig_register(struct migration *mig, const struct mig_section_ops *ops, uint16_t id,
+		 void *state);
 struct mig_section *mig_section_find(struct migration *mig, uint16_t id);
 
 /* The sections this engine has (ram.c, cpu.c). */
@@ -275,13 +221,14 @@ void *mig_dest_thread(void *arg);
 
 /* The switch-over decision: a pure function of measured figures (converge.c). */
 struct mig_converge_in {
-	uint64_t remaining_bytes; /* dirty now, would go in stop-copy */
-	uint64_t bandwidth;	  /* bytes/s measured over the last pass */
-	uint64_t dirty_rate;	  /* bytes/s dirtied during the last pass */
-	uint64_t overhead_us;	  /* switchover's fixed costs, measured */
-	uint64_t limit_us;	  /* downtime-limit */
-	uint64_t pass;		  /* passes completed */
-	uint64_t max_passes;	  /* 0: no cap */
+	uint64_t remaining_bytes;    /* dirty now, would go in stop-copy */
+	uint64_t must_precopy_bytes; /* of those, what may not wait for the switchover */
+	uint64_t bandwidth;	     /* bytes/s measured over the last pass */
+	uint64_t dirty_rate;	     /* bytes/s dirtied during the last pass */
+	uint64_t overhead_us;	     /* switchover's fixed costs, measured */
+	uint64_t limit_us;	     /* downtime-limit */
+	uint64_t pass;		     /* passes completed */
+	uint64_t max_passes;	     /* 0: no cap */
 	bool auto_converge;
 	uint64_t throttle_pct, max_throttle_pct;
 };

@@ -141,18 +141,38 @@ void mig_unblock_hard(struct migration *mig)
 
 /* Sections ------------------------------------------------------------------------------ */
 
-void mig_register(struct migration *mig, const struct mig_section_ops *ops, void *state)
+static int mig_add_section(struct migration *mig, const struct mig_section_ops *ops, uint16_t id,
+			   void *state, bool owns)
 {
+	if (!id || id >= MIG_SEC__MAX || id == MIG_SEC_STREAM)
+		return -EINVAL;
+	if (mig_section_find(mig, id))
+		return -EEXIST;
 	if (mig->nr_sections == MIG_MAX_SECTIONS)
-		return;
-	mig->sections[mig->nr_sections++] =
-	    (struct mig_section){.ops = ops, .mig = mig, .state = state};
+		return -ENOSPC;
+	mig->sections[mig->nr_sections++] = (struct mig_section){
+	    .ops = ops, .id = id, .mig = mig, .state = state, .owns_state = owns};
+	return 0;
+}
+
+int mig_register(struct migration *mig, const struct mig_section_ops *ops, uint16_t id, void *state)
+{
+	return mig_add_section(mig, ops, id, state, true);
+}
+
+int migration_register_section(struct migration *mig, const struct mig_section_ops *ops,
+			       uint16_t id, void *state)
+{
+	pthread_mutex_lock(&mig->lock);
+	bool idle = !mig->thread_live;
+	pthread_mutex_unlock(&mig->lock);
+	return idle ? mig_add_section(mig, ops, id, state, false) : -EBUSY;
 }
 
 struct mig_section *mig_section_find(struct migration *mig, uint16_t id)
 {
 	for (unsigned i = 0; i < mig->nr_sections; i++) {
-		if (mig->sections[i].ops->id == id)
+		if (mig->sections[i].id == id)
 			return &mig->sections[i];
 	}
 	return NULL;
@@ -209,8 +229,10 @@ void migration_destroy(struct migration *mig)
 	__atomic_store_n(&mig->cancel, true, __ATOMIC_RELEASE);
 	mig_unblock_hard(mig);
 	mig_join(mig);
-	for (unsigned i = 0; i < mig->nr_sections; i++)
-		free(mig->sections[i].state);
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		if (mig->sections[i].owns_state)
+			free(mig->sections[i].state);
+	}
 	for (unsigned i = 0; i < mig->nr_blockers; i++)
 		free(mig->blockers[i]);
 	if (mig->listen_fd >= 0)
@@ -434,8 +456,14 @@ void migration_query(struct migration *mig, struct mig_info *o)
 	o->channels = mig->nr_chans;
 	o->phases = mig->phases;
 	pthread_mutex_unlock(&mig->lock);
-	if (o->status != MIG_STATUS_NONE)
-		mig_ram_stats(mig->ram, o);
+	if (o->status == MIG_STATUS_NONE)
+		return;
+	mig_ram_stats(mig->ram, o);
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		if (s->ops->query)
+			s->ops->query(s, o);
+	}
 }
 
 void migration_get_params(struct migration *mig, struct mig_params *out)

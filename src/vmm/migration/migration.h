@@ -55,12 +55,14 @@ const char *migration_cap_name(enum mig_cap c);
 
 /* The switchover breakdown, microseconds (0 for a phase not reached). */
 struct mig_downtime_phases {
-	uint64_t vcpu_stop_us;	/* pausing every vCPU */
-	uint64_t final_sync_us; /* the last dirty harvest */
-	uint64_t last_ram_us;	/* sending the last dirty pages */
-	uint64_t state_us;	/* CPU, irqchip, clock (and later devices) saved and sent */
-	uint64_t dest_load_us;	/* END sent -> READY received (destination apply + post-load) */
-	uint64_t resume_us;	/* COMMIT sent -> RUNNING received */
+	uint64_t quiesce_us;	 /* devices quiesced, vCPUs still running (not downtime) */
+	uint64_t vcpu_stop_us;	 /* pausing every vCPU */
+	uint64_t device_stop_us; /* devices stopped (STOP_COPY), host queues drained */
+	uint64_t final_sync_us;	 /* the last dirty harvest */
+	uint64_t last_ram_us;	 /* sending the last dirty pages */
+	uint64_t state_us;	 /* CPU, irqchip, clock (and later devices) saved and sent */
+	uint64_t dest_load_us;	 /* END sent -> READY received (destination apply + post-load) */
+	uint64_t resume_us;	 /* COMMIT sent -> RUNNING received */
 };
 
 /* What query-migrate reports (QEMU's MigrationInfo, plus vmig's). */
@@ -90,6 +92,16 @@ struct mig_info {
 	} ram;
 	unsigned channels; /* connections in use (1 + multifd channels) */
 	struct mig_downtime_phases phases;
+	struct {
+		bool present;		 /* a device-dirty section took part */
+		char dirty_strategy[16]; /* stage2, device-log, stage1, perpetual */
+		char dirty_why[160];	 /* why that strategy was chosen */
+		uint64_t dirty_pages;	 /* pages device dirty tracking reported, all harvests */
+		uint64_t harvests;
+		uint64_t precopy_bytes;	  /* device state sent while the vCPUs ran */
+		uint64_t stop_copy_bytes; /* device state sent in the downtime */
+		unsigned devices;
+	} device;
 };
 
 /* Called on the migration thread (or the caller's): must not block for long. */

@@ -275,6 +275,39 @@ static int mig_ram_log_sync(struct mig_section *s)
 	return n < 0 ? (int)n : 0;
 }
 
+void mig_dirty_mark_bitmap(struct migration *mig, uint64_t gpa, const uint64_t *bits,
+			   uint64_t npages)
+{
+	struct mig_ram *r = mig->ram;
+	uint64_t first = gpa >> GUEST_PAGE_SHIFT;
+
+	if (!r || !r->dirty || first >= r->pages)
+		return;
+	npages = MIN(npages, r->pages - first);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t word = bits[i / 64] >> (i % 64);
+		if (!word) {
+			i |= 63; /* the rest of this source word is clear */
+			continue;
+		}
+		if (word & 1)
+			__atomic_or_fetch(&r->dirty[(first + i) / 64], 1ull << ((first + i) % 64),
+					  __ATOMIC_RELAXED);
+	}
+}
+
+void mig_dirty_mark(struct migration *mig, uint64_t gpa, uint64_t pages)
+{
+	struct mig_ram *r = mig->ram;
+	uint64_t first = gpa >> GUEST_PAGE_SHIFT;
+
+	if (!r || !r->dirty || first >= r->pages)
+		return;
+	pages = MIN(pages, r->pages - first);
+	for (uint64_t p = first; p < first + pages; p++)
+		__atomic_or_fetch(&r->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
 static uint64_t mig_ram_pending(struct mig_section *s, uint64_t *must_precopy)
 {
 	*must_precopy = 0;
@@ -431,7 +464,6 @@ static void mig_ram_load_cleanup(struct mig_section *s)
 
 static const struct mig_section_ops mig_ram_ops = {
     .name = "ram",
-    .id = MIG_SEC_RAM,
     .setup = mig_ram_setup,
     .log_sync = mig_ram_log_sync,
     .pending = mig_ram_pending,
@@ -452,7 +484,10 @@ int mig_ram_register(struct migration *mig)
 	r->mem = mig->m->mem;
 	r->vm = mig->m->vm;
 	r->pages = r->mem->gpa_pages;
-	mig->ram = r;
-	mig_register(mig, &mig_ram_ops, r);
-	return 0;
+	int ret = mig_register(mig, &mig_ram_ops, MIG_SEC_RAM, r);
+	if (ret < 0)
+		free(r);
+	else
+		mig->ram = r;
+	return ret;
 }

@@ -248,19 +248,21 @@ static int src_send_ram(struct migration *mig)
 
 /* Sections ------------------------------------------------------------------------------ */
 
-enum src_hook { SRC_SETUP, SRC_LOG_SYNC, SRC_SAVE_PASS, SRC_QUIESCE };
+enum src_hook { SRC_LOG_START, SRC_SETUP, SRC_LOG_SYNC, SRC_QUIESCE, SRC_STOP };
 
 static int (*src_hook_fn(const struct mig_section_ops *o, enum src_hook h))(struct mig_section *)
 {
 	switch (h) {
+	case SRC_LOG_START:
+		return o->log_start;
 	case SRC_SETUP:
 		return o->setup;
 	case SRC_LOG_SYNC:
 		return o->log_sync;
-	case SRC_SAVE_PASS:
-		return o->save_pass;
 	case SRC_QUIESCE:
 		return o->quiesce;
+	case SRC_STOP:
+		return o->stop;
 	}
 	return NULL;
 }
@@ -280,14 +282,32 @@ static int src_sections(struct migration *mig, enum src_hook h)
 	return 0;
 }
 
-static uint64_t src_pending(struct migration *mig)
+/* Pre-copy data of the sections other than RAM (devices), on the main channel. */
+static int src_save_passes(struct migration *mig)
 {
-	uint64_t total = 0, must;
-
 	for (unsigned i = 0; i < mig->nr_sections; i++) {
 		struct mig_section *s = &mig->sections[i];
+		int ret = s->ops->save_pass ? s->ops->save_pass(s, &mig->chans[0]) : 0;
+		if (ret < 0) {
+			mig_set_error(mig, "%s: %s", s->ops->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Bytes still to send; *must: of those, what has to go before the switchover. */
+static uint64_t src_pending(struct migration *mig, uint64_t *must)
+{
+	uint64_t total = 0;
+
+	*must = 0;
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		uint64_t m = 0;
 		if (s->ops->pending)
-			total += s->ops->pending(s, &must);
+			total += s->ops->pending(s, &m);
+		*must += m;
 	}
 	return total;
 }
@@ -353,6 +373,9 @@ static int src_setup(struct migration *mig)
 			ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PING,
 					    mig_now_ns(), 0, NULL, 0);
 	}
+	/* Every log starts before any first pass is planned: a write in between is logged. */
+	if (ret == 0)
+		ret = src_sections(mig, SRC_LOG_START);
 	if (ret == 0)
 		ret = src_sections(mig, SRC_SETUP);
 	if (ret == 0)
@@ -388,7 +411,7 @@ static int src_one_pass(struct migration *mig, struct src_pass *p)
 	mig_emit(mig, "MIGRATION_PASS", "{\"pass\": %llu}", (unsigned long long)pass);
 	if ((ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PASS, pass, 0, NULL, 0)) <
 		0 ||
-	    (ret = src_send_ram(mig)) < 0 || (ret = src_sections(mig, SRC_SAVE_PASS)) < 0)
+	    (ret = src_send_ram(mig)) < 0 || (ret = src_save_passes(mig)) < 0)
 		return ret;
 	uint64_t sent = src_bytes_out(mig) - b0, t1 = mig_now_ns();
 	__atomic_add_fetch(&mig->precopy_bytes, sent, __ATOMIC_RELAXED);
@@ -399,7 +422,8 @@ static int src_one_pass(struct migration *mig, struct src_pass *p)
 	uint64_t bw = (uint64_t)((double)sent / (secs > 1e-6 ? secs : 1e-6));
 	/* A tiny pass measures latency, not the link: keep the better estimate then. */
 	p->bandwidth = sent >= (4u << 20) || bw > p->bandwidth ? bw : p->bandwidth;
-	p->dirty_rate = (uint64_t)((double)src_pending(mig) / (secs > 1e-6 ? secs : 1e-6));
+	uint64_t must;
+	p->dirty_rate = (uint64_t)((double)src_pending(mig, &must) / (secs > 1e-6 ? secs : 1e-6));
 	mig->mbps = (double)bw * 8 / 1e6;
 	__atomic_store_n(&mig->dirty_pages_rate, p->dirty_rate / 4096, __ATOMIC_RELAXED);
 	return 0;
@@ -433,9 +457,11 @@ static void src_decide(struct migration *mig, const struct src_pass *p,
 		       struct mig_converge_out *out)
 {
 	struct mig_params pr;
+	uint64_t must;
 	migration_get_params(mig, &pr);
 	struct mig_converge_in in = {
-	    .remaining_bytes = src_pending(mig),
+	    .remaining_bytes = src_pending(mig, &must),
+	    .must_precopy_bytes = must,
 	    .bandwidth = p->bandwidth,
 	    .dirty_rate = p->dirty_rate,
 	    .overhead_us = src_overhead_us(mig),
@@ -489,11 +515,19 @@ static int src_end_channels(struct migration *mig)
 	return ret;
 }
 
-/* vCPUs stopped: the last dirty pages, every section's final state, END. */
+/*
+ * vCPUs stopped: the devices stop (nothing writes guest RAM any more), then the last
+ * harvest, the last dirty pages, every section's final state, END.
+ */
 static int src_stop_copy(struct migration *mig)
 {
 	uint64_t t = mig_now_ns(), b0 = src_bytes_out(mig);
-	int ret = src_sections(mig, SRC_LOG_SYNC);
+	int ret = src_sections(mig, SRC_STOP);
+
+	mig->phases.device_stop_us = src_us_since(t);
+	t = mig_now_ns();
+	if (ret == 0)
+		ret = src_sections(mig, SRC_LOG_SYNC);
 
 	mig->phases.final_sync_us = src_us_since(t);
 	t = mig_now_ns();
@@ -574,7 +608,10 @@ static int src_switchover(struct migration *mig)
 {
 	if (!mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE))
 		return -ECANCELED;
+	uint64_t t = mig_now_ns();
 	int ret = src_sections(mig, SRC_QUIESCE);
+
+	mig->phases.quiesce_us = src_us_since(t);
 	if (ret == 0)
 		ret = src_stop_vcpus(mig);
 	if (ret == 0)

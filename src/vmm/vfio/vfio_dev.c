@@ -3,6 +3,7 @@
 #include "vmm/vfio/vfio_dev.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 struct vfio_dev {
 	struct vfio_device *vdev;
+	char name[32];
 	struct vm *vm;
 	struct bus *bus;
 	uint64_t bar0_gpa, bar0_size;
@@ -251,6 +253,7 @@ int vfio_dev_create(const struct vfio_dev_config *cfg, struct vfio_dev **out)
 	d->bar0_gpa = cfg->bar0_gpa;
 	d->path = cfg->path;
 	d->db_fd = -1;
+	snprintf(d->name, sizeof(d->name), "%s", cfg->name);
 	ret = vfio_device_open(cfg->name, &d->vdev);
 	if (ret == 0)
 		ret = vfio_dev_probe(d);
@@ -265,6 +268,11 @@ int vfio_dev_create(const struct vfio_dev_config *cfg, struct vfio_dev **out)
 	}
 	*out = d;
 	return 0;
+}
+
+const char *vfio_dev_name(const struct vfio_dev *d)
+{
+	return d->name;
 }
 
 void vfio_dev_destroy(struct vfio_dev *d)

@@ -51,6 +51,8 @@ void vfio_dev_destroy(struct vfio_dev *d);
 
 /* The device id in the iommufd context (for HWPT allocation, vDEVICE, attach). */
 uint32_t vfio_dev_iommufd_id(const struct vfio_dev *d);
+/* The host's name for it ("sdma0"). */
+const char *vfio_dev_name(const struct vfio_dev *d);
 /* VFIO_DEVICE_ATTACH_IOMMUFD_PT: *pt_id in, the HWPT actually attached out. */
 int vfio_dev_attach(struct vfio_dev *d, uint32_t *pt_id);
 struct vfio_device *vfio_dev_vfio(struct vfio_dev *d);

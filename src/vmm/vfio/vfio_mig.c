@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The VFIO migration section of one device (vfio_mig.h). */
+#include "vmm/vfio/vfio_mig.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/trace.h"
+#include "host/vfio.h"
+#include "vmm/migration/migration.h"
+#include "vmm/migration/section.h"
+#include "vmm/vfio/vfio_dev.h"
+
+#define VDM_CHUNK	 (256u << 10)  /* device data per record */
+#define VDM_READ_WAIT_MS 5000	       /* STOP_COPY data that does not come: the device hangs */
+#define VDM_MAX_STATE	 (64ull << 20) /* a device stream larger than this is refused */
+
+enum vdm_rec_type {
+	VDM_T_DATA = 1, /* payload: device bytes, in order; arg: bytes before this record */
+	VDM_T_END = 2,	/* arg: total bytes; the source read the device's data to its end */
+};
+
+struct vfio_dev_mig {
+	struct vfio_dev *dev;
+	struct vfio_device *vdev;
+	struct migration *mig;
+	char name[32];
+	uint64_t flags; /* VFIO_MIGRATION_* the device supports */
+	uint32_t state; /* the device's migration state as last set */
+	int data_fd;
+	uint64_t sent, precopy_sent, stop_copy_sent;
+	uint64_t initial_left; /* pre-copy initial bytes not read yet (must go first) */
+	uint64_t dirty_left;
+	uint64_t stop_copy_size; /* MIG_DATA_SIZE at the last look */
+	/* Destination. */
+	uint8_t *buf;
+	uint64_t received;
+	bool got_end;
+};
+
+/* The uAPI calls ------------------------------------------------------------------------- */
+
+static int vdm_set_state(struct vfio_dev_mig *v, uint32_t state)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_state s;
+	} a = {.hdr = {.argsz = sizeof(a),
+		       .flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE},
+	       .s = {.device_state = state, .data_fd = -1}};
+	int ret = vfio_device_feature(v->vdev, &a.hdr);
+
+	TRACE(vfio_mig_state, "%s: %s -> %s: %d", v->name, vfio_mig_state_name(v->state),
+	      vfio_mig_state_name(state), ret);
+	if (ret < 0)
+		return ret;
+	v->state = state;
+	if (a.s.data_fd >= 0) {
+		if (v->data_fd >= 0)
+			vfio_mig_data_close(v->data_fd);
+		v->data_fd = a.s.data_fd;
+	}
+	return 0;
+}
+
+static int vdm_get_flags(struct vfio_dev_mig *v)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_migration m;
+	} a = {.hdr = {.argsz = sizeof(a),
+		       .flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION}};
+	int ret = vfio_device_feature(v->vdev, &a.hdr);
+
+	v->flags = ret == 0 ? a.m.flags : 0;
+	return ret;
+}
+
+static uint64_t vdm_data_size(struct vfio_dev_mig *v)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_data_size d;
+	} a = {.hdr = {.argsz = sizeof(a),
+		       .flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE}};
+
+	return vfio_device_feature(v->vdev, &a.hdr) == 0 ? a.d.stop_copy_length : 0;
+}
+
+static bool vdm_has_precopy(const struct vfio_dev_mig *v)
+{
+	return v->flags & VFIO_MIGRATION_PRE_COPY;
+}
+
+static void vdm_close_data(struct vfio_dev_mig *v)
+{
+	if (v->data_fd >= 0)
+		vfio_mig_data_close(v->data_fd);
+	v->data_fd = -1;
+}
+
+/* Source ---------------------------------------------------------------------------------- */
+
+static int vdm_setup(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret = vdm_get_flags(v);
+
+	if (ret < 0 || !(v->flags & VFIO_MIGRATION_STOP_COPY)) {
+		mig_set_error(s->mig, "device %s does not support migration (VFIO migration v2)",
+			      v->name);
+		return ret < 0 ? ret : -EOPNOTSUPP;
+	}
+	v->sent = v->precopy_sent = v->stop_copy_sent = 0;
+	v->initial_left = v->dirty_left = 0;
+	v->state = VFIO_DEVICE_STATE_RUNNING;
+	if (vdm_has_precopy(v) && (ret = vdm_set_state(v, VFIO_DEVICE_STATE_PRE_COPY)) < 0)
+		mig_set_error(s->mig, "device %s refused PRE_COPY: %s", v->name, strerror(-ret));
+	return ret;
+}
+
+static void vdm_precopy_info(struct vfio_dev_mig *v)
+{
+	struct vfio_precopy_info info = {.argsz = sizeof(info)};
+
+	if (v->data_fd >= 0 && vfio_mig_get_precopy_info(v->data_fd, &info) == 0) {
+		v->initial_left = info.initial_bytes;
+		v->dirty_left = info.dirty_bytes;
+	}
+}
+
+/* What is left: pre-copy bytes, plus the stop-copy size the downtime will have to carry. */
+static uint64_t vdm_pending(struct mig_section *s, uint64_t *must_precopy)
+{
+	struct vfio_dev_mig *v = s->state;
+
+	if (vdm_has_precopy(v))
+		vdm_precopy_info(v);
+	v->stop_copy_size = vdm_data_size(v);
+	*must_precopy = v->initial_left;
+	return v->initial_left + v->dirty_left + v->stop_copy_size;
+}
+
+/* Reads what the data fd has now and sends it; stop_at_enomsg: pre-copy's temporary end. */
+static int vdm_pump(struct vfio_dev_mig *v, struct mig_section *s, struct mig_chan *ch,
+		    bool precopy)
+{
+	uint8_t *buf = malloc(VDM_CHUNK);
+	int ret = buf ? 0 : -ENOMEM;
+
+	while (ret == 0) {
+		ssize_t n = vfio_mig_data_read(v->data_fd, buf, VDM_CHUNK);
+		if (n == 0 || (precopy && n == -ENOMSG))
+			break;
+		if (n == -EAGAIN && !precopy) {
+			struct pollfd p = {.fd = v->data_fd, .events = POLLIN};
+			ret = poll(&p, 1, VDM_READ_WAIT_MS) == 1 ? 0 : -ETIMEDOUT;
+			continue;
+		}
+		if (n < 0)
+			ret = (int)n;
+		else if (v->sent + (uint64_t)n > VDM_MAX_STATE)
+			ret = -EFBIG;
+		else
+			ret = mig_chan_send(ch, s->id, VDM_T_DATA, v->sent, 0,
+					    &(struct iovec){.iov_base = buf, .iov_len = (size_t)n},
+					    1);
+		if (ret == 0)
+			v->sent += (uint64_t)n;
+	}
+	free(buf);
+	return ret;
+}
+
+static int vdm_save_pass(struct mig_section *s, struct mig_chan *main)
+{
+	struct vfio_dev_mig *v = s->state;
+	uint64_t before = v->sent;
+
+	if (!vdm_has_precopy(v) || v->data_fd < 0)
+		return 0;
+	int ret = vdm_pump(v, s, main, true);
+	__atomic_add_fetch(&v->precopy_sent, v->sent - before, __ATOMIC_RELAXED);
+	if (ret < 0)
+		mig_set_error(s->mig, "device %s: reading its pre-copy data: %s", v->name,
+			      strerror(-ret));
+	return ret;
+}
+
+/* vCPUs still run: the device finishes the DMA in flight and starts none (P2P). */
+static int vdm_quiesce(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	uint32_t p2p =
+	    vdm_has_precopy(v) ? VFIO_DEVICE_STATE_PRE_COPY_P2P : VFIO_DEVICE_STATE_RUNNING_P2P;
+	int ret = (v->flags & VFIO_MIGRATION_P2P) ? vdm_set_state(v, p2p) : 0;
+
+	if (ret < 0)
+		mig_set_error(s->mig, "device %s refused %s: %s", v->name, vfio_mig_state_name(p2p),
+			      strerror(-ret));
+	return ret;
+}
+
+static int vdm_stop(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret = vdm_set_state(v, VFIO_DEVICE_STATE_STOP_COPY);
+
+	if (ret < 0)
+		mig_set_error(s->mig, "device %s refused STOP_COPY: %s", v->name, strerror(-ret));
+	return ret;
+}
+
+static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
+{
+	struct vfio_dev_mig *v = s->state;
+	uint64_t before = v->sent;
+	int ret = v->data_fd >= 0 ? vdm_pump(v, s, main, false) : -EBADF;
+
+	__atomic_add_fetch(&v->stop_copy_sent, v->sent - before, __ATOMIC_RELAXED);
+	if (ret < 0) {
+		mig_set_error(s->mig, "device %s: reading its state: %s", v->name, strerror(-ret));
+		return ret;
+	}
+	return mig_chan_send(main, s->id, VDM_T_END, v->sent, 0, NULL, 0);
+}
+
+/* Roll-back: RUNNING again, the guest's DMA goes on here. Success: the device stays put. */
+static void vdm_cleanup(struct mig_section *s, bool failed)
+{
+	struct vfio_dev_mig *v = s->state;
+
+	vdm_close_data(v);
+	if (!failed || v->state == VFIO_DEVICE_STATE_RUNNING)
+		return;
+	int ret = vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+	if (ret < 0) /* ERROR: only a reset leaves it, and that loses the guest's queue */
+		log_error("device %s did not return to RUNNING after the failed migration (%s): "
+			  "its DMA is stopped; the guest must reset it",
+			  v->name, strerror(-ret));
+}
+
+static void vdm_query(struct mig_section *s, struct mig_info *out)
+{
+	struct vfio_dev_mig *v = s->state;
+
+	out->device.devices++;
+	out->device.precopy_bytes += __atomic_load_n(&v->precopy_sent, __ATOMIC_RELAXED);
+	out->device.stop_copy_bytes += __atomic_load_n(&v->stop_copy_sent, __ATOMIC_RELAXED);
+}
+
+/* Destination ----------------------------------------------------------------------------- */
+
+static int vdm_load_setup(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+
+	v->received = 0;
+	v->got_end = false;
+	v->state = VFIO_DEVICE_STATE_RUNNING;
+	return vdm_set_state(v, VFIO_DEVICE_STATE_RESUMING);
+}
+
+static int vdm_write_all(struct vfio_dev_mig *v, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = vfio_mig_data_write(v->data_fd, p, n);
+		if (w <= 0)
+			return w < 0 ? (int)w : -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int vdm_load_data(struct vfio_dev_mig *v, struct mig_chan *ch, const struct mig_rec *r,
+			 const struct mig_rec_view *rv, char *err, size_t errlen)
+{
+	if (v->got_end || rv->arg != v->received || !rv->len || rv->len > VDM_CHUNK ||
+	    v->received + rv->len > VDM_MAX_STATE) {
+		snprintf(err, errlen, "device %s: state record out of order or too large", v->name);
+		return -EBADMSG;
+	}
+	int ret = mig_chan_recv_payload(ch, r, v->buf);
+	if (ret == 0 && (ret = vdm_write_all(v, v->buf, rv->len)) < 0)
+		snprintf(err, errlen,
+			 "device %s refused its state (%s): the destination's "
+			 "device cannot take what the source's saved",
+			 v->name, strerror(-ret));
+	v->received += rv->len;
+	return ret;
+}
+
+static int vdm_load(struct mig_section *s, struct mig_chan *ch, const struct mig_rec *r, char *err,
+		    size_t errlen)
+{
+	struct vfio_dev_mig *v = s->state;
+	struct mig_rec_view rv;
+
+	mig_rec_get(r, &rv);
+	if (rv.type == VDM_T_DATA)
+		return vdm_load_data(v, ch, r, &rv, err, errlen);
+	if (rv.type == VDM_T_END && !rv.len && !v->got_end && rv.arg == v->received) {
+		v->got_end = true;
+		return 0;
+	}
+	snprintf(err, errlen, "device %s: unexpected state record (type %u)", v->name, rv.type);
+	return -EBADMSG;
+}
+
+static int vdm_load_check(struct mig_section *s, char *err, size_t errlen)
+{
+	struct vfio_dev_mig *v = s->state;
+
+	if (v->got_end)
+		return 0;
+	snprintf(err, errlen,
+		 "no state arrived for device %s: the source has no such device "
+		 "(start this side with --no-devices, as the source was)",
+		 v->name);
+	return -ENODATA;
+}
+
+/* RESUMING -> STOP: the driver checks and applies the whole stream, or refuses it. */
+static int vdm_apply(struct mig_section *s, char *err, size_t errlen)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret = vdm_set_state(v, VFIO_DEVICE_STATE_STOP);
+
+	vdm_close_data(v);
+	if (ret < 0)
+		snprintf(err, errlen, "device %s refused its state: %s", v->name, strerror(-ret));
+	return ret;
+}
+
+/* On COMMIT: the fast doorbell path re-armed from the loaded state, then RUNNING. */
+static int vdm_resume(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret = vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
+
+	return ret < 0 ? ret : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+}
+
+static void vdm_load_cleanup(struct mig_section *s)
+{
+	vdm_close_data(s->state);
+}
+
+static const struct mig_section_ops vdm_ops = {
+    .name = "vfio",
+    .setup = vdm_setup,
+    .pending = vdm_pending,
+    .save_pass = vdm_save_pass,
+    .quiesce = vdm_quiesce,
+    .stop = vdm_stop,
+    .save_complete = vdm_save_complete,
+    .cleanup = vdm_cleanup,
+    .query = vdm_query,
+    .load_setup = vdm_load_setup,
+    .load = vdm_load,
+    .load_check = vdm_load_check,
+    .apply = vdm_apply,
+    .resume = vdm_resume,
+    .load_cleanup = vdm_load_cleanup,
+};
+
+int vfio_dev_mig_register(struct migration *mig, struct vfio_dev *d, unsigned index,
+			  struct vfio_dev_mig **out)
+{
+	struct vfio_dev_mig *v = calloc(1, sizeof(*v));
+
+	if (!v || index >= MIG_SEC_VFIO_MAX || !(v->buf = malloc(VDM_CHUNK))) {
+		free(v);
+		return index >= MIG_SEC_VFIO_MAX ? -EINVAL : -ENOMEM;
+	}
+	v->dev = d;
+	v->vdev = vfio_dev_vfio(d);
+	v->mig = mig;
+	v->data_fd = -1;
+	snprintf(v->name, sizeof(v->name), "%s", vfio_dev_name(d));
+	int ret = migration_register_section(mig, &vdm_ops, (uint16_t)(MIG_SEC_VFIO + index), v);
+	if (ret < 0) {
+		vfio_dev_mig_free(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+void vfio_dev_mig_free(struct vfio_dev_mig *v)
+{
+	if (!v)
+		return;
+	vdm_close_data(v);
+	free(v->buf);
+	free(v);
+}
