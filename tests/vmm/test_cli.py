@@ -47,7 +47,6 @@ def test_bad_cmdlines():
                  ["migrate", *q, "tcp:h:1", "--max-bandwidth", "fast"],
                  ["migrate", *q, "tcp:h:1", "--downtime-limit"],
                  ["run", "--incoming"], ["run", "--incoming", "defer", "--no-devices"],
-                 ["run", "--incoming", "tcp:127.0.0.1:4444"],
                  ["run", "--incoming", "127.0.0.1:4444", "--no-devices"],
                  ["run", "--incoming", "unix:", "--no-devices"]):
         bad_cmdline(args, 64)

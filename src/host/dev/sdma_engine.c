@@ -9,6 +9,7 @@
  */
 #include "common/crc32c.h"
 #include "host/dev/sdma_internal.h"
+#include "host/iommu/smmu.h"
 
 #include "common/trace.h"
 #include "common/util.h"
@@ -477,18 +478,35 @@ static struct timespec deadline_in_ms(unsigned ms)
 	return ts;
 }
 
+/*
+ * Blocked on a stall, the descriptor does no DMA until the fault is answered: that is the
+ * VMM's to drain before it asks for P2P (MIGRATION.md), and waiting here cannot help.
+ */
+static bool engine_blocked_on_fault(struct sdma *s)
+{
+	return smmu_stalls_outstanding(s->cfg.smmu) > 0;
+}
+
 int sdma_engine_hold(struct sdma *s)
 {
-	struct timespec dl = deadline_in_ms(s->cfg.quiesce_ms);
-	bool idle;
+	struct timespec dl = deadline_in_ms(s->cfg.quiesce_ms), step;
+	bool timed_out = false;
 
 	pthread_mutex_lock(&s->lock);
 	s->run_allowed = false;
-	idle = engine_wait_unbusy_locked(s, &dl);
+	while (s->busy && !engine_blocked_on_fault(s) && !timed_out) {
+		step = deadline_in_ms(1);
+		pthread_cond_timedwait(&s->cond, &s->lock, &step);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		timed_out = now.tv_sec > dl.tv_sec ||
+			    (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec);
+	}
+	bool idle = !s->busy;
 	pthread_mutex_unlock(&s->lock);
 	TRACE(sdma_engine_run, "%s: no new starts, %s", s->name,
-	      idle ? "nothing in flight" : "a descriptor is still in flight");
-	return idle ? 0 : -ETIMEDOUT;
+	      idle ? "nothing in flight" : timed_out ? "DMA still in flight" : "blocked on a fault");
+	return timed_out && !idle ? -ETIMEDOUT : 0;
 }
 
 void sdma_engine_quiesce(struct sdma *s, bool hard)

@@ -76,7 +76,9 @@ void sdma_engine_wake(struct sdma *s);
 void sdma_engine_set_run(struct sdma *s, bool allowed);
 /*
  * The P2P states: no descriptor starts, and waits (up to quiesce_ms) until the one in
- * flight finished, its DMA included. -ETIMEDOUT when it did not (blocked on a fault).
+ * flight finished, its DMA included. One blocked on a stall is left as it is (its DMA
+ * goes on once the guest answers; the VMM drains faults before P2P). -ETIMEDOUT when DMA
+ * was still going at the bound.
  */
 int sdma_engine_hold(struct sdma *s);
 /* Forbids starts and waits for all DMA to end; a descriptor blocked past the bound (or at

@@ -574,6 +574,21 @@ bool migration_incoming_pending(struct migration *mig)
 	return __atomic_load_n(&mig->incoming_pending, __ATOMIC_ACQUIRE);
 }
 
+/* The guest goes on here after all: every component runs again before its vCPUs do. */
+static int mig_release_sections(struct migration *mig, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++) {
+		struct mig_section *s = &mig->sections[i];
+		int ret = s->ops->release ? s->ops->release(s) : 0;
+		if (ret < 0) {
+			snprintf(err, errlen, "%s cannot run again here: %s", s->ops->name,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int migration_release_source(struct migration *mig, char *err, size_t errlen)
 {
 	int ret = 0;
@@ -587,13 +602,17 @@ int migration_release_source(struct migration *mig, char *err, size_t errlen)
 			 "the migration completed: the guest runs on the destination "
 			 "and resuming it here would run two copies");
 		ret = -EPERM;
-	} else {
-		mig->postmigrate = false;
 	}
 	pthread_mutex_unlock(&mig->lock);
 	if (ret == 0)
-		vm_resume(mig->m->vm, VM_PAUSE_MIGRATION);
-	return ret;
+		ret = mig_release_sections(mig, err, errlen);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&mig->lock);
+	mig->postmigrate = false;
+	pthread_mutex_unlock(&mig->lock);
+	vm_resume(mig->m->vm, VM_PAUSE_MIGRATION);
+	return 0;
 }
 
 int migration_peek_shape(const char *path, uint64_t *mem_size, unsigned *vcpus, char *err,

@@ -56,6 +56,12 @@ struct mig_section_ops {
 	int (*save_complete)(struct mig_section *s, struct mig_chan *main);
 	/* Source end: failed says whether to roll back (the guest continues here). */
 	void (*cleanup)(struct mig_section *s, bool failed);
+	/*
+	 * Source, after a migration that did not roll back (completed to a file, or failed
+	 * after COMMIT): the operator's cont runs the guest here after all, so the component
+	 * runs again; an error refuses the cont.
+	 */
+	int (*release)(struct mig_section *s);
 	/* Both sides: adds this section's figures to query-migrate. */
 	void (*query)(struct mig_section *s, struct mig_info *out);
 	/* Destination. */

@@ -127,10 +127,11 @@ static void vdm_precopy_info(struct vfio_dev_mig *v)
 {
 	struct vfio_precopy_info info = {.argsz = sizeof(info)};
 
-	if (v->data_fd >= 0 && vfio_mig_get_precopy_info(v->data_fd, &info) == 0) {
-		v->initial_left = info.initial_bytes;
-		v->dirty_left = info.dirty_bytes;
-	}
+	/* No answer: nothing can be said to be owed before the switchover (it must not hang). */
+	if (v->data_fd < 0 || vfio_mig_get_precopy_info(v->data_fd, &info) < 0)
+		info.initial_bytes = info.dirty_bytes = 0;
+	v->initial_left = info.initial_bytes;
+	v->dirty_left = info.dirty_bytes;
 }
 
 /* What is left: pre-copy bytes, plus the stop-copy size the downtime will have to carry. */
@@ -244,6 +245,17 @@ static void vdm_cleanup(struct mig_section *s, bool failed)
 			  v->name, strerror(-ret));
 }
 
+/* The guest goes on here after a migration that kept its device stopped. */
+static int vdm_release(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret =
+	    v->state == VFIO_DEVICE_STATE_RUNNING ? 0 : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+
+	return ret < 0 ? ret
+		       : vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
+}
+
 static void vdm_query(struct mig_section *s, struct mig_info *out)
 {
 	struct vfio_dev_mig *v = s->state;
@@ -312,25 +324,23 @@ static int vdm_load(struct mig_section *s, struct mig_chan *ch, const struct mig
 	return -EBADMSG;
 }
 
+/*
+ * RESUMING -> STOP: the driver checks and applies the whole stream, or refuses it. Done
+ * with the checks, before anything else is applied: a device that refuses fails the
+ * migration while the rest of the VM is untouched.
+ */
 static int vdm_load_check(struct mig_section *s, char *err, size_t errlen)
 {
 	struct vfio_dev_mig *v = s->state;
 
-	if (v->got_end)
-		return 0;
-	snprintf(err, errlen,
-		 "no state arrived for device %s: the source has no such device "
-		 "(start this side with --no-devices, as the source was)",
-		 v->name);
-	return -ENODATA;
-}
-
-/* RESUMING -> STOP: the driver checks and applies the whole stream, or refuses it. */
-static int vdm_apply(struct mig_section *s, char *err, size_t errlen)
-{
-	struct vfio_dev_mig *v = s->state;
+	if (!v->got_end) {
+		snprintf(err, errlen,
+			 "no state arrived for device %s: the source has no such "
+			 "device (start this side with --no-devices, as the source was)",
+			 v->name);
+		return -ENODATA;
+	}
 	int ret = vdm_set_state(v, VFIO_DEVICE_STATE_STOP);
-
 	vdm_close_data(v);
 	if (ret < 0)
 		snprintf(err, errlen, "device %s refused its state: %s", v->name, strerror(-ret));
@@ -346,9 +356,14 @@ static int vdm_resume(struct mig_section *s)
 	return ret < 0 ? ret : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
 }
 
+/* A failed load leaves the device as a reset one: ready for the next incoming attempt. */
 static void vdm_load_cleanup(struct mig_section *s)
 {
-	vdm_close_data(s->state);
+	struct vfio_dev_mig *v = s->state;
+
+	vdm_close_data(v);
+	if (v->state != VFIO_DEVICE_STATE_RUNNING && vfio_device_reset(v->vdev) == 0)
+		v->state = VFIO_DEVICE_STATE_RUNNING;
 }
 
 static const struct mig_section_ops vdm_ops = {
@@ -360,11 +375,11 @@ static const struct mig_section_ops vdm_ops = {
     .stop = vdm_stop,
     .save_complete = vdm_save_complete,
     .cleanup = vdm_cleanup,
+    .release = vdm_release,
     .query = vdm_query,
     .load_setup = vdm_load_setup,
     .load = vdm_load,
     .load_check = vdm_load_check,
-    .apply = vdm_apply,
     .resume = vdm_resume,
     .load_cleanup = vdm_load_cleanup,
 };
