@@ -505,7 +505,9 @@ int sdma_engine_hold(struct sdma *s)
 	bool idle = !s->busy;
 	pthread_mutex_unlock(&s->lock);
 	TRACE(sdma_engine_run, "%s: no new starts, %s", s->name,
-	      idle ? "nothing in flight" : timed_out ? "DMA still in flight" : "blocked on a fault");
+	      idle	  ? "nothing in flight"
+	      : timed_out ? "DMA still in flight"
+			  : "blocked on a fault");
 	return timed_out && !idle ? -ETIMEDOUT : 0;
 }
 
