@@ -18,6 +18,9 @@ Cases:
               record (in a pass, or after the source stopped its device): the source rolls
               back, its device runs again and the guest finishes clean there; then a second
               migration succeeds
+  perpetual   --device-dirty perpetual, then auto on a host without stage-2 dirty bits
+              (--host-no-s2-dirty) choosing it: all RAM the device can reach goes once in
+              the stop-copy, the destination is clean; and its negative control loses
   snapshot-cont  QMP migrate to file: (the device stops and stays stopped), then cont: the
               device runs again and the guest's DMA finishes clean
 Exit 77 without /dev/kvm.
@@ -34,11 +37,11 @@ MEM = "256M"
 STRETCH_BW = 64 << 20  # bytes/s
 
 
-def source(rig, secs, env=None):
+def source(rig, secs, env=None, extra=()):
     sock = rig.path("src.sock")
     v = mt.Vmig(rig, f"src{rig.n}", ["run", "--mem", MEM, "--qmp", "unix:" + sock, "--timeout",
                                      str(mt.VMIG_TIMEOUT_S), "--guest-args",
-                                     f"workload=dma secs={secs}"], env)
+                                     f"workload=dma secs={secs}", *extra], env)
     q = mt.Qmp(sock, v)
     check(q.status() == "running", f"{v.name} is not running")
     mt.wait_line(v, "SMMU", timeout=20)  # the drivers are up: DMA is flowing
@@ -67,12 +70,12 @@ def device_msis(v):
     raise mt.Failure(f"{v.name}: no SUMMARY devices line {v.tail()}")
 
 
-def migrate_ok(rig, secs, env=None):
-    src, q = source(rig, secs, env)
+def migrate_ok(rig, secs, env=None, extra=(), limit_ms=300):
+    src, q = source(rig, secs, env, extra)
     dst, uri = dest(rig)
     # Stretched passes (~0.4 s for the first): the device runs hundreds of batches while
     # pages are being sent, so a DMA write after a page's last send is certain, not luck.
-    mt.set_params(q, max_bandwidth=STRETCH_BW)
+    mt.set_params(q, max_bandwidth=STRETCH_BW, downtime_limit=limit_ms)
     info = mt.migrate(q, uri, timeout=60)
     check(info["status"] == "completed", f"migration {info}")
     log(f"migrated: {info['total-time']} ms, {info['x-vmig']['passes']} passes, downtime "
@@ -104,6 +107,36 @@ def case_blind(rig):
     log(f"destination (device dirty tracking ignored): {r}")
     check(rc != 0 and r["status"] != "ok" and (int(r["lost"]) > 0 or int(r["mismatches"]) > 0),
           f"the negative control lost nothing: {r} rc={rc}")
+
+
+def check_clean(dst):
+    rc = dst.wait(60)
+    r = dma_result(dst)
+    log(f"destination: {r}")
+    check(rc == 0 and r["status"] == "ok" and r["mismatches"] == "0" and r["lost"] == "0",
+          f"destination {r} rc={rc} {dst.tail()}")
+
+
+def case_perpetual(rig):
+    """Forced, and chosen by auto on a host without stage-2 dirty bits: every page the device
+    can reach goes once in the stop-copy (the downtime pays); its negative control loses."""
+    big = 20000  # ms: the whole RAM in the downtime, at the stretched rate it is measured at
+    info, dst = migrate_ok(rig, 6, extra=["--device-dirty", "perpetual"], limit_ms=big)
+    d = info["x-vmig"]["device"]
+    check(d["dirty-strategy"] == "perpetual" and d["dirty-why"] == "forced", f"{d}")
+    check(4096 < d["dirty-pages"] < 65536, f"perpetual marks the RAM that holds data: {d}")
+    check(info["ram"]["downtime-bytes"] > 8 << 20, f"the pages go in the downtime: {info['ram']}")
+    check_clean(dst)
+    info, dst = migrate_ok(rig, 6, extra=["--host-no-s2-dirty"], limit_ms=big)
+    d = info["x-vmig"]["device"]
+    check(d["dirty-strategy"] == "perpetual" and "no dirty bits" in d["dirty-why"], f"{d}")
+    check_clean(dst)
+    _, dst = migrate_ok(rig, 6, env={"VMIG_TEST_NO_DEVICE_DIRTY": "1"},
+                        extra=["--device-dirty", "perpetual"], limit_ms=big)
+    rc = dst.wait(60)
+    r = dma_result(dst)
+    log(f"destination (perpetual ignored): {r}")
+    check(rc != 0 and int(r["lost"]) + int(r["mismatches"]) > 0, f"nothing lost: {r}")
 
 
 def case_rollback(rig):
@@ -143,4 +176,5 @@ def case_snapshot_cont(rig):
 
 if __name__ == "__main__":
     sys.exit(mt.main({"dma": case_dma, "blind": case_blind, "rollback": case_rollback,
-                      "snapshot-cont": case_snapshot_cont}, __doc__))
+                      "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual},
+                     __doc__))

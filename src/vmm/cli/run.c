@@ -31,6 +31,7 @@ struct run_opts {
 	uint64_t save_after_ms;
 	bool no_devices;
 	enum device_dirty_strategy device_dirty;
+	bool host_no_s2_dirty;
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
 	const char *incoming; /* --incoming URI or "defer" */
@@ -63,8 +64,11 @@ static void run_usage(void)
 	       "  --no-devices        no vSMMUv3 and no sdma device (implied by --save)\n"
 	       "  --device-dirty MODE how a migration finds the pages the device wrote:\n"
 	       "                      auto (default: the best this host allows; query-migrate\n"
-	       "                      says which and why) or stage2 (the host IOMMU's dirty\n"
-	       "                      bits on the device's stage 2)\n"
+	       "                      says which and why), stage2 (the host IOMMU's dirty\n"
+	       "                      bits on the device's stage 2) or perpetual (every page\n"
+	       "                      the device can reach, once, in the downtime)\n"
+	       "  --host-no-s2-dirty  model a host IOMMU without dirty bits on the device's\n"
+	       "                      stage 2 (device dirty tracking then falls back)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -115,6 +119,7 @@ enum {
 	OPT_SAVE_AFTER,
 	OPT_NO_DEVICES,
 	OPT_DEVICE_DIRTY,
+	OPT_HOST_NO_S2_DIRTY,
 	OPT_QMP,
 	OPT_QMP_WAIT,
 	OPT_INCOMING
@@ -134,6 +139,7 @@ static const struct option run_longopts[] = {
     {"save-after", required_argument, NULL, OPT_SAVE_AFTER},
     {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
     {"device-dirty", required_argument, NULL, OPT_DEVICE_DIRTY},
+    {"host-no-s2-dirty", no_argument, NULL, OPT_HOST_NO_S2_DIRTY},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
@@ -144,11 +150,12 @@ static const struct option run_longopts[] = {
 static int run_parse_device_dirty(const char *arg, struct run_opts *o)
 {
 	if (device_dirty_parse(arg, &o->device_dirty) < 0) {
-		log_error("--device-dirty: '%s' is not a strategy (auto, stage2)", arg);
+		log_error("--device-dirty: '%s' is not a strategy (auto, stage2, perpetual)", arg);
 		return -EINVAL;
 	}
-	if (o->device_dirty != DEVICE_DIRTY_AUTO && o->device_dirty != DEVICE_DIRTY_STAGE2) {
-		log_error("--device-dirty %s: not implemented yet; auto and stage2 are", arg);
+	if (o->device_dirty == DEVICE_DIRTY_DEVICE_LOG || o->device_dirty == DEVICE_DIRTY_STAGE1) {
+		log_error("--device-dirty %s: not implemented yet; auto, stage2 and perpetual are",
+			  arg);
 		return -EINVAL;
 	}
 	return 0;
@@ -199,6 +206,9 @@ static int run_parse_one(int c, struct run_opts *o)
 		return cli_parse_uint("--save-after", optarg, 86400000, &o->save_after_ms);
 	case OPT_DEVICE_DIRTY:
 		return run_parse_device_dirty(optarg, o);
+	case OPT_HOST_NO_S2_DIRTY:
+		o->host_no_s2_dirty = true;
+		return 0;
 	case OPT_NO_DEVICES:
 		o->no_devices = true;
 		return 0;
@@ -358,15 +368,17 @@ static void run_print_summary(struct devices *dev, struct host_platform *hp)
 }
 
 /* The host machine, then the vSMMU and the device on m. 0, or the exit code. */
-static int run_devices_create(struct machine *m, struct host_platform **hp, struct devices **dev)
+static int run_devices_create(struct machine *m, const struct run_opts *o,
+			      struct host_platform **hp, struct devices **dev)
 {
+	struct devices_config dc = {.no_dirty_tracking = o->host_no_s2_dirty};
 	int ret = host_platform_boot(NULL, hp);
 
 	if (ret < 0) {
 		log_error("cannot create the host platform: %s", strerror(-ret));
 		return 1;
 	}
-	ret = devices_create(m, NULL, dev);
+	ret = devices_create(m, &dc, dev);
 	if (ret < 0) {
 		host_platform_shutdown(*hp);
 		*hp = NULL;
@@ -468,7 +480,7 @@ int cli_run(int argc, char **argv)
 		return cli_machine_exit_code(ret);
 	int code = o.incoming ? 0 : run_load(m, &o);
 	if (code == 0 && !o.no_devices)
-		code = run_devices_create(m, &hp, &dev);
+		code = run_devices_create(m, &o, &hp, &dev);
 	if (code == 0)
 		code = cli_mig_create(m, &cm);
 	if (code == 0 && dev && devices_migration_register(dev, cm.mig, o.device_dirty) < 0)

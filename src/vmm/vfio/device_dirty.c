@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/bitmap.h"
+#include "common/util.h"
 #include "common/trace.h"
 #include "host/iommufd.h"
 #include "vmm/guest_mem.h"
@@ -45,6 +47,7 @@ struct device_dirty {
 	char why[160];
 	uint64_t *bits; /* one region's harvest */
 	uint64_t dirty_pages, harvests;
+	bool stopped; /* the devices stopped: the next log_sync is the final one */
 };
 
 /* Test seam for the negative control: harvest, but tell the RAM section nothing. */
@@ -56,31 +59,118 @@ static bool dd_test_blind(void)
 
 /* Choice ---------------------------------------------------------------------------------- */
 
+static void dd_pick(struct device_dirty *dd, enum device_dirty_strategy how, const char *why)
+{
+	dd->active = dd->chosen = how;
+	snprintf(dd->why, sizeof(dd->why), "%s", why);
+}
+
+/*
+ * The best the host allows, in MIGRATION.md's order: stage-2 hardware dirty bits (exact),
+ * else perpetual (always possible, paid for in the downtime). device-log and stage1 come
+ * later; forcing them is refused with the reason.
+ */
 static int dd_choose(struct device_dirty *dd, struct migration *mig)
 {
 	enum device_dirty_strategy want = dd->cfg.forced;
 
-	if (want == DEVICE_DIRTY_AUTO || want == DEVICE_DIRTY_STAGE2) {
-		if (dd->cfg.s2_dirty) {
-			dd->active = dd->chosen = DEVICE_DIRTY_STAGE2;
-			snprintf(dd->why, sizeof(dd->why), "%s",
-				 want == DEVICE_DIRTY_STAGE2
-				     ? "forced"
-				     : "the host IOMMU tracks dirty pages on the nesting parent "
-				       "(stage 2)");
-			return 0;
-		}
+	if (want == DEVICE_DIRTY_STAGE2 && !dd->cfg.s2_dirty) {
 		mig_set_error(mig,
-			      "device dirty tracking: the host IOMMU has no hardware dirty "
-			      "bits on the device's stage 2, and no other strategy is available "
-			      "yet (device-log, stage1 and perpetual are not implemented)");
+			      "device dirty tracking: stage2 was asked for, but the host IOMMU "
+			      "has no hardware dirty bits on the device's stage 2");
 		return -EOPNOTSUPP;
 	}
-	mig_set_error(mig,
-		      "device dirty tracking: strategy %s is not implemented yet (use "
-		      "auto or stage2)",
-		      device_dirty_name(want));
-	return -EOPNOTSUPP;
+	if (want == DEVICE_DIRTY_STAGE2)
+		dd_pick(dd, DEVICE_DIRTY_STAGE2, "forced");
+	else if (want == DEVICE_DIRTY_PERPETUAL)
+		dd_pick(dd, DEVICE_DIRTY_PERPETUAL, "forced");
+	else if (want == DEVICE_DIRTY_AUTO && dd->cfg.s2_dirty)
+		dd_pick(dd, DEVICE_DIRTY_STAGE2,
+			"the host IOMMU tracks dirty pages on the nesting parent (stage 2)");
+	else if (want == DEVICE_DIRTY_AUTO)
+		dd_pick(dd, DEVICE_DIRTY_PERPETUAL,
+			"the host IOMMU has no dirty bits on stage 2 and the device's DMA log is "
+			"not used yet: every page the device can reach goes in the stop-copy");
+	else {
+		mig_set_error(mig,
+			      "device dirty tracking: strategy %s is not implemented yet "
+			      "(auto, stage2 and perpetual are)",
+			      device_dirty_name(want));
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* Perpetual --------------------------------------------------------------------------------- */
+
+/*
+ * "Every page the device may write": behind a translating vIOMMU the guest can map a page,
+ * let the device write it and unmap it between any two looks the VMM takes at its tables,
+ * so only what stage 2 lets the device reach is safe: all guest RAM that holds data (a
+ * never-written page is zeros on both sides). It is not resent every pass: it goes once,
+ * at the final sync (the device has stopped), and the expected downtime counts it.
+ */
+/*
+ * Calls fn for each extent of region r that holds data: a never-written extent of the memfd
+ * is zeros here and on the fresh destination alike, whoever could have written it. Returns
+ * the bytes in those extents.
+ */
+static uint64_t dd_data_extents(const struct guest_mem *gm, const struct guest_mem_region *r,
+				void (*fn)(struct migration *, uint64_t, uint64_t),
+				struct migration *mig)
+{
+	uint64_t off = 0, bytes = 0;
+
+	while (off < r->size) {
+		off_t data = lseek(gm->fd, (off_t)(r->offset + off), SEEK_DATA);
+		if (data < 0 || (uint64_t)data >= r->offset + r->size)
+			break;
+		off_t hole = lseek(gm->fd, data, SEEK_HOLE);
+		uint64_t start = ALIGN_DOWN((uint64_t)data - r->offset, GUEST_PAGE_SIZE);
+		uint64_t end =
+		    hole < 0 ? r->size
+			     : MIN(r->size, ALIGN_UP((uint64_t)hole - r->offset, GUEST_PAGE_SIZE));
+		if (fn)
+			fn(mig, r->gpa + start, (end - start) >> GUEST_PAGE_SHIFT);
+		bytes += end - start;
+		off = end;
+	}
+	return bytes;
+}
+
+static uint64_t dd_ram_bytes(const struct device_dirty *dd)
+{
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < dd->cfg.mem->nr_regions; i++)
+		bytes += dd_data_extents(dd->cfg.mem, &dd->cfg.mem->regions[i], NULL, NULL);
+	return bytes;
+}
+
+static void dd_mark_all(struct device_dirty *dd, struct migration *mig, bool blind)
+{
+	const struct guest_mem *gm = dd->cfg.mem;
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < gm->nr_regions; i++)
+		bytes += dd_data_extents(gm, &gm->regions[i], blind ? NULL : mig_dirty_mark, mig);
+	dd->dirty_pages += bytes >> GUEST_PAGE_SHIFT;
+}
+
+static uint64_t dd_pending(struct mig_section *s, uint64_t *must_precopy)
+{
+	struct device_dirty *dd = s->state;
+
+	*must_precopy = 0;
+	return dd->active == DEVICE_DIRTY_PERPETUAL && !dd->stopped ? dd_ram_bytes(dd) : 0;
+}
+
+static int dd_stop(struct mig_section *s)
+{
+	struct device_dirty *dd = s->state;
+
+	dd->stopped = true;
+	return 0;
 }
 
 /* Stage 2 --------------------------------------------------------------------------------- */
@@ -92,7 +182,8 @@ static int dd_log_start(struct mig_section *s)
 	int ret = dd_choose(dd, s->mig);
 
 	dd->dirty_pages = dd->harvests = 0;
-	if (ret == 0)
+	dd->stopped = false;
+	if (ret == 0 && dd->active == DEVICE_DIRTY_STAGE2)
 		ret = iommufd_hwpt_set_dirty_tracking(dd->cfg.ictx, dd->cfg.s2_hwpt_id,
 						      IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
 	if (ret < 0 && dd->active != DEVICE_DIRTY_AUTO)
@@ -131,6 +222,12 @@ static int dd_log_sync(struct mig_section *s)
 	bool blind = dd_test_blind();
 	int ret = 0;
 
+	if (dd->active == DEVICE_DIRTY_PERPETUAL) {
+		if (dd->stopped)
+			dd_mark_all(dd, s->mig, blind);
+		dd->harvests++;
+		return 0;
+	}
 	for (unsigned i = 0; i < gm->nr_regions && ret == 0; i++)
 		ret = dd_harvest_region(dd, s->mig, &gm->regions[i], blind);
 	dd->harvests++;
@@ -164,6 +261,8 @@ static const struct mig_section_ops dd_ops = {
     .name = "device-dirty",
     .log_start = dd_log_start,
     .log_sync = dd_log_sync,
+    .pending = dd_pending,
+    .stop = dd_stop,
     .cleanup = dd_cleanup,
     .query = dd_query,
 };
