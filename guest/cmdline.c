@@ -210,6 +210,8 @@ static void parse_option(char *key, char *val)
 		cfg.job_size = value_u64(key, val, true, 64 * KIB);
 	else if (str_eq(key, "tlbi"))
 		cfg.tlbi = value_bool(key, val);
+	else if (str_eq(key, "remapwritten"))
+		cfg.remap_written = value_bool(key, val);
 	else if (str_eq(key, "strtab"))
 		parse_strtab(val);
 	else if (str_eq(key, "exit"))

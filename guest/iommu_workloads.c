@@ -561,10 +561,45 @@ static uint8_t *dst_remapped(uint64_t iova)
 static const uint8_t canary_page[4096] = {[0 ... 4095] = CANARY};
 
 /*
- * Moves a random run of pages of an idle slot to their other backing. The page left behind
- * gets the canary: a device write through a stale TLB entry would show up there.
+ * Kept results of remap (secs=): a page left behind keeps what the device wrote into it
+ * through the old mapping, with its digest; it must still hold it when it is mapped again
+ * and at the end. A migration whose dirty tracking translated the device's IOVA with the
+ * new mapping only loses exactly such a write; a write through a stale TLB entry changes
+ * it too. Both count in lost=.
  */
-static void remap_slot(uint32_t slot)
+static uint64_t left_digest[2][POOL_PAGES];
+static uint8_t left_valid[2][POOL_PAGES];
+
+static void left_record(uint64_t p, bool alt)
+{
+	left_digest[alt][p] = page_digest(remap_page_va(p, alt));
+	left_valid[alt][p] = 1;
+}
+
+static void left_check(uint64_t p, bool alt)
+{
+	if (left_valid[alt][p] && page_digest(remap_page_va(p, alt)) != left_digest[alt][p]) {
+		struct job page = {.dst_iova = DST_IOVA + p * PAGE_SIZE, .size = PAGE_SIZE};
+
+		dev_result.lost++;
+		report_bad_job(&page, alt ? "lost_left_alt" : "lost_left", left_digest[alt][p], 0);
+	}
+	left_valid[alt][p] = 0;
+}
+
+/* Every page not mapped now still holds what it held when it was left behind. */
+static void left_check_all(void)
+{
+	for (uint64_t p = 0; p < POOL_PAGES; p++)
+		left_check(p, !dst_alt[p]);
+}
+
+/*
+ * Moves a random run of pages of an idle slot to their other backing. The page left behind
+ * gets the canary (a device write through a stale TLB entry would show up there), or with
+ * kept results keeps its data and a digest of it.
+ */
+static void remap_slot(uint32_t slot, bool keep)
 {
 	uint64_t first = slot * (SLOT_SIZE / PAGE_SIZE);
 	uint64_t n = rand_range(1, SLOT_SIZE / PAGE_SIZE);
@@ -573,8 +608,13 @@ static void remap_slot(uint32_t slot)
 
 	smmu_unmap(&as0, iova, n * PAGE_SIZE);
 	for (uint64_t p = start; p < start + n; p++) {
-		memset(remap_page_va(p, dst_alt[p]), CANARY, PAGE_SIZE);
+		if (keep)
+			left_record(p, dst_alt[p]);
+		else
+			memset(remap_page_va(p, dst_alt[p]), CANARY, PAGE_SIZE);
 		dst_alt[p] ^= 1;
+		if (keep)
+			left_check(p, dst_alt[p]);
 		smmu_map(&as0, DST_IOVA + p * PAGE_SIZE, (uint64_t)remap_page_va(p, dst_alt[p]),
 			 PAGE_SIZE, SMMU_PROT_READ | SMMU_PROT_WRITE | SMMU_PROT_TRACK);
 	}
@@ -595,12 +635,16 @@ static uint64_t stale_writes(void)
 
 static uint64_t tsc_inval, inval_batches;
 
-/* Jobs go to one half of the slots while the other half is remapped. */
-static bool remap_round(uint32_t half, uint32_t n)
+/*
+ * Jobs go to one half of the slots while the other half is remapped. With remapwritten=1
+ * the half the jobs just wrote is remapped once they completed: no invalidation (and so no
+ * migration harvest before one) comes between the device's writes and the remap.
+ */
+static bool remap_round(uint32_t half, uint32_t n, bool keep)
 {
 	uint32_t per_half = SLOTS / 2, base = half * per_half;
 	uint64_t t0;
-	bool ok;
+	bool ok = true;
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t slot = base + i % per_half;
@@ -611,12 +655,20 @@ static bool remap_round(uint32_t half, uint32_t n)
 		job_submit(&jobs[i], SRC_IOVA, false, i == n - 1);
 	}
 	sdma_doorbell();
+	uint32_t moved = cfg.remap_written ? half : 1 - half;
+	if (cfg.remap_written) {
+		ok = batch_wait(n);
+		for (uint32_t i = 0; i < n && ok; i++)
+			count_checked(&jobs[i], job_check(&jobs[i], dst_remapped));
+	}
 	for (uint32_t s = 0; s < per_half; s++)
-		remap_slot((1 - half) * per_half + s);
+		remap_slot(moved * per_half + s, keep);
 	t0 = rdtsc();
 	smmu_sync(); /* the whole round's TLBIs in one CMDQ_PROD write */
 	tsc_inval += rdtsc() - t0;
 	inval_batches++;
+	if (cfg.remap_written)
+		return ok;
 	ok = batch_wait(n);
 	for (uint32_t i = 0; i < n && ok; i++)
 		count_checked(&jobs[i], job_check(&jobs[i], dst_remapped));
@@ -626,6 +678,7 @@ static bool remap_round(uint32_t half, uint32_t n)
 /* Unmapped backings hold the canary before the step (sva and dma write dst_pool). */
 static void remap_prepare(void)
 {
+	memset(left_valid, 0, sizeof(left_valid));
 	for (uint64_t p = 0; p < POOL_PAGES; p++)
 		memset(remap_page_va(p, !dst_alt[p]), CANARY, PAGE_SIZE);
 }
@@ -656,16 +709,20 @@ bool step_remap_run(void)
 	remap_prepare();
 	bench_begin();
 	tsc_inval = inval_batches = 0;
+	bool keep = cfg.secs_set && cfg.secs;
 	for (uint32_t n; (n = next_batch(&left, SLOTS));)
-		if (!(ok = remap_round((uint32_t)(round++ & 1), n)))
+		if (!(ok = remap_round((uint32_t)(round++ & 1), n, keep)))
 			break;
-	dev_result.stale = stale_writes();
+	if (keep)
+		left_check_all();
+	else
+		dev_result.stale = stale_writes();
 	dev_result.faults = smmu.st.events - events0;
 	remap_restore();
 	per_us = tsc_per_us();
 	if (per_us && inval_batches)
 		bench_line("guest_inval_batch_us", tsc_inval * 1000 / per_us / inval_batches, "us");
-	return ok && dev_result.mismatches == 0 && dev_result.stale == 0;
+	return ok && dev_result.mismatches == 0 && dev_result.stale == 0 && dev_result.lost == 0;
 }
 
 /* ---- sva: buffers start unmapped; stalls are served by mapping on demand ---------------- */

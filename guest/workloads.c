@@ -463,6 +463,7 @@ static void report_dma(struct line *l)
 static void report_remap(struct line *l)
 {
 	report_device(l);
+	line_kv(l, "lost", dev_result.lost);
 	line_kv(l, "remaps", dev_result.remaps);
 	line_kv(l, "remapped_pages", dev_result.remapped_pages);
 	line_kv(l, "stale", dev_result.stale);

@@ -45,7 +45,11 @@ int devices_migration_register(struct devices *d, struct migration *mig,
 					 .mem = d->m->mem,
 					 .s2_hwpt_id = d->parent_hwpt_id,
 					 .s2_dirty = d->dirty_tracking,
-					 .forced = forced};
+					 .forced = forced,
+					 .vdev = vfio_dev_vfio(d->sdma),
+					 .vs = d->vsmmu,
+					 .vsid = d->sdma_vsid,
+					 .aperture_bits = d->attrs.input_bits};
 	int ret = vsmmu_mig_register(mig, d->vsmmu, &d->vsmmu_mig);
 
 	if (ret == 0)

@@ -228,7 +228,7 @@ def case_cli(sock):
                  s + ["tcp:h:1", "--downtime-limit", "2000001"], s + ["tcp:h:1", "--bogus"],
                  s + ["tcp:h:1", "--timeout"], ["--qmp", "tcp:1", "tcp:h:1"],
                  ["run", "--incoming", "defer", "--no-devices"],
-                 ["run", "--device-dirty", "bogus"], ["run", "--device-dirty", "device-log"],
+                 ["run", "--device-dirty", "bogus"], ["run", "--device-dirty", "stage1"],
                  ["run", "--incoming", "exec:cat", "--no-devices"],
                  ["run", "--incoming", "tcp:h:1", "--no-devices", "--qmp", "unix:" + sock,
                   "--qmp-wait"],

@@ -21,6 +21,9 @@ Cases:
   perpetual   --device-dirty perpetual, then auto on a host without stage-2 dirty bits
               (--host-no-s2-dirty) choosing it: all RAM the device can reach goes once in
               the stop-copy, the destination is clean; and its negative control loses
+  device-log  --device-dirty device-log: dma, then remap with remapwritten=1 (the guest moves
+              the windows the device just wrote: the harvest before that invalidation must
+              translate through the old mapping), then its negative control (log ignored)
   snapshot-cont  QMP migrate to file: (the device stops and stays stopped), then cont: the
               device runs again and the guest's DMA finishes clean
 Exit 77 without /dev/kvm.
@@ -37,11 +40,11 @@ MEM = "256M"
 STRETCH_BW = 64 << 20  # bytes/s
 
 
-def source(rig, secs, env=None, extra=()):
+def source(rig, secs, env=None, extra=(), workload="dma"):
     sock = rig.path("src.sock")
     v = mt.Vmig(rig, f"src{rig.n}", ["run", "--mem", MEM, "--qmp", "unix:" + sock, "--timeout",
                                      str(mt.VMIG_TIMEOUT_S), "--guest-args",
-                                     f"workload=dma secs={secs}", *extra], env)
+                                     f"workload={workload} secs={secs}", *extra], env)
     q = mt.Qmp(sock, v)
     check(q.status() == "running", f"{v.name} is not running")
     mt.wait_line(v, "SMMU", timeout=20)  # the drivers are up: DMA is flowing
@@ -57,9 +60,9 @@ def dest(rig, devices=True):
     return v, uri
 
 
-def dma_result(v):
-    r = [x for x in mt.report(v.guest_lines(), "RESULT") if x.get("workload") == "dma"]
-    check(len(r) == 1, f"{v.name}: {len(r)} dma RESULT lines {v.tail()}")
+def dma_result(v, workload="dma"):
+    r = [x for x in mt.report(v.guest_lines(), "RESULT") if x.get("workload") == workload]
+    check(len(r) == 1, f"{v.name}: {len(r)} {workload} RESULT lines {v.tail()}")
     return r[0]
 
 
@@ -70,8 +73,8 @@ def device_msis(v):
     raise mt.Failure(f"{v.name}: no SUMMARY devices line {v.tail()}")
 
 
-def migrate_ok(rig, secs, env=None, extra=(), limit_ms=300):
-    src, q = source(rig, secs, env, extra)
+def migrate_ok(rig, secs, env=None, extra=(), limit_ms=300, workload="dma"):
+    src, q = source(rig, secs, env, extra, workload)
     dst, uri = dest(rig)
     # Stretched passes (~0.4 s for the first): the device runs hundreds of batches while
     # pages are being sent, so a DMA write after a page's last send is certain, not luck.
@@ -109,9 +112,9 @@ def case_blind(rig):
           f"the negative control lost nothing: {r} rc={rc}")
 
 
-def check_clean(dst):
+def check_clean(dst, workload="dma"):
     rc = dst.wait(60)
-    r = dma_result(dst)
+    r = dma_result(dst, workload)
     log(f"destination: {r}")
     check(rc == 0 and r["status"] == "ok" and r["mismatches"] == "0" and r["lost"] == "0",
           f"destination {r} rc={rc} {dst.tail()}")
@@ -136,6 +139,28 @@ def case_perpetual(rig):
     rc = dst.wait(60)
     r = dma_result(dst)
     log(f"destination (perpetual ignored): {r}")
+    check(rc != 0 and int(r["lost"]) + int(r["mismatches"]) > 0, f"nothing lost: {r}")
+
+
+def case_device_log(rig):
+    """The device's DMA log, translated through the guest's stage 1: dma, and remap with
+    the windows the device just wrote moved at once (remapwritten=1: the invalidation that
+    follows is the first harvest after the writes), then its negative control."""
+    log_args = ["--device-dirty", "device-log"]
+    info, dst = migrate_ok(rig, 6, extra=log_args)
+    d = info["x-vmig"]["device"]
+    check(d["dirty-strategy"] == "device-log" and d["dirty-pages"] > 0, f"{d}")
+    check_clean(dst)
+    info, dst = migrate_ok(rig, 6, extra=log_args, workload="remap remapwritten=1")
+    d = info["x-vmig"]["device"]
+    check(d["harvests"] > info["x-vmig"]["passes"] + 1,
+          f"no harvest before a forwarded invalidation: {d}")
+    check_clean(dst, "remap")
+    _, dst = migrate_ok(rig, 6, env={"VMIG_TEST_NO_DEVICE_DIRTY": "1"}, extra=log_args,
+                        workload="remap remapwritten=1")
+    rc = dst.wait(60)
+    r = dma_result(dst, "remap")
+    log(f"destination (device log ignored): {r}")
     check(rc != 0 and int(r["lost"]) + int(r["mismatches"]) > 0, f"nothing lost: {r}")
 
 
@@ -176,5 +201,6 @@ def case_snapshot_cont(rig):
 
 if __name__ == "__main__":
     sys.exit(mt.main({"dma": case_dma, "blind": case_blind, "rollback": case_rollback,
-                      "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual},
+                      "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual,
+                      "device-log": case_device_log},
                      __doc__))

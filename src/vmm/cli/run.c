@@ -65,8 +65,10 @@ static void run_usage(void)
 	       "  --device-dirty MODE how a migration finds the pages the device wrote:\n"
 	       "                      auto (default: the best this host allows; query-migrate\n"
 	       "                      says which and why), stage2 (the host IOMMU's dirty\n"
-	       "                      bits on the device's stage 2) or perpetual (every page\n"
-	       "                      the device can reach, once, in the downtime)\n"
+	       "                      bits on the device's stage 2), device-log (the device's\n"
+	       "                      DMA log, translated through the guest's stage 1) or\n"
+	       "                      perpetual (every page the device can reach, once, in\n"
+	       "                      the downtime)\n"
 	       "  --host-no-s2-dirty  model a host IOMMU without dirty bits on the device's\n"
 	       "                      stage 2 (device dirty tracking then falls back)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
@@ -150,11 +152,14 @@ static const struct option run_longopts[] = {
 static int run_parse_device_dirty(const char *arg, struct run_opts *o)
 {
 	if (device_dirty_parse(arg, &o->device_dirty) < 0) {
-		log_error("--device-dirty: '%s' is not a strategy (auto, stage2, perpetual)", arg);
+		log_error("--device-dirty: '%s' is not a strategy (auto, stage2, device-log, "
+			  "perpetual)",
+			  arg);
 		return -EINVAL;
 	}
-	if (o->device_dirty == DEVICE_DIRTY_DEVICE_LOG || o->device_dirty == DEVICE_DIRTY_STAGE1) {
-		log_error("--device-dirty %s: not implemented yet; auto, stage2 and perpetual are",
+	if (o->device_dirty == DEVICE_DIRTY_STAGE1) {
+		log_error("--device-dirty %s: not implemented yet; auto, stage2, device-log and "
+			  "perpetual are",
 			  arg);
 		return -EINVAL;
 	}

@@ -11,6 +11,27 @@
 /* SIDs walked one by one when the bridge cannot enumerate its devices. */
 #define VSMMU_SCAN_LIMIT 1024ull
 
+void vsmmu_pre_forward(struct vsmmu *vs)
+{
+	if (vs->pre_fwd)
+		vs->pre_fwd(vs->pre_fwd_opaque);
+}
+
+void vsmmu_set_pre_forward(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque)
+{
+	vsmmu_lock(vs);
+	vs->pre_fwd = fn;
+	vs->pre_fwd_opaque = opaque;
+	vsmmu_unlock(vs);
+}
+
+void vsmmu_with_lock(struct vsmmu *vs, void (*fn)(void *opaque), void *opaque)
+{
+	vsmmu_lock(vs);
+	fn(opaque);
+	vsmmu_unlock(vs);
+}
+
 bool vsmmu_bridge_attached(struct vsmmu *vs, uint32_t sid)
 {
 	return vs->bridge && vs->bridge->sid_attached &&
@@ -25,6 +46,7 @@ static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu
 
 	if (!vs->bridge->ste_install)
 		return;
+	vsmmu_pre_forward(vs);
 	ret = vs->bridge->ste_install(vs->bridge_opaque, sid, ste);
 	vs->stats.installs++;
 	TRACE(vsmmu_ste_install, "sid=%#x kind=%d w0=%#llx w1=%#llx ret=%d", sid, ste->kind,
@@ -104,6 +126,7 @@ void vsmmu_fwd_flush(struct vsmmu *vs)
 		vs->fwd_n = 0;
 		return;
 	}
+	vsmmu_pre_forward(vs);
 	ret = vs->bridge->invalidate(vs->bridge_opaque, (const uint64_t(*)[2])vs->fwd, vs->fwd_n);
 	vs->stats.fwd_batches++;
 	vs->stats.fwd_cmds += vs->fwd_n;

@@ -75,6 +75,8 @@ struct vsmmu {
 	struct vsmmu_platform plat;
 	const struct vsmmu_bridge_ops *bridge;
 	void *bridge_opaque;
+	vsmmu_pre_forward_fn pre_fwd; /* migration: before anything reaches the host */
+	void *pre_fwd_opaque;
 
 	struct vsmmu_regs r;
 
@@ -144,6 +146,11 @@ void vsmmu_config_check_cd(struct vsmmu *vs, uint32_t sid, bool all, uint32_t ss
 bool vsmmu_bridge_attached(struct vsmmu *vs, uint32_t sid);
 void vsmmu_fwd_queue(struct vsmmu *vs, const uint64_t cmd[2]);
 void vsmmu_fwd_flush(struct vsmmu *vs);
+/* The migration's pre-forward callback, if any (lock held). */
+void vsmmu_pre_forward(struct vsmmu *vs);
+int vsmmu_ste_get(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste *ste, uint64_t *fault_addr);
+int vsmmu_cd_lookup_locked(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid,
+			   struct vsmmu_cd *cd);
 
 /* cmdq.c */
 void vsmmu_cmdq_process(struct vsmmu *vs);

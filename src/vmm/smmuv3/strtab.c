@@ -125,8 +125,7 @@ int vsmmu_ste_decode(struct vsmmu *vs, const struct vsmmu_ste_raw *raw, struct v
 }
 
 /* The guest STE of sid, ignoring SMMUEN: 0 or an event id (*fault_addr for fetch aborts). */
-static int vsmmu_ste_get(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste *ste,
-			 uint64_t *fault_addr)
+int vsmmu_ste_get(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste *ste, uint64_t *fault_addr)
 {
 	struct vsmmu_ste_raw raw;
 	int ev;
@@ -242,8 +241,8 @@ static int vsmmu_cd_default(const struct vsmmu_ste *ste, uint32_t *ssid)
 	return ste->s1dss == STE_S1DSS_BYPASS ? -ENOENT : EVT_F_STREAM_DISABLED;
 }
 
-static int vsmmu_cd_lookup_locked(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid,
-				  struct vsmmu_cd *cd)
+int vsmmu_cd_lookup_locked(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid,
+			   struct vsmmu_cd *cd)
 {
 	struct vsmmu_ste ste;
 	uint64_t w[CD_DWORDS], addr;

@@ -3,6 +3,7 @@
 #include "vmm/vfio/device_dirty.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "vmm/guest_mem.h"
 #include "vmm/migration/migration.h"
 #include "vmm/migration/section.h"
+#include "vmm/smmuv3/vsmmu.h"
+#include "vmm/vfio/device_log.h"
 
 static const char *const dd_names[DEVICE_DIRTY__COUNT] = {
     [DEVICE_DIRTY_AUTO] = "auto",
@@ -48,6 +51,11 @@ struct device_dirty {
 	uint64_t *bits; /* one region's harvest */
 	uint64_t dirty_pages, harvests;
 	bool stopped; /* the devices stopped: the next log_sync is the final one */
+	struct migration *mig;
+	/* device-log: harvested from the migration thread and before forwards (vCPUs). */
+	pthread_mutex_t mu;
+	struct device_log *log;
+	int log_err; /* a failed harvest breaks the log for the rest of the migration */
 };
 
 /* Test seam for the negative control: harvest, but tell the RAM section nothing. */
@@ -65,39 +73,51 @@ static void dd_pick(struct device_dirty *dd, enum device_dirty_strategy how, con
 	snprintf(dd->why, sizeof(dd->why), "%s", why);
 }
 
+static bool dd_can_log(const struct device_dirty *dd)
+{
+	return dd->cfg.vdev && dd->cfg.vs && device_log_supported(dd->cfg.vdev);
+}
+
+/* A forced strategy this host and device set cannot do: why, or NULL when it can. */
+static const char *dd_cannot(const struct device_dirty *dd, enum device_dirty_strategy want)
+{
+	if (want == DEVICE_DIRTY_STAGE2 && !dd->cfg.s2_dirty)
+		return "the host IOMMU has no hardware dirty bits on the device's stage 2";
+	if (want == DEVICE_DIRTY_DEVICE_LOG && !dd_can_log(dd))
+		return "the device has no DMA logging";
+	if (want == DEVICE_DIRTY_STAGE1)
+		return "it is not implemented yet (auto, stage2, device-log and perpetual are)";
+	return NULL;
+}
+
 /*
- * The best the host allows, in MIGRATION.md's order: stage-2 hardware dirty bits (exact),
- * else perpetual (always possible, paid for in the downtime). device-log and stage1 come
- * later; forcing them is refused with the reason.
+ * The best the host and the device set allow, in MIGRATION.md's order: stage-2 hardware
+ * dirty bits (exact, by GPA), the device's DMA log (by IOVA, translated), else perpetual
+ * (always possible, paid for in the downtime).
  */
 static int dd_choose(struct device_dirty *dd, struct migration *mig)
 {
 	enum device_dirty_strategy want = dd->cfg.forced;
+	const char *no = want == DEVICE_DIRTY_AUTO ? NULL : dd_cannot(dd, want);
 
-	if (want == DEVICE_DIRTY_STAGE2 && !dd->cfg.s2_dirty) {
-		mig_set_error(mig,
-			      "device dirty tracking: stage2 was asked for, but the host IOMMU "
-			      "has no hardware dirty bits on the device's stage 2");
+	if (no) {
+		mig_set_error(mig, "device dirty tracking: %s was asked for, but %s",
+			      device_dirty_name(want), no);
 		return -EOPNOTSUPP;
 	}
-	if (want == DEVICE_DIRTY_STAGE2)
-		dd_pick(dd, DEVICE_DIRTY_STAGE2, "forced");
-	else if (want == DEVICE_DIRTY_PERPETUAL)
-		dd_pick(dd, DEVICE_DIRTY_PERPETUAL, "forced");
-	else if (want == DEVICE_DIRTY_AUTO && dd->cfg.s2_dirty)
+	if (want != DEVICE_DIRTY_AUTO)
+		dd_pick(dd, want, "forced");
+	else if (dd->cfg.s2_dirty)
 		dd_pick(dd, DEVICE_DIRTY_STAGE2,
 			"the host IOMMU tracks dirty pages on the nesting parent (stage 2)");
-	else if (want == DEVICE_DIRTY_AUTO)
+	else if (dd_can_log(dd))
+		dd_pick(dd, DEVICE_DIRTY_DEVICE_LOG,
+			"the host IOMMU has no dirty bits on stage 2; the device logs its DMA, "
+			"translated through the guest's stage 1");
+	else
 		dd_pick(dd, DEVICE_DIRTY_PERPETUAL,
-			"the host IOMMU has no dirty bits on stage 2 and the device's DMA log is "
-			"not used yet: every page the device can reach goes in the stop-copy");
-	else {
-		mig_set_error(mig,
-			      "device dirty tracking: strategy %s is not implemented yet "
-			      "(auto, stage2 and perpetual are)",
-			      device_dirty_name(want));
-		return -EOPNOTSUPP;
-	}
+			"the host IOMMU has no dirty bits on stage 2 and the device no DMA log: "
+			"every page the device can reach goes in the stop-copy");
 	return 0;
 }
 
@@ -173,22 +193,95 @@ static int dd_stop(struct mig_section *s)
 	return 0;
 }
 
+/* Device log ------------------------------------------------------------------------------- */
+
+/* Test seam for the negative control of translation under remap: today's tables only. */
+static bool dd_test_current_only(void)
+{
+	const char *v = getenv("VMIG_TEST_DEVICE_LOG_CURRENT_ONLY");
+	return v && strcmp(v, "1") == 0;
+}
+
+/* With the vSMMU lock held (the lock order: vSMMU, then dd->mu). */
+static void dd_log_harvest_locked(struct device_dirty *dd)
+{
+	uint64_t pages = 0;
+
+	pthread_mutex_lock(&dd->mu);
+	if (dd->log && !dd->log_err) {
+		dd->log_err = device_log_harvest(dd->log, dd->mig, dd_test_blind(),
+						 dd_test_current_only(), &pages);
+		__atomic_add_fetch(&dd->dirty_pages, pages, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&dd->harvests, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&dd->mu);
+}
+
+/* Before the guest's invalidation or configuration change reaches the host. */
+static void dd_pre_forward(void *opaque)
+{
+	dd_log_harvest_locked(opaque);
+}
+
+static void dd_log_start_locked(void *opaque)
+{
+	struct device_dirty *dd = opaque;
+
+	pthread_mutex_lock(&dd->mu);
+	dd->log_err = device_log_start(dd->cfg.vdev, dd->cfg.vs, dd->cfg.vsid,
+				       dd->cfg.aperture_bits, &dd->log);
+	pthread_mutex_unlock(&dd->mu);
+}
+
+static int dd_log_begin(struct device_dirty *dd)
+{
+	vsmmu_with_lock(dd->cfg.vs, dd_log_start_locked, dd);
+	if (dd->log_err == 0)
+		vsmmu_set_pre_forward(dd->cfg.vs, dd_pre_forward, dd);
+	return dd->log_err;
+}
+
+static void dd_log_end(struct device_dirty *dd)
+{
+	vsmmu_set_pre_forward(dd->cfg.vs, NULL, NULL);
+	pthread_mutex_lock(&dd->mu);
+	device_log_stop(dd->log);
+	dd->log = NULL;
+	pthread_mutex_unlock(&dd->mu);
+}
+
+static void dd_log_sync_cb(void *opaque)
+{
+	dd_log_harvest_locked(opaque);
+}
+
 /* Stage 2 --------------------------------------------------------------------------------- */
 
-/* Enabling clears the hardware's dirty state: a write after this is in the next harvest. */
+static int dd_s2_enable(struct device_dirty *dd, bool on)
+{
+	return iommufd_hwpt_set_dirty_tracking(dd->cfg.ictx, dd->cfg.s2_hwpt_id,
+					       on ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0);
+}
+
+/* Every tracker starts here, before any section plans its first pass. */
 static int dd_log_start(struct mig_section *s)
 {
 	struct device_dirty *dd = s->state;
 	int ret = dd_choose(dd, s->mig);
 
+	dd->mig = s->mig;
 	dd->dirty_pages = dd->harvests = 0;
 	dd->stopped = false;
+	dd->log_err = 0;
+	/* Enabling stage-2 tracking clears the hardware's dirty state: later writes count. */
 	if (ret == 0 && dd->active == DEVICE_DIRTY_STAGE2)
-		ret = iommufd_hwpt_set_dirty_tracking(dd->cfg.ictx, dd->cfg.s2_hwpt_id,
-						      IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
+		ret = dd_s2_enable(dd, true);
+	if (ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG)
+		ret = dd_log_begin(dd);
 	if (ret < 0 && dd->active != DEVICE_DIRTY_AUTO)
-		mig_set_error(s->mig, "device dirty tracking: the host refused to start it: %s",
-			      strerror(-ret));
+		mig_set_error(s->mig,
+			      "device dirty tracking (%s): the host refused to start it: %s",
+			      device_dirty_name(dd->active), strerror(-ret));
 	TRACE(device_dirty_start, "strategy=%s why=%s: %d", device_dirty_name(dd->active), dd->why,
 	      ret);
 	return ret;
@@ -215,33 +308,52 @@ static int dd_harvest_region(struct device_dirty *dd, struct migration *mig,
 	return 0;
 }
 
+static int dd_s2_sync(struct device_dirty *dd, struct migration *mig)
+{
+	const struct guest_mem *gm = dd->cfg.mem;
+	int ret = 0;
+
+	for (unsigned i = 0; i < gm->nr_regions && ret == 0; i++)
+		ret = dd_harvest_region(dd, mig, &gm->regions[i], dd_test_blind());
+	dd->harvests++;
+	return ret;
+}
+
 static int dd_log_sync(struct mig_section *s)
 {
 	struct device_dirty *dd = s->state;
-	const struct guest_mem *gm = dd->cfg.mem;
-	bool blind = dd_test_blind();
 	int ret = 0;
 
-	if (dd->active == DEVICE_DIRTY_PERPETUAL) {
+	switch (dd->active) {
+	case DEVICE_DIRTY_STAGE2:
+		ret = dd_s2_sync(dd, s->mig);
+		break;
+	case DEVICE_DIRTY_DEVICE_LOG:
+		vsmmu_with_lock(dd->cfg.vs, dd_log_sync_cb, dd);
+		ret = dd->log_err;
+		break;
+	case DEVICE_DIRTY_PERPETUAL:
 		if (dd->stopped)
-			dd_mark_all(dd, s->mig, blind);
+			dd_mark_all(dd, s->mig, dd_test_blind());
 		dd->harvests++;
-		return 0;
+		break;
+	default:
+		break;
 	}
-	for (unsigned i = 0; i < gm->nr_regions && ret == 0; i++)
-		ret = dd_harvest_region(dd, s->mig, &gm->regions[i], blind);
-	dd->harvests++;
 	if (ret < 0) /* a harvest that failed part-way cleared what it read: never retry */
 		mig_set_error(s->mig, "device dirty tracking: harvest failed: %s", strerror(-ret));
 	return ret;
 }
 
+/* Before the RAM section's (sections clean up in reverse): no mark after its bitmap went. */
 static void dd_cleanup(struct mig_section *s, bool failed)
 {
 	struct device_dirty *dd = s->state;
 
 	if (dd->active == DEVICE_DIRTY_STAGE2)
-		iommufd_hwpt_set_dirty_tracking(dd->cfg.ictx, dd->cfg.s2_hwpt_id, 0);
+		dd_s2_enable(dd, false);
+	if (dd->log)
+		dd_log_end(dd);
 	dd->active = DEVICE_DIRTY_AUTO;
 }
 
@@ -286,6 +398,7 @@ int device_dirty_register(struct migration *mig, const struct device_dirty_confi
 
 	if (dd && (dd->bits = bitmap_alloc(dd_largest_region(cfg->mem)))) {
 		dd->cfg = *cfg;
+		pthread_mutex_init(&dd->mu, NULL);
 		ret = migration_register_section(mig, &dd_ops, MIG_SEC_DEVICE_DIRTY, dd);
 	}
 	if (ret < 0) {
@@ -300,6 +413,8 @@ void device_dirty_free(struct device_dirty *dd)
 {
 	if (!dd)
 		return;
+	if (dd->bits) /* registered: the mutex exists */
+		pthread_mutex_destroy(&dd->mu);
 	free(dd->bits);
 	free(dd);
 }

@@ -9,7 +9,8 @@
  * chosen with the reason kept for query-migrate, or forced (--device-dirty, x-vmig-device-
  * dirty). Implemented: stage2 (the host IOMMU's hardware dirty bits on the nesting parent:
  * indexed by GPA, immune to guest remaps, and it sees the SMMU's own access/dirty updates
- * of the guest's stage-1 descriptors, which are stage-2 writes too).
+ * of the guest's stage-1 descriptors, which are stage-2 writes too), device-log
+ * (device_log.h) and perpetual. stage1 needs a host stage-1 paging domain (not yet).
  */
 #ifndef VMIG_VMM_VFIO_DEVICE_DIRTY_H
 #define VMIG_VMM_VFIO_DEVICE_DIRTY_H
@@ -18,6 +19,8 @@
 #include <stdint.h>
 
 struct migration;
+struct vfio_device;
+struct vsmmu;
 struct guest_mem;
 struct iommufd_ctx;
 
@@ -41,6 +44,11 @@ struct device_dirty_config {
 	uint32_t s2_hwpt_id;		   /* the nesting parent */
 	bool s2_dirty;			   /* it was allocated with DIRTY_TRACKING */
 	enum device_dirty_strategy forced; /* AUTO: choose */
+	/* device-log: the device, and the vIOMMU that translates its IOVAs (NULL: none). */
+	struct vfio_device *vdev;
+	struct vsmmu *vs;
+	uint32_t vsid;
+	unsigned aperture_bits; /* the vIOMMU's input size at start of day */
 };
 
 struct device_dirty;

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The device-log strategy of device-DMA dirty tracking (MIGRATION.md): the device's own DMA
+ * log (VFIO DMA logging) over the IOVA aperture the vIOMMU reported at start of day, and
+ * each logged IOVA turned into guest-physical pages through every stage-1 translation that
+ * could have been live since the previous harvest: the guest's tables now, and the record
+ * of them taken at the last two harvests (a translation the guest already changed stays
+ * usable to the device until its invalidation reaches the host, which happens right after
+ * a pre-forward harvest). A log has no PASID: every context descriptor of the stream is
+ * used. Every call but device_log_supported() must hold the vSMMU lock.
+ */
+#ifndef VMIG_VMM_VFIO_DEVICE_LOG_H
+#define VMIG_VMM_VFIO_DEVICE_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct migration;
+struct vfio_device;
+struct vsmmu;
+struct device_log;
+
+/* Whether the device offers DMA logging (VFIO_DEVICE_FEATURE_PROBE). */
+bool device_log_supported(struct vfio_device *vdev);
+/* DMA_LOGGING_START over [0, 2^aperture_bits) and the first record. -errno. */
+int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
+		     unsigned aperture_bits, struct device_log **out);
+/*
+ * Reads and clears the log, marks the pages it names dirty in mig (unless blind), and
+ * takes a new record. current_only: translate with today's tables alone (test seam, the
+ * negative control). *pages: 4 KiB pages marked. -errno: the log is broken; never retry.
+ */
+int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
+		       uint64_t *pages);
+void device_log_stop(struct device_log *l);
+/* The page size the device chose for its log. */
+uint64_t device_log_page_size(const struct device_log *l);
+
+#endif
