@@ -24,6 +24,7 @@ struct host_platform_config {
 	uint32_t sdma_psid;    /* 0: HOST_PLATFORM_SDMA_PSID */
 	bool no_stall;	       /* host SMMU without stall support (no I/O page faults) */
 	bool no_httu;	       /* host SMMU without hardware dirty state (no DIRTY_TRACKING) */
+	bool sdma_no_dma_log;  /* the sdma device without DMA logging */
 };
 
 /* Creates the host SMMU, makes its iommufd the default instance, creates the sdma device. */

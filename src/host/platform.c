@@ -44,6 +44,7 @@ int host_platform_boot(const struct host_platform_config *cfg, struct host_platf
 	    .name = cfg->sdma_name ? cfg->sdma_name : HOST_PLATFORM_SDMA_NAME,
 	    .smmu = hp->sys.smmu,
 	    .sid = cfg->sdma_psid ? cfg->sdma_psid : HOST_PLATFORM_SDMA_PSID,
+	    .no_dma_log = cfg->sdma_no_dma_log,
 	};
 	ret = sdma_create(&dc, &hp->sdma);
 	if (ret < 0) {

@@ -19,7 +19,7 @@ Cases:
               back, its device runs again and the guest finishes clean there; then a second
               migration succeeds
   perpetual   --device-dirty perpetual, then auto on a host without stage-2 dirty bits
-              (--host-no-s2-dirty) choosing it: all RAM the device can reach goes once in
+              and a device without DMA logging (--host-no-s2-dirty --host-no-dma-log): all RAM the device can reach goes once in
               the stop-copy, the destination is clean; and its negative control loses
   device-log  --device-dirty device-log: dma, then remap with remapwritten=1 (the guest moves
               the windows the device just wrote: the harvest before that invalidation must
@@ -130,7 +130,8 @@ def case_perpetual(rig):
     check(4096 < d["dirty-pages"] < 65536, f"perpetual marks the RAM that holds data: {d}")
     check(info["ram"]["downtime-bytes"] > 8 << 20, f"the pages go in the downtime: {info['ram']}")
     check_clean(dst)
-    info, dst = migrate_ok(rig, 6, extra=["--host-no-s2-dirty"], limit_ms=big)
+    info, dst = migrate_ok(rig, 6, extra=["--host-no-s2-dirty", "--host-no-dma-log"],
+                           limit_ms=big)
     d = info["x-vmig"]["device"]
     check(d["dirty-strategy"] == "perpetual" and "no dirty bits" in d["dirty-why"], f"{d}")
     check_clean(dst)
@@ -150,6 +151,11 @@ def case_device_log(rig):
     info, dst = migrate_ok(rig, 6, extra=log_args)
     d = info["x-vmig"]["device"]
     check(d["dirty-strategy"] == "device-log" and d["dirty-pages"] > 0, f"{d}")
+    check_clean(dst)
+    info, dst = migrate_ok(rig, 4, extra=["--host-no-s2-dirty"])
+    d = info["x-vmig"]["device"]
+    check(d["dirty-strategy"] == "device-log" and "logs its DMA" in d["dirty-why"],
+          f"auto without stage-2 dirty bits: {d}")
     check_clean(dst)
     info, dst = migrate_ok(rig, 6, extra=log_args, workload="remap remapwritten=1")
     d = info["x-vmig"]["device"]

@@ -32,6 +32,7 @@ struct run_opts {
 	bool no_devices;
 	enum device_dirty_strategy device_dirty;
 	bool host_no_s2_dirty;
+	bool host_no_dma_log;
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
 	const char *incoming; /* --incoming URI or "defer" */
@@ -71,6 +72,7 @@ static void run_usage(void)
 	       "                      the downtime)\n"
 	       "  --host-no-s2-dirty  model a host IOMMU without dirty bits on the device's\n"
 	       "                      stage 2 (device dirty tracking then falls back)\n"
+	       "  --host-no-dma-log   model an sdma device without DMA logging\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -122,6 +124,7 @@ enum {
 	OPT_NO_DEVICES,
 	OPT_DEVICE_DIRTY,
 	OPT_HOST_NO_S2_DIRTY,
+	OPT_HOST_NO_DMA_LOG,
 	OPT_QMP,
 	OPT_QMP_WAIT,
 	OPT_INCOMING
@@ -142,6 +145,7 @@ static const struct option run_longopts[] = {
     {"no-devices", no_argument, NULL, OPT_NO_DEVICES},
     {"device-dirty", required_argument, NULL, OPT_DEVICE_DIRTY},
     {"host-no-s2-dirty", no_argument, NULL, OPT_HOST_NO_S2_DIRTY},
+    {"host-no-dma-log", no_argument, NULL, OPT_HOST_NO_DMA_LOG},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
@@ -213,6 +217,9 @@ static int run_parse_one(int c, struct run_opts *o)
 		return run_parse_device_dirty(optarg, o);
 	case OPT_HOST_NO_S2_DIRTY:
 		o->host_no_s2_dirty = true;
+		return 0;
+	case OPT_HOST_NO_DMA_LOG:
+		o->host_no_dma_log = true;
 		return 0;
 	case OPT_NO_DEVICES:
 		o->no_devices = true;
@@ -377,7 +384,8 @@ static int run_devices_create(struct machine *m, const struct run_opts *o,
 			      struct host_platform **hp, struct devices **dev)
 {
 	struct devices_config dc = {.no_dirty_tracking = o->host_no_s2_dirty};
-	int ret = host_platform_boot(NULL, hp);
+	struct host_platform_config hc = {.sdma_no_dma_log = o->host_no_dma_log};
+	int ret = host_platform_boot(&hc, hp);
 
 	if (ret < 0) {
 		log_error("cannot create the host platform: %s", strerror(-ret));
