@@ -30,7 +30,7 @@
 static uint8_t src_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
 static uint8_t dst_pool[DST_PAGES][4096] __attribute__((aligned(4096)));
 static uint8_t alt_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
-static uint8_t dst_alt[POOL_PAGES]; /* remap: 1 when the dst IOVA page is backed by alt */
+static uint8_t dst_alt[POOL_PAGES]; /* remap: which backing the dst IOVA page has (0: dst) */
 
 static struct smmu_as as0; /* SSID 0: untagged traffic, no stall */
 
@@ -546,9 +546,19 @@ bool step_dma_run(void)
 
 /* ---- remap: move IOVA pages to other guest pages while the device runs ------------------ */
 
-static uint8_t *remap_page_va(uint64_t page, bool alt)
+/*
+ * Backings of a remapped page: dst_pool and alt_pool by turns; with kept results KEEP_BACKINGS
+ * pages of dst_pool in rotation, so a page left behind stays so for many rounds (a loss is
+ * not covered up by the page being mapped again before a migration ends).
+ */
+#define KEEP_BACKINGS (DST_PAGES / POOL_PAGES)
+static unsigned remap_backings = 2;
+
+static uint8_t *remap_page_va(uint64_t page, unsigned b)
 {
-	return alt ? alt_pool[page] : dst_pool[page];
+	if (remap_backings == 2)
+		return b ? alt_pool[page] : dst_pool[page];
+	return dst_pool[page + b * POOL_PAGES];
 }
 
 static uint8_t *dst_remapped(uint64_t iova)
@@ -567,31 +577,33 @@ static const uint8_t canary_page[4096] = {[0 ... 4095] = CANARY};
  * new mapping only loses exactly such a write; a write through a stale TLB entry changes
  * it too. Both count in lost=.
  */
-static uint64_t left_digest[2][POOL_PAGES];
-static uint8_t left_valid[2][POOL_PAGES];
+static uint64_t left_digest[KEEP_BACKINGS][POOL_PAGES];
+static uint8_t left_valid[KEEP_BACKINGS][POOL_PAGES];
 
-static void left_record(uint64_t p, bool alt)
+static void left_record(uint64_t p, unsigned b)
 {
-	left_digest[alt][p] = page_digest(remap_page_va(p, alt));
-	left_valid[alt][p] = 1;
+	left_digest[b][p] = page_digest(remap_page_va(p, b));
+	left_valid[b][p] = 1;
 }
 
-static void left_check(uint64_t p, bool alt)
+static void left_check(uint64_t p, unsigned b)
 {
-	if (left_valid[alt][p] && page_digest(remap_page_va(p, alt)) != left_digest[alt][p]) {
+	if (left_valid[b][p] && page_digest(remap_page_va(p, b)) != left_digest[b][p]) {
 		struct job page = {.dst_iova = DST_IOVA + p * PAGE_SIZE, .size = PAGE_SIZE};
 
 		dev_result.lost++;
-		report_bad_job(&page, alt ? "lost_left_alt" : "lost_left", left_digest[alt][p], 0);
+		report_bad_job(&page, "lost_left", left_digest[b][p], b);
 	}
-	left_valid[alt][p] = 0;
+	left_valid[b][p] = 0;
 }
 
 /* Every page not mapped now still holds what it held when it was left behind. */
 static void left_check_all(void)
 {
 	for (uint64_t p = 0; p < POOL_PAGES; p++)
-		left_check(p, !dst_alt[p]);
+		for (unsigned b = 0; b < remap_backings; b++)
+			if (b != dst_alt[p])
+				left_check(p, b);
 }
 
 /*
@@ -612,7 +624,7 @@ static void remap_slot(uint32_t slot, bool keep)
 			left_record(p, dst_alt[p]);
 		else
 			memset(remap_page_va(p, dst_alt[p]), CANARY, PAGE_SIZE);
-		dst_alt[p] ^= 1;
+		dst_alt[p] = (uint8_t)((dst_alt[p] + 1) % remap_backings);
 		if (keep)
 			left_check(p, dst_alt[p]);
 		smmu_map(&as0, DST_IOVA + p * PAGE_SIZE, (uint64_t)remap_page_va(p, dst_alt[p]),
@@ -679,7 +691,7 @@ static bool remap_round(uint32_t half, uint32_t n, bool keep)
 static void remap_prepare(void)
 {
 	memset(left_valid, 0, sizeof(left_valid));
-	for (uint64_t p = 0; p < POOL_PAGES; p++)
+	for (uint64_t p = 0; p < POOL_PAGES && remap_backings == 2; p++)
 		memset(remap_page_va(p, !dst_alt[p]), CANARY, PAGE_SIZE);
 }
 
@@ -706,10 +718,11 @@ bool step_remap_run(void)
 	if (!devices_up())
 		return false;
 	events0 = smmu.st.events;
+	bool keep = cfg.secs_set && cfg.secs;
+	remap_backings = keep ? KEEP_BACKINGS : 2;
 	remap_prepare();
 	bench_begin();
 	tsc_inval = inval_batches = 0;
-	bool keep = cfg.secs_set && cfg.secs;
 	for (uint32_t n; (n = next_batch(&left, SLOTS));)
 		if (!(ok = remap_round((uint32_t)(round++ & 1), n, keep)))
 			break;

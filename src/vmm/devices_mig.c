@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "vmm/devices.h"
+#include "vmm/migration/migration.h"
 #include "vmm/migration/section.h"
 
 static int devices_mig_stop(struct mig_section *s)
@@ -45,7 +46,6 @@ int devices_migration_register(struct devices *d, struct migration *mig,
 					 .mem = d->m->mem,
 					 .s2_hwpt_id = d->parent_hwpt_id,
 					 .s2_dirty = d->dirty_tracking,
-					 .forced = forced,
 					 .vdev = vfio_dev_vfio(d->sdma),
 					 .vs = d->vsmmu,
 					 .vsid = d->sdma_vsid,
@@ -54,6 +54,10 @@ int devices_migration_register(struct devices *d, struct migration *mig,
 
 	if (ret == 0)
 		ret = device_dirty_register(mig, &dc, &d->dirty);
+	/* --device-dirty is the parameter's starting value; QMP may change it. */
+	struct mig_params p = {.x_vmig_device_dirty = forced};
+	if (ret == 0)
+		ret = migration_set_params(mig, &p, MIG_PARAM_X_VMIG_DEVICE_DIRTY, NULL, 0);
 	if (ret == 0)
 		ret = vfio_dev_mig_register(mig, d->sdma, 0, &d->sdma_mig);
 	if (ret == 0)

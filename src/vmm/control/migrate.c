@@ -14,6 +14,7 @@
 #include "vmm/control/internal.h"
 #include "vmm/machine.h"
 #include "vmm/migration/migration.h"
+#include "vmm/vfio/device_dirty.h"
 
 /* QEMU's text when a migration is already running (QERR_MIGRATION_ACTIVE). */
 #define MIG_ERR_ACTIVE "There's a migration process in progress"
@@ -271,6 +272,7 @@ static void mig_write_device(struct json_writer *w, const struct mig_info *i)
 	json_write_string(w, i->device.dirty_why);
 	mig_write_u64(w, "dirty-pages", i->device.dirty_pages);
 	mig_write_u64(w, "harvests", i->device.harvests);
+	mig_write_u64(w, "harvest-us", i->device.harvest_us);
 	mig_write_u64(w, "precopy-bytes", i->device.precopy_bytes);
 	mig_write_u64(w, "stop-copy-bytes", i->device.stop_copy_bytes);
 	json_write_end_object(w);
@@ -382,6 +384,22 @@ static int mig_param_take(const struct mig_param_desc *d, const struct json_valu
 	return 0;
 }
 
+/* x-vmig-device-dirty: a strategy's name (device_dirty.h), the engine keeps its number. */
+static int mig_param_device_dirty(const struct json_value *v, struct mig_params *p,
+				  struct control_error *e)
+{
+	enum device_dirty_strategy how;
+
+	if (device_dirty_parse(v->str.s, &how) < 0) {
+		control_error_set(e, "GenericError",
+				  "Parameter 'x-vmig-device-dirty' expects one of auto, stage2, "
+				  "device-log, stage1, perpetual");
+		return -EINVAL;
+	}
+	p->x_vmig_device_dirty = how;
+	return 0;
+}
+
 int cmd_migrate_set_parameters(struct control *c, const struct json_value *args,
 			       struct json_writer *w, struct control_error *e)
 {
@@ -399,6 +417,10 @@ int cmd_migrate_set_parameters(struct control *c, const struct json_value *args,
 			return -EINVAL;
 		which |= v ? mig_param_descs[k].bit : 0;
 	}
+	const struct json_value *dd = json_object_get(args, "x-vmig-device-dirty");
+	if (dd && mig_param_device_dirty(dd, &p, e) < 0)
+		return -EINVAL;
+	which |= dd ? MIG_PARAM_X_VMIG_DEVICE_DIRTY : 0;
 	int ret = which ? migration_set_params(c->cfg.mig, &p, which, err, sizeof(err)) : 0;
 	if (ret < 0) {
 		control_error_set(e, "GenericError", "%s", err[0] ? err : strerror(-ret));
@@ -421,6 +443,9 @@ int cmd_query_migrate_parameters(struct control *c, const struct json_value *arg
 	for (size_t k = 0; k < MIG_NR_PARAMS; k++)
 		mig_write_u64(w, mig_param_descs[k].name,
 			      *mig_param_field(&p, &mig_param_descs[k]));
+	const char *dd = device_dirty_name((enum device_dirty_strategy)p.x_vmig_device_dirty);
+	json_write_key(w, "x-vmig-device-dirty");
+	json_write_string(w, dd ? dd : "auto");
 	json_write_end_object(w);
 	return 0;
 }

@@ -286,6 +286,19 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Started means every vCPU thread has said who it is: query-cpus-fast right after a start
+ * must not report thread id 0 (a loaded host can take a while to schedule a new thread).
+ */
+static void vcpu_wait_tids(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		for (int t = 0; t < 2000 && !__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_RELAXED);
+		     t++)
+			usleep(500);
+	}
+}
+
 int vm_start(struct vm *vm)
 {
 	int ret = 0;
@@ -307,6 +320,8 @@ int vm_start(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 	if (ret < 0 && ret != -EBUSY)
 		vm_request_stop(vm, VM_STOP_ERROR, 1);
+	if (ret == 0)
+		vcpu_wait_tids(vm);
 	return ret;
 }
 

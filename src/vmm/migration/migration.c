@@ -500,6 +500,7 @@ static int mig_params_check(const struct mig_params *p, unsigned which, char *er
 	     1, 99},
 	    {MIG_PARAM_MAX_CPU_THROTTLE, "max-cpu-throttle", p->max_cpu_throttle, 1, 99},
 	    {MIG_PARAM_X_VMIG_MAX_PASSES, "x-vmig-max-passes", p->x_vmig_max_passes, 0, 1000000},
+	    {MIG_PARAM_X_VMIG_DEVICE_DIRTY, "x-vmig-device-dirty", p->x_vmig_device_dirty, 0, 15},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		if ((which & t[i].bit) &&
@@ -531,6 +532,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 	MIG_PARAM_SET(which, MIG_PARAM_CPU_THROTTLE_INCREMENT, d, p, cpu_throttle_increment);
 	MIG_PARAM_SET(which, MIG_PARAM_MAX_CPU_THROTTLE, d, p, max_cpu_throttle);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_MAX_PASSES, d, p, x_vmig_max_passes);
+	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DEVICE_DIRTY, d, p, x_vmig_device_dirty);
 	pthread_mutex_unlock(&mig->lock);
 	return 0;
 }

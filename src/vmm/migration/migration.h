@@ -42,6 +42,8 @@ struct mig_params {
 	uint64_t cpu_throttle_increment; /* "cpu-throttle-increment" %, default 10 */
 	uint64_t max_cpu_throttle;	 /* "max-cpu-throttle" %, default 99 */
 	uint64_t x_vmig_max_passes;	 /* "x-vmig-max-passes": 0 = no cap (default) */
+	/* "x-vmig-device-dirty": the device-dirty strategy (device_dirty.h); 0 = auto */
+	uint64_t x_vmig_device_dirty;
 };
 
 /* Capabilities (migrate-set-capabilities): QEMU's names. */
@@ -98,6 +100,7 @@ struct mig_info {
 		char dirty_why[160];	 /* why that strategy was chosen */
 		uint64_t dirty_pages;	 /* pages device dirty tracking reported, all harvests */
 		uint64_t harvests;
+		uint64_t harvest_us; /* time spent harvesting, all harvests */
 		uint64_t precopy_bytes;	  /* device state sent while the vCPUs ran */
 		uint64_t stop_copy_bytes; /* device state sent in the downtime */
 		unsigned devices;
@@ -169,6 +172,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 #define MIG_PARAM_CPU_THROTTLE_INCREMENT (1u << 4)
 #define MIG_PARAM_MAX_CPU_THROTTLE	 (1u << 5)
 #define MIG_PARAM_X_VMIG_MAX_PASSES	 (1u << 6)
+#define MIG_PARAM_X_VMIG_DEVICE_DIRTY	 (1u << 7)
 
 bool migration_get_cap(struct migration *mig, enum mig_cap c);
 /* -EBUSY while a migration is active (as QEMU). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/bitmap.h"
@@ -49,7 +50,7 @@ struct device_dirty {
 	enum device_dirty_strategy chosen; /* the last migration's, for query-migrate */
 	char why[160];
 	uint64_t *bits; /* one region's harvest */
-	uint64_t dirty_pages, harvests;
+	uint64_t dirty_pages, harvests, harvest_ns;
 	bool stopped; /* the devices stopped: the next log_sync is the final one */
 	struct migration *mig;
 	/* device-log: harvested from the migration thread and before forwards (vCPUs). */
@@ -57,6 +58,14 @@ struct device_dirty {
 	struct device_log *log;
 	int log_err; /* a failed harvest breaks the log for the rest of the migration */
 };
+
+static uint64_t dd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Test seam for the negative control: harvest, but tell the RAM section nothing. */
 static bool dd_test_blind(void)
@@ -97,7 +106,10 @@ static const char *dd_cannot(const struct device_dirty *dd, enum device_dirty_st
  */
 static int dd_choose(struct device_dirty *dd, struct migration *mig)
 {
-	enum device_dirty_strategy want = dd->cfg.forced;
+	struct mig_params p;
+
+	migration_get_params(mig, &p);
+	enum device_dirty_strategy want = (enum device_dirty_strategy)p.x_vmig_device_dirty;
 	const char *no = want == DEVICE_DIRTY_AUTO ? NULL : dd_cannot(dd, want);
 
 	if (no) {
@@ -209,8 +221,10 @@ static void dd_log_harvest_locked(struct device_dirty *dd)
 
 	pthread_mutex_lock(&dd->mu);
 	if (dd->log && !dd->log_err) {
+		uint64_t t0 = dd_now_ns();
 		dd->log_err = device_log_harvest(dd->log, dd->mig, dd_test_blind(),
 						 dd_test_current_only(), &pages);
+		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->dirty_pages, pages, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->harvests, 1, __ATOMIC_RELAXED);
 	}
@@ -270,7 +284,7 @@ static int dd_log_start(struct mig_section *s)
 	int ret = dd_choose(dd, s->mig);
 
 	dd->mig = s->mig;
-	dd->dirty_pages = dd->harvests = 0;
+	dd->dirty_pages = dd->harvests = dd->harvest_ns = 0;
 	dd->stopped = false;
 	dd->log_err = 0;
 	/* Enabling stage-2 tracking clears the hardware's dirty state: later writes count. */
@@ -324,9 +338,12 @@ static int dd_log_sync(struct mig_section *s)
 	struct device_dirty *dd = s->state;
 	int ret = 0;
 
+	uint64_t t0 = dd_now_ns();
+
 	switch (dd->active) {
 	case DEVICE_DIRTY_STAGE2:
 		ret = dd_s2_sync(dd, s->mig);
+		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
 		break;
 	case DEVICE_DIRTY_DEVICE_LOG:
 		vsmmu_with_lock(dd->cfg.vs, dd_log_sync_cb, dd);
@@ -336,6 +353,7 @@ static int dd_log_sync(struct mig_section *s)
 		if (dd->stopped)
 			dd_mark_all(dd, s->mig, dd_test_blind());
 		dd->harvests++;
+		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
 		break;
 	default:
 		break;
@@ -367,6 +385,7 @@ static void dd_query(struct mig_section *s, struct mig_info *out)
 	snprintf(out->device.dirty_why, sizeof(out->device.dirty_why), "%s", dd->why);
 	out->device.dirty_pages = __atomic_load_n(&dd->dirty_pages, __ATOMIC_RELAXED);
 	out->device.harvests = __atomic_load_n(&dd->harvests, __ATOMIC_RELAXED);
+	out->device.harvest_us = __atomic_load_n(&dd->harvest_ns, __ATOMIC_RELAXED) / 1000;
 }
 
 static const struct mig_section_ops dd_ops = {

@@ -40,10 +40,9 @@ int device_dirty_parse(const char *name, enum device_dirty_strategy *out);
 
 struct device_dirty_config {
 	struct iommufd_ctx *ictx;
-	const struct guest_mem *mem;	   /* RAM regions: stage 2 maps them at IOVA = GPA */
-	uint32_t s2_hwpt_id;		   /* the nesting parent */
-	bool s2_dirty;			   /* it was allocated with DIRTY_TRACKING */
-	enum device_dirty_strategy forced; /* AUTO: choose */
+	const struct guest_mem *mem; /* RAM regions: stage 2 maps them at IOVA = GPA */
+	uint32_t s2_hwpt_id;	     /* the nesting parent */
+	bool s2_dirty;		     /* it was allocated with DIRTY_TRACKING */
 	/* device-log: the device, and the vIOMMU that translates its IOVAs (NULL: none). */
 	struct vfio_device *vdev;
 	struct vsmmu *vs;
