@@ -12,10 +12,10 @@
 
 /* ---- memory: three pools of pages the device reads and writes -------------------------- */
 
-#define POOL_PAGES     256  /* 1 MiB each */
-#define DST_PAGES      4096 /* dma with secs=: 16 MiB of destination windows, in rotation */
-#define SRC_IOVA       0x40000000ull
-#define DST_IOVA       0x50000000ull
+#define POOL_PAGES     256	/* 1 MiB each */
+#define DST_PAGES      4096	/* dma with secs=: 16 MiB of destination windows, in rotation */
+#define SRC_IOVA       src_iova /* bypass=1: the pools' own addresses */
+#define DST_IOVA       dst_iova
 #define SLOT_SIZE      0x10000ull /* a job's destination window */
 #define SLOTS	       (POOL_PAGES * PAGE_SIZE / SLOT_SIZE)
 #define DST_SLOTS      (DST_PAGES * PAGE_SIZE / SLOT_SIZE)
@@ -33,6 +33,7 @@ static uint8_t alt_pool[POOL_PAGES][4096] __attribute__((aligned(4096)));
 static uint8_t dst_alt[POOL_PAGES]; /* remap: which backing the dst IOVA page has (0: dst) */
 
 static struct smmu_as as0; /* SSID 0: untagged traffic, no stall */
+static uint64_t src_iova = 0x40000000ull, dst_iova = 0x50000000ull;
 
 struct smmu_as *dev_as0(void)
 {
@@ -101,6 +102,26 @@ static void fill_sources(void)
 	memset(alt_pool, CANARY, sizeof(alt_pool));
 }
 
+static bool drivers_start(void)
+{
+	if (!sdma_start(false, 0)) {
+		sdma_dump("start failed");
+		return false;
+	}
+	return true;
+}
+
+/* The device's STE in bypass (the vSMMU only for its MSIs and events): IOVA = GPA. */
+static bool drivers_bypass(void)
+{
+	src_iova = (uint64_t)src_pool;
+	dst_iova = (uint64_t)dst_pool;
+	sdma_use_gpas();
+	smmu_attach_bypass(DEV_SID);
+	smmu_sync();
+	return drivers_start();
+}
+
 static bool drivers_bring_up(void)
 {
 	smmu.verbose = true;
@@ -112,6 +133,8 @@ static bool drivers_bring_up(void)
 	crc32c_init();
 	fill_sources();
 	smmu_as_init(&as0, DEV_SID, 0, 1, false);
+	if (cfg.bypass)
+		return drivers_bypass();
 	if (!sdma_map_driver(&as0) ||
 	    !smmu_map(&as0, SRC_IOVA, (uint64_t)src_pool, sizeof(src_pool), SMMU_PROT_READ) ||
 	    !smmu_map(&as0, DST_IOVA, (uint64_t)dst_pool, sizeof(dst_pool),
@@ -119,11 +142,7 @@ static bool drivers_bring_up(void)
 		kernel_panic("dma: page-table pool too small", 0, 0);
 	smmu_sync();
 	smmu_attach(DEV_SID);
-	if (!sdma_start(false, 0)) {
-		sdma_dump("start failed");
-		return false;
-	}
-	return true;
+	return drivers_start();
 }
 
 bool devices_up(void)
@@ -533,7 +552,7 @@ bool step_dma_run(void)
 			return false;
 	if (keep)
 		kept_check_all();
-	for (uint64_t p = 0; p < POOL_PAGES; p++) {
+	for (uint64_t p = 0; p < POOL_PAGES && !cfg.bypass; p++) {
 		uint64_t pte = smmu_pte(&as0, DST_IOVA + p * PAGE_SIZE);
 
 		dev_result.dirty_pages += smmu_pte_dirty(pte);
@@ -709,13 +728,27 @@ static void remap_restore(void)
 	smmu_sync();
 }
 
+/* remap and sva move translations: with bypass=1 there are none to move. */
+static bool translation_needed(const char *step)
+{
+	struct line l = {.len = 0};
+
+	if (!cfg.bypass)
+		return true;
+	line_str(&l, "ERROR ");
+	line_str(&l, step);
+	line_str(&l, ": needs the vSMMU to translate (not bypass=1)");
+	line_flush(&l);
+	return false;
+}
+
 bool step_remap_run(void)
 {
 	uint64_t left = cfg.jobs, round = 0, per_us, events0;
 	bool ok = true;
 
 	result_begin();
-	if (!devices_up())
+	if (!translation_needed("remap") || !devices_up())
 		return false;
 	events0 = smmu.st.events;
 	bool keep = cfg.secs_set && cfg.secs;
@@ -844,7 +877,7 @@ bool step_sva_run(void)
 	bool ok = true;
 
 	result_begin();
-	if (!devices_up())
+	if (!translation_needed("sva") || !devices_up())
 		return false;
 	if (!smmu.stall_ok) {
 		console_puts("ERROR sva: the vSMMU does not support stalls");

@@ -58,6 +58,16 @@ bool sdma_probe(void)
 	return true;
 }
 
+/* Where the device finds the ring, the records and the MSI doorbell: IOVAs, or GPAs. */
+static uint64_t at_ring = SDMA_IOVA_RING, at_compl = SDMA_IOVA_COMPL, at_msi = SDMA_IOVA_MSI;
+
+void sdma_use_gpas(void)
+{
+	at_ring = (uint64_t)ring;
+	at_compl = (uint64_t)&compl_page;
+	at_msi = VMIG_MSI_WINDOW | ((uint64_t)cpus[0].apic_id << 12);
+}
+
 bool sdma_map_driver(struct smmu_as *as)
 {
 	uint64_t msi = VMIG_MSI_WINDOW | ((uint64_t)cpus[0].apic_id << 12);
@@ -89,10 +99,11 @@ bool sdma_start(bool pasid_v, uint32_t pasid)
 	sdma.pasid_v = pasid_v;
 	sdma.tail = 0;
 	compl_page.shadow_tail = 0;
-	sdma_write(SDMA_REG_WQ_BASE, SDMA_IOVA_RING);
+	sdma_write(SDMA_REG_WQ_BASE, at_ring);
 	sdma_write(SDMA_REG_WQ_CFG, cfg);
-	sdma_write(SDMA_REG_WQ_SHADOW, sdma.shadow_ok ? SDMA_IOVA_SHADOW | 1 : 0);
-	sdma_write(SDMA_REG_MSI_ADDR, SDMA_IOVA_MSI);
+	sdma_write(SDMA_REG_WQ_SHADOW,
+		   sdma.shadow_ok ? (at_compl + SDMA_IOVA_SHADOW - SDMA_IOVA_COMPL) | 1 : 0);
+	sdma_write(SDMA_REG_MSI_ADDR, at_msi);
 	sdma_write(SDMA_REG_MSI_DATA, VMIG_VEC_SDMA);
 	sdma_write(SDMA_REG_INT_CTRL, 1);
 	sdma_write(SDMA_REG_ERR, 1ull << SDMA_ERR_VALID_SHIFT);
@@ -118,7 +129,7 @@ uint32_t sdma_queue(const struct sdma_desc *d)
 	c->status = SDMA_STATUS_NONE;
 	ring[i] = *d;
 	ring[i].flags |= SDMA_FLAG_CRAV;
-	ring[i].compl_addr = SDMA_IOVA_COMPL + (uint64_t)i * sizeof(struct sdma_compl);
+	ring[i].compl_addr = at_compl + (uint64_t)i * sizeof(struct sdma_compl);
 	if (d->flags & SDMA_FLAG_RCI)
 		sdma.st.irqs_requested++;
 	sdma.tail++;

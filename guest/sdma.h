@@ -43,6 +43,8 @@ extern struct sdma sdma;
 
 /* Reads CAP; false (after printing why) when no sdma answers at VMIG_SDMA_BAR0. */
 bool sdma_probe(void);
+/* Give the device GPAs instead of IOVAs (its stream bypasses the SMMU). */
+void sdma_use_gpas(void);
 /* Maps the ring, records, shadow tail and MSI page into as (read/write, accessed, dirty). */
 bool sdma_map_driver(struct smmu_as *as);
 /* Resets the device and starts the queue with (pasid_v, pasid); false if it halted. */

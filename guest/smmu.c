@@ -338,6 +338,7 @@ void smmu_tlbi_range(const struct smmu_as *as, uint64_t iova, uint64_t size)
 #define STE0_V		 1ull
 #define STE0_CFG_ABORT	 (0ull << 1)
 #define STE0_CFG_S1	 (5ull << 1)
+#define STE0_CFG_BYPASS	 (4ull << 1)
 #define STE0_S1FMT_64K	 (2ull << 4)
 #define STE1_S1DSS_SSID0 2ull
 #define STE1_S1_WB_ISH	 ((1ull << 2) | (1ull << 4) | (3ull << 6))
@@ -383,6 +384,14 @@ void smmu_attach(uint32_t sid)
 
 	ste[0] = STE0_V | STE0_CFG_S1 | STE0_S1FMT_64K | pa(cd_l1) | ((uint64_t)CD_MAX_LOG2 << 59);
 	ste[1] = STE1_S1DSS_SSID0 | STE1_S1_WB_ISH;
+	smmu_ste_write_raw(sid, ste);
+}
+
+void smmu_attach_bypass(uint32_t sid)
+{
+	uint64_t ste[8] = {0};
+
+	ste[0] = STE0_V | STE0_CFG_BYPASS;
 	smmu_ste_write_raw(sid, ste);
 }
 

@@ -148,6 +148,8 @@ bool smmu_probe(void);
 bool smmu_init(enum smmu_strtab_fmt fmt);
 /* The device's STE: stage-1 translate through the CD table (S1DSS: untagged -> SSID 0). */
 void smmu_attach(uint32_t sid);
+/* sid's STE in bypass: the SMMU (still on, for MSIs and other streams) does not translate. */
+void smmu_attach_bypass(uint32_t sid);
 /* Points sid's STE at an arbitrary raw STE (hostile tests); CFGI_STE + sync. */
 void smmu_ste_write_raw(uint32_t sid, const uint64_t ste[8]);
 void smmu_ste_read(uint32_t sid, uint64_t ste[8]);

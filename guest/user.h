@@ -69,6 +69,7 @@ struct config {
 	bool strtab_2lvl;   /* 2-level stream table instead of linear */
 	bool tlbi;	    /* 0: unmaps skip the TLB invalidation (negative control) */
 	bool remap_written; /* remap moves the windows the device just wrote (adversarial) */
+	bool bypass;	    /* the device's STE bypasses translation: IOVA = GPA (dma only) */
 };
 
 extern struct config cfg;

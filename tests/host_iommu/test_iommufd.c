@@ -819,6 +819,43 @@ static void test_dirty_nest_parent(void **state)
 	assert_true(bitmap_test(map, 0x2001000 / 4096));
 }
 
+/*
+ * A host SMMU without hardware dirty state (HTTU < 2) must not claim dirty tracking: it
+ * would otherwise take a fault on every tracked write and the VMM could not fall back.
+ */
+static void test_no_dirty_bits_refused(void **state)
+{
+	struct fx *f = *state;
+	struct host_iommu_system sys;
+	struct smmu_params p;
+	struct iommufd_ctx *ctx;
+	uint32_t ioas, dev;
+
+	iommufd_close(f->ctx);
+	host_iommu_system_destroy(&f->sys);
+	smmu_params_default(&p);
+	p.httu = 1;
+	assert_int_equal(host_iommu_system_create(&sys, &p), 0);
+	assert_int_equal(iommufd_open(&ctx), 0);
+	assert_int_equal(iommufd_ioas_alloc(ctx, &ioas), 0);
+	assert_int_equal(iommufd_device_bind(ctx, SID, &dev), 0);
+	struct iommu_hw_info hi = {.size = sizeof(hi), .dev_id = dev};
+	assert_int_equal(iommufd_get_hw_info(ctx, &hi), 0);
+	assert_false(hi.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING);
+	struct iommu_hwpt_alloc a = {.size = sizeof(a),
+				     .flags = IOMMU_HWPT_ALLOC_NEST_PARENT |
+					      IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+				     .dev_id = dev,
+				     .pt_id = ioas};
+	assert_int_equal(iommufd_hwpt_alloc(ctx, &a), -EOPNOTSUPP);
+	a.flags = IOMMU_HWPT_ALLOC_NEST_PARENT; /* the fallback works */
+	assert_int_equal(iommufd_hwpt_alloc(ctx, &a), 0);
+	iommufd_close(ctx);
+	/* The fixture's teardown closes and destroys what it has: give it a fresh pair. */
+	f->sys = sys;
+	assert_int_equal(iommufd_open(&f->ctx), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +871,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_msi_window, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_dirty_bitmap, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_dirty_nest_parent, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_dirty_bits_refused, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

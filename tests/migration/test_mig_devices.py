@@ -14,6 +14,8 @@ Cases:
               query-migrate names the strategy, its reason, the device's state bytes
   blind       the negative control: the same with VMIG_TEST_NO_DEVICE_DIRTY=1 on the source
               (harvest, but tell RAM nothing): the destination must report lost DMA writes
+  bypass      the device's STE in bypass (guest bypass=1) in every strategy, and device-log's
+              negative control
   rollback    the destination has no devices, so it refuses the stream at the first device
               record (in a pass, or after the source stopped its device): the source rolls
               back, its device runs again and the guest finishes clean there; then a second
@@ -190,6 +192,24 @@ def case_remap(rig):
     check(remap_lost(dst), "translating with today's tables only lost nothing")
 
 
+def case_bypass(rig):
+    """The device behind the vSMMUv3 with its STE in bypass (the guest's bypass=1: IOVA =
+    GPA, the vIOMMU there for MSIs only): every strategy carries the DMA; device-log with
+    the log ignored loses (its negative control)."""
+    for how, limit in (("stage2", 300), ("device-log", 300), ("perpetual", 20000)):
+        info, dst = migrate_ok(rig, 5, extra=["--device-dirty", how], workload="dma bypass=1",
+                               bw=REMAP_BW, limit_ms=limit)
+        check(info["x-vmig"]["device"]["dirty-pages"] > 0, f"{how}: {info['x-vmig']}")
+        check_clean(dst)
+    _, dst = migrate_ok(rig, 5, env={"VMIG_TEST_NO_DEVICE_DIRTY": "1"},
+                        extra=["--device-dirty", "device-log"], workload="dma bypass=1",
+                        bw=REMAP_BW)
+    rc = dst.wait(60)
+    r = dma_result(dst)
+    log(f"destination (device log ignored): {r}")
+    check(rc != 0 and int(r["lost"]) + int(r["mismatches"]) > 0, f"nothing lost: {r}")
+
+
 def case_rollback(rig):
     src, q = source(rig, 10)
     dst, uri = dest(rig, devices=False)
@@ -228,5 +248,6 @@ def case_snapshot_cont(rig):
 if __name__ == "__main__":
     sys.exit(mt.main({"dma": case_dma, "blind": case_blind, "rollback": case_rollback,
                       "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual,
-                      "device-log": case_device_log, "remap": case_remap},
+                      "device-log": case_device_log, "remap": case_remap,
+                      "bypass": case_bypass},
                      __doc__))

@@ -147,6 +147,8 @@ void ifd_obj_remove(struct iommufd_ctx *ctx, struct ifd_obj *obj);
 int ifd_ste_write(struct iommufd_host *host, uint32_t sid, const uint64_t ste[8]);
 void ifd_ste_clear(struct iommufd_host *host, uint32_t sid);
 void ifd_cmd(struct iommufd_host *host, struct smmu_cmd cmd);
+/* The SMMU keeps hardware dirty state (IDR0.HTTU = 2): dirty tracking is possible. */
+bool ifd_host_dirty(struct iommufd_ctx *ctx);
 void ifd_sync(struct iommufd_host *host);
 int ifd_vmid_alloc(struct iommufd_host *host, uint16_t *vmid);
 void ifd_vmid_free(struct iommufd_host *host, uint16_t vmid);

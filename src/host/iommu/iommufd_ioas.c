@@ -405,6 +405,9 @@ static int ifd_hwpt_paging_alloc(struct iommufd_ctx *ctx, struct iommu_hwpt_allo
 		return -EOPNOTSUPP;
 	if (cmd->data_len || cmd->data_uptr)
 		return -EINVAL;
+	/* Without hardware dirty state every tracked write would fault: refuse, as Linux does. */
+	if ((cmd->flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !ifd_host_dirty(ctx))
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&ctx->lock);
 	struct ifd_ioas *ioas = (struct ifd_ioas *)ifd_obj_get(ctx, cmd->pt_id, IFD_IOAS);
 	int rc = !ifd_obj_get(ctx, cmd->dev_id, IFD_DEVICE) || !ioas ? -ENOENT : 0;

@@ -120,6 +120,14 @@ void iommufd_close(struct iommufd_ctx *ctx)
 	free(ctx);
 }
 
+bool ifd_host_dirty(struct iommufd_ctx *ctx)
+{
+	uint32_t regs[8];
+
+	smmu_read_idr(ctx->host->smmu, regs);
+	return FGET(regs[0], IDR0_HTTU) >= 2;
+}
+
 int iommufd_get_hw_info(struct iommufd_ctx *ctx, struct iommu_hw_info *cmd)
 {
 	struct iommu_hw_info_arm_smmuv3 info = {0};
@@ -143,6 +151,7 @@ int iommufd_get_hw_info(struct iommufd_ctx *ctx, struct iommu_hw_info *cmd)
 		memcpy((void *)(uintptr_t)cmd->data_uptr, &info, MIN(cmd->data_len, sizeof(info)));
 	cmd->data_len = sizeof(info);
 	cmd->out_data_type = IOMMU_HW_INFO_TYPE_ARM_SMMUV3;
-	cmd->out_capabilities = IOMMU_HW_CAP_DIRTY_TRACKING;
+	/* Only an SMMU with hardware dirty state (HTTU >= 2) can track: say so honestly. */
+	cmd->out_capabilities = ifd_host_dirty(ctx) ? IOMMU_HW_CAP_DIRTY_TRACKING : 0;
 	return 0;
 }

@@ -100,7 +100,7 @@ struct mig_info {
 		char dirty_why[160];	 /* why that strategy was chosen */
 		uint64_t dirty_pages;	 /* pages device dirty tracking reported, all harvests */
 		uint64_t harvests;
-		uint64_t harvest_us; /* time spent harvesting, all harvests */
+		uint64_t harvest_us;	  /* time spent harvesting, all harvests */
 		uint64_t precopy_bytes;	  /* device state sent while the vCPUs ran */
 		uint64_t stop_copy_bytes; /* device state sent in the downtime */
 		unsigned devices;

@@ -137,15 +137,24 @@ static uint32_t s1_ssids(struct vsmmu *vs, uint32_t vsid)
 
 int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn, void *opaque)
 {
+	struct vsmmu_ste ste;
 	struct vsmmu_cd cd;
 	int ret = 0;
 
-	if (vsmmu_cd_lookup_locked(vs, vsid, false, 0, &cd) == 0)
+	vsmmu_config_resolve(vs, vsid, false, &ste);
+	if (ste.kind == VSMMU_STE_ABORT)
+		return 0;
+	/* Bypass (an STE, GBPA, or S1DSS for traffic without a PASID): IOVA = GPA. */
+	bool identity =
+	    ste.kind == VSMMU_STE_BYPASS || (ste.s1cdmax && ste.s1dss == STE_S1DSS_BYPASS);
+	if (!identity && vsmmu_cd_lookup_locked(vs, vsid, false, 0, &cd) == 0)
 		ret = vsmmu_s1_for_each_writable(vs, &cd, fn, opaque);
+	if (ste.kind == VSMMU_STE_BYPASS)
+		return VSMMU_S1_IDENTITY;
 	uint32_t n = s1_ssids(vs, vsid);
 	for (uint32_t ssid = 1; ssid < n && ret == 0; ssid++) {
 		if (vsmmu_cd_lookup_locked(vs, vsid, true, ssid, &cd) == 0)
 			ret = vsmmu_s1_for_each_writable(vs, &cd, fn, opaque);
 	}
-	return ret;
+	return ret == 0 && identity ? VSMMU_S1_IDENTITY : ret;
 }

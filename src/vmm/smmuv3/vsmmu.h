@@ -169,9 +169,11 @@ int vsmmu_s1_for_each_writable(struct vsmmu *vs, const struct vsmmu_cd *cd, vsmm
  * Every writable stage-1 mapping vsid's traffic could use: the non-PASID CD and every
  * valid CD of SSIDs 1 .. min(2^S1CDMax, VSMMU_S1_MAX_SSIDS) - 1 (a DMA log carries no
  * PASID). Call with the vSMMU lock held (from a pre-forward callback or vsmmu_with_lock).
- * 0, or -EIO/-ELOOP from a walk.
+ * 0; VSMMU_S1_IDENTITY when (some of) the stream's traffic bypasses stage 1 (IOVA = GPA:
+ * the caller adds all of RAM); -EIO/-ELOOP from a walk.
  */
 #define VSMMU_S1_MAX_SSIDS 2048u
+#define VSMMU_S1_IDENTITY  1
 int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn, void *opaque);
 
 /*

@@ -242,7 +242,7 @@ static void dd_log_start_locked(void *opaque)
 	struct device_dirty *dd = opaque;
 
 	pthread_mutex_lock(&dd->mu);
-	dd->log_err = device_log_start(dd->cfg.vdev, dd->cfg.vs, dd->cfg.vsid,
+	dd->log_err = device_log_start(dd->cfg.vdev, dd->cfg.vs, dd->cfg.vsid, dd->cfg.mem,
 				       dd->cfg.aperture_bits, &dd->log);
 	pthread_mutex_unlock(&dd->mu);
 }

@@ -33,6 +33,7 @@ struct device_log {
 	struct vfio_device *vdev;
 	struct vsmmu *vs;
 	uint32_t vsid;
+	const struct guest_mem *mem;
 	uint64_t aperture, page_size;
 	uint64_t *bits;
 	struct s1_map gen[DLOG_GENERATIONS];
@@ -100,12 +101,15 @@ static int dlog_map_sort(struct s1_map *m)
 	return 0;
 }
 
-/* Today's writable mappings of every CD of the stream, sorted by IOVA. */
+/* Today's writable mappings of every CD of the stream (RAM itself in bypass), by IOVA. */
 static int dlog_map_take(struct device_log *l, struct s1_map *m)
 {
 	m->n = 0;
 	m->broken = false;
 	int ret = vsmmu_sid_s1_writable_locked(l->vs, l->vsid, dlog_map_add, m);
+	for (unsigned i = 0; ret == VSMMU_S1_IDENTITY && i < l->mem->nr_regions; i++)
+		dlog_map_add(m, l->mem->regions[i].gpa, l->mem->regions[i].gpa,
+			     l->mem->regions[i].size);
 	return ret < 0 ? ret : dlog_map_sort(m);
 }
 
@@ -154,7 +158,7 @@ static uint64_t dlog_map_mark(const struct s1_map *m, uint64_t iova, uint64_t le
 /* Life cycle ------------------------------------------------------------------------------ */
 
 int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
-		     unsigned aperture_bits, struct device_log **out)
+		     const struct guest_mem *mem, unsigned aperture_bits, struct device_log **out)
 {
 	struct device_log *l = calloc(1, sizeof(*l));
 	struct vfio_device_feature_dma_logging_range range = {.iova = 0,
@@ -164,7 +168,8 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 
 	if (!l)
 		return -ENOMEM;
-	*l = (struct device_log){.vdev = vdev, .vs = vs, .vsid = vsid, .aperture = range.length};
+	*l = (struct device_log){
+	    .vdev = vdev, .vs = vs, .vsid = vsid, .mem = mem, .aperture = range.length};
 	int ret =
 	    dlog_feature(vdev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
 			 &ctl, sizeof(ctl));

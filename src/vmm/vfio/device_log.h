@@ -22,9 +22,13 @@ struct device_log;
 
 /* Whether the device offers DMA logging (VFIO_DEVICE_FEATURE_PROBE). */
 bool device_log_supported(struct vfio_device *vdev);
-/* DMA_LOGGING_START over [0, 2^aperture_bits) and the first record. -errno. */
+/*
+ * DMA_LOGGING_START over [0, 2^aperture_bits) and the first record. mem: guest RAM (a
+ * stream in bypass has IOVA = GPA over all of it). -errno.
+ */
+struct guest_mem;
 int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
-		     unsigned aperture_bits, struct device_log **out);
+		     const struct guest_mem *mem, unsigned aperture_bits, struct device_log **out);
 /*
  * Reads and clears the log, marks the pages it names dirty in mig (unless blind), and
  * takes a new record. current_only: translate with today's tables alone (test seam, the
