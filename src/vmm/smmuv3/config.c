@@ -11,17 +11,22 @@
 /* SIDs walked one by one when the bridge cannot enumerate its devices. */
 #define VSMMU_SCAN_LIMIT 1024ull
 
-void vsmmu_pre_forward(struct vsmmu *vs)
+void vsmmu_pre_forward(struct vsmmu *vs, const uint64_t (*cmds)[2], size_t n, uint32_t ste_sid)
 {
 	if (vs->pre_fwd)
-		vs->pre_fwd(vs->pre_fwd_opaque);
+		vs->pre_fwd(vs->pre_fwd_opaque, cmds, n, ste_sid);
+}
+
+void vsmmu_set_pre_forward_locked(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque)
+{
+	vs->pre_fwd = fn;
+	vs->pre_fwd_opaque = opaque;
 }
 
 void vsmmu_set_pre_forward(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque)
 {
 	vsmmu_lock(vs);
-	vs->pre_fwd = fn;
-	vs->pre_fwd_opaque = opaque;
+	vsmmu_set_pre_forward_locked(vs, fn, opaque);
 	vsmmu_unlock(vs);
 }
 
@@ -46,7 +51,7 @@ static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu
 
 	if (!vs->bridge->ste_install)
 		return;
-	vsmmu_pre_forward(vs);
+	vsmmu_pre_forward(vs, NULL, 0, sid);
 	ret = vs->bridge->ste_install(vs->bridge_opaque, sid, ste);
 	vs->stats.installs++;
 	TRACE(vsmmu_ste_install, "sid=%#x kind=%d w0=%#llx w1=%#llx ret=%d", sid, ste->kind,
@@ -126,7 +131,7 @@ void vsmmu_fwd_flush(struct vsmmu *vs)
 		vs->fwd_n = 0;
 		return;
 	}
-	vsmmu_pre_forward(vs);
+	vsmmu_pre_forward(vs, (const uint64_t(*)[2])vs->fwd, vs->fwd_n, 0);
 	ret = vs->bridge->invalidate(vs->bridge_opaque, (const uint64_t(*)[2])vs->fwd, vs->fwd_n);
 	vs->stats.fwd_batches++;
 	vs->stats.fwd_cmds += vs->fwd_n;

@@ -147,7 +147,7 @@ bool vsmmu_bridge_attached(struct vsmmu *vs, uint32_t sid);
 void vsmmu_fwd_queue(struct vsmmu *vs, const uint64_t cmd[2]);
 void vsmmu_fwd_flush(struct vsmmu *vs);
 /* The migration's pre-forward callback, if any (lock held). */
-void vsmmu_pre_forward(struct vsmmu *vs);
+void vsmmu_pre_forward(struct vsmmu *vs, const uint64_t (*cmds)[2], size_t n, uint32_t ste_sid);
 int vsmmu_ste_get(struct vsmmu *vs, uint32_t sid, struct vsmmu_ste *ste, uint64_t *fault_addr);
 int vsmmu_cd_lookup_locked(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid,
 			   struct vsmmu_cd *cd);

@@ -1,42 +1,49 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The guest's stage-1 tables as the VMM reads them (AArch64 descriptors, 4 KiB granule,
- * the only one vsmmu_cd_decode accepts): one translation, or every mapping. For migration:
- * a device's DMA log names IOVAs, and they become guest-physical addresses here.
+ * the only one vsmmu_cd_decode accepts): every mapping the device may write through, and
+ * every table page the SMMU may update (access/dirty bits). For migration: a device's DMA
+ * log names IOVAs, and they become guest-physical addresses here.
  *
  * Permissions are read conservatively: a leaf is "writable" unless AP[2] says read-only
  * with no DBM bit (with DBM the SMMU's dirty-state update makes it writable); APTable
  * restrictions are not applied (they can only remove writes, and over-reporting is safe).
+ * A table the VMM cannot read (outside guest RAM) translates nothing, as on the host.
+ * Everything a guest controls is bounded: tables per look (VSMMU_S1_MAX_TABLES), SSIDs.
  */
 #include <errno.h>
 
 #include "vmm/smmuv3/internal.h"
 
-#define S1_VALID   1ull
-#define S1_TABLE   2ull /* bit 1 at levels 0-2: table (page at level 3) */
-#define S1_AP2	   (1ull << 7)
-#define S1_DBM	   (1ull << 51)
-#define S1_OA_MASK 0x0000FFFFFFFFF000ull
+#define S1_VALID    1ull
+#define S1_TABLE    2ull /* bit 1 at levels 0-2: table (page at level 3) */
+#define S1_AP2	    (1ull << 7)
+#define S1_DBM	    (1ull << 51)
+#define S1_OA_MASK  0x0000FFFFFFFFF000ull
+#define S1_TTB_MASK 0x000FFFFFFFFFFFF0ull /* TTB0[51:4]: a small top table is 64-byte aligned */
 
 struct s1_walk {
 	struct vsmmu *vs;
 	vsmmu_s1_fn fn;
 	void *opaque;
-	unsigned visited; /* table pages read: a hostile guest's loop ends at the bound */
+	struct vsmmu_s1_leaf leaf; /* asid, ssid of the CD being walked */
+	bool tables;		   /* report table pages (the CD lets the SMMU update them) */
+	unsigned *budget;	   /* table pages left for this look */
 };
-
-#define S1_MAX_TABLES 65536u
 
 static unsigned s1_level_shift(unsigned level)
 {
 	return 12 + 9 * (3 - level);
 }
 
+static unsigned s1_in_bits(const struct vsmmu_cd *cd)
+{
+	return 64 - cd->t0sz;
+}
+
 static unsigned s1_start_level(const struct vsmmu_cd *cd)
 {
-	unsigned in_bits = 64 - cd->t0sz;
-
-	return 4 - (in_bits - 12 + 8) / 9;
+	return 4 - (s1_in_bits(cd) - 12 + 8) / 9;
 }
 
 static int s1_read_desc(struct vsmmu *vs, uint64_t table, unsigned idx, uint64_t *d)
@@ -66,77 +73,77 @@ static bool s1_configured(const struct vsmmu_cd *cd)
 	return cd->valid && !cd->epd0 && cd->tg0 == 0 && cd->t0sz >= 16 && cd->t0sz <= 39;
 }
 
-int vsmmu_s1_translate(struct vsmmu *vs, const struct vsmmu_cd *cd, uint64_t iova, uint64_t *gpa)
+static int s1_emit(struct s1_walk *w, uint64_t iova, uint64_t gpa, uint64_t size, bool table)
 {
-	if (!s1_configured(cd) || (cd->t0sz < 64 && (iova >> (64 - cd->t0sz))))
-		return -ENOENT;
-	uint64_t table = cd->ttb0 & S1_OA_MASK, d;
-	for (unsigned level = s1_start_level(cd); level <= 3; level++) {
-		unsigned shift = s1_level_shift(level);
-		int ret = s1_read_desc(vs, table, (unsigned)((iova >> shift) & 511), &d);
-		if (ret < 0)
-			return ret;
-		if (!(d & S1_VALID))
-			return -ENOENT;
-		if (s1_is_leaf(d, level)) {
-			uint64_t size = 1ull << shift;
-			*gpa = (d & S1_OA_MASK & ~(size - 1)) | (iova & (size - 1));
-			return 0;
-		}
-		if (!s1_is_table(d, level))
-			return -ENOENT;
-		table = d & S1_OA_MASK;
-	}
-	return -ENOENT;
+	struct vsmmu_s1_leaf l = w->leaf;
+
+	l.iova = iova;
+	l.gpa = gpa;
+	l.size = size;
+	l.table = table;
+	return w->fn(w->opaque, &l);
 }
 
-static int s1_walk_table(struct s1_walk *w, uint64_t table, unsigned level, uint64_t base)
+static int s1_walk_table(struct s1_walk *w, uint64_t table, unsigned level, uint64_t base,
+			 unsigned entries);
+
+static int s1_walk_desc(struct s1_walk *w, uint64_t d, unsigned level, uint64_t iova)
 {
-	if (++w->visited > S1_MAX_TABLES)
-		return -ELOOP;
-	for (unsigned i = 0; i < 512; i++) {
-		uint64_t d, iova = base + ((uint64_t)i << s1_level_shift(level));
-		int ret = s1_read_desc(w->vs, table, i, &d);
-		if (ret < 0)
-			return ret;
-		if (!(d & S1_VALID))
-			continue;
-		if (s1_is_leaf(d, level)) {
-			bool writable = !(d & S1_AP2) || (d & S1_DBM);
-			uint64_t size = 1ull << s1_level_shift(level);
-			if (writable)
-				w->fn(w->opaque, iova, d & S1_OA_MASK & ~(size - 1), size);
-		} else if (s1_is_table(d, level) &&
-			   (ret = s1_walk_table(w, d & S1_OA_MASK, level + 1, iova)) < 0) {
-			return ret;
-		}
+	uint64_t size = 1ull << s1_level_shift(level);
+
+	if (s1_is_leaf(d, level)) {
+		bool writable = !(d & S1_AP2) || (d & S1_DBM);
+		return writable ? s1_emit(w, iova, d & S1_OA_MASK & ~(size - 1), size, false) : 0;
 	}
-	return 0;
+	return s1_is_table(d, level) ? s1_walk_table(w, d & S1_OA_MASK, level + 1, iova, 512) : 0;
 }
 
-int vsmmu_s1_for_each_writable(struct vsmmu *vs, const struct vsmmu_cd *cd, vsmmu_s1_fn fn,
-			       void *opaque)
+static int s1_walk_table(struct s1_walk *w, uint64_t table, unsigned level, uint64_t base,
+			 unsigned entries)
 {
-	struct s1_walk w = {.vs = vs, .fn = fn, .opaque = opaque};
+	int ret = 0;
+
+	if (*w->budget == 0)
+		return -E2BIG;
+	(*w->budget)--;
+	if (w->tables && (ret = s1_emit(w, 0, table & S1_OA_MASK, 4096, true)) != 0)
+		return ret;
+	for (unsigned i = 0; i < entries && ret == 0; i++) {
+		uint64_t d;
+		if (s1_read_desc(w->vs, table, i, &d) < 0)
+			return 0; /* outside guest RAM: the host's walk would fault here too */
+		if (d & S1_VALID)
+			ret = s1_walk_desc(w, d, level,
+					   base + ((uint64_t)i << s1_level_shift(level)));
+	}
+	return ret;
+}
+
+/* Walks one CD: fn for its writable leaves (and its table pages when the SMMU updates them). */
+static int s1_walk_cd(struct s1_walk *w, const struct vsmmu_cd *cd, uint32_t ssid)
+{
+	unsigned level = s1_start_level(cd);
+	unsigned entries = 1u << (s1_in_bits(cd) - s1_level_shift(level));
 
 	if (!s1_configured(cd))
 		return 0;
-	return s1_walk_table(&w, cd->ttb0 & S1_OA_MASK, s1_start_level(cd), 0);
+	w->leaf = (struct vsmmu_s1_leaf){.asid = cd->asid, .ssid = ssid};
+	w->tables = cd->ha || cd->hd;
+	return s1_walk_table(w, cd->ttb0 & S1_TTB_MASK, level, 0, entries > 512 ? 512 : entries);
 }
 
-/* How many SSIDs vsid's STE allows (1 without substreams). */
-static uint32_t s1_ssids(struct vsmmu *vs, uint32_t vsid)
+/* How many SSIDs vsid's STE allows (1 without substreams); -E2BIG past what is walked. */
+static int64_t s1_ssids(const struct vsmmu_ste *ste)
 {
-	struct vsmmu_ste ste;
-	uint64_t addr;
-
-	if (vsmmu_ste_get(vs, vsid, &ste, &addr) || ste.kind != VSMMU_STE_S1 || !ste.s1cdmax)
+	if (ste->kind != VSMMU_STE_S1 || !ste->s1cdmax)
 		return 1;
-	return ste.s1cdmax >= 11 ? VSMMU_S1_MAX_SSIDS : 1u << ste.s1cdmax;
+	return ste->s1cdmax > VSMMU_S1_MAX_SSIDS_LOG2 ? -E2BIG : 1ll << ste->s1cdmax;
 }
 
 int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn, void *opaque)
 {
+	unsigned budget = VSMMU_S1_MAX_TABLES;
+	struct s1_walk w = {.vs = vs, .fn = fn, .opaque = opaque, .budget = &budget};
 	struct vsmmu_ste ste;
 	struct vsmmu_cd cd;
 	int ret = 0;
@@ -147,14 +154,16 @@ int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn
 	/* Bypass (an STE, GBPA, or S1DSS for traffic without a PASID): IOVA = GPA. */
 	bool identity =
 	    ste.kind == VSMMU_STE_BYPASS || (ste.s1cdmax && ste.s1dss == STE_S1DSS_BYPASS);
-	if (!identity && vsmmu_cd_lookup_locked(vs, vsid, false, 0, &cd) == 0)
-		ret = vsmmu_s1_for_each_writable(vs, &cd, fn, opaque);
 	if (ste.kind == VSMMU_STE_BYPASS)
 		return VSMMU_S1_IDENTITY;
-	uint32_t n = s1_ssids(vs, vsid);
+	int64_t n = s1_ssids(&ste);
+	if (n < 0)
+		return (int)n;
+	if (!identity && vsmmu_cd_lookup_locked(vs, vsid, false, 0, &cd) == 0)
+		ret = s1_walk_cd(&w, &cd, 0);
 	for (uint32_t ssid = 1; ssid < n && ret == 0; ssid++) {
 		if (vsmmu_cd_lookup_locked(vs, vsid, true, ssid, &cd) == 0)
-			ret = vsmmu_s1_for_each_writable(vs, &cd, fn, opaque);
+			ret = s1_walk_cd(&w, &cd, ssid);
 	}
 	return ret == 0 && identity ? VSMMU_S1_IDENTITY : ret;
 }

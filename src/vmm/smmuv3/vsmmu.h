@@ -155,34 +155,41 @@ struct vsmmu_cd {
  */
 int vsmmu_cd_lookup(struct vsmmu *vs, uint32_t vsid, bool ssv, uint32_t ssid, struct vsmmu_cd *cd);
 
+/* One writable stage-1 leaf (or, table = true, a table page the SMMU may update). */
+struct vsmmu_s1_leaf {
+	uint64_t iova, gpa, size;
+	uint16_t asid;
+	uint32_t ssid;
+	bool table;
+};
+/* A nonzero return stops the walk and becomes its result. */
+typedef int (*vsmmu_s1_fn)(void *opaque, const struct vsmmu_s1_leaf *leaf);
+
 /*
- * The guest's stage-1 tables of cd, read from guest RAM (s1walk.c). translate: the GPA iova
- * maps to (any permission), -ENOENT when unmapped, -EIO when a table cannot be read.
- * for_each_writable: fn(opaque, iova, gpa, size) for every leaf the device may write
- * (blocks whole), 0 or -EIO, -ELOOP past 65536 table pages.
+ * Every writable stage-1 mapping vsid's traffic could use (s1walk.c, reading guest RAM):
+ * the non-PASID CD and every valid CD of SSIDs 1 .. 2^S1CDMax - 1 (a DMA log carries no
+ * PASID), and the table pages of CDs with HA/HD (the SMMU writes those itself). Call with
+ * the vSMMU lock held (from a pre-forward callback or vsmmu_with_lock). Returns 0;
+ * VSMMU_S1_IDENTITY when (some of) the stream's traffic bypasses stage 1 (IOVA = GPA: the
+ * caller adds all of RAM); -E2BIG past VSMMU_S1_MAX_TABLES table pages or S1CDMax >
+ * VSMMU_S1_MAX_SSIDS_LOG2 (a guest cannot make a look unbounded); or fn's nonzero result.
  */
-int vsmmu_s1_translate(struct vsmmu *vs, const struct vsmmu_cd *cd, uint64_t iova, uint64_t *gpa);
-typedef void (*vsmmu_s1_fn)(void *opaque, uint64_t iova, uint64_t gpa, uint64_t size);
-int vsmmu_s1_for_each_writable(struct vsmmu *vs, const struct vsmmu_cd *cd, vsmmu_s1_fn fn,
-			       void *opaque);
-/*
- * Every writable stage-1 mapping vsid's traffic could use: the non-PASID CD and every
- * valid CD of SSIDs 1 .. min(2^S1CDMax, VSMMU_S1_MAX_SSIDS) - 1 (a DMA log carries no
- * PASID). Call with the vSMMU lock held (from a pre-forward callback or vsmmu_with_lock).
- * 0; VSMMU_S1_IDENTITY when (some of) the stream's traffic bypasses stage 1 (IOVA = GPA:
- * the caller adds all of RAM); -EIO/-ELOOP from a walk.
- */
-#define VSMMU_S1_MAX_SSIDS 2048u
-#define VSMMU_S1_IDENTITY  1
+#define VSMMU_S1_MAX_SSIDS_LOG2 11
+#define VSMMU_S1_MAX_TABLES	65536u
+#define VSMMU_S1_IDENTITY	1
 int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn, void *opaque);
 
 /*
  * Migration with device DMA logging: fn runs, with the vSMMU lock held, before any guest
  * invalidation, CD change or STE is forwarded to the host (the log must be read while the
- * old translations are still the device's). NULL removes it.
+ * old translations are still the device's), with what is about to go: n commands, or
+ * (cmds NULL) a new STE for ste_sid. NULL removes it.
  */
-typedef void (*vsmmu_pre_forward_fn)(void *opaque);
+typedef void (*vsmmu_pre_forward_fn)(void *opaque, const uint64_t (*cmds)[2], size_t n,
+				     uint32_t ste_sid);
 void vsmmu_set_pre_forward(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque);
+/* The same with the lock held (a tracker that starts and hooks in one step). */
+void vsmmu_set_pre_forward_locked(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque);
 /* Runs fn with the vSMMU lock held (the lock order for callers of the _locked calls). */
 void vsmmu_with_lock(struct vsmmu *vs, void (*fn)(void *opaque), void *opaque);
 

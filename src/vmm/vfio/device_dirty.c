@@ -215,7 +215,8 @@ static bool dd_test_current_only(void)
 }
 
 /* With the vSMMU lock held (the lock order: vSMMU, then dd->mu). */
-static void dd_log_harvest_locked(struct device_dirty *dd)
+static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds)[2], size_t n,
+				  bool ste)
 {
 	uint64_t pages = 0;
 
@@ -223,7 +224,7 @@ static void dd_log_harvest_locked(struct device_dirty *dd)
 	if (dd->log && !dd->log_err) {
 		uint64_t t0 = dd_now_ns();
 		dd->log_err = device_log_harvest(dd->log, dd->mig, dd_test_blind(),
-						 dd_test_current_only(), &pages);
+						 dd_test_current_only(), cmds, n, ste, &pages);
 		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->dirty_pages, pages, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->harvests, 1, __ATOMIC_RELAXED);
@@ -232,9 +233,11 @@ static void dd_log_harvest_locked(struct device_dirty *dd)
 }
 
 /* Before the guest's invalidation or configuration change reaches the host. */
-static void dd_pre_forward(void *opaque)
+static void dd_pre_forward(void *opaque, const uint64_t (*cmds)[2], size_t n, uint32_t ste_sid)
 {
-	dd_log_harvest_locked(opaque);
+	struct device_dirty *dd = opaque;
+
+	dd_log_harvest_locked(dd, cmds, n, !cmds && ste_sid == dd->cfg.vsid);
 }
 
 static void dd_log_start_locked(void *opaque)
@@ -244,14 +247,15 @@ static void dd_log_start_locked(void *opaque)
 	pthread_mutex_lock(&dd->mu);
 	dd->log_err = device_log_start(dd->cfg.vdev, dd->cfg.vs, dd->cfg.vsid, dd->cfg.mem,
 				       dd->cfg.aperture_bits, &dd->log);
+	/* In the same locked step: no invalidation reaches the host between the two. */
+	if (dd->log_err == 0)
+		vsmmu_set_pre_forward_locked(dd->cfg.vs, dd_pre_forward, dd);
 	pthread_mutex_unlock(&dd->mu);
 }
 
 static int dd_log_begin(struct device_dirty *dd)
 {
 	vsmmu_with_lock(dd->cfg.vs, dd_log_start_locked, dd);
-	if (dd->log_err == 0)
-		vsmmu_set_pre_forward(dd->cfg.vs, dd_pre_forward, dd);
 	return dd->log_err;
 }
 
@@ -266,7 +270,7 @@ static void dd_log_end(struct device_dirty *dd)
 
 static void dd_log_sync_cb(void *opaque)
 {
-	dd_log_harvest_locked(opaque);
+	dd_log_harvest_locked(opaque, NULL, 0, false);
 }
 
 /* Stage 2 --------------------------------------------------------------------------------- */

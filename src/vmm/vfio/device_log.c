@@ -1,11 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Device DMA logging, translated through the guest's stage 1 (device_log.h). */
+/*
+ * Device DMA logging, translated through the guest's stage 1 (device_log.h).
+ *
+ * Which translations can a logged IOVA have gone through since the last harvest? Those in
+ * the guest's tables now, those the last harvest saw, and those the guest has removed from
+ * its tables but whose invalidation has not yet reached the host: the device may go on
+ * using them from its TLB until then. So a mapping that disappears from the tables waits in
+ * `pending` until a forwarded command covers it (TLBI by ASID/VA/all, CFGI_CD, a new STE),
+ * plus one harvest (the one before the command, which the hook runs, cannot see writes the
+ * device makes until the host has executed it). Commands that cover only part of what is
+ * asked leave it pending: that can only over-report.
+ */
 #include "vmm/vfio/device_log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/smmuv3.h"
 #include "common/bitmap.h"
 #include "common/trace.h"
 #include "common/util.h"
@@ -17,16 +29,20 @@
 /* One writable stage-1 mapping: [iova, iova + size) -> [gpa, gpa + size). */
 struct s1_extent {
 	uint64_t iova, gpa, size;
+	uint64_t inv_at; /* pending: the harvest a covering command followed (0: none yet) */
+	uint32_t ssid;
+	uint16_t asid;
 };
 
 struct s1_map {
 	struct s1_extent *e;
 	size_t n, cap;
-	bool broken; /* an allocation failed: the map is incomplete */
+	bool identity;	    /* the stream (also) bypasses stage 1: IOVA = GPA over RAM */
+	uint64_t id_inv_at; /* pending: as inv_at, for the identity */
 };
 
-#define DLOG_GENERATIONS 3	      /* now, the last harvest's record, the one before */
 #define DLOG_REPORT_BITS (1u << 16)   /* pages per report call (an 8 KiB bitmap) */
+#define DLOG_MAX_EXTENTS (1u << 20)   /* per map: a guest cannot make the VMM grow forever */
 #define S1_LARGEST_LEAF	 (1ull << 30) /* a 4 KiB-granule level-1 block */
 
 struct device_log {
@@ -36,7 +52,11 @@ struct device_log {
 	const struct guest_mem *mem;
 	uint64_t aperture, page_size;
 	uint64_t *bits;
-	struct s1_map gen[DLOG_GENERATIONS];
+	struct s1_map cur;     /* the tables as the last harvest left them */
+	struct s1_map pending; /* removed from the tables, maybe still in the host's TLB */
+	uint64_t harvest_no;
+	struct migration *mig; /* during a harvest: where table pages are marked */
+	bool blind;
 };
 
 /* The uAPI ---------------------------------------------------------------------------------- */
@@ -67,50 +87,67 @@ bool device_log_supported(struct vfio_device *vdev)
 			    NULL, 0) == 0;
 }
 
-/* Records of the guest's tables ---------------------------------------------------------- */
+/* Maps of the guest's tables ---------------------------------------------------------------- */
 
-static void dlog_map_add(void *opaque, uint64_t iova, uint64_t gpa, uint64_t size)
+static int dlog_map_push(struct s1_map *m, const struct s1_extent *x)
 {
-	struct s1_map *m = opaque;
-
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? 2 * m->cap : 256;
-		struct s1_extent *e = realloc(m->e, cap * sizeof(*e));
-		if (!e) {
-			m->broken = true;
-			return;
-		}
+		struct s1_extent *e =
+		    cap > DLOG_MAX_EXTENTS ? NULL : realloc(m->e, cap * sizeof(*e));
+		if (!e)
+			return -E2BIG;
 		m->e = e;
 		m->cap = cap;
 	}
-	m->e[m->n++] = (struct s1_extent){.iova = iova, .gpa = gpa, .size = size};
+	m->e[m->n++] = *x;
+	return 0;
+}
+
+struct dlog_take {
+	struct device_log *l;
+	struct s1_map *m;
+};
+
+/* A leaf goes into the map; a table page the SMMU may update is marked dirty at once. */
+static int dlog_take_leaf(void *opaque, const struct vsmmu_s1_leaf *leaf)
+{
+	struct dlog_take *t = opaque;
+	struct s1_extent x = {.iova = leaf->iova,
+			      .gpa = leaf->gpa,
+			      .size = leaf->size,
+			      .ssid = leaf->ssid,
+			      .asid = leaf->asid};
+
+	if (leaf->table) {
+		if (!t->l->blind && t->l->mig)
+			mig_dirty_mark(t->l->mig, leaf->gpa, 1);
+		return 0;
+	}
+	return dlog_map_push(t->m, &x);
 }
 
 static int dlog_extent_cmp(const void *a, const void *b)
 {
 	const struct s1_extent *x = a, *y = b;
 
-	return x->iova < y->iova ? -1 : x->iova > y->iova;
+	if (x->iova != y->iova)
+		return x->iova < y->iova ? -1 : 1;
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
 }
 
-static int dlog_map_sort(struct s1_map *m)
-{
-	if (m->broken)
-		return -ENOMEM;
-	qsort(m->e, m->n, sizeof(*m->e), dlog_extent_cmp);
-	return 0;
-}
-
-/* Today's writable mappings of every CD of the stream (RAM itself in bypass), by IOVA. */
+/* Today's writable mappings of every CD of the stream, by IOVA; -E2BIG past the bounds. */
 static int dlog_map_take(struct device_log *l, struct s1_map *m)
 {
+	struct dlog_take t = {.l = l, .m = m};
+
 	m->n = 0;
-	m->broken = false;
-	int ret = vsmmu_sid_s1_writable_locked(l->vs, l->vsid, dlog_map_add, m);
-	for (unsigned i = 0; ret == VSMMU_S1_IDENTITY && i < l->mem->nr_regions; i++)
-		dlog_map_add(m, l->mem->regions[i].gpa, l->mem->regions[i].gpa,
-			     l->mem->regions[i].size);
-	return ret < 0 ? ret : dlog_map_sort(m);
+	int ret = vsmmu_sid_s1_writable_locked(l->vs, l->vsid, dlog_take_leaf, &t);
+	m->identity = ret == VSMMU_S1_IDENTITY;
+	if (ret < 0)
+		return ret;
+	qsort(m->e, m->n, sizeof(*m->e), dlog_extent_cmp);
+	return 0;
 }
 
 /* The first extent that may overlap iova: none larger than a 1 GiB block starts earlier. */
@@ -129,30 +166,143 @@ static size_t dlog_map_find(const struct s1_map *m, uint64_t iova)
 	return lo;
 }
 
+/* Whether m has exactly x (a mapping still in the tables). */
+static bool dlog_map_has(const struct s1_map *m, const struct s1_extent *x)
+{
+	for (size_t i = dlog_map_find(m, x->iova); i < m->n && m->e[i].iova <= x->iova; i++) {
+		const struct s1_extent *e = &m->e[i];
+		if (e->iova == x->iova && e->gpa == x->gpa && e->size == x->size &&
+		    e->asid == x->asid && e->ssid == x->ssid)
+			return true;
+	}
+	return false;
+}
+
+static uint64_t dlog_mark_range(struct migration *mig, uint64_t gpa, uint64_t len, bool blind)
+{
+	uint64_t first = ALIGN_DOWN(gpa, GUEST_PAGE_SIZE);
+	uint64_t n = (ALIGN_UP(gpa + len, GUEST_PAGE_SIZE) - first) >> GUEST_PAGE_SHIFT;
+
+	if (!blind)
+		mig_dirty_mark(mig, first, n);
+	return n;
+}
+
 /*
  * Marks the GPAs [iova, iova + len) maps to in m. Extents of several CDs may overlap in
- * IOVA (the log has no PASID): every one of them counts, so scan past the first.
+ * IOVA (the log has no PASID): every one of them counts, so the scan goes past the first.
  */
 static uint64_t dlog_map_mark(const struct s1_map *m, uint64_t iova, uint64_t len,
 			      struct migration *mig, bool blind)
 {
-	uint64_t pages = 0;
+	uint64_t pages = m->identity ? dlog_mark_range(mig, iova, len, blind) : 0;
 
-	for (size_t i = dlog_map_find(m, iova); i < m->n; i++) {
+	for (size_t i = dlog_map_find(m, iova); i < m->n && m->e[i].iova < iova + len; i++) {
 		const struct s1_extent *e = &m->e[i];
 		uint64_t lo = MAX(iova, e->iova), hi = MIN(iova + len, e->iova + e->size);
-		if (e->iova >= iova + len)
-			break;
-		if (lo >= hi)
-			continue;
-		uint64_t first = ALIGN_DOWN(e->gpa + (lo - e->iova), GUEST_PAGE_SIZE);
-		uint64_t n = (ALIGN_UP(e->gpa + (hi - e->iova), GUEST_PAGE_SIZE) - first) >>
-			     GUEST_PAGE_SHIFT;
-		if (!blind)
-			mig_dirty_mark(mig, first, n);
-		pages += n;
+		if (lo < hi)
+			pages += dlog_mark_range(mig, e->gpa + (lo - e->iova), hi - lo, blind);
 	}
 	return pages;
+}
+
+/* Pending translations -------------------------------------------------------------------- */
+
+/* What left the tables since the last look (in old, not in now) waits for its command. */
+static int dlog_pending_add(struct device_log *l, const struct s1_map *old,
+			    const struct s1_map *now)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < old->n && ret == 0; i++) {
+		struct s1_extent x = old->e[i];
+		x.inv_at = 0;
+		if (!dlog_map_has(now, &x) && !dlog_map_has(&l->pending, &x))
+			ret = dlog_map_push(&l->pending, &x);
+	}
+	if (old->identity && !now->identity && !l->pending.identity) {
+		l->pending.identity = true;
+		l->pending.id_inv_at = 0;
+	}
+	qsort(l->pending.e, l->pending.n, sizeof(*l->pending.e), dlog_extent_cmp);
+	return ret;
+}
+
+/* TLBI ranges: (NUM + 1) << SCALE granules of TG from ADDR; without TG, ADDR's leaf. */
+static bool dlog_tlbi_covers(const uint64_t c[2], const struct s1_extent *e)
+{
+	uint64_t addr = FGET(c[1], CMD1_ADDR) << 12;
+	unsigned tg = (unsigned)FGET(c[1], CMD1_TLBI_TG);
+
+	if (!tg)
+		return addr >= e->iova && addr - e->iova < e->size;
+	uint64_t gran = 1ull << (12 + 2 * (tg - 1));
+	uint64_t len = ((FGET(c[0], CMD0_TLBI_NUM) + 1) << FGET(c[0], CMD0_TLBI_SCALE)) * gran;
+	return addr < e->iova + e->size && e->iova < addr + len;
+}
+
+/* Whether command c, once the host executed it, removes e from the device's reach. */
+static bool dlog_cmd_covers(const struct device_log *l, const uint64_t c[2],
+			    const struct s1_extent *e)
+{
+	switch (FGET(c[0], CMD0_OP)) {
+	case CMD_TLBI_NH_ALL:
+	case CMD_TLBI_NSNH_ALL:
+	case CMD_TLBI_S12_VMALL:
+		return true;
+	case CMD_TLBI_NH_ASID:
+		return FGET(c[0], CMD0_ASID) == e->asid;
+	case CMD_TLBI_NH_VA:
+		return FGET(c[0], CMD0_ASID) == e->asid && dlog_tlbi_covers(c, e);
+	case CMD_TLBI_NH_VAA:
+		return dlog_tlbi_covers(c, e);
+	case CMD_CFGI_CD:
+		return FGET(c[0], CMD0_SID) == l->vsid && FGET(c[0], CMD0_SSID) == e->ssid;
+	case CMD_CFGI_CD_ALL:
+		return FGET(c[0], CMD0_SID) == l->vsid;
+	default:
+		return false;
+	}
+}
+
+/* A new STE for the stream (or CFGI_STE/ALL) drops every old translation and bypass. */
+static bool dlog_cmd_ste(const struct device_log *l, const uint64_t c[2])
+{
+	unsigned op = (unsigned)FGET(c[0], CMD0_OP);
+	uint64_t sid = FGET(c[0], CMD0_SID);
+
+	if (op == CMD_CFGI_STE)
+		return sid == l->vsid;
+	if (op != CMD_CFGI_STE_RANGE)
+		return false;
+	unsigned span = (unsigned)FGET(c[1], CMD1_RANGE) + 1;
+	return span >= 32 || (l->vsid >> span) == (sid >> span);
+}
+
+/* Retires what a command covered before the previous harvest; marks what these cover. */
+static void dlog_pending_commands(struct device_log *l, const uint64_t (*cmds)[2], size_t n,
+				  bool ste)
+{
+	struct s1_map *p = &l->pending;
+	size_t keep = 0;
+
+	for (size_t i = 0; i < n; i++)
+		ste = ste || dlog_cmd_ste(l, cmds[i]);
+	for (size_t i = 0; i < p->n; i++) {
+		struct s1_extent *e = &p->e[i];
+		if (e->inv_at && e->inv_at < l->harvest_no)
+			continue; /* its command ran, and a harvest after it translated with it */
+		for (size_t k = 0; k < n && !e->inv_at; k++)
+			e->inv_at = dlog_cmd_covers(l, cmds[k], e) ? l->harvest_no : 0;
+		if (ste && !e->inv_at)
+			e->inv_at = l->harvest_no;
+		p->e[keep++] = *e;
+	}
+	p->n = keep;
+	if (p->identity && p->id_inv_at && p->id_inv_at < l->harvest_no)
+		p->identity = false;
+	else if (p->identity && ste && !p->id_inv_at)
+		p->id_inv_at = l->harvest_no;
 }
 
 /* Life cycle ------------------------------------------------------------------------------ */
@@ -174,13 +324,16 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 	    dlog_feature(vdev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
 			 &ctl, sizeof(ctl));
 	l->page_size = ctl.page_size;
+	bool started = ret == 0;
 	if (ret == 0 && !(l->bits = bitmap_alloc(DLOG_REPORT_BITS)))
 		ret = -ENOMEM;
 	if (ret == 0)
-		ret = dlog_map_take(l, &l->gen[0]);
+		ret = dlog_map_take(l, &l->cur);
 	TRACE(device_log_start, "aperture=%#llx page=%#llx: %d", (unsigned long long)l->aperture,
 	      (unsigned long long)l->page_size, ret);
 	if (ret < 0) {
+		if (!started)
+			l->vdev = NULL; /* nothing to stop */
 		device_log_stop(l);
 		return ret;
 	}
@@ -192,10 +345,12 @@ void device_log_stop(struct device_log *l)
 {
 	if (!l)
 		return;
-	dlog_feature(l->vdev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL,
-		     0);
-	for (unsigned g = 0; g < DLOG_GENERATIONS; g++)
-		free(l->gen[g].e);
+	if (l->vdev)
+		dlog_feature(l->vdev,
+			     VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL,
+			     0);
+	free(l->cur.e);
+	free(l->pending.e);
 	free(l->bits);
 	free(l);
 }
@@ -206,22 +361,6 @@ uint64_t device_log_page_size(const struct device_log *l)
 }
 
 /* Harvest --------------------------------------------------------------------------------- */
-
-/*
- * Where to read the log: a device write can only land on an IOVA some translation mapped
- * writable, so the windows are the extents of today's tables and of the two records, at
- * the log's page size, merged. Reading the whole 48-bit aperture each time would cost tens
- * of milliseconds per guest invalidation.
- */
-static int dlog_windows(struct device_log *l, struct s1_map *w)
-{
-	int ret = dlog_map_take(l, w);
-
-	for (unsigned g = 0; ret == 0 && g < DLOG_GENERATIONS - 1; g++)
-		for (size_t i = 0; i < l->gen[g].n; i++)
-			dlog_map_add(w, l->gen[g].e[i].iova, 0, l->gen[g].e[i].size);
-	return ret < 0 ? ret : dlog_map_sort(w);
-}
 
 /* Reads and clears [lo, hi) of the log into l->bits (bit 0 = lo). */
 static int dlog_report(struct device_log *l, uint64_t lo, uint64_t hi)
@@ -236,65 +375,115 @@ static int dlog_report(struct device_log *l, uint64_t lo, uint64_t hi)
 }
 
 /* Appends the IOVA of every page set in l->bits (bit 0 = lo) to dirty. */
-static void dlog_collect(struct device_log *l, uint64_t lo, uint64_t hi, struct s1_map *dirty)
+static int dlog_collect(struct device_log *l, uint64_t lo, uint64_t hi, struct s1_map *dirty)
 {
 	uint64_t nbits = (hi - lo) / l->page_size;
+	int ret = 0;
 
-	for (uint64_t w = 0; w < bitmap_words(nbits); w++)
-		for (uint64_t v = l->bits[w]; v; v &= v - 1)
-			dlog_map_add(dirty,
-				     lo + (w * 64 + (unsigned)__builtin_ctzll(v)) * l->page_size, 0,
-				     l->page_size);
+	for (uint64_t w = 0; w < bitmap_words(nbits) && ret == 0; w++)
+		for (uint64_t v = l->bits[w]; v && ret == 0; v &= v - 1) {
+			struct s1_extent x = {.iova = lo + (w * 64 + (unsigned)__builtin_ctzll(v)) *
+							       l->page_size,
+					      .size = l->page_size};
+			ret = dlog_map_push(dirty, &x);
+		}
+	return ret;
 }
 
-/* Reads every merged window, a bounded piece at a time, into dirty. */
-static int dlog_read_windows(struct device_log *l, const struct s1_map *w, struct s1_map *dirty)
+static int dlog_read_range(struct device_log *l, uint64_t lo, uint64_t hi, struct s1_map *dirty)
 {
 	uint64_t step = DLOG_REPORT_BITS * l->page_size;
 	int ret = 0;
 
-	for (size_t i = 0; i < w->n && ret == 0;) {
-		uint64_t lo = ALIGN_DOWN(w->e[i].iova, l->page_size);
-		uint64_t hi = ALIGN_UP(w->e[i].iova + w->e[i].size, l->page_size);
-		for (i++; i < w->n && w->e[i].iova <= hi; i++)
-			hi = MAX(hi, ALIGN_UP(w->e[i].iova + w->e[i].size, l->page_size));
-		for (uint64_t a = lo; a < hi && ret == 0; a += step) {
-			uint64_t b = MIN(hi, a + step);
-			ret = dlog_report(l, a, b);
-			if (ret == 0)
-				dlog_collect(l, a, b, dirty);
-		}
+	lo = ALIGN_DOWN(lo, l->page_size);
+	hi = MIN(ALIGN_UP(hi, l->page_size), l->aperture);
+	for (uint64_t a = lo; a < hi && ret == 0; a += step) {
+		uint64_t b = MIN(hi, a + step);
+		ret = dlog_report(l, a, b);
+		if (ret == 0)
+			ret = dlog_collect(l, a, b, dirty);
 	}
-	return ret == 0 && dirty->broken ? -ENOMEM : ret;
+	return ret;
 }
 
 /*
- * 1. windows: where the device could have written (today's tables and the two records);
- * 2. read and clear the log there;
- * 3. today's tables again, after the read: a translation the guest changed meanwhile is
- *    there or in a record; this becomes the newest record;
- * 4. every logged page through every generation.
+ * Where the device could have written: every IOVA some translation it may use maps (the
+ * tables now, as last seen, and pending), merged at the log's page size; all of RAM for a
+ * stream in bypass. Reading the whole 48-bit aperture instead would cost tens of
+ * milliseconds at every guest invalidation.
+ */
+static int dlog_read_windows(struct device_log *l, const struct s1_map *const maps[3],
+			     struct s1_map *dirty)
+{
+	struct s1_map w = {0};
+	int ret = 0;
+
+	for (unsigned k = 0; k < 3 && ret == 0; k++) {
+		for (size_t i = 0; i < maps[k]->n && ret == 0; i++)
+			ret = dlog_map_push(&w, &maps[k]->e[i]);
+		for (unsigned r = 0; maps[k]->identity && ret == 0 && r < l->mem->nr_regions; r++) {
+			struct s1_extent x = {.iova = l->mem->regions[r].gpa,
+					      .size = l->mem->regions[r].size};
+			ret = dlog_map_push(&w, &x);
+		}
+	}
+	if (ret == 0)
+		qsort(w.e, w.n, sizeof(*w.e), dlog_extent_cmp);
+	for (size_t i = 0; i < w.n && ret == 0;) {
+		uint64_t lo = w.e[i].iova, hi = w.e[i].iova + w.e[i].size;
+		for (i++; i < w.n && ALIGN_DOWN(w.e[i].iova, l->page_size) <= hi; i++)
+			hi = MAX(hi, w.e[i].iova + w.e[i].size);
+		ret = dlog_read_range(l, lo, hi, dirty);
+	}
+	free(w.e);
+	return ret;
+}
+
+static uint64_t dlog_translate(const struct s1_map *dirty, const struct s1_map *const maps[],
+			       unsigned nmaps, struct migration *mig, bool blind)
+{
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < dirty->n; i++)
+		for (unsigned k = 0; k < nmaps; k++)
+			pages +=
+			    dlog_map_mark(maps[k], dirty->e[i].iova, dirty->e[i].size, mig, blind);
+	return pages;
+}
+
+/*
+ * 1. the tables now ("pre"); 2. read and clear the log where pre, the last look and the
+ * pending translations map; 3. the tables again ("post", after the read: a change made
+ * meanwhile is in one of the two); 4. every logged page through pre, post, the last look
+ * and pending; 5. what left the tables goes pending; the commands about to be forwarded
+ * cover some of it; post becomes the last look.
  */
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
-		       uint64_t *pages)
+		       const uint64_t (*cmds)[2], size_t ncmds, bool ste_change, uint64_t *pages)
 {
-	struct s1_map windows = {0}, dirty = {0};
-	int ret = dlog_windows(l, &windows);
+	struct s1_map pre = {0}, post = {0}, dirty = {0};
 
+	l->mig = mig;
+	l->blind = blind;
+	int ret = dlog_map_take(l, &pre);
+	const struct s1_map *const where[3] = {&pre, &l->cur, &l->pending};
 	if (ret == 0)
-		ret = dlog_read_windows(l, &windows, &dirty);
-	struct s1_map oldest = l->gen[2];
-	l->gen[2] = l->gen[1];
-	l->gen[1] = l->gen[0];
-	l->gen[0] = oldest;
+		ret = dlog_read_windows(l, where, &dirty);
 	if (ret == 0)
-		ret = dlog_map_take(l, &l->gen[0]);
-	*pages = 0;
-	for (size_t i = 0; ret == 0 && i < dirty.n; i++)
-		for (unsigned g = 0; g < (current_only ? 1u : DLOG_GENERATIONS); g++)
-			*pages +=
-			    dlog_map_mark(&l->gen[g], dirty.e[i].iova, l->page_size, mig, blind);
-	free(windows.e);
+		ret = dlog_map_take(l, &post);
+	const struct s1_map *const all[4] = {&post, &pre, &l->cur, &l->pending};
+	*pages = ret == 0 ? dlog_translate(&dirty, all, current_only ? 1 : 4, mig, blind) : 0;
+	if (ret == 0)
+		ret = dlog_pending_add(l, &l->cur, &post);
+	if (ret == 0)
+		ret = dlog_pending_add(l, &pre, &post);
+	l->harvest_no++;
+	if (ret == 0)
+		dlog_pending_commands(l, cmds, ncmds, ste_change);
+	free(l->cur.e);
+	l->cur = post;
+	free(pre.e);
 	free(dirty.e);
+	l->mig = NULL;
 	return ret;
 }

@@ -3,16 +3,18 @@
  * The device-log strategy of device-DMA dirty tracking (MIGRATION.md): the device's own DMA
  * log (VFIO DMA logging) over the IOVA aperture the vIOMMU reported at start of day, and
  * each logged IOVA turned into guest-physical pages through every stage-1 translation that
- * could have been live since the previous harvest: the guest's tables now, and the record
- * of them taken at the last two harvests (a translation the guest already changed stays
- * usable to the device until its invalidation reaches the host, which happens right after
- * a pre-forward harvest). A log has no PASID: every context descriptor of the stream is
- * used. Every call but device_log_supported() must hold the vSMMU lock.
+ * could have been live since the previous harvest: the guest's tables now and at the last
+ * harvest, and every translation that left the tables and whose invalidation has not yet
+ * reached the host (device_log.c). A log has no PASID: every context descriptor of the
+ * stream is used. Table pages of CDs that let the SMMU update access/dirty bits are marked
+ * at every harvest (the device's log cannot see those writes). Every call but
+ * device_log_supported() must hold the vSMMU lock.
  */
 #ifndef VMIG_VMM_VFIO_DEVICE_LOG_H
 #define VMIG_VMM_VFIO_DEVICE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct migration;
@@ -30,12 +32,15 @@ struct guest_mem;
 int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 		     const struct guest_mem *mem, unsigned aperture_bits, struct device_log **out);
 /*
- * Reads and clears the log, marks the pages it names dirty in mig (unless blind), and
- * takes a new record. current_only: translate with today's tables alone (test seam, the
- * negative control). *pages: 4 KiB pages marked. -errno: the log is broken; never retry.
+ * Reads and clears the log, marks the pages it names dirty in mig (unless blind). cmds/n:
+ * what is about to be forwarded to the host (a pre-forward harvest), ste_change: a new STE
+ * for the stream; NULL/0/false for a harvest of the migration's own. current_only:
+ * translate with today's tables alone (test seam, the negative control). *pages: 4 KiB
+ * pages marked. -errno: the log is broken (-E2BIG: the guest's tables exceed the bounds);
+ * never retry.
  */
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
-		       uint64_t *pages);
+		       const uint64_t (*cmds)[2], size_t n, bool ste_change, uint64_t *pages);
 void device_log_stop(struct device_log *l);
 /* The page size the device chose for its log. */
 uint64_t device_log_page_size(const struct device_log *l);
