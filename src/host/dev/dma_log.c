@@ -125,8 +125,12 @@ static void log_set_bits(uint64_t *map, uint64_t first, uint64_t count)
 		uint64_t hi = MIN(end - w * 64, 64);
 		uint64_t mask = (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
 
-		if ((__atomic_load_n(&map[w], __ATOMIC_RELAXED) & mask) != mask)
-			__atomic_fetch_or(&map[w], mask, __ATOMIC_RELAXED);
+		/*
+		 * Always the atomic OR, with release: skipping it when a plain load sees the bits
+		 * set lets a report clear them in between, and the release keeps the DMA's data
+		 * ahead of the bit for the reader that clears it (MIGRATION.md, known gaps).
+		 */
+		__atomic_fetch_or(&map[w], mask, __ATOMIC_RELEASE);
 		first = w * 64 + hi;
 	}
 }

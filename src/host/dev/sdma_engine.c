@@ -125,7 +125,9 @@ static void op_memmove(struct sdma *s, const struct smmu_dma_txn *t, const struc
 	if (smmu_dma_copy(s->cfg.smmu, t, d->dst, d->src, d->size, &r) < 0)
 		r = (struct smmu_dma_result){.status = SMMU_DMA_ABORTED, .fault_iova = d->src};
 	engine_drop_stall(s, &r);
-	dma_log_mark(&s->log, d->dst, r.status == SMMU_DMA_OK ? d->size : r.done);
+	/* An overlapping move that stopped part-way wrote its tail: log all it may have. */
+	bool backward = d->dst > d->src && d->dst - d->src < d->size;
+	dma_log_mark(&s->log, d->dst, r.status == SMMU_DMA_OK || backward ? d->size : r.done);
 	if (r.status != SMMU_DMA_OK) {
 		bool wr = r.fault_iova - d->dst < d->size;
 

@@ -426,6 +426,39 @@ static ssize_t dma_copy_nonram(struct dma_ctx *c, uint64_t sa, uint64_t da, size
 	return (ssize_t)n;
 }
 
+/* The last bytes of [.., end) that share end's page (1 .. granule). */
+static size_t page_back(uint64_t end)
+{
+	return (size_t)(((end - 1) & (SMMU_GRANULE_SIZE - 1)) + 1);
+}
+
+/*
+ * dst above src and overlapping: a forward copy in pieces would read bytes it already
+ * wrote, so copy from the end. A copy that stops part-way has completed nothing counted
+ * from the start (done = 0); what it wrote is the tail.
+ */
+static void dma_copy_backward(struct dma_ctx *c, uint64_t dst, uint64_t src, size_t len)
+{
+	size_t left = len;
+
+	while (left) {
+		uint64_t se = src + left, de = dst + left;
+		size_t n = MIN(left, MIN(page_back(se), page_back(de)));
+		struct xl_out xs, xd;
+		if (dma_span(c, se - n, n, false, &xs) != (ssize_t)n ||
+		    dma_span(c, de - n, n, true, &xd) != (ssize_t)n) {
+			if (c->res->status == SMMU_DMA_OK) { /* not RAM: no memory to move */
+				c->res->status = SMMU_DMA_BUS_ERROR;
+				c->res->fault_iova = de - n;
+			}
+			break;
+		}
+		memmove(xd.hva, xs.hva, n);
+		left -= n;
+	}
+	c->res->done = left ? 0 : len;
+}
+
 int smmu_dma_copy(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_iova,
 		  uint64_t src_iova, size_t len, struct smmu_dma_result *res)
 {
@@ -434,6 +467,10 @@ int smmu_dma_copy(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_i
 	if (!s || !txn || !res)
 		return -EINVAL;
 	dma_begin(&c, s, txn, res);
+	if (dst_iova > src_iova && dst_iova - src_iova < len) {
+		dma_copy_backward(&c, dst_iova, src_iova, len);
+		return dma_end(&c);
+	}
 	while (res->done < len) {
 		uint64_t sa = src_iova + res->done, da = dst_iova + res->done;
 		struct xl_out xs, xd;
