@@ -21,7 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A migration stream larger than this is refused while resuming (-ENOSPC). */
+/*
+ * A migration stream larger than this is refused while resuming (-ENOSPC); saving, it bounds
+ * what is queued and not yet in the socket (a long pre-copy may emit more in all).
+ */
 #define SESSION_MAX_BYTES (1u << 20)
 
 struct vfio_mig_session {
@@ -35,8 +38,9 @@ struct vfio_mig_session {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
-	size_t pumped;	    /* saving: bytes already in the socket */
-	size_t initial_len; /* saving: size of the pre-copy initial data */
+	size_t pumped;	    /* saving: bytes of buf already in the socket */
+	size_t dropped;	    /* saving: bytes pumped and dropped from buf before it */
+	size_t initial_len; /* saving: end of the pre-copy initial data, counted from the start */
 };
 
 int vfio_session_begin(struct vfio_device *dev, bool resuming, int *fd)
@@ -92,11 +96,23 @@ bool vfio_session_owns_fd(struct vfio_device *dev, int fd)
 	return fstat(fd, &st) == 0 && st.st_dev == s->st_dev && st.st_ino == s->st_ino;
 }
 
+/* Saving: what is already in the socket leaves the buffer. */
+static void session_compact(struct vfio_mig_session *s)
+{
+	if (s->resuming || !s->pumped)
+		return;
+	memmove(s->buf, s->buf + s->pumped, s->len - s->pumped);
+	s->len -= s->pumped;
+	s->dropped += s->pumped;
+	s->pumped = 0;
+}
+
 static int session_reserve(struct vfio_mig_session *s, size_t more)
 {
 	size_t cap = s->cap ? s->cap : 4096;
 	uint8_t *nb;
 
+	session_compact(s);
 	if (more > SESSION_MAX_BYTES || s->len + more > SESSION_MAX_BYTES)
 		return -ENOSPC;
 	while (cap < s->len + more)
@@ -165,7 +181,7 @@ int vfio_mig_emit(struct vfio_device *dev, const void *data, size_t len)
 void vfio_mig_emit_mark_initial(struct vfio_device *dev)
 {
 	if (dev->session)
-		dev->session->initial_len = dev->session->len;
+		dev->session->initial_len = dev->session->dropped + dev->session->len;
 }
 
 void vfio_mig_emit_end(struct vfio_device *dev)
@@ -276,7 +292,7 @@ static void precopy_info_fill(struct vfio_mig_session *s, struct vfio_precopy_in
 	if (ioctl(s->user_fd, FIONREAD, &queued) < 0 || queued < 0)
 		queued = 0;
 	unread = (s->len - s->pumped) + (size_t)queued;
-	consumed = s->len - unread;
+	consumed = s->dropped + s->len - unread;
 	info->initial_bytes = s->initial_len > consumed ? s->initial_len - consumed : 0;
 	info->dirty_bytes = unread - info->initial_bytes;
 }

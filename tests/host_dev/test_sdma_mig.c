@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/crc32c.h"
+
 #include "host/vfio_drv.h"
 #include "sdma_fx.h"
 
@@ -308,6 +310,77 @@ static void test_refuse_bad_streams(void **state)
 	assert_int_equal(fx_set_state(&m->dst, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
 }
 
+/*
+ * Rewrites register reg (its index in the FINAL record's register block) of a saved stream
+ * and seals the record again, as a hostile or corrupt source could.
+ */
+static void reseal_final(uint8_t *buf, size_t len, unsigned reg, uint64_t value)
+{
+	for (size_t off = 0; off + 8 <= len;) {
+		uint32_t type, rlen;
+		memcpy(&type, buf + off, 4);
+		memcpy(&rlen, buf + off + 4, 4);
+		if (type == 3) { /* FINAL */
+			memcpy(buf + off + 8 + reg * 8, &value, 8);
+			uint32_t crc = crc32c(0, buf + off, 8 + rlen);
+			memcpy(buf + off + 8 + rlen, &crc, 4);
+			return;
+		}
+		off += 8 + rlen + 4;
+	}
+	fail_msg("no FINAL record");
+}
+
+/* RESUMING takes only register values BAR0 writes could have produced (checked at STOP). */
+static void test_refuse_unreachable_registers(void **state)
+{
+	struct mig *m = *state;
+	/* regs: ctrl halted err err_addr wq_base wq_cfg head tail shadow msi_addr msi_data int_ctrl
+	 */
+	const struct {
+		unsigned reg;
+		uint64_t value;
+	} bad[] = {{5, 5 | (1ull << 40)}, {2, 1ull << 20},  {8, 0x1002},
+		   {9, 0xfee00001},	  {10, 1ull << 32}, {11, 2}};
+	struct stream s, t;
+
+	fx_ring_setup(&m->src, 5);
+	save_quiet(&m->src, &s);
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		t = s;
+		reseal_final(t.buf, t.len, bad[k].reg, bad[k].value);
+		assert_int_equal(try_load(&m->dst, t.buf, t.len), -EINVAL);
+		expect_error_then_recover(&m->dst);
+	}
+	assert_int_equal(try_load(&m->dst, s.buf, s.len), 0);
+}
+
+/*
+ * A long pre-copy: the saving side bounds what is queued, not what was ever emitted. 20000
+ * configuration changes, each read as it comes (a CONFIG record each, 1.3 MiB in all).
+ */
+static void test_long_precopy_keeps_emitting(void **state)
+{
+	struct mig *m = *state;
+	uint8_t buf[256];
+	int fd;
+
+	fx_ring_setup(&m->src, 5);
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_PRE_COPY, &fd), 0);
+	while (vfio_mig_data_read(fd, buf, sizeof(buf)) > 0)
+		;
+	for (uint32_t k = 0; k < 20000; k++) {
+		fx_reg_write(&m->src, SDMA_REG_MSI_DATA, k + 1);
+		ssize_t n = vfio_mig_data_read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			fail_msg("change %u: no CONFIG record (%zd)", k, n);
+		while (vfio_mig_data_read(fd, buf, sizeof(buf)) > 0)
+			;
+	}
+	vfio_mig_data_close(fd);
+	assert_int_equal(fx_set_state(&m->src, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+}
+
 /* An incompatible destination refuses the header as soon as it is written. */
 static void test_incompatible_header(void **state)
 {
@@ -539,6 +612,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_driver_all_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_doorbell_kick_migrates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_p2p_waits_for_dma_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuse_unreachable_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_precopy_keeps_emitting, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,6 +180,21 @@ static int mig_check_header(const struct sdma *s, const struct mig_header *h)
 #undef CAPF
 }
 
+/* Every register holds only what a write through BAR0 (or the device itself) can put there. */
+static bool mig_regs_reachable(const struct sdma_regs *r)
+{
+	uint64_t cfg_ok = FIELD_MASK(SDMA_WQ_CFG_LOG2_SIZE_SHIFT, SDMA_WQ_CFG_LOG2_SIZE_WIDTH) |
+			  FIELD_MASK(SDMA_WQ_CFG_PASID_SHIFT, SDMA_WQ_CFG_PASID_WIDTH) |
+			  FIELD_MASK(SDMA_WQ_CFG_PASID_V_SHIFT, SDMA_WQ_CFG_PASID_V_WIDTH);
+	uint64_t err_ok = FIELD_MASK(SDMA_ERR_CODE_SHIFT, SDMA_ERR_CODE_WIDTH) |
+			  FIELD_MASK(SDMA_ERR_VALID_SHIFT, SDMA_ERR_VALID_WIDTH) |
+			  FIELD_MASK(SDMA_ERR_INDEX_SHIFT, SDMA_ERR_INDEX_WIDTH);
+
+	return !(r->wq_cfg & ~cfg_ok) && !(r->err & ~err_ok) &&
+	       !(r->shadow & ~(SDMA_WQ_SHADOW_ADDR_MASK | 1u)) && !(r->msi_addr & 3) &&
+	       !(r->msi_data >> 32) && r->int_ctrl <= 1;
+}
+
 static int mig_check_final(const struct sdma *s, const struct mig_final *f)
 {
 	unsigned log2 = (unsigned)FIELD_GET(f->regs.wq_cfg, SDMA_WQ_CFG_LOG2_SIZE_SHIFT,
@@ -194,7 +209,7 @@ static int mig_check_final(const struct sdma *s, const struct mig_final *f)
 		return -EINVAL;
 	if (f->engine_flags & ~MIG_ENGINE_KICK_PENDING)
 		return -EINVAL;
-	return 0;
+	return mig_regs_reachable(&f->regs) ? 0 : -EINVAL;
 }
 
 /* Checks one whole record (type order, length, content). */
