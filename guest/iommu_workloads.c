@@ -403,10 +403,45 @@ static void kept_record_slot(uint32_t slot)
 	}
 }
 
-static void kept_check_all(void)
+/*
+ * httucheck=1: at the start of each round through the windows every window's PTEs go back
+ * to not accessed, writable-clean (the CPU's last write to those table pages for a while);
+ * the device's writes during the round (the guard FILL covers every page) must make the
+ * SMMU set both bits. They are checked at the next round's start and at the end: a
+ * migration that did not carry the SMMU's own update of a descriptor shows as a clean PTE
+ * on the destination (pte_lost=).
+ */
+static uint8_t httu_written[DST_SLOTS];
+
+static void httu_check_slot(uint32_t slot)
+{
+	for (uint64_t p = 0; httu_written[slot] && p < SLOT_SIZE / PAGE_SIZE; p++) {
+		uint64_t pte = smmu_pte(&as0, DST_IOVA + slot * SLOT_SIZE + p * PAGE_SIZE);
+		if (!smmu_pte_young(pte) || !smmu_pte_dirty(pte)) {
+			struct job page = {.dst_iova = DST_IOVA + slot * SLOT_SIZE + p * PAGE_SIZE};
+
+			dev_result.pte_lost++;
+			report_bad_job(&page, "pte_not_updated", pte, 0);
+		}
+	}
+	httu_written[slot] = 0;
+}
+
+static void httu_new_round(void)
 {
 	for (uint32_t s = 0; s < DST_SLOTS; s++)
+		httu_check_slot(s);
+	smmu_pte_clean(&as0, DST_IOVA, DST_SLOTS * SLOT_SIZE);
+	smmu_sync(); /* the cleaned PTEs reach the SMMU before the device uses them again */
+}
+
+static void kept_check_all(void)
+{
+	for (uint32_t s = 0; s < DST_SLOTS; s++) {
 		kept_check_slot(s);
+		if (cfg.httu_check)
+			httu_check_slot(s);
+	}
 }
 
 static void guard_fill(uint8_t *slot)
@@ -473,6 +508,7 @@ static bool dma_batch(uint32_t n, uint32_t base, bool keep)
 	ok = batch_wait(n);
 	tsc_busy += rdtsc() - t0;
 	for (uint32_t i = 0; i < n && ok; i++) {
+		httu_written[base + i] = keep && cfg.httu_check;
 		bool good = job_check(&jobs[i], 0) &&
 			    guard_ok(&jobs[i], dst_pool[0] + (base + i) * SLOT_SIZE,
 				     keep ? &guards[i] : NULL);
@@ -547,9 +583,12 @@ bool step_dma_run(void)
 	/* With secs= the windows rotate through the whole pool and results are kept. */
 	bool keep = cfg.secs_set && cfg.secs;
 	uint32_t base = 0;
-	for (uint32_t n; (n = next_batch(&left, nbatch)); base = (base + n) % DST_SLOTS)
+	for (uint32_t n; (n = next_batch(&left, nbatch)); base = (base + n) % DST_SLOTS) {
+		if (keep && cfg.httu_check && base == 0)
+			httu_new_round();
 		if (!dma_batch(n, keep ? base : 0, keep))
 			return false;
+	}
 	if (keep)
 		kept_check_all();
 	for (uint64_t p = 0; p < POOL_PAGES && !cfg.bypass; p++) {
@@ -559,8 +598,11 @@ bool step_dma_run(void)
 		dev_result.young_pages += smmu_pte_young(pte);
 	}
 	dev_result.faults = smmu.st.events - events0;
+	dev_result.descs = sdma.st.submitted - sdma.submitted_at_start;
+	dev_result.device_descs = sdma_read(SDMA_REG_COMPLETED);
 	bench_dma();
-	return dev_result.mismatches == 0 && dev_result.lost == 0;
+	return dev_result.mismatches == 0 && dev_result.lost == 0 && dev_result.pte_lost == 0 &&
+	       dev_result.descs == dev_result.device_descs;
 }
 
 /* ---- remap: move IOVA pages to other guest pages while the device runs ------------------ */

@@ -14,6 +14,10 @@
 struct dev_result {
 	uint64_t jobs, bytes, faults, mismatches;
 	uint64_t lost; /* dma with secs=: checked pages that later did not hold what was checked */
+	uint64_t pte_lost; /* httucheck=1: pages the device wrote whose PTE is not accessed+dirty */
+	uint64_t descs, device_descs; /* dma: descriptors submitted since the device's reset, and
+					 what its COMPLETED register counts (equal: none lost, none
+					 run twice) */
 	uint64_t dirty_pages, young_pages;	/* dma: HTTU state of the destination PTEs */
 	uint64_t remaps, remapped_pages, stale; /* remap */
 	uint64_t mapped_on_demand, aborted;	/* sva */

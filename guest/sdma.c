@@ -98,6 +98,7 @@ bool sdma_start(bool pasid_v, uint32_t pasid)
 	sdma.pasid = pasid;
 	sdma.pasid_v = pasid_v;
 	sdma.tail = 0;
+	sdma.submitted_at_start = sdma.st.submitted;
 	compl_page.shadow_tail = 0;
 	sdma_write(SDMA_REG_WQ_BASE, at_ring);
 	sdma_write(SDMA_REG_WQ_CFG, cfg);

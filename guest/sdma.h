@@ -31,6 +31,7 @@ struct sdma_stats {
 
 struct sdma {
 	bool present, shadow_ok, bof_ok;
+	uint64_t submitted_at_start; /* st.submitted when the device was last reset */
 	uint64_t cap;
 	unsigned xfer_log2_max;
 	uint32_t tail;	/* descriptors written since enable (index = tail % size) */

@@ -599,6 +599,18 @@ void smmu_unmap(struct smmu_as *as, uint64_t iova, uint64_t size)
 		smmu_tlbi_range(as, iova, size);
 }
 
+void smmu_pte_clean(struct smmu_as *as, uint64_t iova, uint64_t size)
+{
+	for (uint64_t off = 0; off < size; off += PAGE_SIZE) {
+		volatile uint64_t *p = pte_ptr(as, iova + off, false);
+
+		if (p && (*p & PTE_VALID) && (*p & PTE_DBM))
+			*p = (*p & ~PTE_AF) | PTE_AP_RDONLY;
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	smmu_tlbi_range(as, iova, size);
+}
+
 uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova)
 {
 	volatile uint64_t *p = pte_ptr((struct smmu_as *)as, iova, false);

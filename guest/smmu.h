@@ -166,6 +166,8 @@ bool smmu_map(struct smmu_as *as, uint64_t iova, uint64_t pa, uint64_t size, uns
 void smmu_unmap(struct smmu_as *as, uint64_t iova, uint64_t size);
 /* The leaf entry of iova (0 when unmapped). */
 uint64_t smmu_pte(const struct smmu_as *as, uint64_t iova);
+/* Tracked pages of [iova, +size) back to not accessed, writable-clean; TLBI (sync later). */
+void smmu_pte_clean(struct smmu_as *as, uint64_t iova, uint64_t size);
 /* Whether a leaf was written by the device (HD cleared AP[2]) / accessed (AF set). */
 bool smmu_pte_dirty(uint64_t pte);
 bool smmu_pte_young(uint64_t pte);

@@ -70,6 +70,7 @@ struct config {
 	bool tlbi;	    /* 0: unmaps skip the TLB invalidation (negative control) */
 	bool remap_written; /* remap moves the windows the device just wrote (adversarial) */
 	bool bypass;	    /* the device's STE bypasses translation: IOVA = GPA (dma only) */
+	bool httu_check;    /* dma with secs=: window PTEs cleaned before use, A/D checked after */
 };
 
 extern struct config cfg;

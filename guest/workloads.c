@@ -456,6 +456,9 @@ static void report_dma(struct line *l)
 {
 	report_device(l);
 	line_kv(l, "lost", dev_result.lost);
+	line_kv(l, "descs", dev_result.descs);
+	line_kv(l, "pte_lost", dev_result.pte_lost);
+	line_kv(l, "device_descs", dev_result.device_descs);
 	line_kv(l, "pte_young", dev_result.young_pages);
 	line_kv(l, "pte_dirty", dev_result.dirty_pages);
 }

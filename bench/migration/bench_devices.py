@@ -22,7 +22,8 @@ Figures, per strategy (stage2, device-log, perpetual):
   dev_<s>_transferred     bytes sent in all
   dev_<s>_downtime        measured downtime
   dev_<s>_harvest_us_per_gib  harvest time per harvest per GiB of guest RAM
-and the downtime of the same guest with the device idle (workload=idle) and without the
+the device's stop-copy bytes with PRE_COPY against a device without it (--host-no-precopy:
+dev_stop_copy_precopy_vs_not), and the downtime of the same guest with the device idle (workload=idle) and without the
 device (--no-devices, idle): dev_idle_downtime, nodev_idle_downtime.
 """
 import os
@@ -52,8 +53,8 @@ def source(rig, args, guest):
     return v, q
 
 
-def one(rig, strategy, guest="workload=dma secs=8", devices=True):
-    args = ["--device-dirty", strategy] if devices else ["--no-devices"]
+def one(rig, strategy, guest="workload=dma secs=8", devices=True, extra=()):
+    args = (["--device-dirty", strategy] if devices else ["--no-devices"]) + list(extra)
     src, q = source(rig, args, guest)
     uri = f"tcp:127.0.0.1:{mt.free_port()}"
     dst = mt.Vmig(rig, f"dst{rig.n}", ["run", "--mem", MEM, "--timeout", "120", "--incoming",
@@ -96,6 +97,8 @@ def main():
         for _ in range(REPEATS):
             for s in ("stage2", "device-log", "perpetual"):
                 res.setdefault(s, []).append(one(rig, s))
+            res.setdefault("noprecopy", []).append(one(rig, "stage2",
+                                                       extra=["--host-no-precopy"]))
             res.setdefault("idle", []).append(one(rig, "auto", "workload=idle secs=30"))
             res.setdefault("nodev", []).append(
                 one(rig, "auto", "workload=idle secs=30", devices=False))
@@ -115,6 +118,11 @@ def main():
               "ms")
         bench(f"dev_{s}_harvest_us_per_gib",
               med([d["harvest-us"] / max(d["harvests"], 1) / GIB for d in dev]), "us")
+    sc = med([i["x-vmig"]["device"]["stop-copy-bytes"] for i in res["stage2"]])
+    sc_no = med([i["x-vmig"]["device"]["stop-copy-bytes"] for i in res["noprecopy"]])
+    bench("dev_stop_copy_bytes_precopy", sc, "bytes")
+    bench("dev_stop_copy_bytes_no_precopy", sc_no, "bytes")
+    bench("dev_stop_copy_precopy_vs_not", sc / max(sc_no, 1), "x")
     for k, name in (("idle", "dev_idle_downtime"), ("nodev", "nodev_idle_downtime")):
         bench(name, med([i["x-vmig"]["downtime-us"] / 1000 for i in res[k]]), "ms")
     print(f"reproduce: VMIG_BENCH_REPEATS={REPEATS} python3 bench/migration/bench_devices.py "

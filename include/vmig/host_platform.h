@@ -25,6 +25,7 @@ struct host_platform_config {
 	bool no_stall;	       /* host SMMU without stall support (no I/O page faults) */
 	bool no_httu;	       /* host SMMU without hardware dirty state (no DIRTY_TRACKING) */
 	bool sdma_no_dma_log;  /* the sdma device without DMA logging */
+	bool sdma_no_precopy;  /* the sdma device's migration without PRE_COPY */
 };
 
 /* Creates the host SMMU, makes its iommufd the default instance, creates the sdma device. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "host/dev/sdma.h"
+#include "host/vfio.h"
 #include "host/iommu/iommufd_host.h"
 #include "vmig/host_platform.h"
 
@@ -45,6 +46,7 @@ int host_platform_boot(const struct host_platform_config *cfg, struct host_platf
 	    .smmu = hp->sys.smmu,
 	    .sid = cfg->sdma_psid ? cfg->sdma_psid : HOST_PLATFORM_SDMA_PSID,
 	    .no_dma_log = cfg->sdma_no_dma_log,
+	    .mig_flags = cfg->sdma_no_precopy ? VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P : 0,
 	};
 	ret = sdma_create(&dc, &hp->sdma);
 	if (ret < 0) {

@@ -10,12 +10,16 @@ on the destination as lost= or a data mismatch.
 
 Cases:
   dma         migrate mid-workload (device dirty tracking auto = stage2 here): the destination
-              finishes the step with mismatches=0 lost=0, its device ran jobs (MSIs), and
-              query-migrate names the strategy, its reason, the device's state bytes
+              finishes the step with mismatches=0 lost=0, the PTEs the SMMU marked accessed
+              and dirty still so (httucheck=1, also under device-log and perpetual), the
+              device's completed count equal to what was submitted, its device ran jobs
+              (MSIs), and query-migrate names the strategy, its reason, the device's bytes
   blind       the negative control: the same with VMIG_TEST_NO_DEVICE_DIRTY=1 on the source
               (harvest, but tell RAM nothing): the destination must report lost DMA writes
   bypass      the device's STE in bypass (guest bypass=1) in every strategy, and device-log's
               negative control
+  no-precopy  a device without PRE_COPY: RUNNING_P2P, all its state in the stop-copy, and
+              no descriptor lost or run twice
   rollback    the destination has no devices, so it refuses the stream at the first device
               record (in a pass, or after the source stopped its device): the source rolls
               back, its device runs again and the guest finishes clean there; then a second
@@ -92,8 +96,11 @@ def migrate_ok(rig, secs, env=None, extra=(), limit_ms=300, workload="dma", bw=S
     return info, dst
 
 
+HTTU = "dma httucheck=1"  # also: the SMMU's access/dirty bits in the guest's PTEs arrive
+
+
 def case_dma(rig):
-    info, dst = migrate_ok(rig, 8)
+    info, dst = migrate_ok(rig, 8, workload=HTTU)
     d = info["x-vmig"]["device"]
     log(f"device: {d}")
     check(d["dirty-strategy"] == "stage2" and "stage 2" in d["dirty-why"], f"strategy {d}")
@@ -103,9 +110,12 @@ def case_dma(rig):
     rc = dst.wait(60)
     r = dma_result(dst)
     log(f"destination: {r}")
-    check(rc == 0 and r["status"] == "ok" and r["mismatches"] == "0" and r["lost"] == "0",
-          f"destination {r} rc={rc} {dst.tail()}")
+    check(rc == 0 and r["status"] == "ok" and r["mismatches"] == "0" and r["lost"] == "0" and
+          r["pte_lost"] == "0", f"destination {r} rc={rc} {dst.tail()}")
     check(device_msis(dst) > 0, "the device completed no job on the destination")
+    check(r["descs"] == r["device_descs"],
+          f"descriptors submitted {r['descs']}, the device completed {r['device_descs']}: "
+          f"some were lost or ran twice")
 
 
 def case_blind(rig):
@@ -129,7 +139,8 @@ def case_perpetual(rig):
     """Forced, and chosen by auto on a host without stage-2 dirty bits: every page the device
     can reach goes once in the stop-copy (the downtime pays); its negative control loses."""
     big = 20000  # ms: the whole RAM in the downtime, at the stretched rate it is measured at
-    info, dst = migrate_ok(rig, 6, extra=["--device-dirty", "perpetual"], limit_ms=big)
+    info, dst = migrate_ok(rig, 6, extra=["--device-dirty", "perpetual"], limit_ms=big,
+                           workload=HTTU)
     d = info["x-vmig"]["device"]
     check(d["dirty-strategy"] == "perpetual" and d["dirty-why"] == "forced", f"{d}")
     check(4096 < d["dirty-pages"] < 65536, f"perpetual marks the RAM that holds data: {d}")
@@ -151,7 +162,7 @@ def case_perpetual(rig):
 def case_device_log(rig):
     """The device's DMA log, translated through the guest's stage 1, chosen by the QMP
     parameter, then by auto on a host without stage-2 dirty bits."""
-    info, dst = migrate_ok(rig, 6, x_vmig_device_dirty="device-log")
+    info, dst = migrate_ok(rig, 6, x_vmig_device_dirty="device-log", workload=HTTU)
     d = info["x-vmig"]["device"]
     check(d["dirty-strategy"] == "device-log" and d["dirty-pages"] > 0, f"{d}")
     check_clean(dst)
@@ -210,6 +221,19 @@ def case_bypass(rig):
     check(rc != 0 and int(r["lost"]) + int(r["mismatches"]) > 0, f"nothing lost: {r}")
 
 
+def case_no_precopy(rig):
+    """A device whose migration has no PRE_COPY (--host-no-precopy): RUNNING_P2P at the
+    switchover, all its state in the stop-copy; descriptors in flight: none lost, none run
+    twice (the device's COMPLETED counter equals what the guest submitted)."""
+    info, dst = migrate_ok(rig, 6, extra=["--host-no-precopy"])
+    d = info["x-vmig"]["device"]
+    log(f"device: {d}")
+    check(d["precopy-bytes"] == 0 and d["stop-copy-bytes"] > 0, f"{d}")
+    check_clean(dst)
+    r = dma_result(dst)
+    check(r["descs"] == r["device_descs"], f"descriptors lost or run twice: {r}")
+
+
 def case_rollback(rig):
     src, q = source(rig, 10)
     dst, uri = dest(rig, devices=False)
@@ -249,5 +273,5 @@ if __name__ == "__main__":
     sys.exit(mt.main({"dma": case_dma, "blind": case_blind, "rollback": case_rollback,
                       "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual,
                       "device-log": case_device_log, "remap": case_remap,
-                      "bypass": case_bypass},
+                      "bypass": case_bypass, "no-precopy": case_no_precopy},
                      __doc__))

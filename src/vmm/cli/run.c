@@ -33,6 +33,7 @@ struct run_opts {
 	enum device_dirty_strategy device_dirty;
 	bool host_no_s2_dirty;
 	bool host_no_dma_log;
+	bool host_no_precopy;
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
 	const char *incoming; /* --incoming URI or "defer" */
@@ -73,6 +74,8 @@ static void run_usage(void)
 	       "  --host-no-s2-dirty  model a host IOMMU without dirty bits on the device's\n"
 	       "                      stage 2 (device dirty tracking then falls back)\n"
 	       "  --host-no-dma-log   model an sdma device without DMA logging\n"
+	       "  --host-no-precopy   model an sdma device whose migration has no PRE_COPY\n"
+	       "                      (all its state goes in the stop-copy)\n"
 	       "  --kernel IMAGE      boot this Multiboot image instead of the built-in one\n"
 	       "  --trace PATTERNS    trace points to print, comma-separated globs, '-' excludes\n"
 	       "                      (e.g. 'kvm_exit_*,bus_unclaimed'); as VMIG_TRACE\n"
@@ -125,6 +128,7 @@ enum {
 	OPT_DEVICE_DIRTY,
 	OPT_HOST_NO_S2_DIRTY,
 	OPT_HOST_NO_DMA_LOG,
+	OPT_HOST_NO_PRECOPY,
 	OPT_QMP,
 	OPT_QMP_WAIT,
 	OPT_INCOMING
@@ -146,6 +150,7 @@ static const struct option run_longopts[] = {
     {"device-dirty", required_argument, NULL, OPT_DEVICE_DIRTY},
     {"host-no-s2-dirty", no_argument, NULL, OPT_HOST_NO_S2_DIRTY},
     {"host-no-dma-log", no_argument, NULL, OPT_HOST_NO_DMA_LOG},
+    {"host-no-precopy", no_argument, NULL, OPT_HOST_NO_PRECOPY},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
@@ -220,6 +225,9 @@ static int run_parse_one(int c, struct run_opts *o)
 		return 0;
 	case OPT_HOST_NO_DMA_LOG:
 		o->host_no_dma_log = true;
+		return 0;
+	case OPT_HOST_NO_PRECOPY:
+		o->host_no_precopy = true;
 		return 0;
 	case OPT_NO_DEVICES:
 		o->no_devices = true;
@@ -384,7 +392,8 @@ static int run_devices_create(struct machine *m, const struct run_opts *o,
 			      struct host_platform **hp, struct devices **dev)
 {
 	struct devices_config dc = {.no_dirty_tracking = o->host_no_s2_dirty};
-	struct host_platform_config hc = {.sdma_no_dma_log = o->host_no_dma_log};
+	struct host_platform_config hc = {.sdma_no_dma_log = o->host_no_dma_log,
+					  .sdma_no_precopy = o->host_no_precopy};
 	int ret = host_platform_boot(&hc, hp);
 
 	if (ret < 0) {

@@ -30,6 +30,15 @@ void vsmmu_set_pre_forward(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaq
 	vsmmu_unlock(vs);
 }
 
+void vsmmu_host_tlbi_all_locked(struct vsmmu *vs)
+{
+	uint64_t cmd[2] = {FSET(0, CMD0_OP, CMD_TLBI_NH_ALL), 0};
+
+	vsmmu_fwd_flush(vs); /* the guest's own commands keep their order */
+	vsmmu_fwd_queue(vs, cmd);
+	vsmmu_fwd_flush(vs);
+}
+
 void vsmmu_with_lock(struct vsmmu *vs, void (*fn)(void *opaque), void *opaque)
 {
 	vsmmu_lock(vs);

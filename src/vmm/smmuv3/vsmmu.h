@@ -190,6 +190,12 @@ typedef void (*vsmmu_pre_forward_fn)(void *opaque, const uint64_t (*cmds)[2], si
 void vsmmu_set_pre_forward(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque);
 /* The same with the lock held (a tracker that starts and hooks in one step). */
 void vsmmu_set_pre_forward_locked(struct vsmmu *vs, vsmmu_pre_forward_fn fn, void *opaque);
+/*
+ * Forwards a TLBI_NH_ALL of the VMM's own to the host (lock held): no translation the guest
+ * removed earlier stays usable from the host's TLB (a dirty tracker starting). Invisible to
+ * the guest.
+ */
+void vsmmu_host_tlbi_all_locked(struct vsmmu *vs);
 /* Runs fn with the vSMMU lock held (the lock order for callers of the _locked calls). */
 void vsmmu_with_lock(struct vsmmu *vs, void (*fn)(void *opaque), void *opaque);
 

@@ -215,8 +215,7 @@ static bool dd_test_current_only(void)
 }
 
 /* With the vSMMU lock held (the lock order: vSMMU, then dd->mu). */
-static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds)[2], size_t n,
-				  bool ste)
+static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds)[2], size_t n)
 {
 	uint64_t pages = 0;
 
@@ -224,7 +223,7 @@ static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds
 	if (dd->log && !dd->log_err) {
 		uint64_t t0 = dd_now_ns();
 		dd->log_err = device_log_harvest(dd->log, dd->mig, dd_test_blind(),
-						 dd_test_current_only(), cmds, n, ste, &pages);
+						 dd_test_current_only(), cmds, n, &pages);
 		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->dirty_pages, pages, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->harvests, 1, __ATOMIC_RELAXED);
@@ -237,7 +236,7 @@ static void dd_pre_forward(void *opaque, const uint64_t (*cmds)[2], size_t n, ui
 {
 	struct device_dirty *dd = opaque;
 
-	dd_log_harvest_locked(dd, cmds, n, !cmds && ste_sid == dd->cfg.vsid);
+	dd_log_harvest_locked(dd, cmds, n); /* a new STE drops no host TLB entry: no cover */
 }
 
 static void dd_log_start_locked(void *opaque)
@@ -251,6 +250,9 @@ static void dd_log_start_locked(void *opaque)
 	if (dd->log_err == 0)
 		vsmmu_set_pre_forward_locked(dd->cfg.vs, dd_pre_forward, dd);
 	pthread_mutex_unlock(&dd->mu);
+	/* A translation removed before the start must not stay in the host's TLB unrecorded. */
+	if (dd->log_err == 0)
+		vsmmu_host_tlbi_all_locked(dd->cfg.vs);
 }
 
 static int dd_log_begin(struct device_dirty *dd)
@@ -270,7 +272,7 @@ static void dd_log_end(struct device_dirty *dd)
 
 static void dd_log_sync_cb(void *opaque)
 {
-	dd_log_harvest_locked(opaque, NULL, 0, false);
+	dd_log_harvest_locked(opaque, NULL, 0);
 }
 
 /* Stage 2 --------------------------------------------------------------------------------- */

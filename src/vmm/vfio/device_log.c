@@ -6,10 +6,12 @@
  * the guest's tables now, those the last harvest saw, and those the guest has removed from
  * its tables but whose invalidation has not yet reached the host: the device may go on
  * using them from its TLB until then. So a mapping that disappears from the tables waits in
- * `pending` until a forwarded command covers it (TLBI by ASID/VA/all, CFGI_CD, a new STE),
- * plus one harvest (the one before the command, which the hook runs, cannot see writes the
- * device makes until the host has executed it). Commands that cover only part of what is
- * asked leave it pending: that can only over-report.
+ * `pending` until a forwarded TLBI covers it whole (by ASID and a VA range containing it,
+ * by ASID, or all; CFGI and STE changes do not drop TLB entries on the host, so they do not
+ * count), plus two harvests (the one the hook runs before the command cannot see writes the
+ * device makes until the host executed it, and the device sets its log bit only after its
+ * transfer returned). Commands that cover only part of a mapping leave it pending: that can
+ * only over-report. A bypass once seen stays pending to the end.
  */
 #include "vmm/vfio/device_log.h"
 
@@ -37,8 +39,7 @@ struct s1_extent {
 struct s1_map {
 	struct s1_extent *e;
 	size_t n, cap;
-	bool identity;	    /* the stream (also) bypasses stage 1: IOVA = GPA over RAM */
-	uint64_t id_inv_at; /* pending: as inv_at, for the identity */
+	bool identity; /* the stream (also) bypasses stage 1: IOVA = GPA over RAM */
 };
 
 #define DLOG_REPORT_BITS (1u << 16)   /* pages per report call (an 8 KiB bitmap) */
@@ -166,16 +167,30 @@ static size_t dlog_map_find(const struct s1_map *m, uint64_t iova)
 	return lo;
 }
 
-/* Whether m has exactly x (a mapping still in the tables). */
+static bool dlog_same(const struct s1_extent *e, const struct s1_extent *x)
+{
+	return e->iova == x->iova && e->gpa == x->gpa && e->size == x->size && e->asid == x->asid &&
+	       e->ssid == x->ssid;
+}
+
+/* Whether sorted m has exactly x (a mapping still in the tables). */
 static bool dlog_map_has(const struct s1_map *m, const struct s1_extent *x)
 {
 	for (size_t i = dlog_map_find(m, x->iova); i < m->n && m->e[i].iova <= x->iova; i++) {
-		const struct s1_extent *e = &m->e[i];
-		if (e->iova == x->iova && e->gpa == x->gpa && e->size == x->size &&
-		    e->asid == x->asid && e->ssid == x->ssid)
+		if (dlog_same(&m->e[i], x))
 			return true;
 	}
 	return false;
+}
+
+/* x in pending (not kept sorted while it grows: a plain scan). */
+static struct s1_extent *dlog_map_get(struct s1_map *m, const struct s1_extent *x)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (dlog_same(&m->e[i], x))
+			return &m->e[i];
+	}
+	return NULL;
 }
 
 static uint64_t dlog_mark_range(struct migration *mig, uint64_t gpa, uint64_t len, bool blind)
@@ -217,38 +232,44 @@ static int dlog_pending_add(struct device_log *l, const struct s1_map *old,
 	for (size_t i = 0; i < old->n && ret == 0; i++) {
 		struct s1_extent x = old->e[i];
 		x.inv_at = 0;
-		if (!dlog_map_has(now, &x) && !dlog_map_has(&l->pending, &x))
+		if (dlog_map_has(now, &x))
+			continue;
+		struct s1_extent *p = dlog_map_get(&l->pending, &x);
+		if (p)
+			p->inv_at = 0; /* removed again: its earlier cover does not count */
+		else
 			ret = dlog_map_push(&l->pending, &x);
 	}
-	if (old->identity && !now->identity && !l->pending.identity) {
+	if (old->identity && !now->identity)
 		l->pending.identity = true;
-		l->pending.id_inv_at = 0;
-	}
 	qsort(l->pending.e, l->pending.n, sizeof(*l->pending.e), dlog_extent_cmp);
 	return ret;
 }
 
-/* TLBI ranges: (NUM + 1) << SCALE granules of TG from ADDR; without TG, ADDR's leaf. */
+/*
+ * TLBI ranges: (NUM + 1) << SCALE granules of TG from ADDR; without TG, the page at ADDR.
+ * The host caches nested entries at the smaller of the two stages' sizes and drops only
+ * what intersects the range, so an extent counts only when the range contains it whole.
+ */
 static bool dlog_tlbi_covers(const uint64_t c[2], const struct s1_extent *e)
 {
 	uint64_t addr = FGET(c[1], CMD1_ADDR) << 12;
 	unsigned tg = (unsigned)FGET(c[1], CMD1_TLBI_TG);
+	uint64_t len = 4096;
 
-	if (!tg)
-		return addr >= e->iova && addr - e->iova < e->size;
-	uint64_t gran = 1ull << (12 + 2 * (tg - 1));
-	uint64_t len = ((FGET(c[0], CMD0_TLBI_NUM) + 1) << FGET(c[0], CMD0_TLBI_SCALE)) * gran;
-	return addr < e->iova + e->size && e->iova < addr + len;
+	if (tg) {
+		uint64_t gran = 1ull << (12 + 2 * (tg - 1));
+		len = ((FGET(c[0], CMD0_TLBI_NUM) + 1) << FGET(c[0], CMD0_TLBI_SCALE)) * gran;
+	}
+	return addr <= e->iova && e->iova + e->size <= addr + len;
 }
 
-/* Whether command c, once the host executed it, removes e from the device's reach. */
-static bool dlog_cmd_covers(const struct device_log *l, const uint64_t c[2],
-			    const struct s1_extent *e)
+/* Whether TLBI c, once the host executed it, removes e from the device's reach. */
+static bool dlog_cmd_covers(const uint64_t c[2], const struct s1_extent *e)
 {
 	switch (FGET(c[0], CMD0_OP)) {
 	case CMD_TLBI_NH_ALL:
 	case CMD_TLBI_NSNH_ALL:
-	case CMD_TLBI_S12_VMALL:
 		return true;
 	case CMD_TLBI_NH_ASID:
 		return FGET(c[0], CMD0_ASID) == e->asid;
@@ -256,53 +277,26 @@ static bool dlog_cmd_covers(const struct device_log *l, const uint64_t c[2],
 		return FGET(c[0], CMD0_ASID) == e->asid && dlog_tlbi_covers(c, e);
 	case CMD_TLBI_NH_VAA:
 		return dlog_tlbi_covers(c, e);
-	case CMD_CFGI_CD:
-		return FGET(c[0], CMD0_SID) == l->vsid && FGET(c[0], CMD0_SSID) == e->ssid;
-	case CMD_CFGI_CD_ALL:
-		return FGET(c[0], CMD0_SID) == l->vsid;
 	default:
 		return false;
 	}
 }
 
-/* A new STE for the stream (or CFGI_STE/ALL) drops every old translation and bypass. */
-static bool dlog_cmd_ste(const struct device_log *l, const uint64_t c[2])
-{
-	unsigned op = (unsigned)FGET(c[0], CMD0_OP);
-	uint64_t sid = FGET(c[0], CMD0_SID);
-
-	if (op == CMD_CFGI_STE)
-		return sid == l->vsid;
-	if (op != CMD_CFGI_STE_RANGE)
-		return false;
-	unsigned span = (unsigned)FGET(c[1], CMD1_RANGE) + 1;
-	return span >= 32 || (l->vsid >> span) == (sid >> span);
-}
-
-/* Retires what a command covered before the previous harvest; marks what these cover. */
-static void dlog_pending_commands(struct device_log *l, const uint64_t (*cmds)[2], size_t n,
-				  bool ste)
+/* Retires what a TLBI covered two harvests ago; marks what these commands cover. */
+static void dlog_pending_commands(struct device_log *l, const uint64_t (*cmds)[2], size_t n)
 {
 	struct s1_map *p = &l->pending;
 	size_t keep = 0;
 
-	for (size_t i = 0; i < n; i++)
-		ste = ste || dlog_cmd_ste(l, cmds[i]);
 	for (size_t i = 0; i < p->n; i++) {
 		struct s1_extent *e = &p->e[i];
-		if (e->inv_at && e->inv_at < l->harvest_no)
-			continue; /* its command ran, and a harvest after it translated with it */
+		if (e->inv_at && e->inv_at + 1 < l->harvest_no)
+			continue; /* its TLBI ran, and two harvests after it translated with it */
 		for (size_t k = 0; k < n && !e->inv_at; k++)
-			e->inv_at = dlog_cmd_covers(l, cmds[k], e) ? l->harvest_no : 0;
-		if (ste && !e->inv_at)
-			e->inv_at = l->harvest_no;
+			e->inv_at = dlog_cmd_covers(cmds[k], e) ? l->harvest_no : 0;
 		p->e[keep++] = *e;
 	}
 	p->n = keep;
-	if (p->identity && p->id_inv_at && p->id_inv_at < l->harvest_no)
-		p->identity = false;
-	else if (p->identity && ste && !p->id_inv_at)
-		p->id_inv_at = l->harvest_no;
 }
 
 /* Life cycle ------------------------------------------------------------------------------ */
@@ -459,7 +453,7 @@ static uint64_t dlog_translate(const struct s1_map *dirty, const struct s1_map *
  * cover some of it; post becomes the last look.
  */
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
-		       const uint64_t (*cmds)[2], size_t ncmds, bool ste_change, uint64_t *pages)
+		       const uint64_t (*cmds)[2], size_t ncmds, uint64_t *pages)
 {
 	struct s1_map pre = {0}, post = {0}, dirty = {0};
 
@@ -479,7 +473,7 @@ int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, 
 		ret = dlog_pending_add(l, &pre, &post);
 	l->harvest_no++;
 	if (ret == 0)
-		dlog_pending_commands(l, cmds, ncmds, ste_change);
+		dlog_pending_commands(l, cmds, ncmds);
 	free(l->cur.e);
 	l->cur = post;
 	free(pre.e);

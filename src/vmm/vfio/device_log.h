@@ -33,14 +33,14 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 		     const struct guest_mem *mem, unsigned aperture_bits, struct device_log **out);
 /*
  * Reads and clears the log, marks the pages it names dirty in mig (unless blind). cmds/n:
- * what is about to be forwarded to the host (a pre-forward harvest), ste_change: a new STE
- * for the stream; NULL/0/false for a harvest of the migration's own. current_only:
+ * what is about to be forwarded to the host (a pre-forward harvest); NULL/0 for a harvest
+ * of the migration's own. current_only:
  * translate with today's tables alone (test seam, the negative control). *pages: 4 KiB
  * pages marked. -errno: the log is broken (-E2BIG: the guest's tables exceed the bounds);
  * never retry.
  */
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
-		       const uint64_t (*cmds)[2], size_t n, bool ste_change, uint64_t *pages);
+		       const uint64_t (*cmds)[2], size_t n, uint64_t *pages);
 void device_log_stop(struct device_log *l);
 /* The page size the device chose for its log. */
 uint64_t device_log_page_size(const struct device_log *l);
