@@ -476,6 +476,40 @@ static void test_stop_puts_back_blocked(void **state)
 	assert_int_equal(st.completed, 1);
 }
 
+/*
+ * STOP while an overlapping MEMMOVE is blocked: it is not put back to run again (part of its
+ * source may already be overwritten), it completes ABORTED; the queue goes on after it.
+ */
+static void test_stop_aborts_overlapping_move(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t base = FX_DATA_GPA + 0x40000;
+	struct iommu_hwpt_pgfault pf;
+	struct sdma_stats st;
+	uint32_t i, j;
+
+	fx_ring_setup(f, 4);
+	fx_s1_map(f, base, 0x2000); /* src's pages; dst's last page (base + 0x2000) unmapped */
+	i = fx_put(f,
+		   (struct sdma_desc){.opcode = SDMA_OP_MEMMOVE,
+				      .flags = SDMA_FLAG_BOF,
+				      .src = fx_iova(f, base),
+				      .dst = fx_iova(f, base + 0x800),
+				      .size = 0x2000},
+		   true);
+	read_fault(f, &pf);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_STOP, NULL), 0);
+	sdma_get_stats(f->sdma, &st);
+	assert_int_equal(st.rollbacks, 0);
+	assert_int_equal(st.completed, 1);
+	assert_int_equal(fx_compl(f, i)->status, SDMA_STATUS_ABORTED);
+	assert_int_equal(fx_set_state(f, VFIO_DEVICE_STATE_RUNNING, NULL), 0);
+	j = fx_put(f, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, true);
+	assert_true(fx_wait(f, j, 3000));
+	sdma_get_stats(f->sdma, &st);
+	assert_int_equal(st.completed, 2); /* the move did not run again */
+}
+
 /* RUNNING_P2P: a blocked descriptor still finishes when its fault is answered; the next
  * one waits for RUNNING (the VMM's drain before stopping the vCPUs relies on this). */
 static void test_p2p_lets_blocked_finish(void **state)
@@ -668,6 +702,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_block_on_fault, setup_nested_stall, teardown),
 	    cmocka_unit_test_setup_teardown(test_pasid, setup_nested_pasid, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_while_blocked, setup_nested_stall, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_aborts_overlapping_move, setup_nested_stall,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_p2p_lets_blocked_finish, setup_nested_stall,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_puts_back_blocked, setup_nested_stall,

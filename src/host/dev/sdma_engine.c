@@ -327,6 +327,18 @@ static bool engine_fetch(struct sdma *s, const struct smmu_dma_txn *t, uint32_t 
 	return false;
 }
 
+/*
+ * Whether a descriptor a STOP terminated may simply run again later. Not an overlapping
+ * MEMMOVE: part of its source may already be overwritten, and a rerun would copy that. It
+ * completes ABORTED instead (the guest sees the terminated transfer).
+ */
+static bool desc_rerunnable(const struct sdma_desc *d)
+{
+	bool overlap = d->dst > d->src ? d->dst - d->src < d->size : d->src - d->dst < d->size;
+
+	return d->opcode != SDMA_OP_MEMMOVE || !overlap || d->dst == d->src;
+}
+
 /* Runs the descriptor at HEAD: fetch, execute, complete; the lock is dropped meanwhile. */
 static void engine_run_one_locked(struct sdma *s, uint8_t *bounce)
 {
@@ -350,7 +362,7 @@ static void engine_run_one_locked(struct sdma *s, uint8_t *bounce)
 	TRACE(sdma_desc, "%s: [%u] op=%u size=%#llx status=%u done=%#llx", s->name, idx, d.opcode,
 	      (unsigned long long)d.size, c.status, (unsigned long long)c.bytes_completed);
 	pthread_mutex_lock(&s->lock);
-	if (s->rollback_req && c.status == SDMA_STATUS_ABORTED) {
+	if (s->rollback_req && c.status == SDMA_STATUS_ABORTED && desc_rerunnable(&d)) {
 		/* Terminated by a STOP: no completion; HEAD stays so it runs again later. */
 		s->rollbacks++;
 		TRACE(sdma_rollback, "%s: [%u] put back", s->name, idx);
