@@ -599,7 +599,10 @@ bool step_dma_run(void)
 	}
 	dev_result.faults = smmu.st.events - events0;
 	dev_result.descs = sdma.st.submitted - sdma.submitted_at_start;
+	/* The record is written before the device counts the descriptor: let it catch up. */
 	dev_result.device_descs = sdma_read(SDMA_REG_COMPLETED);
+	for (int i = 0; i < 1000 && dev_result.device_descs < dev_result.descs; i++)
+		dev_result.device_descs = sdma_read(SDMA_REG_COMPLETED);
 	bench_dma();
 	return dev_result.mismatches == 0 && dev_result.lost == 0 && dev_result.pte_lost == 0 &&
 	       dev_result.descs == dev_result.device_descs;

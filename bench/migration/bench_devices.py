@@ -57,9 +57,13 @@ def one(rig, strategy, guest="workload=dma secs=8", devices=True, extra=()):
     args = (["--device-dirty", strategy] if devices else ["--no-devices"]) + list(extra)
     src, q = source(rig, args, guest)
     uri = f"tcp:127.0.0.1:{mt.free_port()}"
-    dst = mt.Vmig(rig, f"dst{rig.n}", ["run", "--mem", MEM, "--timeout", "120", "--incoming",
-                                       uri] + ([] if devices else ["--no-devices"]))
-    time.sleep(0.3)
+    sock = rig.path("dst.sock")
+    dst = mt.Vmig(rig, f"dst{rig.n}", ["run", "--mem", MEM, "--timeout", "120", "--qmp",
+                                       "unix:" + sock, "--incoming", "defer"] +
+                  ([] if devices else ["--no-devices"]))
+    dq = mt.Qmp(sock, dst)
+    dq.cmd("migrate-incoming", uri=uri)  # answers once it listens
+    dq.close()
     limit = 20000 if strategy == "perpetual" else 300
     mt.set_params(q, max_bandwidth=BW, downtime_limit=limit)
     info = mt.migrate(q, uri, timeout=120)

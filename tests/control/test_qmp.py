@@ -396,7 +396,12 @@ def case_restore(sock):
             break
         time.sleep(0.025)
     c = Client(sock)
-    check(status(c) == "prelaunch", "restored guest waits for cont")
+    # Loading the file comes first (run state inmigrate); a loaded machine can take a while.
+    for _ in range(800):
+        if status(c) != "inmigrate":
+            break
+        time.sleep(0.025)
+    check(status(c) == "prelaunch", "restored guest waits for cont (%s)" % status(c))
     c.cmd("cont")
     c.event("RESUME")
     check(status(c) == "running", "restored guest runs")

@@ -61,10 +61,16 @@ def source(rig, secs, env=None, extra=(), workload="dma"):
 
 
 def dest(rig, devices=True):
+    """A destination listening on a fresh TCP port when this returns (--incoming defer, then
+    QMP migrate-incoming, which answers once it listens)."""
     uri = f"tcp:127.0.0.1:{mt.free_port()}"
-    args = ["run", "--mem", MEM, "--timeout", str(mt.VMIG_TIMEOUT_S), "--incoming", uri]
+    sock = rig.path("dst.sock")
+    args = ["run", "--mem", MEM, "--timeout", str(mt.VMIG_TIMEOUT_S), "--qmp", "unix:" + sock,
+            "--incoming", "defer"]
     v = mt.Vmig(rig, f"dst{rig.n}", args + ([] if devices else ["--no-devices"]))
-    time.sleep(0.3)  # listening
+    q = mt.Qmp(sock, v)
+    q.cmd("migrate-incoming", uri=uri)
+    q.close()
     return v, uri
 
 

@@ -168,6 +168,7 @@ struct migration {
 	int rp_msg;   /* last READY/RUNNING seen, under lock */
 	bool rp_done; /* the return path ended (under lock) */
 	uint64_t rp_running_ns;
+	uint64_t rp_ready_ns, end_sent_ns; /* the destination's load: READY - END */
 	/* RAM channel workers: a pass is crew_gen; each worker counts itself in crew_done. */
 	uint64_t crew_gen;
 	unsigned crew_done;

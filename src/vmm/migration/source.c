@@ -63,6 +63,8 @@ static void src_rp_note(struct migration *mig, int msg, uint64_t arg)
 {
 	pthread_mutex_lock(&mig->lock);
 	mig->rp_msg = msg;
+	if (msg == MIG_T_READY)
+		mig->rp_ready_ns = mig_now_ns();
 	if (msg == MIG_T_RUNNING)
 		mig->rp_running_ns = arg;
 	pthread_cond_broadcast(&mig->cond);
@@ -541,6 +543,7 @@ static int src_stop_copy(struct migration *mig)
 		ret = src_save_complete(mig);
 	if (ret == 0)
 		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_END, 0, 0, NULL, 0);
+	mig->end_sent_ns = mig_now_ns();
 	mig->phases.state_us = src_us_since(t);
 	__atomic_store_n(&mig->downtime_bytes, src_bytes_out(mig) - b0, __ATOMIC_RELAXED);
 	return ret;
@@ -580,21 +583,30 @@ static void src_downtime(struct migration *mig, uint64_t running_arrived_rt)
 	mig->downtime_us = ns / 1000;
 }
 
+/* END sent -> READY received, as the return path saw it (READY may come before we wait). */
+static void src_note_dest_load(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	uint64_t us =
+	    mig->rp_ready_ns > mig->end_sent_ns ? (mig->rp_ready_ns - mig->end_sent_ns) / 1000 : 0;
+	mig->phases.dest_load_us = us ? us : 1;
+	pthread_mutex_unlock(&mig->lock);
+}
+
 static int src_commit(struct migration *mig)
 {
-	uint64_t t = mig_now_ns();
 	int ret = src_wait_answer(mig, MIG_T_READY, "READY");
 
-	mig->phases.dest_load_us = src_us_since(t);
 	if (ret < 0)
 		return ret;
+	src_note_dest_load(mig);
 	pthread_mutex_lock(&mig->lock);
 	/* From here the destination may run: never resume this copy by itself. */
 	mig->committed = !mig->cancel;
 	pthread_mutex_unlock(&mig->lock);
 	if (!mig->committed)
 		return -ECANCELED;
-	t = mig_now_ns();
+	uint64_t t = mig_now_ns();
 	ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_COMMIT, 0, 0, NULL, 0);
 	if (ret == 0)
 		ret = src_wait_answer(mig, MIG_T_RUNNING, "RUNNING");

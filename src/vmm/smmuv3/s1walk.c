@@ -132,12 +132,50 @@ static int s1_walk_cd(struct s1_walk *w, const struct vsmmu_cd *cd, uint32_t ssi
 	return s1_walk_table(w, cd->ttb0 & S1_TTB_MASK, level, 0, entries > 512 ? 512 : entries);
 }
 
-/* How many SSIDs vsid's STE allows (1 without substreams); -E2BIG past what is walked. */
-static int64_t s1_ssids(const struct vsmmu_ste *ste)
+#define S1_MAX_CD_LOOKUPS (1u << 16) /* SSIDs looked at per look, whatever S1CDMax says */
+
+/* SSIDs first .. first + n - 1, each CD that is valid walked. */
+static int s1_walk_ssids(struct s1_walk *w, uint32_t vsid, uint32_t first, uint32_t n,
+			 unsigned *lookups)
 {
+	struct vsmmu_cd cd;
+	int ret = 0;
+
+	for (uint32_t ssid = first; ssid < first + n && ret == 0; ssid++) {
+		if (!(*lookups)--)
+			return -E2BIG;
+		if (ssid && vsmmu_cd_lookup_locked(w->vs, vsid, true, ssid, &cd) == 0)
+			ret = s1_walk_cd(w, &cd, ssid);
+	}
+	return ret;
+}
+
+/*
+ * Every SSID the STE allows: a linear table whole (up to 2^VSMMU_S1_MAX_SSIDS_LOG2), a
+ * 2-level one only under its valid level-1 descriptors (a guest with 20-bit PASIDs and a
+ * few in use costs a few leaves).
+ */
+static int s1_walk_substreams(struct s1_walk *w, uint32_t vsid, const struct vsmmu_ste *ste)
+{
+	unsigned lookups = S1_MAX_CD_LOOKUPS;
+
 	if (ste->kind != VSMMU_STE_S1 || !ste->s1cdmax)
-		return 1;
-	return ste->s1cdmax > VSMMU_S1_MAX_SSIDS_LOG2 ? -E2BIG : 1ll << ste->s1cdmax;
+		return 0;
+	if (ste->s1fmt == STE_S1FMT_LINEAR)
+		return ste->s1cdmax > VSMMU_S1_MAX_SSIDS_LOG2
+			   ? -E2BIG
+			   : s1_walk_ssids(w, vsid, 0, 1u << ste->s1cdmax, &lookups);
+	unsigned split = ste->s1fmt == STE_S1FMT_64K_L2 ? CD_L2_SPLIT : 6;
+	unsigned leaves = ste->s1cdmax > split ? 1u << (ste->s1cdmax - split) : 1;
+	int ret = 0;
+	for (unsigned i = 0; i < leaves && ret == 0; i++) {
+		uint64_t desc;
+		if (s1_read_desc(w->vs, ste->cd_table_gpa, i, &desc) < 0)
+			break;
+		if (desc & 1) /* CD_L1.V */
+			ret = s1_walk_ssids(w, vsid, i << split, 1u << split, &lookups);
+	}
+	return ret;
 }
 
 int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn, void *opaque)
@@ -151,19 +189,13 @@ int vsmmu_sid_s1_writable_locked(struct vsmmu *vs, uint32_t vsid, vsmmu_s1_fn fn
 	vsmmu_config_resolve(vs, vsid, false, &ste);
 	if (ste.kind == VSMMU_STE_ABORT)
 		return 0;
-	/* Bypass (an STE, GBPA, or S1DSS for traffic without a PASID): IOVA = GPA. */
-	bool identity =
-	    ste.kind == VSMMU_STE_BYPASS || (ste.s1cdmax && ste.s1dss == STE_S1DSS_BYPASS);
 	if (ste.kind == VSMMU_STE_BYPASS)
 		return VSMMU_S1_IDENTITY;
-	int64_t n = s1_ssids(&ste);
-	if (n < 0)
-		return (int)n;
+	/* S1DSS bypass: traffic without a PASID has IOVA = GPA. */
+	bool identity = ste.s1cdmax && ste.s1dss == STE_S1DSS_BYPASS;
 	if (!identity && vsmmu_cd_lookup_locked(vs, vsid, false, 0, &cd) == 0)
 		ret = s1_walk_cd(&w, &cd, 0);
-	for (uint32_t ssid = 1; ssid < n && ret == 0; ssid++) {
-		if (vsmmu_cd_lookup_locked(vs, vsid, true, ssid, &cd) == 0)
-			ret = s1_walk_cd(&w, &cd, ssid);
-	}
+	if (ret == 0)
+		ret = s1_walk_substreams(&w, vsid, &ste);
 	return ret == 0 && identity ? VSMMU_S1_IDENTITY : ret;
 }

@@ -169,10 +169,11 @@ typedef int (*vsmmu_s1_fn)(void *opaque, const struct vsmmu_s1_leaf *leaf);
  * Every writable stage-1 mapping vsid's traffic could use (s1walk.c, reading guest RAM):
  * the non-PASID CD and every valid CD of SSIDs 1 .. 2^S1CDMax - 1 (a DMA log carries no
  * PASID), and the table pages of CDs with HA/HD (the SMMU writes those itself). Call with
- * the vSMMU lock held (from a pre-forward callback or vsmmu_with_lock). Returns 0;
- * VSMMU_S1_IDENTITY when (some of) the stream's traffic bypasses stage 1 (IOVA = GPA: the
- * caller adds all of RAM); -E2BIG past VSMMU_S1_MAX_TABLES table pages or S1CDMax >
- * VSMMU_S1_MAX_SSIDS_LOG2 (a guest cannot make a look unbounded); or fn's nonzero result.
+ * the vSMMU lock held (from a pre-forward callback or vsmmu_with_lock). A 2-level CD table
+ * is walked under its valid level-1 descriptors only. Returns 0; VSMMU_S1_IDENTITY when
+ * (some of) the stream's traffic bypasses stage 1 (IOVA = GPA: the caller adds all of RAM);
+ * -E2BIG past VSMMU_S1_MAX_TABLES table pages, 65536 CDs, or a linear CD table above
+ * 2^VSMMU_S1_MAX_SSIDS_LOG2 (a guest cannot make a look unbounded); or fn's nonzero result.
  */
 #define VSMMU_S1_MAX_SSIDS_LOG2 11
 #define VSMMU_S1_MAX_TABLES	65536u
