@@ -271,11 +271,35 @@ static void cmd_write_cpu(struct json_writer *w, struct vcpu *v)
 	json_write_end_object(w);
 }
 
+/*
+ * "running" is reported from the moment the control socket is up, which can be just before
+ * the main thread starts the vCPU threads: give them up to a second to exist (and have a
+ * thread id) rather than answer 0. Prelaunch/paused VMs answer at once.
+ */
+static bool cmd_vcpu_threads_known(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (!__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_RELAXED))
+			return false;
+	}
+	return true;
+}
+
+static void cmd_wait_vcpu_threads(struct control *c)
+{
+	bool running;
+
+	cmd_status_name(c, &running);
+	for (int t = 0; running && t < 1000 && !cmd_vcpu_threads_known(c->cfg.m->vm); t++)
+		usleep(1000);
+}
+
 static int cmd_query_cpus_fast(struct control *c, const struct json_value *args,
 			       struct json_writer *w, struct control_error *e)
 {
 	struct vm *vm = c->cfg.m->vm;
 
+	cmd_wait_vcpu_threads(c);
 	json_write_begin_array(w);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		cmd_write_cpu(w, &vm->vcpus[i]);
