@@ -124,11 +124,28 @@ static void cli_mig_log_failure(struct cli_mig *cm, const char *what)
 	log_error("%s failed: %s", what, i.error_desc[0] ? i.error_desc : "see the error above");
 }
 
+/*
+ * The VM stopped while the engine finishes: if its vCPUs were started (COMMIT came, the guest
+ * ran and ended at once, e.g. a crash), RUNNING is about to go out: let the engine tell the
+ * source before anything is torn down (up to 5 s). True when it finished.
+ */
+static bool cli_mig_ran_and_done(struct cli_mig *cm, struct machine *m)
+{
+	pthread_mutex_lock(&m->vm->lock);
+	bool started = m->vm->started;
+	pthread_mutex_unlock(&m->vm->lock);
+	for (int i = 0; started && i < 250; i++) {
+		if (cli_mig_wait_done(cm))
+			return true;
+	}
+	return false;
+}
+
 int cli_mig_wait_incoming(struct cli_mig *cm, struct machine *m, int64_t deadline_ms)
 {
 	/* The VM can also end while we wait: a QMP quit, or a --timeout. */
 	while (!cli_mig_wait_done(cm)) {
-		if (__atomic_load_n(&m->vm->stop, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(&m->vm->stop, __ATOMIC_ACQUIRE) && !cli_mig_ran_and_done(cm, m))
 			return -ESRCH;
 		if (deadline_ms >= 0 && cli_now_ms() >= deadline_ms) {
 			log_error("the incoming migration did not complete in time; the guest "
