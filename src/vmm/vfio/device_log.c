@@ -349,11 +349,6 @@ void device_log_stop(struct device_log *l)
 	free(l);
 }
 
-uint64_t device_log_page_size(const struct device_log *l)
-{
-	return l->page_size;
-}
-
 /* Harvest --------------------------------------------------------------------------------- */
 
 /* Reads and clears [lo, hi) of the log into l->bits (bit 0 = lo). */

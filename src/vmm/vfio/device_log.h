@@ -42,7 +42,5 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
 		       const uint64_t (*cmds)[2], size_t n, uint64_t *pages);
 void device_log_stop(struct device_log *l);
-/* The page size the device chose for its log. */
-uint64_t device_log_page_size(const struct device_log *l);
 
 #endif
