@@ -846,11 +846,35 @@ static uint64_t sva_backing(uint32_t ssid, uint64_t iova, unsigned *prot)
 	return 0;
 }
 
+static bool sva_delayed;
+
+/*
+ * stalldelay=MS: the step's first stall waits MS ms for its answer, the device blocked on
+ * it (a migration test's guest that does not answer its faults in time).
+ */
+static void sva_delay_once(void)
+{
+	if (!cfg.stall_delay_ms || sva_delayed)
+		return;
+	sva_delayed = true;
+	struct line l = {.len = 0};
+
+	line_str(&l, "sva: holding a stall");
+	line_kv(&l, "ms", cfg.stall_delay_ms);
+	line_flush(&l);
+	for (uint64_t end = now_ticks() + cfg.stall_delay_ms * TIMER_HZ / 1000 + 1;
+	     now_ticks() < end;)
+		__asm__ volatile("pause" ::: "memory");
+	console_puts("sva: answering the held stall");
+}
+
 static bool sva_on_stall(const struct smmu_event *ev)
 {
 	struct smmu_as *as = as_of_ssid(ev->ssv ? ev->ssid : 0);
 	uint64_t page = ALIGN_DOWN(ev->iova, PAGE_SIZE), pa_;
 	unsigned prot = 0;
+
+	sva_delay_once();
 
 	if (!as || ev->sid != DEV_SID || !(pa_ = sva_backing(as->ssid, page, &prot)))
 		return false;
@@ -912,6 +936,12 @@ static bool sva_round(int i, uint32_t n, bool with_abort)
 	tsc_busy += rdtsc() - t0;
 	for (uint32_t k = 0; k < n && ok; k++)
 		count_checked(&jobs[k], job_check(&jobs[k], 0));
+	/* Each round starts from a reset queue: the device ran each job exactly once. */
+	uint64_t done = ok ? sdma_read(SDMA_REG_COMPLETED) : 0;
+	for (int t = 0; ok && t < 1000 && done < n; t++)
+		done = sdma_read(SDMA_REG_COMPLETED);
+	dev_result.descs += n;
+	dev_result.device_descs += done;
 	return ok;
 }
 
@@ -930,6 +960,7 @@ bool step_sva_run(void)
 	}
 	stalls0 = smmu.st.stalls;
 	aborts0 = smmu.st.aborts;
+	sva_delayed = false;
 	smmu.on_stall = sva_on_stall;
 	bench_begin();
 	for (uint32_t n; ok && (n = next_batch(&left, SDMA_MAX_BATCH / 2)); round++) {
@@ -947,5 +978,6 @@ bool step_sva_run(void)
 			   "us");
 	/* Back to the untagged queue for whatever step follows. */
 	ok = sdma_start(false, 0) && ok;
-	return ok && dev_result.mismatches == 0 && dev_result.faults > 0;
+	return ok && dev_result.mismatches == 0 && dev_result.faults > 0 &&
+	       dev_result.descs == dev_result.device_descs;
 }

@@ -64,13 +64,14 @@ struct config {
 	uint32_t irq_vector, irq_count;
 	uint32_t ipis; /* ipi: self-IPIs per vCPU */
 	bool exit_at_end;
-	uint64_t jobs;	    /* dma, remap, sva: jobs per step */
-	uint64_t job_size;  /* largest transfer of a job */
-	bool strtab_2lvl;   /* 2-level stream table instead of linear */
-	bool tlbi;	    /* 0: unmaps skip the TLB invalidation (negative control) */
-	bool remap_written; /* remap moves the windows the device just wrote (adversarial) */
-	bool bypass;	    /* the device's STE bypasses translation: IOVA = GPA (dma only) */
-	bool httu_check;    /* dma with secs=: window PTEs cleaned before use, A/D checked after */
+	uint64_t jobs;		 /* dma, remap, sva: jobs per step */
+	uint64_t job_size;	 /* largest transfer of a job */
+	bool strtab_2lvl;	 /* 2-level stream table instead of linear */
+	bool tlbi;		 /* 0: unmaps skip the TLB invalidation (negative control) */
+	bool remap_written;	 /* remap moves the windows the device just wrote (adversarial) */
+	bool bypass;		 /* the device's STE bypasses translation: IOVA = GPA (dma only) */
+	uint32_t stall_delay_ms; /* sva: the step's first stall is answered this late */
+	bool httu_check; /* dma with secs=: window PTEs cleaned before use, A/D checked after */
 };
 
 extern struct config cfg;

@@ -477,6 +477,8 @@ static void report_sva(struct line *l)
 	report_device(l);
 	line_kv(l, "mapped", dev_result.mapped_on_demand);
 	line_kv(l, "aborted", dev_result.aborted);
+	line_kv(l, "descs", dev_result.descs);
+	line_kv(l, "device_descs", dev_result.device_descs);
 }
 
 static void report_hostile(struct line *l)

@@ -63,8 +63,9 @@
 #define SDMA_STATUS_EN_WIDTH	 1
 #define SDMA_STATUS_HALTED_SHIFT 1
 #define SDMA_STATUS_HALTED_WIDTH 1
-#define SDMA_STATUS_IDLE_SHIFT	 2 /* HEAD == TAIL and nothing in flight */
-#define SDMA_STATUS_IDLE_WIDTH	 1
+/* IDLE: no DMA under way, no doorbell unread, and HEAD == TAIL (or the queue disabled/halted) */
+#define SDMA_STATUS_IDLE_SHIFT 2
+#define SDMA_STATUS_IDLE_WIDTH 1
 
 /* ERR (RO, write 1 to VALID to clear): the first error since the last clear. */
 #define SDMA_REG_ERR	     0x018u

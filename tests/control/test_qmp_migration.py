@@ -69,7 +69,7 @@ def migrate_errors(c):
 
 DEFAULTS = {"downtime-limit": 300, "max-bandwidth": 0, "multifd-channels": 2,
             "cpu-throttle-initial": 20, "cpu-throttle-increment": 10, "max-cpu-throttle": 99,
-            "x-vmig-max-passes": 0, "x-vmig-device-dirty": "auto"}
+            "x-vmig-max-passes": 0, "x-vmig-drain-limit": 5000, "x-vmig-device-dirty": "auto"}
 
 BAD_PARAMS = (
     ({"downtime-limit": 2000001}, "Parameter 'downtime-limit' expects an integer in the "
@@ -84,6 +84,9 @@ BAD_PARAMS = (
     ({"cpu-throttle-increment": 100}, "Parameter 'cpu-throttle-increment' expects"),
     ({"max-cpu-throttle": 100}, "Parameter 'max-cpu-throttle' expects"),
     ({"x-vmig-max-passes": 1000001}, "Parameter 'x-vmig-max-passes' expects"),
+    ({"x-vmig-drain-limit": 0}, "Parameter 'x-vmig-drain-limit' expects an integer in the "
+                                "range of 1 to 600000 (ms)"),
+    ({"x-vmig-drain-limit": 600001}, "Parameter 'x-vmig-drain-limit' expects"),
     ({"x-vmig-device-dirty": "magic"}, "Parameter 'x-vmig-device-dirty' expects one of auto, "
                                        "stage2, device-log, stage1, perpetual"),
     ({"x-vmig-device-dirty": 1}, "Invalid parameter type for 'x-vmig-device-dirty'"),
@@ -99,7 +102,8 @@ def parameters(c):
     ok(c.cmd("migrate-set-parameters", {}), "migrate-set-parameters with nothing")
     new = {"downtime-limit": 50, "max-bandwidth": 100 << 20, "multifd-channels": 4,
            "cpu-throttle-initial": 30, "cpu-throttle-increment": 5, "max-cpu-throttle": 80,
-           "x-vmig-max-passes": 12, "x-vmig-device-dirty": "perpetual"}
+           "x-vmig-max-passes": 12, "x-vmig-drain-limit": 750,
+           "x-vmig-device-dirty": "perpetual"}
     ok(c.cmd("migrate-set-parameters", new), "migrate-set-parameters, every one")
     check(c.cmd("query-migrate-parameters") == {"return": new}, "every parameter round-trips")
     ok(c.cmd("migrate-set-parameters", {"downtime-limit": 2000000, "max-bandwidth": 0}),

@@ -150,7 +150,7 @@ static void test_doorbell_hold_release(void **state)
 	assert_int_equal(vfio_dev_doorbell_take_held(e.dev->sdma, w, 4), 1);
 	assert_int_equal(w[0].value, e.tail);
 	assert_int_equal(vfio_dev_doorbell_push_held(e.dev->sdma, w, 1), 0);
-	w[1] = (struct vfio_doorbell_write){.offset = 0, .size = 8};
+	w[1] = (struct vfio_doorbell_write){.offset = 4, .size = 8}; /* misaligned */
 	assert_int_equal(vfio_dev_doorbell_push_held(e.dev->sdma, &w[1], 1), -EINVAL);
 	assert_int_equal(vfio_dev_doorbell_set_path(e.dev->sdma, VFIO_DOORBELL_FAST), 0);
 	assert_int_equal(vfio_dev_doorbell_release_held(e.dev->sdma), 1);

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hw/sdma_regs.h"
 #include "host/iommufd.h"
+#include "host/vfio.h"
 #include "vmig/guest_abi.h"
 #include "vmig/host_platform.h"
 #include "vmm/bus.h"
@@ -155,7 +157,7 @@ static void test_doorbell_trapped_and_held(void **state)
 static void test_held_take_push(void **state)
 {
 	struct vfio_fx *f = *state;
-	struct vfio_doorbell_write w[4], bad = {.offset = SDMA_REG_CTRL, .size = 8, .value = 2};
+	struct vfio_doorbell_write w[4], bad = {.offset = 0x100000, .size = 8, .value = 2};
 
 	fx_enable(f, false);
 	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
@@ -165,12 +167,78 @@ static void test_held_take_push(void **state)
 	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
 	assert_int_equal(w[0].offset, SDMA_REG_WQ_TAIL);
 	assert_int_equal(w[0].value, f->tail);
-	/* Only doorbell writes may be loaded: a CTRL.RESET smuggled in is refused. */
+	/* Only writes the device takes may be loaded: one outside BAR0 is refused. */
 	assert_int_equal(vfio_dev_doorbell_push_held(f->d, &bad, 1), -EINVAL);
 	assert_int_equal(vfio_dev_doorbell_push_held(f->d, w, 1), 0);
 	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_FORWARD), 0);
 	assert_int_equal(vfio_dev_doorbell_release_held(f->d), 1);
 	assert_int_equal(fx_wait(f, s0, 2000), SDMA_STATUS_SUCCESS);
+}
+
+/*
+ * Holding holds every register write, in order, not only the doorbell: a configuration
+ * write the guest makes after a held doorbell reaches the device after it (forwarded at
+ * once it would overtake the doorbell). unhold replays and switches the path in one step.
+ */
+static void test_hold_holds_every_write(void **state)
+{
+	struct vfio_fx *f = *state;
+	uint64_t msi_data = rd(f, SDMA_REG_MSI_DATA, 8);
+
+	fx_enable(f, false);
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
+	uint32_t s0 = fx_queue_fill(f, 0x5555555555555555ull);
+	wr(f, SDMA_REG_WQ_TAIL, 8, f->tail);
+	wr(f, SDMA_REG_MSI_DATA, 4, msi_data ^ 0x55);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 2);
+	assert_int_equal(rd(f, SDMA_REG_MSI_DATA, 8), msi_data); /* not written yet */
+	assert_int_equal(fx_wait(f, s0, 50), SDMA_STATUS_NONE);
+	assert_int_equal(vfio_dev_doorbell_unhold(f->d, VFIO_DOORBELL_SLOW_FORWARD), 2);
+	assert_int_equal(vfio_dev_doorbell_get_path(f->d), VFIO_DOORBELL_SLOW_FORWARD);
+	assert_int_equal(fx_wait(f, s0, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(rd(f, SDMA_REG_MSI_DATA, 8), msi_data ^ 0x55);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
+}
+
+static void fx_shadow_tail(struct vfio_fx *f, uint32_t tail)
+{
+	__atomic_store_n((uint32_t *)(f->ram + COMPL + 0x1000), tail, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * With the shadow tail on, a held doorbell is replayed as a valueless kick, not its old
+ * value: the device can read a newer shadow tail during the hold (a kick queued before the
+ * hold began), and an old TAIL written back would then put TAIL behind HEAD and run the
+ * whole ring again.
+ */
+static void test_replay_shadow_as_kick(void **state)
+{
+	struct vfio_fx *f = *state;
+	struct vfio_device *vdev = vfio_dev_vfio(f->d);
+	uint32_t region, width;
+	uint64_t offset;
+	int db_fd;
+
+	fx_enable(f, true);
+	assert_int_equal(vfio_device_get_doorbell(vdev, &region, &offset, &width, &db_fd), 0);
+	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
+	uint32_t s0 = fx_queue_fill(f, 0x6666666666666666ull);
+	fx_shadow_tail(f, f->tail);
+	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
+	uint32_t s1 = fx_queue_fill(f, 0x7777777777777777ull);
+	fx_shadow_tail(f, f->tail);
+	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 2);
+	/* A kick from before the hold: the device reads the newest shadow tail, runs both. */
+	assert_int_equal(eventfd_write(db_fd, 1), 0);
+	assert_int_equal(fx_wait(f, s1, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(fx_wait(f, s0, 2000), SDMA_STATUS_SUCCESS);
+	assert_int_equal(vfio_dev_doorbell_unhold(f->d, VFIO_DOORBELL_SLOW_FORWARD), 2);
+	usleep(50 * 1000); /* room for a ring run wrongly restarted to show */
+	assert_int_equal(rd(f, SDMA_REG_WQ_HEAD, 8), f->tail);
+	assert_int_equal(rd(f, SDMA_REG_WQ_TAIL, 8), f->tail);
+	assert_int_equal(rd(f, SDMA_REG_COMPLETED, 8), 2);
+	assert_int_equal(rd(f, SDMA_REG_ERR, 8), 0);
 }
 
 int main(void)
@@ -180,6 +248,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_open_errors, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_doorbell_trapped_and_held, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_held_take_push, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_hold_holds_every_write, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_shadow_as_kick, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

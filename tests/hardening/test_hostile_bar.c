@@ -203,8 +203,9 @@ static void test_hostile_bar_storm(void **state)
 }
 
 /*
- * A guest writing the doorbell in a loop while the VMM holds doorbells (switchover) cannot
- * grow the pending list past its bound; the last value it wrote is the one replayed.
+ * A guest writing the doorbell in a loop while the VMM holds the device (switchover)
+ * cannot grow the held list past its bound nor lose a write: at the bound everything held
+ * goes to the device in order and the hold is marked broken (the drain then fails).
  */
 static void test_hostile_doorbell_hold(void **state)
 {
@@ -214,17 +215,20 @@ static void test_hostile_doorbell_hold(void **state)
 
 	ring_enable(f);
 	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
+	assert_false(vfio_dev_doorbell_hold_broken(f->d));
 	s0 = queue_fill(f, 4096, 0x6161616161616161ull);
 	s1 = queue_fill(f, 4096, 0x6262626262626262ull);
 	for (unsigned i = 0; i < 3 * VFIO_DEV_HELD_MAX; i++)
 		wr(f, SDMA_REG_WQ_TAIL, i & 1);
 	wr(f, SDMA_REG_WQ_TAIL, f->tail);
-	assert_int_equal(vfio_dev_doorbell_held_count(f->d), VFIO_DEV_HELD_MAX);
+	/* Two overflows each flushed MAX held writes and the one that found the list full. */
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), VFIO_DEV_HELD_MAX - 1);
+	assert_true(vfio_dev_doorbell_hold_broken(f->d));
 	vfio_dev_get_stats(f->d, &st);
-	assert_int_equal(st.doorbells_held, 3 * VFIO_DEV_HELD_MAX + 1);
-	assert_int_equal(st.doorbells_coalesced, 2 * VFIO_DEV_HELD_MAX + 1);
-	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_FORWARD), 0);
-	assert_int_equal(vfio_dev_doorbell_release_held(f->d), (int)VFIO_DEV_HELD_MAX);
+	assert_int_equal(st.hold_overflows, 2);
+	assert_int_equal(st.doorbells_held, 3 * VFIO_DEV_HELD_MAX - 1);
+	assert_int_equal(vfio_dev_doorbell_unhold(f->d, VFIO_DOORBELL_SLOW_FORWARD),
+			 (int)VFIO_DEV_HELD_MAX - 1);
 	assert_int_equal(wait_compl(f, s0, 5000), SDMA_STATUS_SUCCESS);
 	assert_int_equal(wait_compl(f, s1, 5000), SDMA_STATUS_SUCCESS);
 	/* (The replayed 0,1,0,1... tail writes really move the ring, wraps included: which
@@ -233,9 +237,9 @@ static void test_hostile_doorbell_hold(void **state)
 }
 
 /*
- * Without memory: entering SLOW_HOLD fails cleanly; a held write the list cannot grow
- * for replaces the last one (a trapped write has nowhere to report an error); pushing
- * writes is all or nothing.
+ * Without memory: entering SLOW_HOLD fails cleanly; a held write the list cannot grow for
+ * breaks the hold instead of vanishing (everything held, then it, go to the device);
+ * pushing writes is all or nothing.
  */
 static void test_hold_without_memory(void **state)
 {
@@ -254,9 +258,11 @@ static void test_hold_without_memory(void **state)
 	failnth_arm(1);
 	wr(f, SDMA_REG_WQ_TAIL, 7);
 	assert_true(failnth_disarm());
-	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 64);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
+	assert_true(vfio_dev_doorbell_hold_broken(f->d));
 	vfio_dev_get_stats(f->d, &st);
-	assert_int_equal(st.doorbells_coalesced, 1);
+	assert_int_equal(st.hold_overflows, 1);
+	assert_int_equal(st.doorbells_released, 64);
 	for (unsigned i = 0; i < ARRAY_SIZE(w); i++)
 		w[i] = (struct vfio_doorbell_write){SDMA_REG_WQ_TAIL, 8, i & 15};
 	for (unsigned n = 1;; n++) {
@@ -271,11 +277,32 @@ static void test_hold_without_memory(void **state)
 			break;
 		}
 		assert_int_equal(rc, -ENOMEM);
-		assert_int_equal(vfio_dev_doorbell_held_count(f->d), 64); /* nothing changed */
+		assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0); /* nothing changed */
 	}
-	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 164);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 100);
+	assert_int_equal(vfio_dev_doorbell_copy_held(f->d, w, ARRAY_SIZE(w)), ARRAY_SIZE(w));
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 100); /* a copy keeps them */
 	assert_int_equal(vfio_dev_doorbell_take_held(f->d, w, ARRAY_SIZE(w)), ARRAY_SIZE(w));
 	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_FAST), 0);
+}
+
+/* Held entries from a stream: outside BAR0, misaligned, odd sizes or too many are refused. */
+static void test_push_held_refuses(void **state)
+{
+	struct vfio_fx *f = *state;
+	static struct vfio_doorbell_write many[VFIO_DEV_HELD_MAX + 1];
+	const struct vfio_doorbell_write bad[] = {{0x100000, 8, 0},
+						  {SDMA_REG_WQ_TAIL + 2, 4, 0},
+						  {SDMA_REG_WQ_TAIL, 2, 0},
+						  {SDMA_REG_WQ_TAIL, 16, 0},
+						  {0xFFFFFFFCu, 8, 0}};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(vfio_dev_doorbell_push_held(f->d, &bad[i], 1), -EINVAL);
+	for (unsigned i = 0; i < ARRAY_SIZE(many); i++)
+		many[i] = (struct vfio_doorbell_write){SDMA_REG_WQ_TAIL, 8, 0};
+	assert_int_equal(vfio_dev_doorbell_push_held(f->d, many, ARRAY_SIZE(many)), -ENOSPC);
+	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
 }
 
 int main(void)
@@ -284,6 +311,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile_bar_storm, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_doorbell_hold, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_hold_without_memory, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_push_held_refuses, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "host/iommu/hostmem.h"
+#include "host/iommu/pgtable.h"
 #include "host/iommu/pgtable_build.h"
 #include "arch/smmuv3.h"
 #include "common/util.h"
@@ -175,6 +176,31 @@ static void test_pgtable_builder(void **state)
 	hostmem_destroy(hm);
 }
 
+static int no_pages(void *opaque, unsigned npages, uint64_t *pa)
+{
+	return -ENOMEM;
+}
+
+static void never_free(void *opaque, uint64_t pa, unsigned npages)
+{
+	fail_msg("freed a root that was never allocated");
+}
+
+/*
+ * A table whose root cannot be allocated (a destination building host objects under memory
+ * pressure): init fails and fini has nothing to free (it used to free the root it believed
+ * it had, and crash).
+ */
+static void test_pgtable_root_alloc_fails(void **state)
+{
+	struct pgt_mem mem = {.alloc = no_pages, .free = never_free};
+	struct pgtable pt;
+
+	memset(&pt, 0, sizeof(pt));
+	assert_int_equal(pgtable_init(&pt, &mem, 2, 40, PGT_LEVEL_AUTO), -ENOMEM);
+	pgtable_fini(&pt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +208,7 @@ int main(void)
 	    cmocka_unit_test(test_regions),
 	    cmocka_unit_test(test_doorbell),
 	    cmocka_unit_test(test_pgtable_builder),
+	    cmocka_unit_test(test_pgtable_root_alloc_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,10 +236,40 @@ static void test_load_rejects_corrupt(void **state)
 	th_fini(&d);
 }
 
+/*
+ * What a migration destination checks before applying: the state's stalls are counted (a
+ * stall's cookie belongs to the source's host; the vSMMU section refuses such a state),
+ * and nothing is applied by the check.
+ */
+static void test_check_counts_stalls(void **state)
+{
+	struct th s, d;
+	unsigned stalls = 99;
+	size_t len;
+	void *buf;
+
+	build_source(&s);
+	buf = save(&s, &len);
+	th_init(&d, NULL, true);
+	assert_int_equal(vsmmu_state_check(d.vs, buf, len, &stalls), 0);
+	assert_int_equal(stalls, 1);
+	assert_int_equal(vsmmu_stall_count(d.vs), 0); /* nothing applied */
+	assert_int_equal(vsmmu_state_check(d.vs, buf, len - 4, &stalls), -EINVAL);
+	free(buf);
+	drive(&s); /* the guest answers the stall */
+	buf = save(&s, &len);
+	assert_int_equal(vsmmu_state_check(d.vs, buf, len, &stalls), 0);
+	assert_int_equal(stalls, 0);
+	free(buf);
+	th_fini(&s);
+	th_fini(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_save_load_identical_behaviour),
+	    cmocka_unit_test(test_check_counts_stalls),
 	    cmocka_unit_test(test_post_load_reinstalls),
 	    cmocka_unit_test(test_load_rejects_corrupt),
 	};

@@ -40,7 +40,14 @@ void sdma_record_error_locked(struct sdma *s, unsigned code, uint32_t index, uin
 static uint64_t reg_status_locked(struct sdma *s)
 {
 	bool en = s->regs.ctrl & 1;
-	bool idle = s->regs.head == s->regs.tail && !s->inflight;
+	/*
+	 * Nothing in flight and nothing the device would start by itself: no DMA under way
+	 * (a shadow-tail read included), no doorbell it has yet to read, and an empty ring or
+	 * a queue that cannot run. A VMM draining the device before migration waits for this.
+	 */
+	bool stuck = !en || s->regs.halted;
+	bool idle = !s->busy && !s->inflight &&
+		    (stuck || (s->regs.head == s->regs.tail && !s->kick_pending));
 	uint64_t v = FIELD_SET(0, SDMA_STATUS_EN_SHIFT, SDMA_STATUS_EN_WIDTH, en);
 
 	v = FIELD_SET(v, SDMA_STATUS_HALTED_SHIFT, SDMA_STATUS_HALTED_WIDTH, s->regs.halted);

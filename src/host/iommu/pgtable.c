@@ -126,10 +126,12 @@ int pgtable_init(struct pgtable *pt, const struct pgt_mem *mem, int stage, unsig
 	if (pgt_geometry(pt, stage, ia_bits, start_level))
 		return -EINVAL;
 	unsigned nbits = lvl_bits(pt, pt->start_level);
-	pt->root_pages = nbits > 9 ? 1u << (nbits - 9) : 1;
-	int rc = mem->alloc(mem->opaque, pt->root_pages, &pt->root);
+	unsigned pages = nbits > 9 ? 1u << (nbits - 9) : 1;
+	int rc = mem->alloc(mem->opaque, pages, &pt->root);
 	if (rc)
 		return rc;
+	/* Only now: fini frees the root whenever root_pages says there is one. */
+	pt->root_pages = pages;
 	pt->tables = pt->root_pages;
 	return 0;
 }

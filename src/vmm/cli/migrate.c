@@ -25,8 +25,8 @@
 
 struct migrate_opts {
 	const char *qmp_path, *uri;
-	uint64_t downtime_ms, channels, max_bandwidth, max_passes;
-	bool has_downtime, has_channels, has_bandwidth, has_passes;
+	uint64_t downtime_ms, channels, max_bandwidth, max_passes, drain_ms;
+	bool has_downtime, has_channels, has_bandwidth, has_passes, has_drain;
 	bool auto_converge, then_quit;
 	uint64_t interval_ms, timeout_s;
 };
@@ -51,6 +51,10 @@ static void migrate_usage(void)
 	       "  --auto-converge        throttle vCPUs that dirty memory faster than it moves\n"
 	       "  --max-passes N         stop after N pre-copy passes (x-vmig-max-passes;\n"
 	       "                         0 = no cap)\n"
+	       "  --drain-limit MS       how long the devices may take to finish their work\n"
+	       "                         while the guest answers their I/O page faults, before\n"
+	       "                         the migration is cancelled (x-vmig-drain-limit,\n"
+	       "                         1..600000; vmig's default 5000)\n"
 	       "  --then-quit            send 'quit' to the source once the migration completed\n"
 	       "  --interval MS          how often to ask for progress (default 100)\n"
 	       "  --timeout SECONDS      cancel the migration if not done by then; exit %d\n"
@@ -69,6 +73,7 @@ enum {
 	MOPT_BANDWIDTH,
 	MOPT_AUTO_CONVERGE,
 	MOPT_PASSES,
+	MOPT_DRAIN,
 	MOPT_THEN_QUIT,
 	MOPT_INTERVAL,
 	MOPT_TIMEOUT,
@@ -81,6 +86,7 @@ static const struct option migrate_longopts[] = {
     {"max-bandwidth", required_argument, NULL, MOPT_BANDWIDTH},
     {"auto-converge", no_argument, NULL, MOPT_AUTO_CONVERGE},
     {"max-passes", required_argument, NULL, MOPT_PASSES},
+    {"drain-limit", required_argument, NULL, MOPT_DRAIN},
     {"then-quit", no_argument, NULL, MOPT_THEN_QUIT},
     {"interval", required_argument, NULL, MOPT_INTERVAL},
     {"timeout", required_argument, NULL, MOPT_TIMEOUT},
@@ -132,6 +138,15 @@ static int migrate_parse_number(int c, struct migrate_opts *o)
 	case MOPT_PASSES:
 		o->has_passes = true;
 		return cli_parse_uint("--max-passes", optarg, 1000000, &o->max_passes);
+	case MOPT_DRAIN:
+		o->has_drain = true;
+		if (cli_parse_uint("--drain-limit", optarg, 600000, &o->drain_ms) < 0)
+			return -EINVAL;
+		if (o->drain_ms == 0) {
+			log_error("--drain-limit: must be at least 1 ms");
+			return -EINVAL;
+		}
+		return 0;
 	case MOPT_TIMEOUT:
 		return cli_parse_uint("--timeout", optarg, 86400, &o->timeout_s);
 	default: /* MOPT_INTERVAL */
@@ -243,6 +258,8 @@ static int migrate_set_params(struct qmp_client *q, const struct migrate_opts *o
 		migrate_add_param(args, sizeof(args), "multifd-channels", o->channels);
 	if (o->has_passes)
 		migrate_add_param(args, sizeof(args), "x-vmig-max-passes", o->max_passes);
+	if (o->has_drain)
+		migrate_add_param(args, sizeof(args), "x-vmig-drain-limit", o->drain_ms);
 	if (strlen(args) == 1)
 		return 0;
 	strcat(args, "}");
@@ -353,8 +370,9 @@ static void migrate_show(struct migrate_view *v, const struct json_value *info)
 
 static void migrate_summary_phases(const struct json_value *info)
 {
-	static const char *const phases[] = {"quiesce",	 "vcpu-stop", "device-stop", "final-sync",
-					     "last-ram", "state",     "dest-load",   "resume"};
+	static const char *const phases[] = {"drain",	   "quiesce",  "vcpu-stop", "device-stop",
+					     "final-sync", "last-ram", "state",	    "dest-load",
+					     "post-load",  "resume"};
 	const struct json_value *p =
 	    json_object_get(json_object_get(info, "x-vmig"), "switchover-us");
 
@@ -395,6 +413,14 @@ static void migrate_summary_device(const struct json_value *info)
 	       how && how->type == JSON_STRING ? how->str.s : "?",
 	       why && why->type == JSON_STRING ? why->str.s : "?",
 	       migrate_num(d, "dirty-pages", NULL), migrate_num(d, "harvests", NULL));
+	d = json_object_get(json_object_get(info, "x-vmig"), "switchover");
+	if (!d)
+		return;
+	printf("  faults in flight %.0f I/O page faults drained (%.0f outstanding), %.0f held "
+	       "submissions (%.0f replayed), %.0f STEs re-installed\n",
+	       migrate_num(d, "faults-drained", NULL), migrate_num(d, "faults-outstanding", NULL),
+	       migrate_num(d, "held-submissions", NULL), migrate_num(d, "held-replayed", NULL),
+	       migrate_num(d, "stes-reinstalled", NULL));
 }
 
 static void migrate_summary(const struct json_value *info)

@@ -71,7 +71,7 @@ struct cmd_arg {
 };
 
 /* migrate-set-parameters has seven optional arguments; the rest need two at most. */
-#define CMD_MAX_ARGS 8
+#define CMD_MAX_ARGS 12
 
 typedef int cmd_fn(struct control *c, const struct json_value *args, struct json_writer *w,
 		   struct control_error *e);

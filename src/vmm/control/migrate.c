@@ -243,6 +243,7 @@ static void mig_write_phases(struct json_writer *w, const struct mig_downtime_ph
 {
 	json_write_key(w, "switchover-us");
 	json_write_begin_object(w);
+	mig_write_u64(w, "drain", p->drain_us);
 	mig_write_u64(w, "quiesce", p->quiesce_us);
 	mig_write_u64(w, "vcpu-stop", p->vcpu_stop_us);
 	mig_write_u64(w, "device-stop", p->device_stop_us);
@@ -251,13 +252,14 @@ static void mig_write_phases(struct json_writer *w, const struct mig_downtime_ph
 	mig_write_u64(w, "state", p->state_us);
 	mig_write_u64(w, "dest-load", p->dest_load_us);
 	mig_write_u64(w, "resume", p->resume_us);
+	mig_write_u64(w, "post-load", p->post_load_us);
 	json_write_end_object(w);
 }
 
 static bool mig_phases_reached(const struct mig_downtime_phases *p)
 {
-	return p->quiesce_us || p->vcpu_stop_us || p->final_sync_us || p->last_ram_us ||
-	       p->state_us || p->dest_load_us || p->resume_us;
+	return p->drain_us || p->quiesce_us || p->vcpu_stop_us || p->final_sync_us ||
+	       p->last_ram_us || p->state_us || p->dest_load_us || p->resume_us;
 }
 
 /* The devices' part: dirty-tracking strategy (and why), their state's bytes. */
@@ -278,6 +280,19 @@ static void mig_write_device(struct json_writer *w, const struct mig_info *i)
 	json_write_end_object(w);
 }
 
+/* Faults in flight and held submissions at the switchover. */
+static void mig_write_switchover(struct json_writer *w, const struct mig_info *i)
+{
+	json_write_key(w, "switchover");
+	json_write_begin_object(w);
+	mig_write_u64(w, "faults-drained", i->switchover.faults_drained);
+	mig_write_u64(w, "faults-outstanding", i->switchover.faults_outstanding);
+	mig_write_u64(w, "held-submissions", i->switchover.held);
+	mig_write_u64(w, "held-replayed", i->switchover.held_replayed);
+	mig_write_u64(w, "stes-reinstalled", i->switchover.stes_reinstalled);
+	json_write_end_object(w);
+}
+
 /* vmig's own figures, under one key so that nothing collides with QEMU's. */
 static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 {
@@ -292,8 +307,10 @@ static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 		mig_write_u64(w, "downtime-us", i->downtime_us);
 	if (mig_phases_reached(&i->phases))
 		mig_write_phases(w, &i->phases);
-	if (i->device.present)
+	if (i->device.present) {
 		mig_write_device(w, i);
+		mig_write_switchover(w, i);
+	}
 	json_write_end_object(w);
 }
 
@@ -362,6 +379,8 @@ static const struct mig_param_desc mig_param_descs[] = {
 	      "an integer in the range of 1 to 99"),
     MIG_PARAM("x-vmig-max-passes", MIG_PARAM_X_VMIG_MAX_PASSES, x_vmig_max_passes, 0, 1000000,
 	      "an integer in the range of 0 to 1000000"),
+    MIG_PARAM("x-vmig-drain-limit", MIG_PARAM_X_VMIG_DRAIN_LIMIT, x_vmig_drain_limit_ms, 1, 600000,
+	      "an integer in the range of 1 to 600000 (ms)"),
 };
 
 #define MIG_NR_PARAMS (sizeof(mig_param_descs) / sizeof(mig_param_descs[0]))

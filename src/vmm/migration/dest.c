@@ -366,8 +366,11 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen, "%.400s", mig->error);
 
 	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
+		uint64_t t = mig_now_ns();
 		for (unsigned i = 0; ret == 0 && i < mig->nr_sections; i++)
 			ret = dst_section_hook(&mig->sections[i], h, err, errlen);
+		if (h == DST_POST_LOAD)
+			mig->phases.post_load_us = (mig_now_ns() - t) / 1000;
 	}
 	return ret;
 }
@@ -391,8 +394,12 @@ static void dst_test_delay_commit(void)
 static int dst_wait_commit(struct migration *mig, char *err, size_t errlen)
 {
 	struct mig_chan *c = &mig->chans[0];
+	struct mig_info info = {0};
 	struct mig_rec r;
-	int ret = mig_chan_send(c, MIG_SEC_STREAM, MIG_T_READY, 0, 0, NULL, 0);
+
+	mig_query_sections(mig, &info);
+	int ret = mig_chan_send(c, MIG_SEC_STREAM, MIG_T_READY, mig->phases.post_load_us,
+				(uint32_t)info.switchover.stes_reinstalled, NULL, 0);
 
 	if (ret == 0)
 		dst_test_delay_commit();
@@ -427,8 +434,11 @@ static int dst_run(struct migration *mig, char *err, size_t errlen)
 	/* Completed before RUNNING goes out: whoever hears of RUNNING may use this host. */
 	mig->end_ns = mig_now_ns();
 	mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_COMPLETED);
+	struct mig_info info = {0};
+	mig_query_sections(mig, &info);
 	if (!mig->chans[0].is_file)
-		mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_RUNNING, now, 0, NULL, 0);
+		mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_RUNNING, now,
+			      (uint32_t)info.switchover.held_replayed, NULL, 0);
 	return 0;
 }
 

@@ -169,6 +169,10 @@ struct migration {
 	bool rp_done; /* the return path ended (under lock) */
 	uint64_t rp_running_ns;
 	uint64_t rp_ready_ns, end_sent_ns; /* the destination's load: READY - END */
+	uint64_t drain_deadline_ns;	   /* mig_now_ns() the device drain must end by */
+	bool error_is_cause; /* this side gave up first: the destination's EOF is no reason */
+	/* The destination's figures: READY and RUNNING carry them (here on its own side). */
+	uint64_t stes_reinstalled, held_replayed;
 	/* RAM channel workers: a pass is crew_gen; each worker counts itself in crew_done. */
 	uint64_t crew_gen;
 	unsigned crew_done;
@@ -185,6 +189,8 @@ enum mig_status mig_get_status(struct migration *mig);
 void mig_emit(struct migration *mig, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t mig_now_ns(void);
+/* Adds every section's figures to o (their query hooks). */
+void mig_query_sections(struct migration *mig, struct mig_info *o);
 uint64_t mig_realtime_ns(void);
 /*
  * Unblocks every thread stuck in channel I/O after a failure. Each side keeps the one

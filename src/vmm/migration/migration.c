@@ -49,6 +49,11 @@ const char *migration_cap_name(enum mig_cap c)
 	return (unsigned)c < MIG_CAP__COUNT ? mig_cap_names[c] : NULL;
 }
 
+uint64_t mig_drain_deadline_ns(const struct migration *mig)
+{
+	return mig->drain_deadline_ns;
+}
+
 uint64_t mig_now_ns(void)
 {
 	struct timespec ts;
@@ -188,6 +193,7 @@ static const struct mig_params mig_default_params = {
     .cpu_throttle_increment = 10,
     .max_cpu_throttle = 99,
     .x_vmig_max_passes = 0,
+    .x_vmig_drain_limit_ms = 5000,
 };
 
 int migration_create(struct machine *m, const struct mig_hooks *hooks, struct migration **out)
@@ -287,6 +293,8 @@ static void mig_reset_run(struct migration *mig)
 {
 	mig->cancel = false;
 	mig->error[0] = 0;
+	mig->error_is_cause = false;
+	mig->stes_reinstalled = mig->held_replayed = 0;
 	mig->passes = mig->expected_downtime_ms = mig->throttle_pct = 0;
 	mig->dirty_pages_rate = mig->precopy_bytes = mig->downtime_bytes = 0;
 	mig->mbps = 0;
@@ -455,10 +463,17 @@ void migration_query(struct migration *mig, struct mig_info *o)
 	o->ram.mbps = mig->mbps;
 	o->channels = mig->nr_chans;
 	o->phases = mig->phases;
+	o->switchover.held_replayed = mig->held_replayed;
+	o->switchover.stes_reinstalled = mig->stes_reinstalled;
 	pthread_mutex_unlock(&mig->lock);
 	if (o->status == MIG_STATUS_NONE)
 		return;
 	mig_ram_stats(mig->ram, o);
+	mig_query_sections(mig, o);
+}
+
+void mig_query_sections(struct migration *mig, struct mig_info *o)
+{
 	for (unsigned i = 0; i < mig->nr_sections; i++) {
 		struct mig_section *s = &mig->sections[i];
 		if (s->ops->query)
@@ -501,6 +516,8 @@ static int mig_params_check(const struct mig_params *p, unsigned which, char *er
 	    {MIG_PARAM_MAX_CPU_THROTTLE, "max-cpu-throttle", p->max_cpu_throttle, 1, 99},
 	    {MIG_PARAM_X_VMIG_MAX_PASSES, "x-vmig-max-passes", p->x_vmig_max_passes, 0, 1000000},
 	    {MIG_PARAM_X_VMIG_DEVICE_DIRTY, "x-vmig-device-dirty", p->x_vmig_device_dirty, 0, 15},
+	    {MIG_PARAM_X_VMIG_DRAIN_LIMIT, "x-vmig-drain-limit", p->x_vmig_drain_limit_ms, 1,
+	     600000},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		if ((which & t[i].bit) &&
@@ -533,6 +550,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 	MIG_PARAM_SET(which, MIG_PARAM_MAX_CPU_THROTTLE, d, p, max_cpu_throttle);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_MAX_PASSES, d, p, x_vmig_max_passes);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DEVICE_DIRTY, d, p, x_vmig_device_dirty);
+	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DRAIN_LIMIT, d, p, x_vmig_drain_limit_ms);
 	pthread_mutex_unlock(&mig->lock);
 	return 0;
 }

@@ -44,6 +44,7 @@ struct mig_params {
 	uint64_t x_vmig_max_passes;	 /* "x-vmig-max-passes": 0 = no cap (default) */
 	/* "x-vmig-device-dirty": the device-dirty strategy (device_dirty.h); 0 = auto */
 	uint64_t x_vmig_device_dirty;
+	uint64_t x_vmig_drain_limit_ms; /* "x-vmig-drain-limit": the device drain's bound */
 };
 
 /* Capabilities (migrate-set-capabilities): QEMU's names. */
@@ -57,14 +58,16 @@ const char *migration_cap_name(enum mig_cap c);
 
 /* The switchover breakdown, microseconds (0 for a phase not reached). */
 struct mig_downtime_phases {
-	uint64_t quiesce_us;	 /* devices quiesced, vCPUs still running (not downtime) */
-	uint64_t vcpu_stop_us;	 /* pausing every vCPU */
+	uint64_t drain_us;     /* devices held and drained, vCPUs answering faults (not downtime) */
+	uint64_t quiesce_us;   /* devices quiesced, vCPUs still running (not downtime) */
+	uint64_t vcpu_stop_us; /* pausing every vCPU */
 	uint64_t device_stop_us; /* devices stopped (STOP_COPY), host queues drained */
 	uint64_t final_sync_us;	 /* the last dirty harvest */
 	uint64_t last_ram_us;	 /* sending the last dirty pages */
 	uint64_t state_us;	 /* CPU, irqchip, clock (and later devices) saved and sent */
 	uint64_t dest_load_us;	 /* END sent -> READY received (destination apply + post-load) */
 	uint64_t resume_us;	 /* COMMIT sent -> RUNNING received */
+	uint64_t post_load_us;	 /* the destination's post-load (part of dest-load) */
 };
 
 /* What query-migrate reports (QEMU's MigrationInfo, plus vmig's). */
@@ -105,6 +108,14 @@ struct mig_info {
 		uint64_t stop_copy_bytes; /* device state sent in the downtime */
 		unsigned devices;
 	} device;
+	/* Faults in flight and held submissions at the switchover (devices only). */
+	struct {
+		uint64_t faults_drained;     /* I/O page faults the guest answered in the drain */
+		uint64_t faults_outstanding; /* waiting for the guest now */
+		uint64_t held;		     /* guest register writes held, carried in the stream */
+		uint64_t held_replayed;	   /* replayed by the destination (or here, rolled back) */
+		uint64_t stes_reinstalled; /* the destination's post-load */
+	} switchover;
 };
 
 /* Called on the migration thread (or the caller's): must not block for long. */
@@ -173,6 +184,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 #define MIG_PARAM_MAX_CPU_THROTTLE	 (1u << 5)
 #define MIG_PARAM_X_VMIG_MAX_PASSES	 (1u << 6)
 #define MIG_PARAM_X_VMIG_DEVICE_DIRTY	 (1u << 7)
+#define MIG_PARAM_X_VMIG_DRAIN_LIMIT	 (1u << 8)
 
 bool migration_get_cap(struct migration *mig, enum mig_cap c);
 /* -EBUSY while a migration is active (as QEMU). */

@@ -8,7 +8,7 @@
  *
  * Source order of the hooks, for one migration:
  *   log_start (all)  setup (all)  { save_pass (all)  log_sync (all) }*   -- vCPUs run
- *   quiesce (all)                                                        -- vCPUs run
+ *   drain (all)   quiesce (all)                                          -- vCPUs run
  *   vCPUs stop   stop (all)   log_sync (all)   last RAM   save_complete (all)   END
  *   cleanup (all, reverse order; failed = roll back, the guest goes on here)
  * Destination: load_setup, load per record, then after END load_check (all), apply (all),
@@ -51,6 +51,12 @@ struct mig_section_ops {
 	/* Bytes still to send; *must_precopy: of those, what must go before switchover. */
 	uint64_t (*pending)(struct mig_section *s, uint64_t *must_precopy);
 	int (*save_pass)(struct mig_section *s, struct mig_chan *main); /* vCPUs running */
+	/*
+	 * Devices stop taking new work and finish what they have, while the vCPUs run and
+	 * answer I/O page faults; by mig_drain_deadline_ns() or -ETIMEDOUT (the engine then
+	 * cancels, saying how many faults were outstanding).
+	 */
+	int (*drain)(struct mig_section *s);
 	int (*quiesce)(struct mig_section *s); /* before the vCPUs stop (devices) */
 	int (*stop)(struct mig_section *s);    /* vCPUs stopped, before the final log_sync */
 	int (*save_complete)(struct mig_section *s, struct mig_chan *main);
@@ -114,6 +120,9 @@ int mig_chan_recv_payload(struct mig_chan *c, const struct mig_rec *r, void *buf
 void mig_set_error(struct migration *mig, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool mig_cancelled(const struct migration *mig);
+/* The device drain's deadline, on the clock of mig_now_ns() (CLOCK_MONOTONIC, ns). */
+uint64_t mig_drain_deadline_ns(const struct migration *mig);
+uint64_t mig_now_ns(void);
 
 /*
  * Source: pages [gpa, gpa + pages * 4 KiB) are dirty (a writer the vCPUs' log does not

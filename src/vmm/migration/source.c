@@ -59,14 +59,20 @@ static int src_open_chan(struct migration *mig, unsigned i)
 	return mig_chan_write_all(c, &v, 1);
 }
 
-static void src_rp_note(struct migration *mig, int msg, uint64_t arg)
+/* READY carries the destination's post-load time and STEs; RUNNING its held replays. */
+static void src_rp_note(struct migration *mig, const struct mig_rec *r)
 {
 	pthread_mutex_lock(&mig->lock);
-	mig->rp_msg = msg;
-	if (msg == MIG_T_READY)
+	mig->rp_msg = r->type;
+	if (r->type == MIG_T_READY) {
 		mig->rp_ready_ns = mig_now_ns();
-	if (msg == MIG_T_RUNNING)
-		mig->rp_running_ns = arg;
+		mig->phases.post_load_us = r->arg;
+		mig->stes_reinstalled = r->count;
+	}
+	if (r->type == MIG_T_RUNNING) {
+		mig->rp_running_ns = r->arg;
+		mig->held_replayed = r->count;
+	}
 	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
 }
@@ -80,9 +86,13 @@ static void src_rp_error(struct migration *mig, struct mig_chan *c, const struct
 		text[r->len] = 0;
 	else
 		snprintf(text, sizeof(text), "(unreadable reason)");
-	/* The destination's reason wins over the local failures it caused (a broken pipe). */
+	/*
+	 * The destination's reason wins over the local failures it caused (a broken pipe), not
+	 * over a reason of this side that made the source give up (its stream then just ends).
+	 */
 	pthread_mutex_lock(&mig->lock);
-	snprintf(mig->error, sizeof(mig->error), "destination: %s", text);
+	if (!mig->error_is_cause)
+		snprintf(mig->error, sizeof(mig->error), "destination: %s", text);
 	pthread_mutex_unlock(&mig->lock);
 	TRACE(mig_error, "destination: %s", text);
 	mig_unblock_all(mig);
@@ -111,7 +121,7 @@ static bool src_rp_one(struct migration *mig, struct mig_chan *c)
 	} else if (r.type == MIG_T_ERROR)
 		src_rp_error(mig, c, &r);
 	else
-		src_rp_note(mig, r.type, r.arg);
+		src_rp_note(mig, &r);
 	return r.type != MIG_T_ERROR && r.type != MIG_T_RUNNING;
 }
 
@@ -250,7 +260,7 @@ static int src_send_ram(struct migration *mig)
 
 /* Sections ------------------------------------------------------------------------------ */
 
-enum src_hook { SRC_LOG_START, SRC_SETUP, SRC_LOG_SYNC, SRC_QUIESCE, SRC_STOP };
+enum src_hook { SRC_LOG_START, SRC_SETUP, SRC_LOG_SYNC, SRC_DRAIN, SRC_QUIESCE, SRC_STOP };
 
 static int (*src_hook_fn(const struct mig_section_ops *o, enum src_hook h))(struct mig_section *)
 {
@@ -261,6 +271,8 @@ static int (*src_hook_fn(const struct mig_section_ops *o, enum src_hook h))(stru
 		return o->setup;
 	case SRC_LOG_SYNC:
 		return o->log_sync;
+	case SRC_DRAIN:
+		return o->drain;
 	case SRC_QUIESCE:
 		return o->quiesce;
 	case SRC_STOP:
@@ -616,16 +628,96 @@ static int src_commit(struct migration *mig)
 	return ret;
 }
 
+/* The faults the guest still owes, from the sections that know (the vSMMU). */
+static uint64_t src_faults_outstanding(struct migration *mig)
+{
+	struct mig_info info = {0};
+
+	mig_query_sections(mig, &info);
+	return info.switchover.faults_outstanding;
+}
+
+/*
+ * Device first (MIGRATION.md, "vIOMMU and faults in flight"): the devices take no new work
+ * and finish what they have while the vCPUs still run and answer I/O page faults. A drain
+ * that does not finish in time cancels the migration; nothing has stopped yet.
+ */
+static void src_drain_failed(struct migration *mig, int ret, const char *who, uint64_t limit_ms)
+{
+	if (ret == -ETIMEDOUT)
+		mig_set_error(mig,
+			      "the devices did not drain within %llu ms (x-vmig-drain-limit): %llu "
+			      "I/O page faults outstanding that the guest did not answer; the "
+			      "guest goes on here",
+			      (unsigned long long)limit_ms,
+			      (unsigned long long)src_faults_outstanding(mig));
+	else
+		mig_set_error(mig, "%s: %s", who, strerror(-ret));
+	pthread_mutex_lock(&mig->lock);
+	mig->error_is_cause = true;
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static int src_drain(struct migration *mig)
+{
+	uint64_t t = mig_now_ns(), limit_ms;
+	int ret = 0;
+	unsigned i;
+
+	pthread_mutex_lock(&mig->lock);
+	limit_ms = mig->params.x_vmig_drain_limit_ms;
+	pthread_mutex_unlock(&mig->lock);
+	mig->drain_deadline_ns = t + limit_ms * 1000000ull;
+	for (i = 0; i < mig->nr_sections && ret == 0; i++) {
+		struct mig_section *s = &mig->sections[i];
+		ret = s->ops->drain ? s->ops->drain(s) : 0;
+	}
+	mig->phases.drain_us = src_us_since(t);
+	if (ret < 0)
+		src_drain_failed(mig, ret, mig->sections[i - 1].ops->name, limit_ms);
+	return ret;
+}
+
+/*
+ * Test seam (tests/migration/test_mig_sva.py, negative control): VMIG_TEST_VCPUS_FIRST=1
+ * stops the vCPUs before the devices drain, the order that deadlocks on a fault only the
+ * guest can answer. Unset in production.
+ */
+static bool src_test_vcpus_first(void)
+{
+	const char *v = getenv("VMIG_TEST_VCPUS_FIRST");
+
+	return v && *v == '1';
+}
+
+/* Status "device" from the moment the devices stop running, as QEMU's clients expect. */
+static int src_enter_device(struct migration *mig)
+{
+	return mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE) ? 0 : -ECANCELED;
+}
+
+static int src_drain_and_quiesce(struct migration *mig)
+{
+	bool vcpus_first = src_test_vcpus_first();
+	int ret = vcpus_first ? src_stop_vcpus(mig) : 0;
+
+	if (ret == 0)
+		ret = src_drain(mig);
+	if (ret == 0)
+		ret = src_enter_device(mig);
+	uint64_t t = mig_now_ns();
+	if (ret == 0)
+		ret = src_sections(mig, SRC_QUIESCE);
+	mig->phases.quiesce_us = src_us_since(t);
+	if (ret == 0 && !vcpus_first)
+		ret = src_stop_vcpus(mig);
+	return ret;
+}
+
 static int src_switchover(struct migration *mig)
 {
-	if (!mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_DEVICE))
-		return -ECANCELED;
-	uint64_t t = mig_now_ns();
-	int ret = src_sections(mig, SRC_QUIESCE);
+	int ret = src_drain_and_quiesce(mig);
 
-	mig->phases.quiesce_us = src_us_since(t);
-	if (ret == 0)
-		ret = src_stop_vcpus(mig);
 	if (ret == 0)
 		ret = src_stop_copy(mig);
 	if (ret == 0 && src_is_file(mig)) {

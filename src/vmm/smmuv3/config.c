@@ -52,6 +52,49 @@ bool vsmmu_bridge_attached(struct vsmmu *vs, uint32_t sid)
 	       vs->bridge->sid_attached(vs->bridge_opaque, sid);
 }
 
+static void vsmmu_note_install(struct vsmmu *vs, uint32_t sid, bool refused)
+{
+	unsigned i, free_i = VSMMU_INST_TRACK;
+
+	for (i = 0; i < VSMMU_INST_TRACK; i++) {
+		if (vs->inst[i].used && vs->inst[i].vsid == sid)
+			break;
+		if (!vs->inst[i].used && free_i == VSMMU_INST_TRACK)
+			free_i = i;
+	}
+	if (i == VSMMU_INST_TRACK)
+		i = free_i;
+	if (i == VSMMU_INST_TRACK)
+		return; /* more streams than the bridge can attach: none of them is */
+	vs->inst[i].used = true;
+	vs->inst[i].vsid = sid;
+	vs->inst[i].refused = refused;
+}
+
+static bool vsmmu_install_refused(const struct vsmmu *vs, uint32_t sid)
+{
+	for (unsigned i = 0; i < VSMMU_INST_TRACK; i++)
+		if (vs->inst[i].used && vs->inst[i].vsid == sid)
+			return vs->inst[i].refused;
+	return false;
+}
+
+unsigned vsmmu_streams(struct vsmmu *vs, struct vsmmu_stream *out, unsigned max)
+{
+	uint32_t sid = 0;
+	unsigned n = 0;
+
+	vsmmu_lock(vs);
+	while (n < max && vs->bridge && vs->bridge->sid_next &&
+	       vs->bridge->sid_next(vs->bridge_opaque, sid, &sid) == 0) {
+		out[n++] = (struct vsmmu_stream){sid, !vsmmu_install_refused(vs, sid)};
+		if (sid++ == UINT32_MAX)
+			break;
+	}
+	vsmmu_unlock(vs);
+	return n;
+}
+
 static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu_ste *ste,
 			      bool report)
 {
@@ -65,6 +108,7 @@ static void vsmmu_config_push(struct vsmmu *vs, uint32_t sid, const struct vsmmu
 	vs->stats.installs++;
 	TRACE(vsmmu_ste_install, "sid=%#x kind=%d w0=%#llx w1=%#llx ret=%d", sid, ste->kind,
 	      (unsigned long long)ste->words[0], (unsigned long long)ste->words[1], ret);
+	vsmmu_note_install(vs, sid, ret < 0 && ste->kind != VSMMU_STE_ABORT);
 	if (ret >= 0 || ste->kind == VSMMU_STE_ABORT) {
 		if (ret < 0)
 			vs->stats.install_errors++;

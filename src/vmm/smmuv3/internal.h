@@ -68,6 +68,8 @@ struct vsmmu_regs {
 	struct vsmmu_stall_slot stalls[VSMMU_STALL_MAX];
 };
 
+#define VSMMU_INST_TRACK 64 /* at least the bridge's devices */
+
 struct vsmmu {
 	pthread_mutex_t lock;
 	struct vsmmu_config cfg;
@@ -89,6 +91,16 @@ struct vsmmu {
 	/* First host resource error (-ENOMEM, -ENOSPC) of an install since post_load started:
 	 * not the guest's doing, so post_load fails instead of leaving the stream aborted. */
 	int install_resource_err;
+
+	/*
+	 * Streams whose last install the host refused (their device aborts): a migration
+	 * carries which attached streams were in force, and a destination host that refuses
+	 * one of those fails the migration. Bounded like the bridge's device table.
+	 */
+	struct {
+		uint32_t vsid;
+		bool used, refused;
+	} inst[VSMMU_INST_TRACK];
 
 	struct vsmmu_stats stats;
 };

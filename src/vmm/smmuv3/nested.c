@@ -214,12 +214,26 @@ static int nested_ste_install_locked(struct vsmmu_nested *n, struct nested_dev *
 	return 0;
 }
 
+/*
+ * Test seam (tests/migration/test_mig_sva.py, post-load): VMIG_TEST_HOST_REFUSE_S1=1 makes
+ * this host refuse every guest stage-1 configuration, as a host without a feature the
+ * guest's configuration needs would. Unset in production.
+ */
+static bool nested_test_refuse(const struct vsmmu_ste *ste)
+{
+	const char *v = getenv("VMIG_TEST_HOST_REFUSE_S1");
+
+	return v && *v == '1' && ste->kind == VSMMU_STE_S1;
+}
+
 static int nested_ste_install(void *opaque, uint32_t vsid, const struct vsmmu_ste *ste)
 {
 	struct vsmmu_nested *n = opaque;
 	struct nested_dev *d;
 	int rc = -ENOENT;
 
+	if (nested_test_refuse(ste))
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&n->lock);
 	d = nested_dev_by_vsid(n, vsid);
 	if (d)

@@ -77,6 +77,8 @@ int vsmmu_stall_inject(struct vsmmu *vs, const struct vsmmu_stall *st)
 	if (!vsmmu_evtq_write(vs, evt)) {
 		slot->used = false;
 		ret = -EBUSY;
+	} else {
+		vs->stats.stalls++;
 	}
 	TRACE(vsmmu_stall, "sid=%#x stag=%#x cookie=%#x addr=%#llx ret=%d", st->vsid, slot->stag,
 	      st->cookie, (unsigned long long)st->addr, ret);

@@ -309,6 +309,21 @@ int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len)
 	return ret;
 }
 
+int vsmmu_state_check(struct vsmmu *vs, const void *buf, size_t len, unsigned *stalls)
+{
+	struct vsmmu_regs *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	vsmmu_lock(vs);
+	ret = vsmmu_state_parse(vs, buf, len, r);
+	vsmmu_unlock(vs);
+	*stalls = ret == 0 ? vsmmu_stalls_used(r, vs->cfg.stall_max) : 0;
+	free(r);
+	return ret;
+}
+
 int vsmmu_post_load(struct vsmmu *vs)
 {
 	uint64_t nsnh[2] = {FSET(0, CMD0_OP, CMD_TLBI_NSNH_ALL), 0};

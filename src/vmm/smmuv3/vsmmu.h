@@ -239,6 +239,15 @@ size_t vsmmu_state_size(struct vsmmu *vs);
 long vsmmu_state_save(struct vsmmu *vs, void *buf, size_t len);
 /* Validates everything, then replaces the state. -EINVAL/-EPROTO: nothing changed. */
 int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len);
+/* An attached stream, and whether the host took the guest's configuration of it. */
+struct vsmmu_stream {
+	uint32_t vsid;
+	bool in_force; /* false: the host refused it, the device's DMA aborts */
+};
+/* The attached streams (bridge order, at most max). */
+unsigned vsmmu_streams(struct vsmmu *vs, struct vsmmu_stream *out, unsigned max);
+/* vsmmu_state_load's checks without the load; *stalls: how many stalls the state holds. */
+int vsmmu_state_check(struct vsmmu *vs, const void *buf, size_t len, unsigned *stalls);
 /*
  * After load (and the guest RAM): re-installs every attached stream's configuration and
  * invalidates host caches through the bridge. Returns how many streams were installed, or
@@ -262,6 +271,7 @@ struct vsmmu_stats {
 	uint64_t fwd_errors;
 	uint64_t installs;
 	uint64_t install_errors;
+	uint64_t stalls; /* stalled faults delivered to the guest */
 };
 void vsmmu_get_stats(struct vsmmu *vs, struct vsmmu_stats *st);
 

@@ -3,10 +3,13 @@
 #include "vmm/vfio/vfio_dev.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/trace.h"
@@ -35,6 +38,7 @@ struct vfio_dev {
 	bool armed;	/* the ioeventfd is registered */
 	struct vfio_doorbell_write *held;
 	size_t nr_held, cap_held;
+	bool hold_broken; /* the list overflowed during a hold and was flushed */
 	struct vfio_dev_stats st;
 };
 
@@ -104,52 +108,13 @@ static int vfio_dev_hold_reserve_locked(struct vfio_dev *d, size_t n)
 	return 0;
 }
 
-/*
- * Appends to the pending list. A driver announces each new descriptor once, so a
- * well-behaved guest holds fewer writes than its ring has slots; but nothing stops a guest
- * writing the doorbell in a loop while the device is quiesced, so the list is bounded:
- * once full (or when it cannot grow), a write replaces the last held one. The device runs
- * nothing while writes are held, so a later tail write supersedes an earlier one; only a
- * guest that hammers the doorbell loses anything. Entering SLOW_HOLD reserves room, so a
- * trapped write always has a place.
- */
-static int vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+static bool vfio_dev_changes_shadow(uint64_t offset)
 {
-	int ret = d->nr_held >= VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, 1);
-
-	if (ret == 0) {
-		d->held[d->nr_held++] = *w;
-		return 0;
-	}
-	if (!d->nr_held)
-		return ret;
-	d->held[d->nr_held - 1] = *w;
-	d->st.doorbells_coalesced++;
-	return 0;
+	return (offset & ~7ull) == SDMA_REG_WQ_SHADOW || (offset & ~7ull) == SDMA_REG_CTRL;
 }
 
-static void vfio_dev_doorbell_trap(struct vfio_dev *d, uint64_t offset, unsigned size, uint64_t val)
-{
-	struct vfio_doorbell_write w = {(uint32_t)offset, size, val};
-
-	pthread_mutex_lock(&d->lock);
-	d->st.doorbells_trapped++;
-	if (d->path == VFIO_DOORBELL_SLOW_HOLD) {
-		if (vfio_dev_hold_locked(d, &w) == 0)
-			d->st.doorbells_held++;
-		pthread_mutex_unlock(&d->lock);
-		TRACE(vfio_doorbell_hold, "tail=%llu", (unsigned long long)val);
-		return;
-	}
-	/* Forwarded under the lock so a concurrent release cannot reorder it. */
-	if (vfio_dev_forward(d, offset, size, val) < 0)
-		d->st.bar_errors++;
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* After a write that may change the shadow-tail enable, re-read it from the device. */
 /*
- * Whether the guest has the shadow tail on, from the device itself: after trapped writes
+ * Whether the guest has the shadow tail on, from the device itself: after forwarded writes
  * that may change it, and whenever the path is set (on a migration destination the device
  * state arrives through VFIO, not through guest writes the VMM would see).
  */
@@ -162,28 +127,120 @@ static void vfio_dev_read_shadow_locked(struct vfio_dev *d)
 	d->shadow_en = n == 8 && (v & (1ull << SDMA_WQ_SHADOW_EN_SHIFT));
 }
 
-static void vfio_dev_refresh_shadow(struct vfio_dev *d)
+static bool vfio_dev_eventfd_unread(int fd)
 {
-	pthread_mutex_lock(&d->lock);
-	vfio_dev_read_shadow_locked(d);
-	if (vfio_dev_sync_fast_locked(d) < 0)
-		d->st.bar_errors++;
-	pthread_mutex_unlock(&d->lock);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
+#define VFIO_DEV_KICK_WAIT_MS 100
+
+/*
+ * A valueless kick, as the fast path delivers it, and the wait until the device took it
+ * (read its eventfd): the next replayed write is a trapped, synchronous one and must not
+ * overtake it.
+ */
+static int vfio_dev_kick(struct vfio_dev *d)
+{
+	struct timespec pause = {0, 100000};
+
+	if (eventfd_write(d->db_fd, 1) < 0)
+		return -errno;
+	for (int i = 0; i < VFIO_DEV_KICK_WAIT_MS * 10 && vfio_dev_eventfd_unread(d->db_fd); i++)
+		nanosleep(&pause, NULL);
+	return 0;
+}
+
+/*
+ * One held write, delivered as the guest meant it. A doorbell write with the shadow tail
+ * on becomes a valueless kick: the device then reads the guest's newest tail, which is
+ * what the fast path gives it, whereas an old value written to TAIL could move TAIL back
+ * behind HEAD (the device may have read a newer shadow tail meanwhile).
+ */
+static int vfio_dev_replay_one_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	int ret;
+
+	if (vfio_dev_is_doorbell(d, w->offset) && d->shadow_en)
+		return vfio_dev_kick(d);
+	ret = vfio_dev_forward(d, w->offset, w->size, w->value);
+	if (ret == 0 && vfio_dev_changes_shadow(w->offset))
+		vfio_dev_read_shadow_locked(d);
+	return ret;
+}
+
+/* Replays the held list in order; what could not be replayed stays, in order. */
+static int vfio_dev_replay_locked(struct vfio_dev *d)
+{
+	int ret = 0;
+	size_t i;
+
+	for (i = 0; i < d->nr_held && ret == 0; i++)
+		ret = vfio_dev_replay_one_locked(d, &d->held[i]);
+	if (ret < 0)
+		i--;
+	memmove(d->held, d->held + i, (d->nr_held - i) * sizeof(*d->held));
+	d->nr_held -= i;
+	d->st.doorbells_released += i;
+	return ret < 0 ? ret : (int)i;
+}
+
+/*
+ * Appends to the held list. A driver writes the device's registers a handful of times per
+ * submission, so a well-behaved guest stays far below the bound during a drain; a guest
+ * that writes in a loop while the device is held must not grow VMM memory nor lose a
+ * write: at the bound, everything held goes to the device in order, the new write after
+ * it, and the hold is marked broken (the drain fails and the migration rolls back).
+ * Entering SLOW_HOLD reserves room, so a trapped write always has a place.
+ */
+static void vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	int ret = d->nr_held >= VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, 1);
+
+	if (ret == 0) {
+		d->held[d->nr_held++] = *w;
+		d->st.doorbells_held += vfio_dev_is_doorbell(d, w->offset);
+		d->st.writes_held++;
+		return;
+	}
+	d->hold_broken = true;
+	d->st.hold_overflows++;
+	if (vfio_dev_replay_locked(d) < 0 || vfio_dev_replay_one_locked(d, w) < 0)
+		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+}
+
+static void vfio_dev_refresh_shadow_locked(struct vfio_dev *d)
+{
+	vfio_dev_read_shadow_locked(d);
+	if (vfio_dev_sync_fast_locked(d) < 0)
+		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Every trapped write goes through the lock: while the device is held, every register
+ * write is kept (a reset or a configuration change forwarded ahead of held doorbells would
+ * run them against the wrong queue), and a concurrent replay cannot be overtaken.
+ */
 static void vfio_dev_bar_write(void *opaque, uint64_t offset, unsigned size, uint64_t val)
 {
 	struct vfio_dev *d = opaque;
+	struct vfio_doorbell_write w = {(uint32_t)offset, size, val};
+	bool doorbell = vfio_dev_is_doorbell(d, offset);
 
-	if (vfio_dev_is_doorbell(d, offset)) {
-		vfio_dev_doorbell_trap(d, offset, size, val);
-		return;
-	}
-	if (vfio_dev_forward(d, offset, size, val) < 0)
+	pthread_mutex_lock(&d->lock);
+	d->st.doorbells_trapped += doorbell;
+	d->st.bar_writes += !doorbell;
+	if (d->path == VFIO_DOORBELL_SLOW_HOLD) {
+		vfio_dev_hold_locked(d, &w);
+		TRACE(vfio_doorbell_hold, "off=%#llx val=%#llx", (unsigned long long)offset,
+		      (unsigned long long)val);
+	} else if (vfio_dev_forward(d, offset, size, val) < 0) {
 		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&d->st.bar_writes, 1, __ATOMIC_RELAXED);
-	if ((offset & ~7ull) == SDMA_REG_WQ_SHADOW || (offset & ~7ull) == SDMA_REG_CTRL)
-		vfio_dev_refresh_shadow(d);
+	} else if (vfio_dev_changes_shadow(offset)) {
+		vfio_dev_refresh_shadow_locked(d);
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 static void vfio_dev_bar_read(void *opaque, uint64_t offset, unsigned size, uint64_t *val)
@@ -321,6 +378,8 @@ int vfio_dev_doorbell_set_path(struct vfio_dev *d, enum vfio_doorbell_path path)
 		return -ENOMEM;
 	}
 	old = d->path;
+	if (path == VFIO_DOORBELL_SLOW_HOLD && old != path)
+		d->hold_broken = false;
 	d->path = path;
 	vfio_dev_read_shadow_locked(d);
 	ret = vfio_dev_sync_fast_locked(d);
@@ -349,23 +408,41 @@ bool vfio_dev_doorbell_fast_armed(struct vfio_dev *d)
 
 int vfio_dev_doorbell_release_held(struct vfio_dev *d)
 {
-	int ret = 0;
-	size_t i;
-
 	pthread_mutex_lock(&d->lock);
-	for (i = 0; i < d->nr_held; i++) {
-		const struct vfio_doorbell_write *w = &d->held[i];
-
-		ret = vfio_dev_forward(d, w->offset, w->size, w->value);
-		if (ret < 0)
-			break;
-	}
-	/* What was not replayed stays, in order, for another try. */
-	memmove(d->held, d->held + i, (d->nr_held - i) * sizeof(*d->held));
-	d->nr_held -= i;
-	d->st.doorbells_released += i;
+	int ret = vfio_dev_replay_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	return ret < 0 ? ret : (int)i;
+	return ret;
+}
+
+int vfio_dev_doorbell_unhold(struct vfio_dev *d, enum vfio_doorbell_path path)
+{
+	int ret;
+
+	if (path == VFIO_DOORBELL_SLOW_HOLD)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	vfio_dev_read_shadow_locked(d);
+	ret = vfio_dev_replay_locked(d);
+	if (ret >= 0) {
+		/* A write trapped meanwhile waits on the lock and finds the new path. */
+		d->path = path;
+		vfio_dev_read_shadow_locked(d);
+		int armed = vfio_dev_sync_fast_locked(d);
+		ret = armed < 0 ? armed : ret;
+	}
+	pthread_mutex_unlock(&d->lock);
+	TRACE(vfio_doorbell_path, "unhold -> %d: %d", path, ret);
+	return ret;
+}
+
+size_t vfio_dev_doorbell_copy_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->nr_held < max ? d->nr_held : max;
+
+	memcpy(out, d->held, n * sizeof(*out));
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max)
@@ -380,20 +457,56 @@ size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_writ
 	return n;
 }
 
+void vfio_dev_doorbell_drop_held(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->nr_held = 0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A register write the device could have been given: inside BAR0, 4 or 8 bytes, aligned. */
+static bool vfio_dev_write_valid(const struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	return (w->size == 4 || w->size == 8) && !(w->offset % w->size) &&
+	       (uint64_t)w->offset + w->size <= d->bar0_size;
+}
+
 int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_write *w, size_t n)
 {
-	int ret = 0;
+	int ret;
 
 	for (size_t i = 0; i < n; i++)
-		if (!vfio_dev_is_doorbell(d, w[i].offset) || (w[i].size != 4 && w[i].size != 8))
+		if (!vfio_dev_write_valid(d, &w[i]))
 			return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	/* All or nothing: the room first, then appends that cannot fail. */
-	ret = vfio_dev_hold_reserve_locked(d, n);
-	for (size_t i = 0; i < n && ret == 0; i++)
-		ret = vfio_dev_hold_locked(d, &w[i]);
+	ret = d->nr_held + n > VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, n);
+	if (ret == 0) {
+		memcpy(d->held + d->nr_held, w, n * sizeof(*w));
+		d->nr_held += n;
+	}
 	pthread_mutex_unlock(&d->lock);
 	return ret;
+}
+
+bool vfio_dev_doorbell_hold_broken(struct vfio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool broken = d->hold_broken;
+	pthread_mutex_unlock(&d->lock);
+	return broken;
+}
+
+int vfio_dev_quiet(struct vfio_dev *d)
+{
+	uint64_t st = 0;
+
+	/* A kick the device has not read yet is work it will start. */
+	if (d->db_fd >= 0 && vfio_dev_eventfd_unread(d->db_fd))
+		return 0;
+	if (vfio_region_read(d->vdev, VFIO_PCI_BAR0_REGION_INDEX, SDMA_REG_STATUS, &st, 8) != 8)
+		return -EIO;
+	return (st >> SDMA_STATUS_IDLE_SHIFT) & 1;
 }
 
 size_t vfio_dev_doorbell_held_count(struct vfio_dev *d)

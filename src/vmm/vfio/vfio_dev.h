@@ -10,10 +10,14 @@
  *                guest has enabled the shadow tail (WQ_SHADOW.EN); until then the register
  *                write is trapped and forwarded (it carries the value the device needs).
  *   SLOW_FORWARD every doorbell write traps into the VMM, which forwards it (value and all).
- *   SLOW_HOLD    every doorbell write traps and is kept, in order, in a pending list: the
- *                device sees no new work. vfio_dev_doorbell_release_held() replays the list
- *                (roll-back, or the destination after migration); _take_held() hands it to
- *                the migration stream and _push_held() loads it on the destination.
+ *   SLOW_HOLD    every BAR0 write traps and is kept, in order, in a held list: the device
+ *                sees no new work and no new configuration (a reset or a queue change
+ *                forwarded ahead of held doorbells would run them against the wrong
+ *                queue). Reads are forwarded: they show the device as it was when the
+ *                hold began. vfio_dev_doorbell_unhold() replays the list and leaves the
+ *                hold in one step (roll-back, or the destination after migration);
+ *                _copy_held() gives it to the migration stream, which keeps it until the
+ *                migration ends, and _push_held() loads it on the destination.
  *
  * Every other BAR0 access traps and is forwarded with its size (4 or 8 bytes).
  */
@@ -72,9 +76,9 @@ enum vfio_doorbell_path vfio_dev_doorbell_get_path(struct vfio_dev *d);
 bool vfio_dev_doorbell_fast_armed(struct vfio_dev *d);
 
 /*
- * The most writes the pending list keeps: a device's largest ring (sdma: 4096 slots), each
- * new descriptor announced once. Past it, a write replaces the last one held (counted in
- * doorbells_coalesced), so a guest hammering the doorbell cannot grow VMM memory.
+ * The most writes the held list keeps: far more than a driver writes while one drain runs.
+ * A guest that writes more in a loop breaks the hold (see _hold_broken) rather than grow
+ * VMM memory or lose a write.
  */
 #define VFIO_DEV_HELD_MAX 4096u
 
@@ -84,24 +88,46 @@ struct vfio_doorbell_write {
 	uint32_t size;
 	uint64_t value;
 };
-/* Replays held writes to the device in order. Returns how many, or a negative errno. */
+/*
+ * Replays held writes to the device in order, each as the guest meant it (a doorbell write
+ * with the shadow tail on becomes a valueless kick: the device reads the guest's newest
+ * tail). Returns how many, or a negative errno (what was not replayed stays held).
+ */
 int vfio_dev_doorbell_release_held(struct vfio_dev *d);
+/*
+ * Leaves SLOW_HOLD for path: the held list replayed, then the path switched, under one lock,
+ * so a write the guest traps meanwhile comes after every held one.
+ */
+int vfio_dev_doorbell_unhold(struct vfio_dev *d, enum vfio_doorbell_path path);
+/* Copies up to max held writes (oldest first) into out; the list stays. Returns how many. */
+size_t vfio_dev_doorbell_copy_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max);
 /* Moves up to max held writes (oldest first) into out; returns how many. */
 size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max);
+/* Forgets the held list (a destination whose load failed). */
+void vfio_dev_doorbell_drop_held(struct vfio_dev *d);
 /*
  * Appends writes to the held list (destination side of a migration), all or nothing:
- * -EINVAL bad entry, -ENOMEM.
+ * -EINVAL an entry outside BAR0, misaligned or not 4/8 bytes; -ENOSPC more than
+ * VFIO_DEV_HELD_MAX in all; -ENOMEM.
  */
 int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_write *w, size_t n);
+/* Whether the held list overflowed since SLOW_HOLD was entered (and was flushed). */
+bool vfio_dev_doorbell_hold_broken(struct vfio_dev *d);
+/*
+ * 1 when the device has nothing in flight and nothing it would start by itself (no kick it
+ * has yet to read, STATUS.IDLE), 0 while it has, -EIO when it does not answer.
+ */
+int vfio_dev_quiet(struct vfio_dev *d);
 size_t vfio_dev_doorbell_held_count(struct vfio_dev *d);
 
 struct vfio_dev_stats {
 	uint64_t bar_reads, bar_writes;	  /* trapped accesses forwarded */
 	uint64_t bar_errors;		  /* forwards the host refused */
 	uint64_t doorbells_trapped;	  /* doorbell writes that exited to the VMM */
-	uint64_t doorbells_held;	  /* of those, kept in the pending list */
-	uint64_t doorbells_coalesced;	  /* of those, replaced the last one (list full) */
-	uint64_t doorbells_released;	  /* replayed from the pending list */
+	uint64_t doorbells_held;	  /* of those, kept in the held list */
+	uint64_t writes_held;		  /* BAR0 writes held, doorbells included */
+	uint64_t hold_overflows;	  /* writes that found the held list full */
+	uint64_t doorbells_released;	  /* writes replayed from the held list */
 	uint64_t fast_arms, fast_disarms; /* ioeventfd (re)registrations */
 };
 void vfio_dev_get_stats(struct vfio_dev *d, struct vfio_dev_stats *st);

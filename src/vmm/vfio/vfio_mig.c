@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/trace.h"
@@ -22,6 +24,14 @@
 enum vdm_rec_type {
 	VDM_T_DATA = 1, /* payload: device bytes, in order; arg: bytes before this record */
 	VDM_T_END = 2,	/* arg: total bytes; the source read the device's data to its end */
+	VDM_T_HELD = 3, /* count: guest register writes held at the switchover, in order */
+};
+
+/* One held write on the wire (little endian). */
+struct vdm_held_wire {
+	uint32_t offset;
+	uint32_t size;
+	uint64_t value;
 };
 
 struct vfio_dev_mig {
@@ -35,11 +45,14 @@ struct vfio_dev_mig {
 	uint64_t sent, precopy_sent, stop_copy_sent;
 	uint64_t initial_left; /* pre-copy initial bytes not read yet (must go first) */
 	uint64_t dirty_left;
-	uint64_t stop_copy_size; /* MIG_DATA_SIZE at the last look */
+	uint64_t stop_copy_size;      /* MIG_DATA_SIZE at the last look */
+	enum vfio_doorbell_path path; /* the doorbell's path before the drain held it */
+	bool holding;		      /* the drain holds the guest's register writes */
+	uint64_t held_sent, replayed;
 	/* Destination. */
 	uint8_t *buf;
 	uint64_t received;
-	bool got_end;
+	bool got_end, got_held;
 };
 
 /* The uAPI calls ------------------------------------------------------------------------- */
@@ -117,6 +130,8 @@ static int vdm_setup(struct mig_section *s)
 	}
 	v->sent = v->precopy_sent = v->stop_copy_sent = 0;
 	v->initial_left = v->dirty_left = 0;
+	v->holding = false;
+	v->held_sent = v->replayed = 0;
 	v->state = VFIO_DEVICE_STATE_RUNNING;
 	if (vdm_has_precopy(v) && (ret = vdm_set_state(v, VFIO_DEVICE_STATE_PRE_COPY)) < 0)
 		mig_set_error(s->mig, "device %s refused PRE_COPY: %s", v->name, strerror(-ret));
@@ -192,6 +207,73 @@ static int vdm_save_pass(struct mig_section *s, struct mig_chan *main)
 	return ret;
 }
 
+#define VDM_DRAIN_POLL_NS 500000
+
+static int vdm_drain_wait(struct vfio_dev_mig *v, struct mig_section *s)
+{
+	struct timespec pause = {0, VDM_DRAIN_POLL_NS};
+	int quiet;
+
+	while ((quiet = vfio_dev_quiet(v->dev)) == 0) {
+		if (vfio_dev_doorbell_hold_broken(v->dev))
+			break;
+		if (mig_cancelled(s->mig))
+			return -ECANCELED;
+		if (mig_now_ns() >= mig_drain_deadline_ns(s->mig))
+			return -ETIMEDOUT; /* the engine says how many faults were owed */
+		nanosleep(&pause, NULL);
+	}
+	if (quiet < 0)
+		mig_set_error(s->mig, "device %s stopped answering during the drain", v->name);
+	return quiet < 0 ? quiet : 0;
+}
+
+/*
+ * Test seam (tests/migration/test_mig_sva.py, held submissions): VMIG_TEST_DRAIN_HOLD_MS=N
+ * keeps holding N ms (at most 10 s) after the device went quiet, so that the guest surely
+ * writes the device during the drain. Unset in production.
+ */
+static void vdm_test_hold_longer(void)
+{
+	const char *v = getenv("VMIG_TEST_DRAIN_HOLD_MS");
+	unsigned long ms = v ? strtoul(v, NULL, 10) : 0;
+
+	if (ms)
+		usleep((useconds_t)(ms < 10000 ? ms : 10000) * 1000);
+}
+
+/*
+ * Device first: every register write of the guest is held from here (nothing new reaches
+ * the device), and the device finishes what it has while the vCPUs still run and answer
+ * its I/O page faults. The held writes travel in the stream; a roll-back replays them here.
+ */
+static int vdm_drain(struct mig_section *s)
+{
+	struct vfio_dev_mig *v = s->state;
+	int ret;
+
+	v->path = vfio_dev_doorbell_get_path(v->dev);
+	ret = vfio_dev_doorbell_set_path(v->dev, VFIO_DOORBELL_SLOW_HOLD);
+	if (ret < 0) {
+		mig_set_error(s->mig, "device %s: cannot hold the guest's submissions: %s", v->name,
+			      strerror(-ret));
+		return ret;
+	}
+	v->holding = true;
+	ret = vdm_drain_wait(v, s);
+	if (ret == 0)
+		vdm_test_hold_longer();
+	if (ret == 0 && vfio_dev_doorbell_hold_broken(v->dev)) {
+		mig_set_error(s->mig,
+			      "device %s: the guest wrote its registers more than %u times "
+			      "during the drain; its writes went through and the migration is "
+			      "cancelled",
+			      v->name, VFIO_DEV_HELD_MAX);
+		ret = -EOVERFLOW;
+	}
+	return ret;
+}
+
 /* vCPUs still run: the device finishes the DMA in flight and starts none (P2P). */
 static int vdm_quiesce(struct mig_section *s)
 {
@@ -216,6 +298,27 @@ static int vdm_stop(struct mig_section *s)
 	return ret;
 }
 
+/* The held writes, in order; the list stays with the device until the migration ends. */
+static int vdm_send_held(struct vfio_dev_mig *v, struct mig_section *s, struct mig_chan *main)
+{
+	struct vfio_doorbell_write *w = v->holding ? calloc(VFIO_DEV_HELD_MAX, sizeof(*w)) : NULL;
+	struct vdm_held_wire *wire = w ? calloc(VFIO_DEV_HELD_MAX, sizeof(*wire)) : NULL;
+	size_t n = wire ? vfio_dev_doorbell_copy_held(v->dev, w, VFIO_DEV_HELD_MAX) : 0;
+	int ret = v->holding && !wire ? -ENOMEM : 0;
+
+	for (size_t i = 0; i < n; i++)
+		wire[i] = (struct vdm_held_wire){w[i].offset, w[i].size, w[i].value};
+	if (n)
+		ret = mig_chan_send(main, s->id, VDM_T_HELD, 0, (uint32_t)n,
+				    &(struct iovec){.iov_base = wire, .iov_len = n * sizeof(*wire)},
+				    1);
+	if (ret == 0)
+		__atomic_store_n(&v->held_sent, n, __ATOMIC_RELAXED);
+	free(wire);
+	free(w);
+	return ret;
+}
+
 static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
 {
 	struct vfio_dev_mig *v = s->state;
@@ -227,18 +330,43 @@ static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
 		mig_set_error(s->mig, "device %s: reading its state: %s", v->name, strerror(-ret));
 		return ret;
 	}
-	return mig_chan_send(main, s->id, VDM_T_END, v->sent, 0, NULL, 0);
+	ret = vdm_send_held(v, s, main);
+	return ret < 0 ? ret : mig_chan_send(main, s->id, VDM_T_END, v->sent, 0, NULL, 0);
 }
 
-/* Roll-back: RUNNING again, the guest's DMA goes on here. Success: the device stays put. */
+/*
+ * The device runs here again with what the guest wrote while it was held, in order; the
+ * doorbell goes back to its path in the same step (vfio_dev_doorbell_unhold).
+ */
+static int vdm_run_here(struct vfio_dev_mig *v)
+{
+	int ret =
+	    v->state == VFIO_DEVICE_STATE_RUNNING ? 0 : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+
+	if (ret == 0 && v->holding) {
+		ret = vfio_dev_doorbell_unhold(v->dev, v->path);
+		if (ret >= 0) {
+			__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
+			v->holding = false;
+		}
+	} else if (ret == 0) {
+		ret = vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Roll-back: RUNNING again and the held writes replayed, the guest's DMA goes on here.
+ * Success: the device stays put, its held writes with it (a later cont replays them).
+ */
 static void vdm_cleanup(struct mig_section *s, bool failed)
 {
 	struct vfio_dev_mig *v = s->state;
 
 	vdm_close_data(v);
-	if (!failed || v->state == VFIO_DEVICE_STATE_RUNNING)
+	if (!failed)
 		return;
-	int ret = vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+	int ret = vdm_run_here(v);
 	if (ret < 0) /* ERROR: only a reset leaves it, and that loses the guest's queue */
 		log_error("device %s did not return to RUNNING after the failed migration (%s): "
 			  "its DMA is stopped; the guest must reset it",
@@ -248,12 +376,7 @@ static void vdm_cleanup(struct mig_section *s, bool failed)
 /* The guest goes on here after a migration that kept its device stopped. */
 static int vdm_release(struct mig_section *s)
 {
-	struct vfio_dev_mig *v = s->state;
-	int ret =
-	    v->state == VFIO_DEVICE_STATE_RUNNING ? 0 : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
-
-	return ret < 0 ? ret
-		       : vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
+	return vdm_run_here(s->state);
 }
 
 static void vdm_query(struct mig_section *s, struct mig_info *out)
@@ -263,6 +386,8 @@ static void vdm_query(struct mig_section *s, struct mig_info *out)
 	out->device.devices++;
 	out->device.precopy_bytes += __atomic_load_n(&v->precopy_sent, __ATOMIC_RELAXED);
 	out->device.stop_copy_bytes += __atomic_load_n(&v->stop_copy_sent, __ATOMIC_RELAXED);
+	out->switchover.held += __atomic_load_n(&v->held_sent, __ATOMIC_RELAXED);
+	out->switchover.held_replayed += __atomic_load_n(&v->replayed, __ATOMIC_RELAXED);
 }
 
 /* Destination ----------------------------------------------------------------------------- */
@@ -271,9 +396,10 @@ static int vdm_load_setup(struct mig_section *s)
 {
 	struct vfio_dev_mig *v = s->state;
 
-	v->received = 0;
-	v->got_end = false;
+	v->received = v->replayed = 0;
+	v->got_end = v->got_held = false;
 	v->state = VFIO_DEVICE_STATE_RUNNING;
+	vdm_get_flags(v);
 	return vdm_set_state(v, VFIO_DEVICE_STATE_RESUMING);
 }
 
@@ -307,6 +433,51 @@ static int vdm_load_data(struct vfio_dev_mig *v, struct mig_chan *ch, const stru
 	return ret;
 }
 
+/* Checked entry by entry and handed to the device's held list, all or nothing. */
+static int vdm_push_held(struct vfio_dev_mig *v, const struct vdm_held_wire *wire, uint32_t n,
+			 char *err, size_t errlen)
+{
+	struct vfio_doorbell_write *w = calloc(n, sizeof(*w));
+	int ret = w ? 0 : -ENOMEM;
+
+	for (uint32_t i = 0; w && i < n; i++)
+		w[i] = (struct vfio_doorbell_write){wire[i].offset, wire[i].size, wire[i].value};
+	if (ret == 0 && (ret = vfio_dev_doorbell_push_held(v->dev, w, n)) < 0) {
+		snprintf(err, errlen,
+			 "device %s: the held register writes are not writes this device "
+			 "takes (%s)",
+			 v->name, strerror(-ret));
+		ret = -EBADMSG;
+	}
+	free(w);
+	return ret;
+}
+
+static int vdm_load_held(struct vfio_dev_mig *v, struct mig_chan *ch, const struct mig_rec *r,
+			 const struct mig_rec_view *rv, char *err, size_t errlen)
+{
+	struct vdm_held_wire *wire;
+	int ret;
+
+	if (v->got_end || v->got_held || !rv->count || rv->count > VFIO_DEV_HELD_MAX ||
+	    rv->len != (uint64_t)rv->count * sizeof(*wire)) {
+		snprintf(err, errlen,
+			 "device %s: malformed held register writes (%u writes in %u bytes; "
+			 "at most %u, once, before the end)",
+			 v->name, rv->count, rv->len, VFIO_DEV_HELD_MAX);
+		return -EBADMSG;
+	}
+	wire = malloc(rv->len);
+	if (!wire)
+		return -ENOMEM;
+	ret = mig_chan_recv_payload(ch, r, wire);
+	if (ret == 0)
+		ret = vdm_push_held(v, wire, rv->count, err, errlen);
+	v->got_held = ret == 0;
+	free(wire);
+	return ret;
+}
+
 static int vdm_load(struct mig_section *s, struct mig_chan *ch, const struct mig_rec *r, char *err,
 		    size_t errlen)
 {
@@ -316,6 +487,8 @@ static int vdm_load(struct mig_section *s, struct mig_chan *ch, const struct mig
 	mig_rec_get(r, &rv);
 	if (rv.type == VDM_T_DATA)
 		return vdm_load_data(v, ch, r, &rv, err, errlen);
+	if (rv.type == VDM_T_HELD)
+		return vdm_load_held(v, ch, r, &rv, err, errlen);
 	if (rv.type == VDM_T_END && !rv.len && !v->got_end && rv.arg == v->received) {
 		v->got_end = true;
 		return 0;
@@ -347,13 +520,26 @@ static int vdm_load_check(struct mig_section *s, char *err, size_t errlen)
 	return ret;
 }
 
-/* On COMMIT: the fast doorbell path re-armed from the loaded state, then RUNNING. */
+/*
+ * On COMMIT, vCPUs still stopped: the source's held writes replayed while the device
+ * accepts register writes but starts nothing (RUNNING_P2P), so a doorbell it carried is
+ * served with the configuration the guest wrote last; the fast path re-armed from the
+ * loaded state in the same step; then RUNNING.
+ */
 static int vdm_resume(struct mig_section *s)
 {
 	struct vfio_dev_mig *v = s->state;
-	int ret = vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
+	int ret = (v->flags & VFIO_MIGRATION_P2P) ? vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING_P2P)
+						  : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
 
-	return ret < 0 ? ret : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+	if (ret == 0)
+		ret = vfio_dev_doorbell_unhold(v->dev, vfio_dev_doorbell_get_path(v->dev));
+	if (ret >= 0)
+		__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
+	if (ret < 0)
+		return ret;
+	return v->state == VFIO_DEVICE_STATE_RUNNING ? 0
+						     : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
 }
 
 /* A failed load leaves the device as a reset one: ready for the next incoming attempt. */
@@ -362,6 +548,7 @@ static void vdm_load_cleanup(struct mig_section *s)
 	struct vfio_dev_mig *v = s->state;
 
 	vdm_close_data(v);
+	vfio_dev_doorbell_drop_held(v->dev); /* replayed already, or from a failed load */
 	if (v->state != VFIO_DEVICE_STATE_RUNNING && vfio_device_reset(v->vdev) == 0)
 		v->state = VFIO_DEVICE_STATE_RUNNING;
 }
@@ -371,6 +558,7 @@ static const struct mig_section_ops vdm_ops = {
     .setup = vdm_setup,
     .pending = vdm_pending,
     .save_pass = vdm_save_pass,
+    .drain = vdm_drain,
     .quiesce = vdm_quiesce,
     .stop = vdm_stop,
     .save_complete = vdm_save_complete,

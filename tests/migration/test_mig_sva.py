@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Live migration with I/O page faults in flight (issue 10): real vmig processes, driven
+through QMP. Usage: test_mig_sva.py VMIG CASE
+
+The guest's `sva` step has the device fault page by page (BOF descriptors, stall mode): the
+device blocks on a fault until the guest maps the page and answers RESUME. A migration must
+stop the device first: hold the guest's register writes, let the device finish while the
+vCPUs run and answer its faults (the drain), then P2P, then the vCPUs; the held writes go in
+the stream and are replayed on the destination (or here after a roll-back). Every sva round
+starts from a reset queue and checks each job and that the device ran each exactly once
+(`descs` = `device_descs`).
+
+Cases:
+  inflight      dma,remap,sva with secs=: migrated while sva runs, with faults drained at
+                the switchover (ping-pong until one drain caught faults); the destination
+                finishes clean and handles faults itself
+  2level        the same with a 2-level stream table and 2 vCPUs (SSIDs 1, 2 and 1025, the
+                last in the second CD leaf); every stream re-installed on the destination
+  pingpong      10 migrations back and forth with sva running, then a clean finish
+  held          the guest writes the device during the drain (VMIG_TEST_DRAIN_HOLD_MS keeps
+                the hold open): its writes travel and run exactly once on the destination;
+                then a destination that refuses: the source replays them itself, once
+  delayed       the guest answers one fault 2.5 s late; the drain (limit 6 s) waits for it
+                with the vCPUs running: the migration completes
+  vcpus-first   the negative control: the same with the vCPUs stopped before the drain
+                (VMIG_TEST_VCPUS_FIRST=1): the fault cannot be answered, the drain ends at
+                its bound, the migration is cancelled and the guest finishes clean here
+  no-answer     the guest answers a fault only after 4 s, the drain limit is 1 s: cancelled
+                within the bound with the outstanding fault counted; the guest goes on
+  refused       the destination's host refuses the stage-1 configuration the source's host
+                had in force: post-load fails the migration, the source goes on clean
+Exit 77 without /dev/kvm.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migtest as mt  # noqa: E402
+from migtest import check, log  # noqa: E402
+
+MEM = "256M"
+
+
+class Vm:
+    """A vmig process with its control socket (a source, or a destination that becomes one)."""
+
+    def __init__(self, rig, args, env=None, incoming=False):
+        self.sock = rig.path("vm.sock")
+        args = ["run", "--mem", MEM, "--qmp", "unix:" + self.sock, "--timeout",
+                str(mt.VMIG_TIMEOUT_S), *args]
+        if incoming:
+            args += ["--incoming", "defer"]
+        self.v = mt.Vmig(rig, f"vm{rig.n}", args, env)
+        self.q = mt.Qmp(self.sock, self.v)
+        self.uri = None
+        if incoming:
+            self.uri = f"tcp:127.0.0.1:{mt.free_port()}"
+            self.q.cmd("migrate-incoming", uri=self.uri)
+
+    def faults(self):
+        """I/O page faults this vmig's host reported and handed to the guest."""
+        return self.q.cmd("query-vmig-devices")["faults"]
+
+
+def source(rig, guest, extra=(), env=None):
+    vm = Vm(rig, ["--guest-args", guest, *extra], env)
+    check(vm.q.status() == "running", f"{vm.v.name} is not running")
+    return vm
+
+
+def wait_text(vm, text, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in vm.v.guest_lines()):
+        check(vm.v.poll() is None and time.monotonic() < deadline,
+              f"{vm.v.name}: no '{text}' {vm.v.tail()}")
+        time.sleep(0.02)
+
+
+def hop(rig, src, extra=(), env=None, **params):
+    """One live migration of src to a fresh destination: (query-migrate, destination)."""
+    dst = Vm(rig, list(extra), env, incoming=True)
+    if params:
+        mt.set_params(src.q, **params)
+    info = mt.migrate(src.q, dst.uri, timeout=90)
+    sw = info.get("x-vmig", {}).get("switchover", {})
+    log(f"{src.v.name} -> {dst.v.name}: {info['status']}, drain "
+        f"{info.get('x-vmig', {}).get('switchover-us', {}).get('drain')} us, {sw}")
+    return info, dst
+
+
+def completed(info, src):
+    check(info["status"] == "completed", f"migration {info}")
+    mt.quit_source(src.v, src.q)
+
+
+def sva_result(vm):
+    rc = vm.v.wait(120)
+    r = [x for x in mt.report(vm.v.guest_lines(), "RESULT") if x.get("workload") == "sva"]
+    check(len(r) >= 1, f"{vm.v.name}: no sva RESULT {vm.v.tail()}")
+    r = r[-1]
+    log(f"{vm.v.name}: {r}")
+    check(rc == 0 and r["status"] == "ok" and r["mismatches"] == "0" and
+          int(r["faults"]) > 0 and r["descs"] == r["device_descs"],
+          f"{vm.v.name}: sva {r} rc={rc} {vm.v.tail()}")
+    return r
+
+
+def migrate_inflight(rig, src, tries=4, extra=()):
+    """Hops until one switchover drained faults; returns the last destination."""
+    for i in range(tries):
+        info, dst = hop(rig, src, extra)
+        completed(info, src)
+        if info["x-vmig"]["switchover"]["faults-drained"] > 0:
+            return info, dst
+        src = dst
+    raise mt.Failure(f"{tries} migrations with sva running and no fault in flight")
+
+
+def case_inflight(rig):
+    src = source(rig, "workload=dma,remap,sva secs=4")
+    wait_text(src, "RESULT workload=remap")
+    time.sleep(0.5)
+    check(src.faults() > 0, "the source handled no fault before the migration")
+    info, dst = migrate_inflight(rig, src)
+    sw = info["x-vmig"]["switchover"]
+    check(sw["faults-outstanding"] == 0 and sw["stes-reinstalled"] >= 1, f"{sw}")
+    check(info["x-vmig"]["switchover-us"]["drain"] > 0, f"{info['x-vmig']}")
+    time.sleep(0.5)
+    check(dst.faults() > 0, "the destination handled no fault of its own")
+    sva_result(dst)
+
+
+def case_2level(rig):
+    extra = ["--vcpus", "2"]
+    src = source(rig, "workload=sva secs=8 strtab=2level", extra)
+    mt.wait_line(src.v, "SMMU", timeout=20)
+    time.sleep(1.0)
+    info, dst = migrate_inflight(rig, src, extra=extra)
+    check(info["x-vmig"]["switchover"]["stes-reinstalled"] >= 1, f"{info['x-vmig']}")
+    r = sva_result(dst)
+    check(int(r["aborted"]) == 3, f"every SSID's abort case ran: {r}")
+
+
+def case_pingpong(rig):
+    src = source(rig, "workload=sva secs=40")
+    mt.wait_line(src.v, "SMMU", timeout=20)
+    drained = 0
+    for i in range(10):
+        time.sleep(0.3)
+        info, dst = hop(rig, src)
+        completed(info, src)
+        drained += info["x-vmig"]["switchover"]["faults-drained"]
+        src = dst
+    log(f"faults drained over 10 migrations: {drained}")
+    check(drained > 0, "ten migrations with sva running and never a fault in flight")
+    sva_result(src)
+
+
+def case_held(rig):
+    env = {"VMIG_TEST_DRAIN_HOLD_MS": "400"}
+    src = source(rig, "workload=sva secs=10", env=env)
+    mt.wait_line(src.v, "SMMU", timeout=20)
+    time.sleep(1.0)
+    info, dst = hop(rig, src, env=env)
+    completed(info, src)
+    sw = info["x-vmig"]["switchover"]
+    check(sw["held-submissions"] > 0 and sw["held-replayed"] == sw["held-submissions"],
+          f"the guest's writes during the drain were not carried and replayed: {sw}")
+    # Roll-back: a destination without devices refuses the device's state.
+    time.sleep(1.0)
+    bad = Vm(rig, ["--no-devices"], incoming=True)
+    info = mt.migrate(dst.q, bad.uri, timeout=90)
+    sw = info["x-vmig"]["switchover"]
+    log(f"refused: {info.get('error-desc')} {sw}")
+    check(info["status"] == "failed" and sw["held-replayed"] > 0,
+          f"the source did not replay the held writes itself: {info}")
+    mt.assert_source_running(dst.q, "after the refused migration")
+    sva_result(dst)
+
+
+def stall_guest(rig, delay_ms, env=None):
+    src = source(rig, f"workload=sva secs=8 stalldelay={delay_ms}", env=env)
+    wait_text(src, "sva: holding a stall")
+    return src
+
+
+def case_delayed(rig):
+    src = stall_guest(rig, 2500)
+    info, dst = hop(rig, src, x_vmig_drain_limit=6000)
+    completed(info, src)
+    check(info["x-vmig"]["switchover"]["faults-drained"] >= 1, f"{info['x-vmig']}")
+    sva_result(dst)
+
+
+def drain_cancelled(src, info, limit_ms):
+    err = info.get("error-desc", "")
+    drain_ms = info["x-vmig"]["switchover-us"]["drain"] / 1000
+    log(f"cancelled after a {drain_ms:.0f} ms drain: {err}")
+    check(info["status"] == "failed" and f"did not drain within {limit_ms} ms" in err and
+          "1 I/O page faults outstanding" in err, f"migration {info}")
+    check(limit_ms <= drain_ms < limit_ms + 1000, f"the drain took {drain_ms} ms")
+    mt.assert_source_running(src.q, "after the drain bound")
+    sva_result(src)
+
+
+def case_vcpus_first(rig):
+    src = stall_guest(rig, 2500, env={"VMIG_TEST_VCPUS_FIRST": "1"})
+    info, dst = hop(rig, src, x_vmig_drain_limit=6000)
+    drain_cancelled(src, info, 6000)
+
+
+def case_no_answer(rig):
+    src = stall_guest(rig, 4000)
+    info, dst = hop(rig, src, x_vmig_drain_limit=1000)
+    drain_cancelled(src, info, 1000)
+
+
+def case_refused(rig):
+    """The destination's host refuses the guest's stage-1 configuration that the source's
+    host had in force (VMIG_TEST_HOST_REFUSE_S1=1 there): post-load fails the migration
+    before COMMIT, the source goes on and its guest finishes clean."""
+    src = source(rig, "workload=sva secs=6")
+    mt.wait_line(src.v, "SMMU", timeout=20)
+    time.sleep(1.0)
+    info, dst = hop(rig, src, env={"VMIG_TEST_HOST_REFUSE_S1": "1"})
+    err = info.get("error-desc", "")
+    check(info["status"] == "failed" and "refused the guest's configuration of stream" in err,
+          f"migration {info}")
+    check(dst.v.wait(20) == 1, f"{dst.v.name}: exit {dst.v.rc} {dst.v.tail()}")
+    check(not dst.v.guest_lines(), f"{dst.v.name}: its guest ran {dst.v.tail()}")
+    mt.assert_source_running(src.q, "after the refused post-load")
+    sva_result(src)
+
+
+if __name__ == "__main__":
+    sys.exit(mt.main({"inflight": case_inflight, "2level": case_2level,
+                      "pingpong": case_pingpong, "held": case_held, "delayed": case_delayed,
+                      "vcpus-first": case_vcpus_first, "no-answer": case_no_answer,
+                      "refused": case_refused}, __doc__))
