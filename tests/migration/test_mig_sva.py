@@ -30,9 +30,12 @@ Cases:
                 within the bound with the outstanding fault counted; the guest goes on
   refused       the destination's host refuses the stage-1 configuration the source's host
                 had in force: post-load fails the migration, the source goes on clean
+  hostile-stream  a saved stream with its held writes, attached streams and vSMMU state
+                rewritten (checksums valid): each refused with its reason, nothing runs
 Exit 77 without /dev/kvm.
 """
 import os
+import struct
 import sys
 import time
 
@@ -234,8 +237,118 @@ def case_refused(rig):
     sva_result(src)
 
 
+# Hostile streams: records of the vSMMU and device sections rewritten with valid checksums.
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        t.append(c)
+    return t
+
+
+CRC_T = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as src/common/crc32c.c computes it from 0."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = (crc >> 8) ^ CRC_T[(crc ^ b) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
+HDR_LEN, REC = 64, struct.Struct("<HHIQIIII")  # mig_hdr; mig_rec (28 bytes + crc)
+
+
+def records(data):
+    """(offset, section, type, len, arg, count, seq) of every record after the header."""
+    off, out = HDR_LEN, []
+    while off + REC.size <= len(data):
+        sec, typ, ln, arg, cnt, _dcrc, seq, _crc = REC.unpack_from(data, off)
+        out.append((off, sec, typ, ln, arg, cnt, seq))
+        off += REC.size + ln
+    return out
+
+
+def rewrite(data, rec, payload, count=None):
+    """data with record rec replaced by one carrying payload (and count), checksums valid."""
+    off, sec, typ, ln, arg, cnt, seq = rec
+    cnt = cnt if count is None else count
+    head = struct.pack("<HHIQIII", sec, typ, len(payload), arg, cnt, crc32c(payload), seq)
+    return data[:off] + head + struct.pack("<I", crc32c(head)) + payload + \
+        data[off + REC.size + ln:]
+
+
+def find(recs, sec, typ):
+    r = [x for x in recs if x[1] == sec and x[2] == typ]
+    check(len(r) == 1, f"{len(r)} records of section {sec} type {typ}")
+    return r[0]
+
+
+def payload(data, rec):
+    return data[rec[0] + REC.size:rec[0] + REC.size + rec[3]]
+
+
+def hostile_variants(data):
+    recs = records(data)
+    held, streams, st = find(recs, 8, 3), find(recs, 4, 2), find(recs, 4, 1)
+    hp, sp, vp = payload(data, held), payload(data, streams), payload(data, st)
+    out = struct.pack("<IIQ", 0x100000, 8, 0)  # a write outside BAR0
+    stall = struct.pack("<IIIII", 0, 5, 0x10, 0, 77)  # ssv, stag, vsid, ssid, cookie
+    vs = bytearray(vp[:-4]) + struct.pack("<I", 1) + stall
+    struct.pack_into("<I", vs, 8, len(vs))
+    bits = bytearray(vp)
+    struct.pack_into("<I", bits, 16, struct.unpack_from("<I", bits, 16)[0] + 1)
+    return [
+        ("held write outside BAR0", rewrite(data, held, out + hp[16:]),
+         "held register writes are not writes this device takes"),
+        ("too many held writes", rewrite(data, held, out * 4097, count=4097),
+         "malformed held register writes"),
+        ("held count and length disagree", rewrite(data, held, hp, count=held[5] + 1),
+         "malformed held register writes"),
+        ("bad stream flag", rewrite(data, streams, sp[:4] + struct.pack("<I", 7) + sp[8:]),
+         "malformed list of attached streams"),
+        ("a stall in the vSMMU state", rewrite(data, st, bytes(vs)),
+         "stalled faults of the source's host"),
+        ("another vSMMU", rewrite(data, st, bytes(bits)), "does not fit this vSMMU"),
+    ]
+
+
+def case_hostile_stream(rig):
+    """A saved stream whose vSMMU and device records are rewritten (checksums recomputed):
+    held writes outside the device, too many, inconsistent; a bad attached-stream flag; a
+    vSMMU state with a stall in it or for another vSMMU. Each is refused with its reason
+    and the guest never runs; the untouched stream loads and runs."""
+    src = source(rig, "workload=sva secs=6", env={"VMIG_TEST_DRAIN_HOLD_MS": "400"})
+    mt.wait_line(src.v, "SMMU", timeout=20)
+    time.sleep(1.0)
+    path = rig.path("snap.vmig")
+    info = mt.migrate(src.q, "file:" + path, timeout=90)
+    check(info["status"] == "completed" and
+          info["x-vmig"]["switchover"]["held-submissions"] > 0, f"snapshot {info}")
+    src.q.cmd("quit")
+    with open(path, "rb") as f:
+        data = f.read()
+    for what, bad, reason in hostile_variants(data):
+        bad_path = rig.path("bad.vmig")
+        with open(bad_path, "wb") as f:
+            f.write(bad)
+        v = mt.Vmig(rig, f"bad{rig.n}", ["run", "--mem", MEM, "--timeout", "60", "--incoming",
+                                         "file:" + bad_path])
+        err = mt.assert_never_ran(v)
+        log(f"{what}: {err}")
+        check(reason in err, f"{what}: {err}")
+    good = mt.Vmig(rig, "good", ["run", "--mem", MEM, "--timeout", "60", "--incoming",
+                                 "file:" + path])
+    check(good.wait(60) == 0, f"the untouched stream: {good.tail()}")
+
+
 if __name__ == "__main__":
     sys.exit(mt.main({"inflight": case_inflight, "2level": case_2level,
                       "pingpong": case_pingpong, "held": case_held, "delayed": case_delayed,
                       "vcpus-first": case_vcpus_first, "no-answer": case_no_answer,
-                      "refused": case_refused}, __doc__))
+                      "refused": case_refused, "hostile-stream": case_hostile_stream},
+                     __doc__))
