@@ -46,4 +46,20 @@ struct host_platform_stats {
 };
 void host_platform_get_stats(struct host_platform *hp, struct host_platform_stats *st);
 
+/*
+ * The host administrator's view of a translation (Linux's IOMMU debugfs): what the host
+ * SMMU would do with a DMA of the sdma device at iova (with PASID ssid when ssv), walking
+ * its current configuration and tables, without any effect. status (of a read): 0
+ * translated (ipa: the stage-1 output, pa), 1 fault (event: the event id), 2 abort; read
+ * and write: whether a read and a write would succeed.
+ */
+struct host_platform_probe {
+	unsigned status;
+	uint8_t event;
+	uint64_t ipa, pa;
+	bool read, write;
+};
+int host_platform_probe_dma(struct host_platform *hp, bool ssv, uint32_t ssid, uint64_t iova,
+			    struct host_platform_probe *out);
+
 #endif

@@ -9,11 +9,14 @@
 #include "host/dev/sdma.h"
 #include "host/vfio.h"
 #include "host/iommu/iommufd_host.h"
+#include "host/iommu/smmu.h"
+#include "host/iommu/smmu_dma.h"
 #include "vmig/host_platform.h"
 
 struct host_platform {
 	struct host_iommu_system sys;
 	struct sdma *sdma;
+	uint32_t sdma_sid;
 };
 
 static void platform_params(const struct host_platform_config *cfg, struct smmu_params *p)
@@ -48,6 +51,7 @@ int host_platform_boot(const struct host_platform_config *cfg, struct host_platf
 	    .no_dma_log = cfg->sdma_no_dma_log,
 	    .mig_flags = cfg->sdma_no_precopy ? VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P : 0,
 	};
+	hp->sdma_sid = dc.sid;
 	ret = sdma_create(&dc, &hp->sdma);
 	if (ret < 0) {
 		iommufd_host_set_default(NULL);
@@ -67,6 +71,33 @@ void host_platform_shutdown(struct host_platform *hp)
 	iommufd_host_set_default(NULL);
 	host_iommu_system_destroy(&hp->sys);
 	free(hp);
+}
+
+/*
+ * A read and a write probed: whether a write would succeed is not in the descriptor's write
+ * permission bit alone (dirty tracking keeps writable pages clean until written).
+ */
+int host_platform_probe_dma(struct host_platform *hp, bool ssv, uint32_t ssid, uint64_t iova,
+			    struct host_platform_probe *out)
+{
+	struct smmu_dma_txn txn = {
+	    .sid = hp->sdma_sid, .ssid = ssid, .flags = ssv ? SMMU_DMA_SSV : 0};
+	struct smmu_probe_out r, w;
+	int ret = smmu_probe(hp->sys.smmu, &txn, iova, false, &r);
+
+	if (ret == 0)
+		ret = smmu_probe(hp->sys.smmu, &txn, iova, true, &w);
+	if (ret < 0)
+		return ret;
+	*out = (struct host_platform_probe){.status = r.status == SMMU_DMA_OK	   ? 0
+						      : r.status == SMMU_DMA_FAULT ? 1
+										   : 2,
+					    .event = r.event_id,
+					    .ipa = r.ipa,
+					    .pa = r.pa,
+					    .read = r.status == SMMU_DMA_OK,
+					    .write = w.status == SMMU_DMA_OK};
+	return 0;
 }
 
 void host_platform_get_stats(struct host_platform *hp, struct host_platform_stats *st)

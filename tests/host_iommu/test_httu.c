@@ -91,6 +91,44 @@ static void test_s1_httu(void **state)
 	rig_fini(&r);
 }
 
+/*
+ * A probe (the host's debug view) walks as a DMA would and changes nothing: an access flag
+ * and a dirty state HTTU would set stay clear, a fault records no event, and it tells a
+ * writable-clean page from a read-only one.
+ */
+static void test_probe_changes_nothing(void **state)
+{
+	struct rig r;
+	struct pgtable s1;
+	struct smmu_probe_out p;
+	struct smmu_event ev;
+
+	rig_init(&r, NULL);
+	assert_int_equal(pgtable_init(&s1, &r.mem, 1, 48, PGT_LEVEL_AUTO), 0);
+	assert_int_equal(
+	    pgtable_map(&s1, 0x1000, RIG_RAM_PA, 4096, PGT_R | PGT_W | PGT_DBM | PGT_NO_AF), 0);
+	assert_int_equal(pgtable_map(&s1, 0x2000, RIG_RAM_PA, 4096, PGT_R), 0);
+	s1_stream(&r, 1, &s1, SMMU_CD_HA | SMMU_CD_HD);
+	uint64_t before = pte(&s1, 0x1000);
+	assert_int_equal(smmu_probe(r.smmu, &T1, 0x1010, true, &p), 0);
+	assert_int_equal(p.status, SMMU_DMA_OK);
+	assert_int_equal(p.ipa, RIG_RAM_PA + 0x10);
+	assert_true(p.read && p.write);
+	assert_int_equal(pte(&s1, 0x1000), before); /* no AF, still clean */
+	assert_int_equal(smmu_probe(r.smmu, &T1, 0x2000, true, &p), 0);
+	assert_int_equal(p.status, SMMU_DMA_FAULT);
+	assert_int_equal(p.event_id, EVT_F_PERMISSION);
+	assert_int_equal(smmu_probe(r.smmu, &T1, 0x9000, false, &p), 0);
+	assert_int_equal(p.status, SMMU_DMA_FAULT);
+	assert_int_equal(p.event_id, EVT_F_TRANSLATION);
+	assert_false(smmu_event_pop(r.smmu, &ev)); /* no event for either fault */
+	/* The same read as a DMA does set the access flag. */
+	assert_int_equal(rd(&r, &T1, 0x1000), SMMU_DMA_OK);
+	assert_int_not_equal(pte(&s1, 0x1000), before);
+	pgtable_fini(&s1);
+	rig_fini(&r);
+}
+
 static void test_s2_httu(void **state)
 {
 	struct rig r;
@@ -398,6 +436,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_s1_httu),
+	    cmocka_unit_test(test_probe_changes_nothing),
 	    cmocka_unit_test(test_s2_httu),
 	    cmocka_unit_test(test_nested_httu),
 	    cmocka_unit_test(test_harvest_s2_exact),

@@ -30,6 +30,9 @@ Cases:
                 within the bound with the outstanding fault counted; the guest goes on
   refused       the destination's host refuses the stage-1 configuration the source's host
                 had in force: post-load fails the migration, the source goes on clean
+  post-load     the destination's host translates every SSID of the guest's stream as the
+                source's did (host view, sampled IOVAs); its negative control (post-load
+                skipped) differs
   hostile-stream  a saved stream with its held writes, attached streams and vSMMU state
                 rewritten (checksums valid): each refused with its reason, nothing runs
 Exit 77 without /dev/kvm.
@@ -237,6 +240,54 @@ def case_refused(rig):
     sva_result(src)
 
 
+# What the host translates: the source's host (stopped after the migration) against the
+# destination's, sampled over every SSID the guest configured.
+SAMPLES = [(ssid, iova, count, step) for ssid in (None, 1, 2, 1025)
+           for iova, count, step in ((0x10000000, 32, 4096),)] + \
+    [(None, 0x40000000, 1024, 16384), (None, 0x50000000, 1024, 16384)]
+
+
+def translations(vm):
+    out = []
+    for ssid, iova, count, step in SAMPLES:
+        args = dict(iova=iova, count=count, step=step)
+        if ssid is not None:
+            args["ssid"] = ssid
+        out += [(ssid, t["iova"], t["status"], t.get("ipa"), t.get("read"), t.get("write"),
+                 t.get("event")) for t in vm.q.cmd("query-vmig-host-translation", **args)]
+    return out
+
+
+def post_load_hop(rig, env=None):
+    src = source(rig, "workload=dma,sva secs=6")
+    wait_text(src, "RESULT workload=dma")
+    time.sleep(1.5)  # sva has set up SSIDs 1, 2 and 1025
+    info, dst = hop(rig, src, env=env)
+    check(info["status"] == "completed", f"migration {info}")
+    before, after = translations(src), translations(dst)
+    mt.quit_source(src.v, src.q)
+    ok = sum(1 for t in before if t[2] == "ok")
+    log(f"{len(before)} sampled translations, {ok} mapped on the source")
+    check(ok > 1024, f"too few mapped translations to compare: {ok}")
+    return dst, before, after
+
+
+def case_post_load(rig):
+    """Post-load leaves the destination's host translating every SSID of the guest's stream
+    exactly as the source's host did (same stage-1 output, permissions, faults), sampled
+    over the driver pages of each SSID and the DMA windows; its negative control (the
+    destination skips post-load: VMIG_TEST_SKIP_POST_LOAD=1) differs."""
+    dst, before, after = post_load_hop(rig)
+    diff = [(b, a) for b, a in zip(before, after) if b != a]
+    check(not diff, f"{len(diff)} translations differ, e.g. {diff[:3]}")
+    sva_result(dst)
+    dst, before, after = post_load_hop(rig, env={"VMIG_TEST_SKIP_POST_LOAD": "1"})
+    diff = [(b, a) for b, a in zip(before, after) if b != a]
+    log(f"without post-load: {len(diff)} of {len(before)} differ, e.g. {diff[:1]}")
+    check(len(diff) > 1000, "without post-load the translations still match")
+    dst.v.kill()
+
+
 # Hostile streams: records of the vSMMU and device sections rewritten with valid checksums.
 
 def _crc32c_table():
@@ -350,5 +401,6 @@ if __name__ == "__main__":
     sys.exit(mt.main({"inflight": case_inflight, "2level": case_2level,
                       "pingpong": case_pingpong, "held": case_held, "delayed": case_delayed,
                       "vcpus-first": case_vcpus_first, "no-answer": case_no_answer,
-                      "refused": case_refused, "hostile-stream": case_hostile_stream},
+                      "refused": case_refused, "hostile-stream": case_hostile_stream,
+                      "post-load": case_post_load},
                      __doc__))

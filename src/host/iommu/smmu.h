@@ -117,6 +117,23 @@ struct smmu_xlate {
 int smmu_translate(struct smmu *smmu, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
 		   struct smmu_xlate *out);
 
+/* What a DMA of txn at iova would translate to, found without any effect (smmu_probe). */
+struct smmu_probe_out {
+	enum smmu_dma_status status; /* OK, FAULT (event_id says which) or ABORTED */
+	uint8_t event_id;
+	uint64_t ipa; /* the stage-1 output (= iova without stage 1) */
+	uint64_t pa;
+	bool read, write; /* the permissions of the translation */
+};
+
+/*
+ * The host's debug view of a translation (as Linux's IOMMU debugfs): the configuration
+ * and tables walked as a DMA would walk them, but no event, no stall, no access/dirty
+ * update, no TLB fill; the TLB is not consulted (the tables are the truth being asked for).
+ */
+int smmu_probe(struct smmu *smmu, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
+	       struct smmu_probe_out *out);
+
 /* Waits until every DMA transaction in flight at the time of the call has finished. */
 void smmu_sync(struct smmu *smmu);
 

@@ -531,6 +531,53 @@ int smmu_dma_fill(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t dst_i
 	return dma_end(&c);
 }
 
+static int probe_walk(struct smmu *s, const struct smmu_cfg *cfg, uint64_t iova, bool write,
+		      struct smmu_probe_out *out)
+{
+	struct smmu_fault f = {0};
+	struct tlb_fill tf;
+	uint64_t off = iova & (SMMU_GRANULE_SIZE - 1);
+
+	smmu_walk_set_probe(true);
+	int rc = xl_walk(s, cfg, iova, write, &tf, &f);
+	smmu_walk_set_probe(false);
+	if (rc) {
+		out->status = SMMU_DMA_FAULT;
+		out->event_id = f.id;
+		return 0;
+	}
+	out->ipa = tf.ipa | off;
+	out->pa = tf.pa | off;
+	out->read = tf.perm & TLB_PERM_R;
+	out->write = tf.perm & TLB_PERM_W;
+	return 0;
+}
+
+int smmu_probe(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
+	       struct smmu_probe_out *out)
+{
+	struct smmu_fault f = {0};
+	const struct smmu_cfg *cfg = NULL;
+
+	if (!s || !txn || !out)
+		return -EINVAL;
+	*out = (struct smmu_probe_out){.status = SMMU_DMA_OK, .ipa = iova, .pa = iova};
+	if (__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE) && !(cfg = smmu_cfg_get(s, txn, &f))) {
+		out->status = SMMU_DMA_FAULT;
+		out->event_id = f.id;
+		return 0;
+	}
+	bool abort =
+	    cfg ? cfg->kind == KIND_ABORT : __atomic_load_n(&s->gbpa_abort, __ATOMIC_ACQUIRE);
+	if (abort)
+		out->status = SMMU_DMA_ABORTED;
+	if (abort || !cfg || cfg->kind == KIND_BYPASS) {
+		out->read = out->write = !abort;
+		return 0;
+	}
+	return probe_walk(s, cfg, iova, write, out);
+}
+
 int smmu_translate(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bool write,
 		   struct smmu_xlate *out)
 {

@@ -99,6 +99,17 @@ static uint8_t leaf_eval_s2(const struct smmu_stage *st, uint64_t d, bool write,
 	return 0;
 }
 
+/*
+ * A probe (smmu_probe) walks this thread's tables as a DMA would but changes nothing: no
+ * hardware access/dirty update, the leaf taken as the update would leave it.
+ */
+static __thread bool walk_probe;
+
+void smmu_walk_set_probe(bool on)
+{
+	walk_probe = on;
+}
+
 struct walk_ctx {
 	struct smmu *smmu;
 	const struct smmu_stage *st;
@@ -133,6 +144,8 @@ static int walk_leaf(struct walk_ctx *c, struct desc_ref *dr, uint64_t d, unsign
 			id = EVT_F_PERMISSION;
 		if (id)
 			return walk_fault(f, id, c->stage2, EVT_CLASS_IN, 0);
+		if (walk_probe)
+			d = nd;
 		if (nd != d && c->s2 && !made_writable_ref) {
 			if (walk_desc_locate(c->smmu, c->s2, dr->ipa, true, dr, f))
 				return -EFAULT;

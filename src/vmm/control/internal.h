@@ -86,6 +86,8 @@ struct cmd {
 cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
     cmd_migrate_set_parameters, cmd_query_migrate_parameters, cmd_migrate_set_capabilities,
     cmd_query_migrate_capabilities;
+/* The host's view of the device's translations (host_view.c). */
+cmd_fn cmd_query_vmig_host_translation;
 
 /* True while the guest waits for its state from an incoming migration (run state inmigrate). */
 bool control_incoming_pending(struct control *c);
