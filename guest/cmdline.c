@@ -214,6 +214,8 @@ static void parse_option(char *key, char *val)
 		cfg.remap_written = value_bool(key, val);
 	else if (str_eq(key, "bypass"))
 		cfg.bypass = value_bool(key, val);
+	else if (str_eq(key, "stetoggle"))
+		cfg.ste_toggle = value_bool(key, val);
 	else if (str_eq(key, "stalldelay"))
 		cfg.stall_delay_ms = (uint32_t)value_u64(key, val, false, 600000);
 	else if (str_eq(key, "httucheck"))

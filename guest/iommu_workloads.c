@@ -945,6 +945,21 @@ static bool sva_round(int i, uint32_t n, bool with_abort)
 	return ok;
 }
 
+/*
+ * stetoggle=1: the device's STE flips its untagged-DMA mode (S1DSS) between "SSID 0" and
+ * "bypass" every round: sva's DMA all carries a PASID, so the jobs do not notice, but the
+ * STE the guest last wrote before a migration must be the one in force on the
+ * destination's host (a test reads the host's translations of untagged DMA on both sides).
+ * The step ends with it back on SSID 0.
+ */
+static void sva_ste_toggle(uint32_t round)
+{
+	if (!cfg.ste_toggle)
+		return;
+	smmu_ste_untagged(DEV_SID, round & 1);
+	dev_result.ste_toggles++;
+}
+
 bool step_sva_run(void)
 {
 	uint64_t left = cfg.jobs, stalls0, aborts0, per_us;
@@ -966,9 +981,12 @@ bool step_sva_run(void)
 	for (uint32_t n; ok && (n = next_batch(&left, SDMA_MAX_BATCH / 2)); round++) {
 		int i = (int)(round % SVA_SSIDS);
 
+		sva_ste_toggle(round);
 		ok = sva_setup_as(i) && sva_round(i, n, round < SVA_SSIDS);
 		sva_teardown(i);
 	}
+	if (cfg.ste_toggle)
+		smmu_ste_untagged(DEV_SID, false);
 	smmu.on_stall = 0;
 	dev_result.faults = smmu.st.stalls - stalls0;
 	dev_result.aborted = smmu.st.aborts - aborts0;

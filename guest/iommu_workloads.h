@@ -21,6 +21,7 @@ struct dev_result {
 	uint64_t dirty_pages, young_pages;	/* dma: HTTU state of the destination PTEs */
 	uint64_t remaps, remapped_pages, stale; /* remap */
 	uint64_t mapped_on_demand, aborted;	/* sva */
+	uint64_t ste_toggles;			/* sva stetoggle=1 */
 	uint64_t cases, passed;			/* hostile */
 	uint64_t irqs; /* completion MSIs received (one per batch is asked for) */
 };

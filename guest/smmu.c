@@ -335,13 +335,14 @@ void smmu_tlbi_range(const struct smmu_as *as, uint64_t iova, uint64_t size)
 
 /* ---- stream table --------------------------------------------------------------------- */
 
-#define STE0_V		 1ull
-#define STE0_CFG_ABORT	 (0ull << 1)
-#define STE0_CFG_S1	 (5ull << 1)
-#define STE0_CFG_BYPASS	 (4ull << 1)
-#define STE0_S1FMT_64K	 (2ull << 4)
-#define STE1_S1DSS_SSID0 2ull
-#define STE1_S1_WB_ISH	 ((1ull << 2) | (1ull << 4) | (3ull << 6))
+#define STE0_V		  1ull
+#define STE0_CFG_ABORT	  (0ull << 1)
+#define STE0_CFG_S1	  (5ull << 1)
+#define STE0_CFG_BYPASS	  (4ull << 1)
+#define STE0_S1FMT_64K	  (2ull << 4)
+#define STE1_S1DSS_SSID0  2ull
+#define STE1_S1DSS_BYPASS 1ull
+#define STE1_S1_WB_ISH	  ((1ull << 2) | (1ull << 4) | (3ull << 6))
 
 static uint64_t *ste_slot(uint32_t sid)
 {
@@ -384,6 +385,15 @@ void smmu_attach(uint32_t sid)
 
 	ste[0] = STE0_V | STE0_CFG_S1 | STE0_S1FMT_64K | pa(cd_l1) | ((uint64_t)CD_MAX_LOG2 << 59);
 	ste[1] = STE1_S1DSS_SSID0 | STE1_S1_WB_ISH;
+	smmu_ste_write_raw(sid, ste);
+}
+
+void smmu_ste_untagged(uint32_t sid, bool bypass)
+{
+	uint64_t ste[8];
+
+	smmu_ste_read(sid, ste);
+	ste[1] = (ste[1] & ~3ull) | (bypass ? STE1_S1DSS_BYPASS : STE1_S1DSS_SSID0);
 	smmu_ste_write_raw(sid, ste);
 }
 

@@ -148,6 +148,8 @@ bool smmu_probe(void);
 bool smmu_init(enum smmu_strtab_fmt fmt);
 /* The device's STE: stage-1 translate through the CD table (S1DSS: untagged -> SSID 0). */
 void smmu_attach(uint32_t sid);
+/* The STE's untagged DMA (S1DSS): bypass, or through SSID 0 (CFGI_STE and sync after). */
+void smmu_ste_untagged(uint32_t sid, bool bypass);
 /* sid's STE in bypass: the SMMU (still on, for MSIs and other streams) does not translate. */
 void smmu_attach_bypass(uint32_t sid);
 /* Points sid's STE at an arbitrary raw STE (hostile tests); CFGI_STE + sync. */

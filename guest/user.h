@@ -71,6 +71,7 @@ struct config {
 	bool remap_written;	 /* remap moves the windows the device just wrote (adversarial) */
 	bool bypass;		 /* the device's STE bypasses translation: IOVA = GPA (dma only) */
 	uint32_t stall_delay_ms; /* sva: the step's first stall is answered this late */
+	bool ste_toggle;	 /* sva: each round flips the STE's untagged-DMA mode */
 	bool httu_check; /* dma with secs=: window PTEs cleaned before use, A/D checked after */
 };
 

@@ -479,6 +479,8 @@ static void report_sva(struct line *l)
 	line_kv(l, "aborted", dev_result.aborted);
 	line_kv(l, "descs", dev_result.descs);
 	line_kv(l, "device_descs", dev_result.device_descs);
+	if (cfg.ste_toggle)
+		line_kv(l, "ste_toggles", dev_result.ste_toggles);
 }
 
 static void report_hostile(struct line *l)

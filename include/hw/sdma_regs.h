@@ -63,7 +63,7 @@
 #define SDMA_STATUS_EN_WIDTH	 1
 #define SDMA_STATUS_HALTED_SHIFT 1
 #define SDMA_STATUS_HALTED_WIDTH 1
-/* IDLE: no DMA under way, no doorbell unread, and HEAD == TAIL (or the queue disabled/halted) */
+/* IDLE: no DMA under way, no kick taken and not served, HEAD == TAIL (or disabled/halted) */
 #define SDMA_STATUS_IDLE_SHIFT 2
 #define SDMA_STATUS_IDLE_WIDTH 1
 

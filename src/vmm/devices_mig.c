@@ -9,11 +9,49 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "vmm/devices.h"
 #include "vmm/migration/migration.h"
 #include "vmm/migration/section.h"
+
+/* What the host queued reaches the guest now: no fault record stays in a host queue. */
+static unsigned devices_mig_flush_faults(struct devices *d)
+{
+	devices_quiesce(d);
+	devices_drain(d);
+	devices_resume(d);
+	return vsmmu_stall_count(d->vsmmu);
+}
+
+/*
+ * The devices are drained and take no new work (P2P), the vCPUs still run: a fault their
+ * last accesses raised may still sit in a host queue or wait for the guest's answer (a
+ * stall the device itself already gave up). Every one of them is delivered and answered
+ * before the vCPUs stop: a stall would otherwise travel to a host that knows nothing of it.
+ */
+static int devices_mig_quiesce(struct mig_section *s)
+{
+	struct devices *d = s->state;
+	struct timespec pause = {0, 500000};
+	unsigned stalls;
+
+	while ((stalls = devices_mig_flush_faults(d)) > 0) {
+		if (mig_failing(s->mig))
+			return -ECANCELED;
+		if (mig_now_ns() >= mig_drain_deadline_ns(s->mig)) {
+			mig_set_error(s->mig,
+				      "the guest did not answer %u I/O page faults of the device's "
+				      "last accesses within the drain limit (x-vmig-drain-limit); "
+				      "the guest goes on here",
+				      stalls);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
 
 static int devices_mig_stop(struct mig_section *s)
 {
@@ -32,6 +70,7 @@ static void devices_mig_cleanup(struct mig_section *s, bool failed)
 
 static const struct mig_section_ops devices_loop_ops = {
     .name = "devices",
+    .quiesce = devices_mig_quiesce,
     .stop = devices_mig_stop,
     .cleanup = devices_mig_cleanup,
 };

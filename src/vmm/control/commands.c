@@ -148,12 +148,16 @@ static bool cmd_vm_stopped(struct control *c)
 static int cmd_stop(struct control *c, const struct json_value *args, struct json_writer *w,
 		    struct control_error *e)
 {
-	/* The engine starts the destination's guest at COMMIT: a user hold would contradict it. */
+	/*
+	 * A destination (QEMU's autostart off): the guest loads and takes over at COMMIT, but
+	 * its vCPUs stay paused until cont. The guest has not run: no STOP event.
+	 */
 	if (control_incoming_pending(c)) {
-		control_error_set(e, "GenericError",
-				  "The guest waits for an incoming migration and runs once it "
-				  "completes: it cannot be stopped before");
-		return -EBUSY;
+		if (c->state == CONTROL_RUNNING) {
+			vm_pause(c->cfg.m->vm, VM_PAUSE_USER);
+			c->state = CONTROL_PAUSED;
+		}
+		return cmd_empty_return(w);
 	}
 	/* Stopping a stopped or not yet started VM changes nothing, as in QEMU: no event. */
 	if (c->state == CONTROL_RUNNING && !cmd_vm_stopped(c)) {

@@ -125,6 +125,14 @@ bool mig_cancelled(const struct migration *mig)
 	return __atomic_load_n(&mig->cancel, __ATOMIC_ACQUIRE);
 }
 
+bool mig_failing(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	bool failing = mig->cancel || mig->error[0];
+	pthread_mutex_unlock(&mig->lock);
+	return failing;
+}
+
 void mig_unblock_all(struct migration *mig)
 {
 	/* Under the lock: the fds are closed under it too, and a number may be reused. */

@@ -120,6 +120,8 @@ int mig_chan_recv_payload(struct mig_chan *c, const struct mig_rec *r, void *buf
 void mig_set_error(struct migration *mig, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool mig_cancelled(const struct migration *mig);
+/* Cancelled, or an error already recorded (the destination gave up, a channel broke). */
+bool mig_failing(struct migration *mig);
 /* The device drain's deadline, on the clock of mig_now_ns() (CLOCK_MONOTONIC, ns). */
 uint64_t mig_drain_deadline_ns(const struct migration *mig);
 uint64_t mig_now_ns(void);

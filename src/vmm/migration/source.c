@@ -642,6 +642,16 @@ static uint64_t src_faults_outstanding(struct migration *mig)
  * and finish what they have while the vCPUs still run and answer I/O page faults. A drain
  * that does not finish in time cancels the migration; nothing has stopped yet.
  */
+/* The drain's bound from now (the drain itself, then the faults the quiesce waits for). */
+static uint64_t src_arm_drain_deadline(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	uint64_t limit_ms = mig->params.x_vmig_drain_limit_ms;
+	pthread_mutex_unlock(&mig->lock);
+	mig->drain_deadline_ns = mig_now_ns() + limit_ms * 1000000ull;
+	return limit_ms;
+}
+
 static void src_drain_failed(struct migration *mig, int ret, const char *who, uint64_t limit_ms)
 {
 	if (ret == -ETIMEDOUT)
@@ -664,10 +674,9 @@ static int src_drain(struct migration *mig)
 	int ret = 0;
 	unsigned i;
 
-	pthread_mutex_lock(&mig->lock);
-	limit_ms = mig->params.x_vmig_drain_limit_ms;
-	pthread_mutex_unlock(&mig->lock);
-	mig->drain_deadline_ns = t + limit_ms * 1000000ull;
+	limit_ms = src_arm_drain_deadline(mig);
+	/* A throttled guest would answer its device's faults at the throttle's pace. */
+	vm_set_throttle(mig->m->vm, 0);
 	for (i = 0; i < mig->nr_sections && ret == 0; i++) {
 		struct mig_section *s = &mig->sections[i];
 		ret = s->ops->drain ? s->ops->drain(s) : 0;
@@ -676,6 +685,25 @@ static int src_drain(struct migration *mig)
 	if (ret < 0)
 		src_drain_failed(mig, ret, mig->sections[i - 1].ops->name, limit_ms);
 	return ret;
+}
+
+static bool src_has_drain(const struct migration *mig)
+{
+	for (unsigned i = 0; i < mig->nr_sections; i++)
+		if (mig->sections[i].ops->drain)
+			return true;
+	return false;
+}
+
+/*
+ * The vCPUs ran through the drain and dirtied memory: more passes (the devices still held)
+ * until the switchover fits the downtime limit again, never past it silently.
+ */
+static int src_drain_catch_up(struct migration *mig)
+{
+	if (src_is_file(mig) || !src_has_drain(mig))
+		return 0;
+	return src_iterate(mig);
 }
 
 /*
@@ -703,8 +731,11 @@ static int src_drain_and_quiesce(struct migration *mig)
 
 	if (ret == 0)
 		ret = src_drain(mig);
+	if (ret == 0 && !vcpus_first)
+		ret = src_drain_catch_up(mig);
 	if (ret == 0)
 		ret = src_enter_device(mig);
+	src_arm_drain_deadline(mig);
 	uint64_t t = mig_now_ns();
 	if (ret == 0)
 		ret = src_sections(mig, SRC_QUIESCE);
@@ -805,6 +836,9 @@ static void src_finish(struct migration *mig, int ret)
 	if (ret < 0 && src_is_file(mig))
 		mig_uri_file_finish(&mig->uri, false);
 	vm_set_throttle(mig->m->vm, 0);
+	/* A roll-back switches device paths and replays held writes with the vCPUs stopped. */
+	if (ret < 0 && !committed)
+		vm_pause(mig->m->vm, VM_PAUSE_MIGRATION);
 	src_cleanup_sections(mig, ret < 0 && !committed);
 	mig->end_ns = mig_now_ns();
 	pthread_mutex_lock(&mig->lock);

@@ -85,9 +85,11 @@ unsigned vsmmu_streams(struct vsmmu *vs, struct vsmmu_stream *out, unsigned max)
 	unsigned n = 0;
 
 	vsmmu_lock(vs);
-	while (n < max && vs->bridge && vs->bridge->sid_next &&
+	while (vs->bridge && vs->bridge->sid_next &&
 	       vs->bridge->sid_next(vs->bridge_opaque, sid, &sid) == 0) {
-		out[n++] = (struct vsmmu_stream){sid, !vsmmu_install_refused(vs, sid)};
+		if (n < max)
+			out[n] = (struct vsmmu_stream){sid, !vsmmu_install_refused(vs, sid)};
+		n++;
 		if (sid++ == UINT32_MAX)
 			break;
 	}

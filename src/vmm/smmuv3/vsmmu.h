@@ -244,7 +244,7 @@ struct vsmmu_stream {
 	uint32_t vsid;
 	bool in_force; /* false: the host refused it, the device's DMA aborts */
 };
-/* The attached streams (bridge order, at most max). */
+/* The attached streams (bridge order, at most max filled); returns how many there are. */
 unsigned vsmmu_streams(struct vsmmu *vs, struct vsmmu_stream *out, unsigned max);
 /* vsmmu_state_load's checks without the load; *stalls: how many stalls the state holds. */
 int vsmmu_state_check(struct vsmmu *vs, const void *buf, size_t len, unsigned *stalls);

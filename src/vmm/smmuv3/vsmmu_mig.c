@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "vmm/migration/migration.h"
 #include "vmm/migration/section.h"
 #include "vmm/smmuv3/vsmmu.h"
@@ -100,6 +101,11 @@ static int vsmmu_mig_send_streams(struct vsmmu_mig *m, struct mig_section *s, st
 	struct vsmmu_mig_stream_wire w[VSMMU_MIG_STREAMS_MAX];
 	unsigned n = vsmmu_streams(m->vs, st, VSMMU_MIG_STREAMS_MAX);
 
+	if (n > VSMMU_MIG_STREAMS_MAX) {
+		mig_set_error(s->mig, "vSMMU: %u attached streams, at most %u can migrate", n,
+			      VSMMU_MIG_STREAMS_MAX);
+		return -E2BIG;
+	}
 	for (unsigned i = 0; i < n; i++)
 		w[i] = (struct vsmmu_mig_stream_wire){st[i].vsid, st[i].in_force};
 	return mig_chan_send(main, s->id, VSMMU_MIG_T_STREAMS, 0, n,
@@ -183,10 +189,14 @@ static int vsmmu_mig_load_check(struct mig_section *s, char *err, size_t errlen)
 	unsigned stalls = 0;
 	int ret;
 
-	if (!m->buf || !m->got_streams) {
+	if (!m->buf) {
 		snprintf(err, errlen,
 			 "no vSMMU state arrived: the source has no vSMMUv3 (start this side "
 			 "with --no-devices, as the source was)");
+		return -ENODATA;
+	}
+	if (!m->got_streams) {
+		snprintf(err, errlen, "vSMMU: the list of attached streams is missing");
 		return -ENODATA;
 	}
 	ret = vsmmu_state_check(m->vs, m->buf, m->len, &stalls);
@@ -230,7 +240,7 @@ static bool vsmmu_mig_in_force(const struct vsmmu_stream *st, unsigned n, uint32
 static int vsmmu_mig_check_streams(struct vsmmu_mig *m, char *err, size_t errlen)
 {
 	struct vsmmu_stream st[VSMMU_MIG_STREAMS_MAX];
-	unsigned n = vsmmu_streams(m->vs, st, VSMMU_MIG_STREAMS_MAX);
+	unsigned n = MIN(vsmmu_streams(m->vs, st, VSMMU_MIG_STREAMS_MAX), VSMMU_MIG_STREAMS_MAX);
 
 	for (uint32_t i = 0; i < m->nr_streams; i++) {
 		uint32_t vsid = m->streams[i].vsid;

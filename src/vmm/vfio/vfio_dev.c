@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/trace.h"
+#include "common/util.h"
 #include "hw/sdma_regs.h"
 #include "host/vfio.h"
 #include "vmm/bus.h"
@@ -134,53 +135,86 @@ static bool vfio_dev_eventfd_unread(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
-#define VFIO_DEV_KICK_WAIT_MS 100
+/* How long one replay waits, in all, for the device to take its kicks. */
+#define VFIO_DEV_KICK_BUDGET_NS (100ull * 1000 * 1000)
+
+static uint64_t vfio_dev_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 /*
- * A valueless kick, as the fast path delivers it, and the wait until the device took it
- * (read its eventfd): the next replayed write is a trapped, synchronous one and must not
- * overtake it.
+ * A valueless kick, as the fast path delivers it. With a deadline, waits until the device
+ * took it (read its eventfd) or the deadline passed: a trapped, synchronous register write
+ * replayed next must not overtake it. A device busy with its queue reads the eventfd only
+ * between runs; the bound keeps a replay from holding the lock for long.
  */
-static int vfio_dev_kick(struct vfio_dev *d)
+static int vfio_dev_kick(struct vfio_dev *d, uint64_t deadline_ns)
 {
 	struct timespec pause = {0, 100000};
 
 	if (eventfd_write(d->db_fd, 1) < 0)
 		return -errno;
-	for (int i = 0; i < VFIO_DEV_KICK_WAIT_MS * 10 && vfio_dev_eventfd_unread(d->db_fd); i++)
+	while (deadline_ns && vfio_dev_eventfd_unread(d->db_fd) && vfio_dev_now_ns() < deadline_ns)
 		nanosleep(&pause, NULL);
 	return 0;
 }
 
 /*
- * One held write, delivered as the guest meant it. A doorbell write with the shadow tail
- * on becomes a valueless kick: the device then reads the guest's newest tail, which is
- * what the fast path gives it, whereas an old value written to TAIL could move TAIL back
- * behind HEAD (the device may have read a newer shadow tail meanwhile).
+ * A doorbell write the guest meant as a kick: with the shadow tail on, the device reads the
+ * guest's newest tail, which is what the fast path gives it, whereas an old value written
+ * to TAIL could move TAIL back behind HEAD (the device may have read a newer shadow tail).
  */
-static int vfio_dev_replay_one_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+static bool vfio_dev_is_kick(const struct vfio_dev *d, const struct vfio_doorbell_write *w)
 {
-	int ret;
+	return vfio_dev_is_doorbell(d, w->offset) && d->shadow_en;
+}
 
-	if (vfio_dev_is_doorbell(d, w->offset) && d->shadow_en)
-		return vfio_dev_kick(d);
-	ret = vfio_dev_forward(d, w->offset, w->size, w->value);
+static int vfio_dev_forward_held(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	int ret = vfio_dev_forward(d, w->offset, w->size, w->value);
+
 	if (ret == 0 && vfio_dev_changes_shadow(w->offset))
 		vfio_dev_read_shadow_locked(d);
 	return ret;
 }
 
-/* Replays the held list in order; what could not be replayed stays, in order. */
+/* One write, delivered as the guest meant it (a kick, or the write itself). */
+static int vfio_dev_replay_one_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	return vfio_dev_is_kick(d, w) ? vfio_dev_kick(d, 0) : vfio_dev_forward_held(d, w);
+}
+
+/*
+ * Replays the held list in order; what could not be replayed stays, in order. Consecutive
+ * kicks are one (a kick only says "read the shadow tail"), and a kick is waited for only
+ * when a register write follows it.
+ */
 static int vfio_dev_replay_locked(struct vfio_dev *d)
 {
+	uint64_t deadline = vfio_dev_now_ns() + VFIO_DEV_KICK_BUDGET_NS;
+	size_t i, kick_from = SIZE_MAX;
 	int ret = 0;
-	size_t i;
 
-	for (i = 0; i < d->nr_held && ret == 0; i++)
-		ret = vfio_dev_replay_one_locked(d, &d->held[i]);
+	for (i = 0; i < d->nr_held && ret == 0; i++) {
+		if (vfio_dev_is_kick(d, &d->held[i])) {
+			kick_from = kick_from == SIZE_MAX ? i : kick_from;
+			continue;
+		}
+		if (kick_from != SIZE_MAX && (ret = vfio_dev_kick(d, deadline)) == 0)
+			kick_from = SIZE_MAX;
+		if (ret == 0 && (ret = vfio_dev_forward_held(d, &d->held[i])) < 0)
+			break;
+	}
+	if (ret == 0 && kick_from != SIZE_MAX && (ret = vfio_dev_kick(d, 0)) == 0)
+		kick_from = SIZE_MAX;
 	if (ret < 0)
-		i--;
-	memmove(d->held, d->held + i, (d->nr_held - i) * sizeof(*d->held));
+		i = MIN(i, kick_from);
+	if (i) /* (held is NULL until a first hold) */
+		memmove(d->held, d->held + i, (d->nr_held - i) * sizeof(*d->held));
 	d->nr_held -= i;
 	d->st.doorbells_released += i;
 	return ret < 0 ? ret : (int)i;
@@ -194,7 +228,7 @@ static int vfio_dev_replay_locked(struct vfio_dev *d)
  * it, and the hold is marked broken (the drain fails and the migration rolls back).
  * Entering SLOW_HOLD reserves room, so a trapped write always has a place.
  */
-static void vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+static int vfio_dev_append_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
 {
 	int ret = d->nr_held >= VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, 1);
 
@@ -202,12 +236,24 @@ static void vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_
 		d->held[d->nr_held++] = *w;
 		d->st.doorbells_held += vfio_dev_is_doorbell(d, w->offset);
 		d->st.writes_held++;
-		return;
 	}
+	return ret;
+}
+
+static void vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_write *w)
+{
+	if (vfio_dev_append_locked(d, w) == 0)
+		return;
 	d->hold_broken = true;
 	d->st.hold_overflows++;
-	if (vfio_dev_replay_locked(d) < 0 || vfio_dev_replay_one_locked(d, w) < 0)
-		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+	if (vfio_dev_replay_locked(d) >= 0 && vfio_dev_replay_one_locked(d, w) == 0)
+		return;
+	/* The device refused a write: what it did not take stays held, this one with it. */
+	__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
+	if (vfio_dev_append_locked(d, w) < 0)
+		log_error("vfio: %s: a guest register write lost (the device refuses writes and "
+			  "the held list is full)",
+			  d->name);
 }
 
 static void vfio_dev_refresh_shadow_locked(struct vfio_dev *d)
@@ -235,6 +281,10 @@ static void vfio_dev_bar_write(void *opaque, uint64_t offset, unsigned size, uin
 		vfio_dev_hold_locked(d, &w);
 		TRACE(vfio_doorbell_hold, "off=%#llx val=%#llx", (unsigned long long)offset,
 		      (unsigned long long)val);
+	} else if (d->path == VFIO_DOORBELL_FAST && d->vm && vfio_dev_is_kick(d, &w)) {
+		/* Trapped around a path switch: the fast path would have made it a kick. */
+		if (vfio_dev_kick(d, 0) < 0)
+			__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
 	} else if (vfio_dev_forward(d, offset, size, val) < 0) {
 		__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
 	} else if (vfio_dev_changes_shadow(offset)) {
@@ -440,7 +490,8 @@ size_t vfio_dev_doorbell_copy_held(struct vfio_dev *d, struct vfio_doorbell_writ
 	pthread_mutex_lock(&d->lock);
 	size_t n = d->nr_held < max ? d->nr_held : max;
 
-	memcpy(out, d->held, n * sizeof(*out));
+	if (n)
+		memcpy(out, d->held, n * sizeof(*out));
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }
@@ -450,8 +501,10 @@ size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_writ
 	pthread_mutex_lock(&d->lock);
 	size_t n = d->nr_held < max ? d->nr_held : max;
 
-	memcpy(out, d->held, n * sizeof(*out));
-	memmove(d->held, d->held + n, (d->nr_held - n) * sizeof(*d->held));
+	if (n) {
+		memcpy(out, d->held, n * sizeof(*out));
+		memmove(d->held, d->held + n, (d->nr_held - n) * sizeof(*d->held));
+	}
 	d->nr_held -= n;
 	pthread_mutex_unlock(&d->lock);
 	return n;
@@ -482,7 +535,8 @@ int vfio_dev_doorbell_push_held(struct vfio_dev *d, const struct vfio_doorbell_w
 	/* All or nothing: the room first, then appends that cannot fail. */
 	ret = d->nr_held + n > VFIO_DEV_HELD_MAX ? -ENOSPC : vfio_dev_hold_reserve_locked(d, n);
 	if (ret == 0) {
-		memcpy(d->held + d->nr_held, w, n * sizeof(*w));
+		if (n)
+			memcpy(d->held + d->nr_held, w, n * sizeof(*w));
 		d->nr_held += n;
 	}
 	pthread_mutex_unlock(&d->lock);

@@ -13,8 +13,10 @@
  *   SLOW_HOLD    every BAR0 write traps and is kept, in order, in a held list: the device
  *                sees no new work and no new configuration (a reset or a queue change
  *                forwarded ahead of held doorbells would run them against the wrong
- *                queue). Reads are forwarded: they show the device as it was when the
- *                hold began. vfio_dev_doorbell_unhold() replays the list and leaves the
+ *                queue). Reads go to the device, which has seen none of the held
+ *                writes (and runs on with what it had: HEAD and COMPLETED advance), so a
+ *                driver that writes and then polls for the effect waits for the hold to
+ *                end. vfio_dev_doorbell_unhold() replays the list and leaves the
  *                hold in one step (roll-back, or the destination after migration);
  *                _copy_held() gives it to the migration stream, which keeps it until the
  *                migration ends, and _push_held() loads it on the destination.

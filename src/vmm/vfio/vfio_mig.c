@@ -217,7 +217,7 @@ static int vdm_drain_wait(struct vfio_dev_mig *v, struct mig_section *s)
 	while ((quiet = vfio_dev_quiet(v->dev)) == 0) {
 		if (vfio_dev_doorbell_hold_broken(v->dev))
 			break;
-		if (mig_cancelled(s->mig))
+		if (mig_failing(s->mig)) /* cancelled, or the destination gave up */
 			return -ECANCELED;
 		if (mig_now_ns() >= mig_drain_deadline_ns(s->mig))
 			return -ETIMEDOUT; /* the engine says how many faults were owed */
@@ -253,6 +253,8 @@ static int vdm_drain(struct mig_section *s)
 	int ret;
 
 	v->path = vfio_dev_doorbell_get_path(v->dev);
+	if (v->path == VFIO_DOORBELL_SLOW_HOLD) /* never the path to return to */
+		v->path = VFIO_DOORBELL_FAST;
 	ret = vfio_dev_doorbell_set_path(v->dev, VFIO_DOORBELL_SLOW_HOLD);
 	if (ret < 0) {
 		mig_set_error(s->mig, "device %s: cannot hold the guest's submissions: %s", v->name,
@@ -285,6 +287,14 @@ static int vdm_quiesce(struct mig_section *s)
 	if (ret < 0)
 		mig_set_error(s->mig, "device %s refused %s: %s", v->name, vfio_mig_state_name(p2p),
 			      strerror(-ret));
+	/* A guest that overflowed the hold after the drain: its writes reached the device. */
+	if (ret == 0 && v->holding && vfio_dev_doorbell_hold_broken(v->dev)) {
+		mig_set_error(s->mig,
+			      "device %s: the guest wrote its registers more than %u times at the "
+			      "switchover; its writes went through and the migration is cancelled",
+			      v->name, VFIO_DEV_HELD_MAX);
+		ret = -EOVERFLOW;
+	}
 	return ret;
 }
 
@@ -335,23 +345,54 @@ static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
 }
 
 /*
- * The device runs here again with what the guest wrote while it was held, in order; the
- * doorbell goes back to its path in the same step (vfio_dev_doorbell_unhold).
+ * Held writes replayed while the device takes register writes but starts nothing
+ * (RUNNING_P2P, on both sides), so a kick it carried is served with the configuration the
+ * guest wrote last; the doorbell's path restored in the same step. Returns how many.
  */
+static int vdm_replay_held(struct vfio_dev_mig *v, enum vfio_doorbell_path path)
+{
+	int ret = (v->flags & VFIO_MIGRATION_P2P) && v->state != VFIO_DEVICE_STATE_RUNNING_P2P
+		      ? vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING_P2P)
+		      : 0;
+
+	if (ret == 0)
+		ret = vfio_dev_doorbell_unhold(v->dev, path);
+	if (ret >= 0)
+		__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
+	return ret;
+}
+
+static int vdm_set_running(struct vfio_dev_mig *v)
+{
+	return v->state == VFIO_DEVICE_STATE_RUNNING ? 0
+						     : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+}
+
+/* A device that cannot take its held writes is unheld anyway: the guest's reset must reach it. */
+static void vdm_unhold_failed(struct vfio_dev_mig *v, int err)
+{
+	size_t n = vfio_dev_doorbell_held_count(v->dev);
+
+	if (n)
+		log_error("device %s: %zu guest register writes held at the switchover could not "
+			  "be replayed (%s) and are dropped",
+			  v->name, n, strerror(-err));
+	vfio_dev_doorbell_drop_held(v->dev);
+	vfio_dev_doorbell_set_path(v->dev, v->path);
+}
+
+/* The device runs here again with what the guest wrote while it was held, in order. */
 static int vdm_run_here(struct vfio_dev_mig *v)
 {
-	int ret =
-	    v->state == VFIO_DEVICE_STATE_RUNNING ? 0 : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+	int ret = v->holding ? vdm_replay_held(v, v->path) : 0;
 
-	if (ret == 0 && v->holding) {
-		ret = vfio_dev_doorbell_unhold(v->dev, v->path);
-		if (ret >= 0) {
-			__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
-			v->holding = false;
-		}
-	} else if (ret == 0) {
+	if (ret < 0 && v->holding)
+		vdm_unhold_failed(v, ret);
+	v->holding = false;
+	if (ret >= 0)
+		ret = vdm_set_running(v);
+	if (ret >= 0)
 		ret = vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
-	}
 	return ret < 0 ? ret : 0;
 }
 
@@ -529,17 +570,11 @@ static int vdm_load_check(struct mig_section *s, char *err, size_t errlen)
 static int vdm_resume(struct mig_section *s)
 {
 	struct vfio_dev_mig *v = s->state;
-	int ret = (v->flags & VFIO_MIGRATION_P2P) ? vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING_P2P)
-						  : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+	int ret = (v->flags & VFIO_MIGRATION_P2P) ? 0 : vdm_set_running(v);
 
 	if (ret == 0)
-		ret = vfio_dev_doorbell_unhold(v->dev, vfio_dev_doorbell_get_path(v->dev));
-	if (ret >= 0)
-		__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
-	if (ret < 0)
-		return ret;
-	return v->state == VFIO_DEVICE_STATE_RUNNING ? 0
-						     : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+		ret = vdm_replay_held(v, vfio_dev_doorbell_get_path(v->dev));
+	return ret < 0 ? ret : vdm_set_running(v);
 }
 
 /* A failed load leaves the device as a reset one: ready for the next incoming attempt. */
