@@ -287,7 +287,9 @@ static int vsmmu_state_parse(struct vsmmu *vs, const void *buf, size_t len, stru
 	return 0;
 }
 
-int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len)
+/* Parses buf whole into a scratch copy; with apply, it then becomes the state. */
+static int vsmmu_state_take(struct vsmmu *vs, const void *buf, size_t len, bool apply,
+			    unsigned *stalls)
 {
 	struct vsmmu_regs *r = calloc(1, sizeof(*r));
 	int ret;
@@ -296,7 +298,8 @@ int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len)
 		return -ENOMEM;
 	vsmmu_lock(vs);
 	ret = vsmmu_state_parse(vs, buf, len, r);
-	if (ret == 0) {
+	*stalls = ret == 0 ? vsmmu_stalls_used(r, vs->cfg.stall_max) : 0;
+	if (apply && ret == 0) {
 		/* This instance's own held stalls belong to no guest any more. */
 		vsmmu_stall_drop_all(vs);
 		vs->r = *r;
@@ -305,23 +308,21 @@ int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len)
 	}
 	vsmmu_unlock(vs);
 	free(r);
+	return ret;
+}
+
+int vsmmu_state_load(struct vsmmu *vs, const void *buf, size_t len)
+{
+	unsigned stalls;
+	int ret = vsmmu_state_take(vs, buf, len, true, &stalls);
+
 	TRACE(vsmmu_state_load, "len=%zu ret=%d", len, ret);
 	return ret;
 }
 
 int vsmmu_state_check(struct vsmmu *vs, const void *buf, size_t len, unsigned *stalls)
 {
-	struct vsmmu_regs *r = calloc(1, sizeof(*r));
-	int ret;
-
-	if (!r)
-		return -ENOMEM;
-	vsmmu_lock(vs);
-	ret = vsmmu_state_parse(vs, buf, len, r);
-	vsmmu_unlock(vs);
-	*stalls = ret == 0 ? vsmmu_stalls_used(r, vs->cfg.stall_max) : 0;
-	free(r);
-	return ret;
+	return vsmmu_state_take(vs, buf, len, false, stalls);
 }
 
 int vsmmu_post_load(struct vsmmu *vs)
