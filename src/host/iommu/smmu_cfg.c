@@ -385,7 +385,8 @@ const struct smmu_cfg *smmu_cfg_get(struct smmu *smmu, const struct smmu_dma_txn
 	      "sid=%#x ssid=%#x ssv=%d kind=%u vmid=%u asid=%u s1ttb=%#llx s2ttb=%#llx", cfg->sid,
 	      cfg->ssid, cfg->ssv, cfg->kind, cfg->s2.id, cfg->s1.id,
 	      (unsigned long long)cfg->s1.ttb, (unsigned long long)cfg->s2.ttb);
-	cfgc_insert(&smmu->cfgc, gen, cfg);
+	if (!smmu_walk_probing()) /* a probe leaves the configuration cache as it was */
+		cfgc_insert(&smmu->cfgc, gen, cfg);
 done:
 	/* Only trust it while no CFGI happened since 'gen' was read. */
 	tl_cfg.gen = gen;

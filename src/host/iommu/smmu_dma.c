@@ -562,7 +562,11 @@ int smmu_probe(struct smmu *s, const struct smmu_dma_txn *txn, uint64_t iova, bo
 	if (!s || !txn || !out)
 		return -EINVAL;
 	*out = (struct smmu_probe_out){.status = SMMU_DMA_OK, .ipa = iova, .pa = iova};
-	if (__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE) && !(cfg = smmu_cfg_get(s, txn, &f))) {
+	smmu_walk_set_probe(true); /* the configuration's fetch changes nothing either */
+	if (__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE))
+		cfg = smmu_cfg_get(s, txn, &f);
+	smmu_walk_set_probe(false);
+	if (__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE) && !cfg) {
 		out->status = SMMU_DMA_FAULT;
 		out->event_id = f.id;
 		return 0;

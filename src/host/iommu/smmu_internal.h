@@ -174,6 +174,7 @@ int smmu_walk_s2(struct smmu *smmu, const struct smmu_stage *s2, uint64_t ipa, b
 		 struct walk_out *out, struct smmu_fault *f);
 /* This thread's walks change nothing while on (smmu_probe). */
 void smmu_walk_set_probe(bool on);
+bool smmu_walk_probing(void);
 int smmu_walk_s1(struct smmu *smmu, const struct smmu_stage *s1, const struct smmu_stage *s2,
 		 uint64_t va, bool write, struct walk_out *out, struct smmu_fault *f);
 /* Translates an IPA used to fetch a structure (CD) through stage 2: CLASS=CD on failure. */

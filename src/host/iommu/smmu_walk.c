@@ -110,6 +110,11 @@ void smmu_walk_set_probe(bool on)
 	walk_probe = on;
 }
 
+bool smmu_walk_probing(void)
+{
+	return walk_probe;
+}
+
 struct walk_ctx {
 	struct smmu *smmu;
 	const struct smmu_stage *st;

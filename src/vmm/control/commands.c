@@ -156,6 +156,9 @@ static int cmd_stop(struct control *c, const struct json_value *args, struct jso
 		if (c->state == CONTROL_RUNNING) {
 			vm_pause(c->cfg.m->vm, VM_PAUSE_USER);
 			c->state = CONTROL_PAUSED;
+			/* The migration committed meanwhile and the guest ran: it stops now. */
+			if (!control_incoming_pending(c))
+				control_emit_event(c, "STOP", NULL);
 		}
 		return cmd_empty_return(w);
 	}

@@ -498,7 +498,8 @@ static void src_decide(struct migration *mig, const struct src_pass *p,
 	      (unsigned long long)in.limit_us, out->why);
 }
 
-static int src_iterate(struct migration *mig)
+/* Passes until the switchover fits; deadline_ns (0: none) bounds them. */
+static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 {
 	struct src_pass p = {0};
 
@@ -508,6 +509,8 @@ static int src_iterate(struct migration *mig)
 			return ret;
 		if (mig_cancelled(mig))
 			return -ECANCELED;
+		if (deadline_ns && mig_now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
 		struct mig_converge_out out;
 		src_decide(mig, &p, &out);
 		if (out.decision == MIG_DECIDE_SWITCH)
@@ -652,6 +655,21 @@ static uint64_t src_arm_drain_deadline(struct migration *mig)
 	return limit_ms;
 }
 
+/* A throttled guest would answer its device's faults at the throttle's pace. */
+static void src_throttle_off(struct migration *mig)
+{
+	__atomic_store_n(&mig->throttle_pct, 0, __ATOMIC_RELAXED);
+	vm_set_throttle(mig->m->vm, 0);
+}
+
+/* This side gave up: the destination's "the source went away" is no reason. */
+static void src_own_failure(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	mig->error_is_cause = true;
+	pthread_mutex_unlock(&mig->lock);
+}
+
 static void src_drain_failed(struct migration *mig, int ret, const char *who, uint64_t limit_ms)
 {
 	if (ret == -ETIMEDOUT)
@@ -663,9 +681,7 @@ static void src_drain_failed(struct migration *mig, int ret, const char *who, ui
 			      (unsigned long long)src_faults_outstanding(mig));
 	else
 		mig_set_error(mig, "%s: %s", who, strerror(-ret));
-	pthread_mutex_lock(&mig->lock);
-	mig->error_is_cause = true;
-	pthread_mutex_unlock(&mig->lock);
+	src_own_failure(mig);
 }
 
 static int src_drain(struct migration *mig)
@@ -675,8 +691,7 @@ static int src_drain(struct migration *mig)
 	unsigned i;
 
 	limit_ms = src_arm_drain_deadline(mig);
-	/* A throttled guest would answer its device's faults at the throttle's pace. */
-	vm_set_throttle(mig->m->vm, 0);
+	src_throttle_off(mig);
 	for (i = 0; i < mig->nr_sections && ret == 0; i++) {
 		struct mig_section *s = &mig->sections[i];
 		ret = s->ops->drain ? s->ops->drain(s) : 0;
@@ -703,7 +718,18 @@ static int src_drain_catch_up(struct migration *mig)
 {
 	if (src_is_file(mig) || !src_has_drain(mig))
 		return 0;
-	return src_iterate(mig);
+	/* The device is held meanwhile: the guest's I/O waits, so the passes are bounded too. */
+	uint64_t limit_ms = src_arm_drain_deadline(mig);
+	int ret = src_iterate(mig, mig->drain_deadline_ns);
+	if (ret == -ETIMEDOUT) {
+		mig_set_error(mig,
+			      "after the device drain, pre-copy did not fit the downtime limit "
+			      "again within %llu ms (x-vmig-drain-limit) while the guest's device "
+			      "work was held; the guest goes on here",
+			      (unsigned long long)limit_ms);
+		src_own_failure(mig);
+	}
+	return ret;
 }
 
 /*
@@ -736,9 +762,10 @@ static int src_drain_and_quiesce(struct migration *mig)
 	if (ret == 0)
 		ret = src_enter_device(mig);
 	src_arm_drain_deadline(mig);
+	src_throttle_off(mig);
 	uint64_t t = mig_now_ns();
-	if (ret == 0)
-		ret = src_sections(mig, SRC_QUIESCE);
+	if (ret == 0 && (ret = src_sections(mig, SRC_QUIESCE)) < 0)
+		src_own_failure(mig);
 	mig->phases.quiesce_us = src_us_since(t);
 	if (ret == 0 && !vcpus_first)
 		ret = src_stop_vcpus(mig);
@@ -868,7 +895,7 @@ void *mig_source_thread(void *arg)
 		ret = -ECANCELED;
 	/* A file is not live: the guest stops at once and everything goes in one pass. */
 	if (ret == 0 && !src_is_file(mig))
-		ret = src_iterate(mig);
+		ret = src_iterate(mig, 0);
 	if (ret == 0)
 		ret = src_switchover(mig);
 	src_finish(mig, ret);

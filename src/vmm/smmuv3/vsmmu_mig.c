@@ -51,6 +51,15 @@ static uint64_t vsmmu_mig_stalls_delivered(struct vsmmu *vs)
 static int vsmmu_mig_setup(struct mig_section *s)
 {
 	struct vsmmu_mig *m = s->state;
+	struct vsmmu_stream st[1];
+	unsigned n = vsmmu_streams(m->vs, st, 0);
+
+	/* Known now: refused before anything stopped, not after the switchover. */
+	if (n > VSMMU_MIG_STREAMS_MAX) {
+		mig_set_error(s->mig, "vSMMU: %u attached streams, at most %u can migrate", n,
+			      VSMMU_MIG_STREAMS_MAX);
+		return -E2BIG;
+	}
 
 	__atomic_store_n(&m->installed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->drained, 0, __ATOMIC_RELAXED);

@@ -191,9 +191,9 @@ static int vfio_dev_replay_one_locked(struct vfio_dev *d, const struct vfio_door
 /*
  * Replays the held list in order; what could not be replayed stays, in order. Consecutive
  * kicks are one (a kick only says "read the shadow tail"), and a kick is waited for only
- * when a register write follows it.
+ * when a register write follows it (then_write: one follows the list).
  */
-static int vfio_dev_replay_locked(struct vfio_dev *d)
+static int vfio_dev_replay_locked(struct vfio_dev *d, bool then_write)
 {
 	uint64_t deadline = vfio_dev_now_ns() + VFIO_DEV_KICK_BUDGET_NS;
 	size_t i, kick_from = SIZE_MAX;
@@ -209,7 +209,8 @@ static int vfio_dev_replay_locked(struct vfio_dev *d)
 		if (ret == 0 && (ret = vfio_dev_forward_held(d, &d->held[i])) < 0)
 			break;
 	}
-	if (ret == 0 && kick_from != SIZE_MAX && (ret = vfio_dev_kick(d, 0)) == 0)
+	if (ret == 0 && kick_from != SIZE_MAX &&
+	    (ret = vfio_dev_kick(d, then_write ? deadline : 0)) == 0)
 		kick_from = SIZE_MAX;
 	if (ret < 0)
 		i = MIN(i, kick_from);
@@ -246,7 +247,8 @@ static void vfio_dev_hold_locked(struct vfio_dev *d, const struct vfio_doorbell_
 		return;
 	d->hold_broken = true;
 	d->st.hold_overflows++;
-	if (vfio_dev_replay_locked(d) >= 0 && vfio_dev_replay_one_locked(d, w) == 0)
+	if (vfio_dev_replay_locked(d, !vfio_dev_is_kick(d, w)) >= 0 &&
+	    vfio_dev_replay_one_locked(d, w) == 0)
 		return;
 	/* The device refused a write: what it did not take stays held, this one with it. */
 	__atomic_add_fetch(&d->st.bar_errors, 1, __ATOMIC_RELAXED);
@@ -459,7 +461,7 @@ bool vfio_dev_doorbell_fast_armed(struct vfio_dev *d)
 int vfio_dev_doorbell_release_held(struct vfio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);
-	int ret = vfio_dev_replay_locked(d);
+	int ret = vfio_dev_replay_locked(d, false);
 	pthread_mutex_unlock(&d->lock);
 	return ret;
 }
@@ -472,7 +474,7 @@ int vfio_dev_doorbell_unhold(struct vfio_dev *d, enum vfio_doorbell_path path)
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	vfio_dev_read_shadow_locked(d);
-	ret = vfio_dev_replay_locked(d);
+	ret = vfio_dev_replay_locked(d, false);
 	if (ret >= 0) {
 		/* A write trapped meanwhile waits on the lock and finds the new path. */
 		d->path = path;

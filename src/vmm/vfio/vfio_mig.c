@@ -57,6 +57,18 @@ struct vfio_dev_mig {
 
 /* The uAPI calls ------------------------------------------------------------------------- */
 
+static void vdm_read_state(struct vfio_dev_mig *v)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_state s;
+	} a = {.hdr = {.argsz = sizeof(a),
+		       .flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE}};
+
+	if (vfio_device_feature(v->vdev, &a.hdr) == 0)
+		v->state = a.s.device_state;
+}
+
 static int vdm_set_state(struct vfio_dev_mig *v, uint32_t state)
 {
 	struct {
@@ -69,8 +81,10 @@ static int vdm_set_state(struct vfio_dev_mig *v, uint32_t state)
 
 	TRACE(vfio_mig_state, "%s: %s -> %s: %d", v->name, vfio_mig_state_name(v->state),
 	      vfio_mig_state_name(state), ret);
-	if (ret < 0)
+	if (ret < 0) {
+		vdm_read_state(v); /* a multi-step arc may have stopped part-way */
 		return ret;
+	}
 	v->state = state;
 	if (a.s.data_fd >= 0) {
 		if (v->data_fd >= 0)
@@ -192,10 +206,26 @@ static int vdm_pump(struct vfio_dev_mig *v, struct mig_section *s, struct mig_ch
 	return ret;
 }
 
+/* While held: a guest that wrote more than the held list takes cancels the migration. */
+static int vdm_check_hold(struct vfio_dev_mig *v, struct mig_section *s)
+{
+	if (!v->holding || !vfio_dev_doorbell_hold_broken(v->dev))
+		return 0;
+	mig_set_error(s->mig,
+		      "device %s: the guest wrote its registers more than %u times at the "
+		      "switchover; its writes went through and the migration is cancelled",
+		      v->name, VFIO_DEV_HELD_MAX);
+	return -EOVERFLOW;
+}
+
 static int vdm_save_pass(struct mig_section *s, struct mig_chan *main)
 {
 	struct vfio_dev_mig *v = s->state;
 	uint64_t before = v->sent;
+
+	/* The catch-up passes after the drain: a guest that broke the hold ends them. */
+	if (vdm_check_hold(v, s) < 0)
+		return -EOVERFLOW;
 
 	if (!vdm_has_precopy(v) || v->data_fd < 0)
 		return 0;
@@ -265,14 +295,8 @@ static int vdm_drain(struct mig_section *s)
 	ret = vdm_drain_wait(v, s);
 	if (ret == 0)
 		vdm_test_hold_longer();
-	if (ret == 0 && vfio_dev_doorbell_hold_broken(v->dev)) {
-		mig_set_error(s->mig,
-			      "device %s: the guest wrote its registers more than %u times "
-			      "during the drain; its writes went through and the migration is "
-			      "cancelled",
-			      v->name, VFIO_DEV_HELD_MAX);
-		ret = -EOVERFLOW;
-	}
+	if (ret == 0)
+		ret = vdm_check_hold(v, s);
 	return ret;
 }
 
@@ -282,19 +306,12 @@ static int vdm_quiesce(struct mig_section *s)
 	struct vfio_dev_mig *v = s->state;
 	uint32_t p2p =
 	    vdm_has_precopy(v) ? VFIO_DEVICE_STATE_PRE_COPY_P2P : VFIO_DEVICE_STATE_RUNNING_P2P;
-	int ret = (v->flags & VFIO_MIGRATION_P2P) ? vdm_set_state(v, p2p) : 0;
+	/* A guest that overflowed the hold after the drain: its writes reached the device. */
+	int ret = vdm_check_hold(v, s);
 
-	if (ret < 0)
+	if (ret == 0 && (v->flags & VFIO_MIGRATION_P2P) && (ret = vdm_set_state(v, p2p)) < 0)
 		mig_set_error(s->mig, "device %s refused %s: %s", v->name, vfio_mig_state_name(p2p),
 			      strerror(-ret));
-	/* A guest that overflowed the hold after the drain: its writes reached the device. */
-	if (ret == 0 && v->holding && vfio_dev_doorbell_hold_broken(v->dev)) {
-		mig_set_error(s->mig,
-			      "device %s: the guest wrote its registers more than %u times at the "
-			      "switchover; its writes went through and the migration is cancelled",
-			      v->name, VFIO_DEV_HELD_MAX);
-		ret = -EOVERFLOW;
-	}
 	return ret;
 }
 
@@ -344,6 +361,12 @@ static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
 	return ret < 0 ? ret : mig_chan_send(main, s->id, VDM_T_END, v->sent, 0, NULL, 0);
 }
 
+static int vdm_set_running(struct vfio_dev_mig *v)
+{
+	return v->state == VFIO_DEVICE_STATE_RUNNING ? 0
+						     : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
+}
+
 /*
  * Held writes replayed while the device takes register writes but starts nothing
  * (RUNNING_P2P, on both sides), so a kick it carried is served with the configuration the
@@ -351,21 +374,19 @@ static int vdm_save_complete(struct mig_section *s, struct mig_chan *main)
  */
 static int vdm_replay_held(struct vfio_dev_mig *v, enum vfio_doorbell_path path)
 {
-	int ret = (v->flags & VFIO_MIGRATION_P2P) && v->state != VFIO_DEVICE_STATE_RUNNING_P2P
+	bool p2p = v->flags & VFIO_MIGRATION_P2P;
+	int ret = p2p && v->state != VFIO_DEVICE_STATE_RUNNING_P2P
 		      ? vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING_P2P)
 		      : 0;
 
+	/* Without P2P (or refused: a descriptor that would not finish), replay it running. */
+	if (!p2p || ret < 0)
+		ret = vdm_set_running(v);
 	if (ret == 0)
 		ret = vfio_dev_doorbell_unhold(v->dev, path);
 	if (ret >= 0)
 		__atomic_add_fetch(&v->replayed, (uint64_t)ret, __ATOMIC_RELAXED);
 	return ret;
-}
-
-static int vdm_set_running(struct vfio_dev_mig *v)
-{
-	return v->state == VFIO_DEVICE_STATE_RUNNING ? 0
-						     : vdm_set_state(v, VFIO_DEVICE_STATE_RUNNING);
 }
 
 /* A device that cannot take its held writes is unheld anyway: the guest's reset must reach it. */
@@ -378,7 +399,8 @@ static void vdm_unhold_failed(struct vfio_dev_mig *v, int err)
 			  "be replayed (%s) and are dropped",
 			  v->name, n, strerror(-err));
 	vfio_dev_doorbell_drop_held(v->dev);
-	vfio_dev_doorbell_set_path(v->dev, v->path);
+	if (vfio_dev_doorbell_set_path(v->dev, v->path) < 0)
+		vfio_dev_doorbell_set_path(v->dev, VFIO_DOORBELL_SLOW_FORWARD);
 }
 
 /* The device runs here again with what the guest wrote while it was held, in order. */
