@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
@@ -23,6 +24,15 @@
 
 /* Register fields as (shift, width) pairs: FIELD_GET/FIELD_SET/FGET/FSET. */
 #include "arch/field.h"
+
+/* CLOCK_MONOTONIC in nanoseconds: durations and deadlines. */
+static inline uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 #define KiB (1024ull)
 #define MiB (1024ull * KiB)

@@ -147,7 +147,8 @@ static void test_doorbell_hold_release(void **state)
 	slot = e2e_sdma_queue(&e, (struct sdma_desc){.opcode = SDMA_OP_NOOP}, e2e_iova(E2E_COMPL));
 	e2e_sdma_ring(&e);
 	struct vfio_doorbell_write w[4];
-	assert_int_equal(vfio_dev_doorbell_take_held(e.dev->sdma, w, 4), 1);
+	assert_int_equal(vfio_dev_doorbell_copy_held(e.dev->sdma, w, 4), 1);
+	vfio_dev_doorbell_drop_held(e.dev->sdma);
 	assert_int_equal(w[0].value, e.tail);
 	assert_int_equal(vfio_dev_doorbell_push_held(e.dev->sdma, w, 1), 0);
 	w[1] = (struct vfio_doorbell_write){.offset = 4, .size = 8}; /* misaligned */

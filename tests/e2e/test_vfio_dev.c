@@ -163,7 +163,8 @@ static void test_held_take_push(void **state)
 	assert_int_equal(vfio_dev_doorbell_set_path(f->d, VFIO_DOORBELL_SLOW_HOLD), 0);
 	uint32_t s0 = fx_queue_fill(f, 0x4444444444444444ull);
 	wr(f, SDMA_REG_WQ_TAIL, 4, f->tail);
-	assert_int_equal(vfio_dev_doorbell_take_held(f->d, w, 4), 1);
+	assert_int_equal(vfio_dev_doorbell_copy_held(f->d, w, 4), 1);
+	vfio_dev_doorbell_drop_held(f->d);
 	assert_int_equal(vfio_dev_doorbell_held_count(f->d), 0);
 	assert_int_equal(w[0].offset, SDMA_REG_WQ_TAIL);
 	assert_int_equal(w[0].value, f->tail);

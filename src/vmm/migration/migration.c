@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "common/log.h"
 #include "common/trace.h"
 #include "vmm/machine.h"
@@ -56,9 +57,7 @@ uint64_t mig_drain_deadline_ns(const struct migration *mig)
 
 uint64_t mig_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return monotonic_ns();
 }
 
 uint64_t mig_realtime_ns(void)

@@ -640,11 +640,6 @@ static uint64_t src_faults_outstanding(struct migration *mig)
 	return info.switchover.faults_outstanding;
 }
 
-/*
- * Device first (MIGRATION.md, "vIOMMU and faults in flight"): the devices take no new work
- * and finish what they have while the vCPUs still run and answer I/O page faults. A drain
- * that does not finish in time cancels the migration; nothing has stopped yet.
- */
 /* The drain's bound from now (the drain itself, then the faults the quiesce waits for). */
 static uint64_t src_arm_drain_deadline(struct migration *mig)
 {
@@ -684,6 +679,11 @@ static void src_drain_failed(struct migration *mig, int ret, const char *who, ui
 	src_own_failure(mig);
 }
 
+/*
+ * Device first (MIGRATION.md, "vIOMMU and faults in flight"): the devices take no new work
+ * and finish what they have while the vCPUs still run and answer I/O page faults. A drain
+ * that does not finish in time cancels the migration; nothing has stopped yet.
+ */
 static int src_drain(struct migration *mig)
 {
 	uint64_t t = mig_now_ns(), limit_ms;

@@ -59,14 +59,6 @@ struct device_dirty {
 	int log_err; /* a failed harvest breaks the log for the rest of the migration */
 };
 
-static uint64_t dd_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Test seam for the negative control: harvest, but tell the RAM section nothing. */
 static bool dd_test_blind(void)
 {
@@ -221,10 +213,10 @@ static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds
 
 	pthread_mutex_lock(&dd->mu);
 	if (dd->log && !dd->log_err) {
-		uint64_t t0 = dd_now_ns();
+		uint64_t t0 = monotonic_ns();
 		dd->log_err = device_log_harvest(dd->log, dd->mig, dd_test_blind(),
 						 dd_test_current_only(), cmds, n, &pages);
-		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&dd->harvest_ns, monotonic_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->dirty_pages, pages, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&dd->harvests, 1, __ATOMIC_RELAXED);
 	}
@@ -344,12 +336,12 @@ static int dd_log_sync(struct mig_section *s)
 	struct device_dirty *dd = s->state;
 	int ret = 0;
 
-	uint64_t t0 = dd_now_ns();
+	uint64_t t0 = monotonic_ns();
 
 	switch (dd->active) {
 	case DEVICE_DIRTY_STAGE2:
 		ret = dd_s2_sync(dd, s->mig);
-		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&dd->harvest_ns, monotonic_ns() - t0, __ATOMIC_RELAXED);
 		break;
 	case DEVICE_DIRTY_DEVICE_LOG:
 		vsmmu_with_lock(dd->cfg.vs, dd_log_sync_cb, dd);
@@ -359,7 +351,7 @@ static int dd_log_sync(struct mig_section *s)
 		if (dd->stopped)
 			dd_mark_all(dd, s->mig, dd_test_blind());
 		dd->harvests++;
-		__atomic_add_fetch(&dd->harvest_ns, dd_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&dd->harvest_ns, monotonic_ns() - t0, __ATOMIC_RELAXED);
 		break;
 	default:
 		break;

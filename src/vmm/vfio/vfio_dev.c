@@ -138,14 +138,6 @@ static bool vfio_dev_eventfd_unread(int fd)
 /* How long one replay waits, in all, for the device to take its kicks. */
 #define VFIO_DEV_KICK_BUDGET_NS (100ull * 1000 * 1000)
 
-static uint64_t vfio_dev_now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /*
  * A valueless kick, as the fast path delivers it. With a deadline, waits until the device
  * took it (read its eventfd) or the deadline passed: a trapped, synchronous register write
@@ -158,7 +150,7 @@ static int vfio_dev_kick(struct vfio_dev *d, uint64_t deadline_ns)
 
 	if (eventfd_write(d->db_fd, 1) < 0)
 		return -errno;
-	while (deadline_ns && vfio_dev_eventfd_unread(d->db_fd) && vfio_dev_now_ns() < deadline_ns)
+	while (deadline_ns && vfio_dev_eventfd_unread(d->db_fd) && monotonic_ns() < deadline_ns)
 		nanosleep(&pause, NULL);
 	return 0;
 }
@@ -195,7 +187,7 @@ static int vfio_dev_replay_one_locked(struct vfio_dev *d, const struct vfio_door
  */
 static int vfio_dev_replay_locked(struct vfio_dev *d, bool then_write)
 {
-	uint64_t deadline = vfio_dev_now_ns() + VFIO_DEV_KICK_BUDGET_NS;
+	uint64_t deadline = monotonic_ns() + VFIO_DEV_KICK_BUDGET_NS;
 	size_t i, kick_from = SIZE_MAX;
 	int ret = 0;
 
@@ -473,12 +465,12 @@ int vfio_dev_doorbell_unhold(struct vfio_dev *d, enum vfio_doorbell_path path)
 	if (path == VFIO_DOORBELL_SLOW_HOLD)
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
+	/* A destination loaded the device's state through VFIO: its shadow-tail enable too. */
 	vfio_dev_read_shadow_locked(d);
 	ret = vfio_dev_replay_locked(d, false);
 	if (ret >= 0) {
 		/* A write trapped meanwhile waits on the lock and finds the new path. */
 		d->path = path;
-		vfio_dev_read_shadow_locked(d);
 		int armed = vfio_dev_sync_fast_locked(d);
 		ret = armed < 0 ? armed : ret;
 	}
@@ -494,20 +486,6 @@ size_t vfio_dev_doorbell_copy_held(struct vfio_dev *d, struct vfio_doorbell_writ
 
 	if (n)
 		memcpy(out, d->held, n * sizeof(*out));
-	pthread_mutex_unlock(&d->lock);
-	return n;
-}
-
-size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max)
-{
-	pthread_mutex_lock(&d->lock);
-	size_t n = d->nr_held < max ? d->nr_held : max;
-
-	if (n) {
-		memcpy(out, d->held, n * sizeof(*out));
-		memmove(d->held, d->held + n, (d->nr_held - n) * sizeof(*d->held));
-	}
-	d->nr_held -= n;
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }

@@ -103,8 +103,6 @@ int vfio_dev_doorbell_release_held(struct vfio_dev *d);
 int vfio_dev_doorbell_unhold(struct vfio_dev *d, enum vfio_doorbell_path path);
 /* Copies up to max held writes (oldest first) into out; the list stays. Returns how many. */
 size_t vfio_dev_doorbell_copy_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max);
-/* Moves up to max held writes (oldest first) into out; returns how many. */
-size_t vfio_dev_doorbell_take_held(struct vfio_dev *d, struct vfio_doorbell_write *out, size_t max);
 /* Forgets the held list (a destination whose load failed). */
 void vfio_dev_doorbell_drop_held(struct vfio_dev *d);
 /*

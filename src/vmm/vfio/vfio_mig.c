@@ -406,14 +406,16 @@ static void vdm_unhold_failed(struct vfio_dev_mig *v, int err)
 /* The device runs here again with what the guest wrote while it was held, in order. */
 static int vdm_run_here(struct vfio_dev_mig *v)
 {
-	int ret = v->holding ? vdm_replay_held(v, v->path) : 0;
+	bool held = v->holding;
+	int ret = held ? vdm_replay_held(v, v->path) : 0;
 
-	if (ret < 0 && v->holding)
+	if (ret < 0 && held)
 		vdm_unhold_failed(v, ret);
 	v->holding = false;
 	if (ret >= 0)
 		ret = vdm_set_running(v);
-	if (ret >= 0)
+	/* Not held: the fast path re-armed from the device's state (unhold does it otherwise). */
+	if (ret >= 0 && !held)
 		ret = vfio_dev_doorbell_set_path(v->dev, vfio_dev_doorbell_get_path(v->dev));
 	return ret < 0 ? ret : 0;
 }
@@ -592,10 +594,8 @@ static int vdm_load_check(struct mig_section *s, char *err, size_t errlen)
 static int vdm_resume(struct mig_section *s)
 {
 	struct vfio_dev_mig *v = s->state;
-	int ret = (v->flags & VFIO_MIGRATION_P2P) ? 0 : vdm_set_running(v);
+	int ret = vdm_replay_held(v, vfio_dev_doorbell_get_path(v->dev));
 
-	if (ret == 0)
-		ret = vdm_replay_held(v, vfio_dev_doorbell_get_path(v->dev));
 	return ret < 0 ? ret : vdm_set_running(v);
 }
 
