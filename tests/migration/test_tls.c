@@ -25,15 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tls_certs.h"
 #include "vmm/migration/tls.h"
 
 #define TIMEOUT_MS 3000
-#define DAY	   (24 * 3600)
+#define DAY	   TC_DAY
 
-struct kc {
-	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-};
+#define kc tc_key
 
 static char root[64];
 static struct kc ca, other_ca, server, client, expired, stranger;
@@ -46,73 +44,19 @@ static const char *client_id = "O=vmig tests,CN=source.example";
 static void make(struct kc *k, const char *dn, const char *dns, const struct kc *issuer, bool is_ca,
 		 long from, long until, unsigned serial)
 {
-	unsigned char id[64];
-	size_t idlen = sizeof(id);
-	time_t now = time(NULL);
+	struct tc_spec spec = {.dn = dn,
+			       .dns = {dns, NULL},
+			       .is_ca = is_ca,
+			       .from = from,
+			       .until = until,
+			       .serial = serial};
 
-	assert_int_equal(gnutls_x509_privkey_init(&k->key), 0);
-	assert_int_equal(
-	    gnutls_x509_privkey_generate(k->key, GNUTLS_PK_ECDSA,
-					 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-	    0);
-	assert_int_equal(gnutls_x509_crt_init(&k->crt), 0);
-	gnutls_x509_crt_set_version(k->crt, 3);
-	gnutls_x509_crt_set_serial(k->crt, &serial, sizeof(serial));
-	gnutls_x509_crt_set_activation_time(k->crt, now + from);
-	gnutls_x509_crt_set_expiration_time(k->crt, now + until);
-	assert_int_equal(gnutls_x509_crt_set_dn(k->crt, dn, NULL), 0);
-	assert_int_equal(gnutls_x509_crt_set_key(k->crt, k->key), 0);
-	if (dns)
-		gnutls_x509_crt_set_subject_alt_name(k->crt, GNUTLS_SAN_DNSNAME, dns, strlen(dns),
-						     GNUTLS_FSAN_SET);
-	gnutls_x509_crt_set_basic_constraints(k->crt, is_ca, -1);
-	gnutls_x509_crt_set_key_usage(k->crt, is_ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN
-						    : GNUTLS_KEY_DIGITAL_SIGNATURE);
-	if (!is_ca) {
-		gnutls_x509_crt_set_key_purpose_oid(k->crt, GNUTLS_KP_TLS_WWW_SERVER, 0);
-		gnutls_x509_crt_set_key_purpose_oid(k->crt, GNUTLS_KP_TLS_WWW_CLIENT, 0);
-	}
-	assert_int_equal(gnutls_x509_crt_get_key_id(k->crt, 0, id, &idlen), 0);
-	gnutls_x509_crt_set_subject_key_id(k->crt, id, idlen);
-	if (issuer) {
-		idlen = sizeof(id);
-		assert_int_equal(gnutls_x509_crt_get_subject_key_id(issuer->crt, id, &idlen, NULL),
-				 0);
-		gnutls_x509_crt_set_authority_key_id(k->crt, id, idlen);
-	}
-	assert_int_equal(gnutls_x509_crt_sign2(k->crt, issuer ? issuer->crt : k->crt,
-					       issuer ? issuer->key : k->key, GNUTLS_DIG_SHA256, 0),
-			 0);
-}
-
-static void write_file(const char *dir, const char *name, const gnutls_datum_t *d)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(d->data, 1, d->size, f), d->size);
-	fclose(f);
+	assert_int_equal(tc_make(k, &spec, issuer), 0);
 }
 
 static void put_cert(const char *dir, const char *name, const struct kc *k)
 {
-	gnutls_datum_t d;
-
-	assert_int_equal(gnutls_x509_crt_export2(k->crt, GNUTLS_X509_FMT_PEM, &d), 0);
-	write_file(dir, name, &d);
-	gnutls_free(d.data);
-}
-
-static void put_key(const char *dir, const char *name, const struct kc *k)
-{
-	gnutls_datum_t d;
-
-	assert_int_equal(gnutls_x509_privkey_export2(k->key, GNUTLS_X509_FMT_PEM, &d), 0);
-	write_file(dir, name, &d);
-	gnutls_free(d.data);
+	assert_int_equal(tc_put_cert(dir, name, k), 0);
 }
 
 /* A credentials directory: its CA, and the endpoint's certificate and key. */
@@ -121,15 +65,10 @@ static const char *creds_dir(const char *name, const struct kc *trust, const cha
 {
 	static char dirs[8][128];
 	static unsigned n;
-	char *dir = dirs[n++ % 8], file[32];
+	char *dir = dirs[n++ % 8];
 
 	snprintf(dir, sizeof(dirs[0]), "%s/%s", root, name);
-	mkdir(dir, 0700);
-	put_cert(dir, "ca-cert.pem", trust);
-	snprintf(file, sizeof(file), "%s-cert.pem", who);
-	put_cert(dir, file, own);
-	snprintf(file, sizeof(file), "%s-key.pem", who);
-	put_key(dir, file, own);
+	assert_int_equal(tc_creds_dir(dir, trust, who, own), 0);
 	return dir;
 }
 
@@ -148,8 +87,7 @@ static int group_setup(void **state)
 
 static void drop(struct kc *k)
 {
-	gnutls_x509_crt_deinit(k->crt);
-	gnutls_x509_privkey_deinit(k->key);
+	tc_drop(k);
 }
 
 static int group_teardown(void **state)
@@ -170,9 +108,9 @@ static int group_teardown(void **state)
 
 struct side {
 	const char *dir, *hostname;
-	const char *const *authz;
-	size_t nauthz;
+	const struct mig_tls_authz *authz;
 	int fd, ret;
+	uint64_t sent;
 	struct mig_tls *t;
 	char err[512];
 };
@@ -184,8 +122,8 @@ static void *server_main(void *arg)
 
 	s->ret = mig_tls_creds_load(s->dir, true, &c, s->err, sizeof(s->err));
 	if (s->ret == 0) {
-		s->ret = mig_tls_server(s->fd, c, s->authz, s->nauthz, TIMEOUT_MS, &s->t, s->err,
-					sizeof(s->err));
+		s->ret =
+		    mig_tls_server(s->fd, c, s->authz, TIMEOUT_MS, &s->t, s->err, sizeof(s->err));
 		mig_tls_creds_free(c);
 	}
 	return NULL;
@@ -224,6 +162,7 @@ static void finish(struct side *srv, struct side *cli)
 {
 	mig_tls_free(srv->t);
 	mig_tls_free(cli->t);
+	srv->t = cli->t = NULL;
 	close(srv->fd);
 	close(cli->fd);
 }
@@ -253,7 +192,8 @@ static void *echo_main(void *arg)
 			break;
 		got += (size_t)n;
 	}
-	s->ret = got == sizeof(buf) ? mig_tls_send_all(s->t, buf, sizeof(buf)) : -EIO;
+	struct iovec v = {.iov_base = buf, .iov_len = sizeof(buf)};
+	s->ret = got == sizeof(buf) ? mig_tls_sendv(s->t, &v, 1, &s->sent) : -EIO;
 	return NULL;
 }
 
@@ -261,12 +201,29 @@ static void test_tls_carries_data(void **state)
 {
 	struct side srv = server_side(&server), cli = client_side(&ca, &client);
 	static char out[1 << 20], back[1 << 20];
-	const char *authz[] = {"O=else,CN=someone", client_id};
+	const struct mig_tls_rule rules[] = {{"O=else,CN=someone", false, true},
+					     {"O=vmig tests,CN=*", true, false},
+					     {client_id, false, true}};
+	struct mig_tls_authz authz = {rules, 1, false};
+	const struct mig_tls_authz any = {rules + 1, 2, true};
 	pthread_t th;
 	size_t got = 0;
 
-	srv.authz = authz;
-	srv.nauthz = 2;
+	srv.authz = &authz;
+	handshake(&srv, &cli); /* the first rule does not match, the default denies */
+	assert_int_equal(srv.ret, -EPERM);
+	assert_int_equal(cli.ret, -EPERM);
+	assert_non_null(strstr(cli.err, "authorization list"));
+	finish(&srv, &cli);
+	authz = (struct mig_tls_authz){rules + 2, 1, false}; /* exact */
+	handshake(&srv, &cli);
+	assert_int_equal(srv.ret, 0);
+	finish(&srv, &cli);
+	srv.authz = &any; /* a glob that denies wins over the default that allows */
+	handshake(&srv, &cli);
+	assert_int_equal(srv.ret, -EPERM);
+	finish(&srv, &cli);
+	srv.authz = NULL;
 	handshake(&srv, &cli);
 	assert_int_equal(srv.ret, 0);
 	assert_int_equal(cli.ret, 0);
@@ -275,10 +232,14 @@ static void test_tls_carries_data(void **state)
 	for (size_t i = 0; i < sizeof(out); i++)
 		out[i] = (char)(i * 7 + 3);
 	assert_int_equal(pthread_create(&th, NULL, echo_main, &srv), 0);
-	mig_tls_cork(cli.t);
-	assert_int_equal(mig_tls_send_all(cli.t, out, 100), 0);
-	assert_int_equal(mig_tls_send_all(cli.t, out + 100, sizeof(out) - 100), 0);
-	assert_int_equal(mig_tls_uncork(cli.t), 0);
+	/* Small pieces gathered into records, large ones sent as they are: all arrive. */
+	struct iovec v[5] = {{out, 32},
+			     {out + 32, 4096},
+			     {out + 4128, 100},
+			     {out + 4228, 300000},
+			     {out + 304228, sizeof(out) - 304228}};
+	assert_int_equal(mig_tls_sendv(cli.t, v, 5, &cli.sent), 0);
+	assert_int_equal(cli.sent, sizeof(out));
 	while (got < sizeof(back)) {
 		ssize_t n = mig_tls_recv(cli.t, back + got, sizeof(back) - got);
 		assert_true(n > 0);
@@ -329,6 +290,8 @@ static void test_tls_untrusted_client(void **state)
 	handshake(&srv, &cli);
 	assert_int_equal(srv.ret, -EACCES);
 	assert_non_null(strstr(srv.err, "sent no certificate signed by a CA this side trusts"));
+	assert_int_equal(cli.ret, -EACCES); /* told by the destination's alert */
+	assert_non_null(strstr(cli.err, "refused this side's TLS session"));
 	finish(&srv, &cli);
 	drop(&rogue);
 }
@@ -336,14 +299,17 @@ static void test_tls_untrusted_client(void **state)
 static void test_tls_not_authorized(void **state)
 {
 	struct side srv = server_side(&server), cli = client_side(&ca, &client);
-	const char *authz[] = {"O=another org,CN=source.example"};
+	const struct mig_tls_rule rule = {"O=another org,CN=source.example", false, true};
+	const struct mig_tls_authz authz = {&rule, 1, false};
 
-	srv.authz = authz;
-	srv.nauthz = 1;
+	srv.authz = &authz;
 	handshake(&srv, &cli);
 	assert_int_equal(srv.ret, -EPERM);
 	assert_non_null(strstr(srv.err, "is not on the authorization list"));
 	assert_non_null(strstr(srv.err, client_id));
+	/* The source knows before it sends anything: the alert names the reason. */
+	assert_int_equal(cli.ret, -EPERM);
+	assert_non_null(strstr(cli.err, "not on the destination's authorization list"));
 	finish(&srv, &cli);
 }
 

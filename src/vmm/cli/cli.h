@@ -66,6 +66,23 @@ int64_t cli_now_ms(void);
 /* What is left until deadline_ms for machine_wait(): -1 (none) forever, 0 once passed. */
 int cli_timeout_left(int64_t deadline_ms);
 
+/*
+ * A destination's TLS from the command line (--tls-creds DIR, --tls-authz DN...,
+ * --keep-listening): the same objects and parameters QMP would make (tls.c).
+ */
+#define CLI_TLS_MAX_AUTHZ 16
+struct cli_tls_dest {
+	const char *creds_dir;
+	const char *authz[CLI_TLS_MAX_AUTHZ];
+	unsigned nr_authz;
+	bool keep_listening;
+};
+int cli_tls_dest_add_authz(struct cli_tls_dest *t, const char *dn);
+/* The options against each other and --incoming (given or not). One error line. */
+int cli_tls_dest_check(const struct cli_tls_dest *t, bool incoming);
+/* 0, or 1 with a logged error (a credentials directory that does not load). */
+int cli_tls_dest_apply(const struct cli_tls_dest *t, struct migration *mig);
+
 /* The guest image: a file, or the one built into vmig when path is NULL. */
 int cli_image_get(const char *path, void **data, size_t *size, int *free_it);
 

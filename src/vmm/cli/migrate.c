@@ -25,6 +25,7 @@
 
 struct migrate_opts {
 	const char *qmp_path, *uri;
+	const char *tls_creds, *tls_hostname;
 	uint64_t downtime_ms, channels, max_bandwidth, max_passes, drain_ms;
 	bool has_downtime, has_channels, has_bandwidth, has_passes, has_drain;
 	bool auto_converge, then_quit;
@@ -55,6 +56,12 @@ static void migrate_usage(void)
 	       "                         while the guest answers their I/O page faults, before\n"
 	       "                         the migration is cancelled (x-vmig-drain-limit,\n"
 	       "                         1..600000; vmig's default 5000)\n"
+	       "  --tls-creds DIR        every channel a TLS 1.3 session, with the x509\n"
+	       "                         credentials in DIR (QEMU's tls-creds-x509 files:\n"
+	       "                         ca-cert.pem, client-cert.pem, client-key.pem); the\n"
+	       "                         destination's certificate must chain to that CA\n"
+	       "  --tls-hostname NAME    the name the destination's certificate must carry\n"
+	       "                         (default: the host in a tcp: URI)\n"
 	       "  --then-quit            send 'quit' to the source once the migration completed\n"
 	       "  --interval MS          how often to ask for progress (default 100)\n"
 	       "  --timeout SECONDS      cancel the migration if not done by then; exit %d\n"
@@ -75,6 +82,8 @@ enum {
 	MOPT_PASSES,
 	MOPT_DRAIN,
 	MOPT_THEN_QUIT,
+	MOPT_TLS_CREDS,
+	MOPT_TLS_HOSTNAME,
 	MOPT_INTERVAL,
 	MOPT_TIMEOUT,
 };
@@ -88,6 +97,8 @@ static const struct option migrate_longopts[] = {
     {"max-passes", required_argument, NULL, MOPT_PASSES},
     {"drain-limit", required_argument, NULL, MOPT_DRAIN},
     {"then-quit", no_argument, NULL, MOPT_THEN_QUIT},
+    {"tls-creds", required_argument, NULL, MOPT_TLS_CREDS},
+    {"tls-hostname", required_argument, NULL, MOPT_TLS_HOSTNAME},
     {"interval", required_argument, NULL, MOPT_INTERVAL},
     {"timeout", required_argument, NULL, MOPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
@@ -175,6 +186,12 @@ static int migrate_parse_one(int c, struct migrate_opts *o)
 	case MOPT_THEN_QUIT:
 		o->then_quit = true;
 		return 0;
+	case MOPT_TLS_CREDS:
+		o->tls_creds = optarg;
+		return 0;
+	case MOPT_TLS_HOSTNAME:
+		o->tls_hostname = optarg;
+		return 0;
 	default:
 		return migrate_parse_number(c, o);
 	}
@@ -194,6 +211,10 @@ static int migrate_check_args(int argc, char **argv, struct migrate_opts *o)
 		return -EINVAL;
 	}
 	o->uri = argv[optind];
+	if (o->tls_hostname && !o->tls_creds) {
+		log_error("migrate: --tls-hostname needs --tls-creds DIR");
+		return -EINVAL;
+	}
 	if (control_check_migrate_uri(o->uri, err, sizeof(err)) < 0) {
 		log_error("migrate: %s: %s", o->uri, err);
 		return -EINVAL;
@@ -282,6 +303,66 @@ static int migrate_set_caps(struct qmp_client *q, const struct migrate_opts *o)
 			 o->has_channels ? ", " : "");
 	strcat(args, "]}");
 	return migrate_command(q, "migrate-set-capabilities", args);
+}
+
+/* A JSON object's text from key/value string pairs (NULL-ended); NULL on overflow. */
+static char *migrate_json_strings(const char *const *kv)
+{
+	struct json_writer w;
+
+	json_writer_init(&w, 8192);
+	json_write_begin_object(&w);
+	for (; kv[0]; kv += 2) {
+		json_write_key(&w, kv[0]);
+		json_write_string(&w, kv[1]);
+	}
+	json_write_end_object(&w);
+	char *text = json_writer_error(&w) ? NULL : json_writer_take(&w, NULL);
+	json_writer_fini(&w);
+	return text;
+}
+
+static int migrate_command_kv(struct qmp_client *q, const char *name, const char *const *kv)
+{
+	char *args = migrate_json_strings(kv);
+	int ret = args ? migrate_command(q, name, args) : -ENOMEM;
+
+	free(args);
+	return ret;
+}
+
+#define MIGRATE_TLS_ID "vmig-migrate-tls"
+
+/*
+ * --tls-creds: the source's client credentials as a QEMU client makes them (object-add
+ * tls-creds-x509, endpoint=client), named by tls-creds. A previous run's object goes first.
+ */
+static int migrate_set_tls(struct qmp_client *q, const struct migrate_opts *o)
+{
+	char dir[4096];
+	struct json_value *reply = NULL;
+	char err[256];
+
+	if (!o->tls_creds)
+		return 0;
+	if (!realpath(o->tls_creds, dir)) {
+		log_error("--tls-creds %s: %s", o->tls_creds, strerror(errno));
+		return -errno;
+	}
+	if (migrate_command_kv(q, "migrate-set-parameters",
+			       (const char *[]){"tls-creds", "", NULL}) < 0)
+		return -EINVAL;
+	qmp_client_execute(q, "object-del", "{\"id\": \"" MIGRATE_TLS_ID "\"}", &reply, err,
+			   sizeof(err)); /* absent the first time */
+	json_free(reply);
+	const char *add[] = {"qom-type", "tls-creds-x509", "id", MIGRATE_TLS_ID, "dir", dir,
+			     "endpoint", "client",	   NULL};
+	const char *set[] = {"tls-creds", MIGRATE_TLS_ID, "tls-hostname",
+			     o->tls_hostname ? o->tls_hostname : "", NULL};
+	if (migrate_command_kv(q, "object-add", add) < 0 ||
+	    migrate_command_kv(q, "migrate-set-parameters", set) < 0)
+		return -EINVAL;
+	return 0;
 }
 
 static int migrate_start(struct qmp_client *q, const char *uri)
@@ -423,6 +504,20 @@ static void migrate_summary_device(const struct json_value *info)
 	       migrate_num(d, "stes-reinstalled", NULL));
 }
 
+static void migrate_summary_tls(const struct json_value *info)
+{
+	const struct json_value *t = json_object_get(json_object_get(info, "x-vmig"), "tls");
+	const struct json_value *peer = json_object_get(t, "peer");
+
+	if (!t)
+		return;
+	printf("  TLS              destination '%s', %.0f handshakes (mean %.1f ms, "
+	       "slowest %.1f ms)\n",
+	       peer && peer->type == JSON_STRING ? peer->str.s : "?",
+	       migrate_num(t, "handshakes", NULL), migrate_num(t, "handshake-us-mean", NULL) / 1000,
+	       migrate_num(t, "handshake-us-max", NULL) / 1000);
+}
+
 static void migrate_summary(const struct json_value *info)
 {
 	printf("migration %s\n", migrate_status(info));
@@ -438,6 +533,7 @@ static void migrate_summary(const struct json_value *info)
 		migrate_summary_ram(info);
 	migrate_summary_phases(info);
 	migrate_summary_device(info);
+	migrate_summary_tls(info);
 	fflush(stdout);
 }
 
@@ -531,7 +627,8 @@ static int migrate_drive(struct qmp_client *q, const struct migrate_opts *o)
 	struct json_value *final = NULL;
 
 	r.deadline_ms = o->timeout_s ? cli_now_ms() + (int64_t)o->timeout_s * 1000 : -1;
-	if (migrate_set_params(q, o) < 0 || migrate_set_caps(q, o) < 0 || migrate_start(q, o->uri))
+	if (migrate_set_params(q, o) < 0 || migrate_set_caps(q, o) < 0 ||
+	    migrate_set_tls(q, o) < 0 || migrate_start(q, o->uri))
 		return 1;
 	if (migrate_poll(&r, &final) < 0)
 		return 1;

@@ -37,6 +37,7 @@ struct run_opts {
 	const char *qmp; /* --qmp unix:PATH */
 	bool qmp_wait;
 	const char *incoming; /* --incoming URI or "defer" */
+	struct cli_tls_dest tls;
 };
 
 /* What the built-in firmware runs when no --guest-args are given (docs/guest.md). */
@@ -95,6 +96,15 @@ static void run_usage(void)
 	       "                      the source's. The guest (and its device) runs once\n"
 	       "                      the migration completes; exit status as for a normal\n"
 	       "                      run, 1 if the migration failed (the guest never ran)\n"
+	       "  --tls-creds DIR     with --incoming: accept only a source that connects with\n"
+	       "                      TLS 1.3 and a certificate from DIR's CA (QEMU's\n"
+	       "                      tls-creds-x509 files: ca-cert.pem, server-cert.pem,\n"
+	       "                      server-key.pem; docs/migration.md, \"TLS\")\n"
+	       "  --tls-authz DN      with --tls-creds: and only a source whose certificate's\n"
+	       "                      DN is this one (e.g. 'O=Example,CN=src1'); repeatable\n"
+	       "  --keep-listening    with --incoming: a refused connection (TLS refused, not a\n"
+	       "                      vmig stream) is logged and the destination waits on\n"
+	       "                      for the right source (x-vmig-keep-listening)\n"
 	       "  --qmp unix:PATH     a QMP-compatible control socket at PATH (docs/control.md):\n"
 	       "                      query-status, stop, cont, quit, query-cpus-fast,\n"
 	       "                      vmig-trace, query-vmig-devices, the migration commands\n"
@@ -131,7 +141,10 @@ enum {
 	OPT_HOST_NO_PRECOPY,
 	OPT_QMP,
 	OPT_QMP_WAIT,
-	OPT_INCOMING
+	OPT_INCOMING,
+	OPT_TLS_CREDS,
+	OPT_TLS_AUTHZ,
+	OPT_KEEP_LISTENING
 };
 
 static const struct option run_longopts[] = {
@@ -154,6 +167,9 @@ static const struct option run_longopts[] = {
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qmp-wait", no_argument, NULL, OPT_QMP_WAIT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
+    {"tls-creds", required_argument, NULL, OPT_TLS_CREDS},
+    {"tls-authz", required_argument, NULL, OPT_TLS_AUTHZ},
+    {"keep-listening", no_argument, NULL, OPT_KEEP_LISTENING},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -241,6 +257,14 @@ static int run_parse_one(int c, struct run_opts *o)
 	case OPT_INCOMING:
 		o->incoming = optarg;
 		return 0;
+	case OPT_TLS_CREDS:
+		o->tls.creds_dir = optarg;
+		return 0;
+	case OPT_TLS_AUTHZ:
+		return cli_tls_dest_add_authz(&o->tls, optarg);
+	case OPT_KEEP_LISTENING:
+		o->tls.keep_listening = true;
+		return 0;
 	case 'h':
 		run_usage();
 		return 1;
@@ -310,6 +334,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		return -EINVAL;
 	}
 	if (o->incoming && run_check_incoming(o) < 0)
+		return -EINVAL;
+	if (cli_tls_dest_check(&o->tls, o->incoming != NULL) < 0)
 		return -EINVAL;
 	if (o->save)
 		o->no_devices = true;
@@ -507,6 +533,8 @@ int cli_run(int argc, char **argv)
 		code = cli_mig_create(m, &cm);
 	if (code == 0 && dev && devices_migration_register(dev, cm.mig, o.device_dirty) < 0)
 		code = 1;
+	if (code == 0 && o.incoming)
+		code = cli_tls_dest_apply(&o.tls, cm.mig);
 	if (code == 0)
 		code = run_control_start(m, &o, dev, hp, &cm, &ctl);
 	if (code == 0)

@@ -70,8 +70,8 @@ struct cmd_arg {
 	bool required;
 };
 
-/* migrate-set-parameters has seven optional arguments; the rest need two at most. */
-#define CMD_MAX_ARGS 12
+/* migrate-set-parameters has twelve optional arguments, the most of any command. */
+#define CMD_MAX_ARGS 16
 
 typedef int cmd_fn(struct control *c, const struct json_value *args, struct json_writer *w,
 		   struct control_error *e);
@@ -86,6 +86,8 @@ struct cmd {
 cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
     cmd_migrate_set_parameters, cmd_query_migrate_parameters, cmd_migrate_set_capabilities,
     cmd_query_migrate_capabilities;
+/* object-add / object-del for TLS credentials and authorization lists (objects.c). */
+cmd_fn cmd_object_add, cmd_object_del;
 /* The host's view of the device's translations (host_view.c). */
 cmd_fn cmd_query_vmig_host_translation;
 

@@ -294,6 +294,18 @@ static void mig_write_switchover(struct json_writer *w, const struct mig_info *i
 }
 
 /* vmig's own figures, under one key so that nothing collides with QEMU's. */
+static void mig_write_tls(struct json_writer *w, const struct mig_info *i)
+{
+	json_write_key(w, "tls");
+	json_write_begin_object(w);
+	json_write_key(w, "peer");
+	json_write_string(w, i->tls.peer);
+	mig_write_u64(w, "handshakes", i->tls.handshakes);
+	mig_write_u64(w, "handshake-us-max", i->tls.handshake_us_max);
+	mig_write_u64(w, "handshake-us-mean", i->tls.handshake_us_mean);
+	json_write_end_object(w);
+}
+
 static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 {
 	json_write_key(w, "x-vmig");
@@ -310,6 +322,13 @@ static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 	if (i->device.present) {
 		mig_write_device(w, i);
 		mig_write_switchover(w, i);
+	}
+	if (i->tls.enabled)
+		mig_write_tls(w, i);
+	if (i->refused) {
+		mig_write_u64(w, "refused-connections", i->refused);
+		json_write_key(w, "last-refusal");
+		json_write_string(w, i->last_refusal);
 	}
 	json_write_end_object(w);
 }
@@ -419,6 +438,57 @@ static int mig_param_device_dirty(const struct json_value *v, struct mig_params 
 	return 0;
 }
 
+/* The string parameters: TLS objects' ids and the name to check (QEMU's). */
+struct mig_str_param {
+	const char *name;
+	unsigned bit;
+	size_t offset, size;
+};
+
+#define MIG_STR_PARAM(name, bit, field)                                                            \
+	{                                                                                          \
+		name, bit, offsetof(struct mig_params, field),                                     \
+		    sizeof(((struct mig_params *)0)->field)                                        \
+	}
+
+static const struct mig_str_param mig_str_params[] = {
+    MIG_STR_PARAM("tls-creds", MIG_PARAM_TLS_CREDS, tls_creds),
+    MIG_STR_PARAM("tls-hostname", MIG_PARAM_TLS_HOSTNAME, tls_hostname),
+    MIG_STR_PARAM("tls-authz", MIG_PARAM_TLS_AUTHZ, tls_authz),
+};
+
+#define MIG_NR_STR_PARAMS (sizeof(mig_str_params) / sizeof(mig_str_params[0]))
+
+static char *mig_str_field(struct mig_params *p, const struct mig_str_param *d)
+{
+	return (char *)p + d->offset;
+}
+
+static int mig_str_param_take(const struct mig_str_param *d, const struct json_value *v,
+			      struct mig_params *p, struct control_error *e)
+{
+	if (v->str.len >= d->size) {
+		control_error_set(e, "GenericError", "Parameter '%s' is at most %zu characters",
+				  d->name, d->size - 1);
+		return -EINVAL;
+	}
+	memcpy(mig_str_field(p, d), v->str.s, v->str.len + 1);
+	return 0;
+}
+
+/* The string parameters given in args into p; their bits into *which. */
+static int mig_str_params_take(const struct json_value *args, struct mig_params *p, unsigned *which,
+			       struct control_error *e)
+{
+	for (size_t k = 0; k < MIG_NR_STR_PARAMS; k++) {
+		const struct json_value *v = json_object_get(args, mig_str_params[k].name);
+		if (v && mig_str_param_take(&mig_str_params[k], v, p, e) < 0)
+			return -EINVAL;
+		*which |= v ? mig_str_params[k].bit : 0;
+	}
+	return 0;
+}
+
 int cmd_migrate_set_parameters(struct control *c, const struct json_value *args,
 			       struct json_writer *w, struct control_error *e)
 {
@@ -440,6 +510,8 @@ int cmd_migrate_set_parameters(struct control *c, const struct json_value *args,
 	if (dd && mig_param_device_dirty(dd, &p, e) < 0)
 		return -EINVAL;
 	which |= dd ? MIG_PARAM_X_VMIG_DEVICE_DIRTY : 0;
+	if (mig_str_params_take(args, &p, &which, e) < 0)
+		return -EINVAL;
 	int ret = which ? migration_set_params(c->cfg.mig, &p, which, err, sizeof(err)) : 0;
 	if (ret < 0) {
 		control_error_set(e, "GenericError", "%s", err[0] ? err : strerror(-ret));
@@ -465,6 +537,10 @@ int cmd_query_migrate_parameters(struct control *c, const struct json_value *arg
 	const char *dd = device_dirty_name((enum device_dirty_strategy)p.x_vmig_device_dirty);
 	json_write_key(w, "x-vmig-device-dirty");
 	json_write_string(w, dd ? dd : "auto");
+	for (size_t k = 0; k < MIG_NR_STR_PARAMS; k++) {
+		json_write_key(w, mig_str_params[k].name);
+		json_write_string(w, mig_str_field(&p, &mig_str_params[k]));
+	}
 	json_write_end_object(w);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "vmm/machine.h"
 #include "vmm/migration/internal.h"
+#include "vmm/migration/tls.h"
 
 _Static_assert(sizeof(struct mig_hdr) == 64, "stream header is 64 bytes on the wire");
 _Static_assert(sizeof(struct mig_rec) == 32, "record header is 32 bytes on the wire");
@@ -37,6 +38,8 @@ void mig_chan_shutdown(struct mig_chan *c, int how)
 
 void mig_chan_close(struct mig_chan *c)
 {
+	mig_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -72,6 +75,8 @@ static ssize_t mig_chan_writev(struct mig_chan *c, struct iovec *iov, int n)
 /* iov is consumed (its entries are modified). */
 int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n)
 {
+	if (c->tls)
+		return mig_tls_sendv(c->tls, iov, n, &c->bytes_out);
 	while (n > 0) {
 		ssize_t w = mig_chan_writev(c, iov, MIN(n, 1024));
 		if (w < 0 && errno == EINTR)
@@ -91,11 +96,11 @@ int mig_chan_read_all(struct mig_chan *c, void *buf, size_t len)
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t r = read(c->fd, p, len);
-		if (r < 0 && errno == EINTR)
+		ssize_t r = c->tls ? mig_tls_recv(c->tls, p, len) : read(c->fd, p, len);
+		if (r < 0 && !c->tls && errno == EINTR)
 			continue;
 		if (r < 0)
-			return -errno;
+			return c->tls ? (int)r : -errno;
 		if (r == 0)
 			return -EPIPE; /* the peer went away, or the file ended early */
 		__atomic_add_fetch(&c->bytes_in, (uint64_t)r, __ATOMIC_RELAXED);

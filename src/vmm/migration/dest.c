@@ -48,7 +48,8 @@ static void dst_send_error(struct migration *mig, const char *text)
 	struct mig_chan *c = &mig->chans[0];
 	struct iovec v = {.iov_base = (void *)text, .iov_len = strnlen(text, MIG_ERROR_TEXT_MAX)};
 
-	if (c->fd < 0 || c->is_file)
+	/* A source refused in its TLS handshake had its reason as an alert: no plaintext here. */
+	if (c->fd < 0 || c->is_file || (mig->tls_creds && !c->tls))
 		return;
 	if (mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1) == 0) {
 		shutdown(c->fd, SHUT_WR);
@@ -90,7 +91,11 @@ static void dst_chan_open(struct migration *mig, unsigned i, int fd)
 	c->is_file = mig->uri.kind == MIG_URI_FILE;
 }
 
-static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
+/*
+ * The main channel: a connection, its TLS session (if asked for) and a header for this
+ * machine. *refused: a peer connected and was refused before its stream began.
+ */
+static int dst_accept_main_once(struct migration *mig, bool *refused, char *err, size_t errlen)
 {
 	struct mig_hdr h;
 	int fd = mig->listen_fd;
@@ -107,9 +112,13 @@ static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
 	dst_chan_open(mig, 0, fd);
 	mig->nr_chans = 1;
 	pthread_mutex_unlock(&mig->lock);
+	*refused = true;
+	int ret = mig_tls_accept(mig, &mig->chans[0], err, errlen);
+	if (ret < 0)
+		return ret;
 	struct timeval tv = {.tv_sec = DST_SILENCE_S};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int ret = dst_read_hdr(mig, &mig->chans[0], &h, err, errlen);
+	ret = dst_read_hdr(mig, &mig->chans[0], &h, err, errlen);
 	if (ret == 0 && h.channel != 0) {
 		snprintf(err, errlen, "the first connection is RAM channel %u", h.channel);
 		ret = -EBADMSG;
@@ -119,6 +128,34 @@ static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
 		mig->nr_chans = 1 + h.ram_channels;
 	}
 	return ret;
+}
+
+/* A refused peer is told why and let go; this side keeps listening for the right one. */
+static void dst_refuse(struct migration *mig, const char *why)
+{
+	log_error("incoming migration: refused a connection: %s (still listening: "
+		  "x-vmig-keep-listening)",
+		  why);
+	TRACE(mig_refused, "%s", why);
+	dst_send_error(mig, why);
+	pthread_mutex_lock(&mig->lock);
+	mig->refused++;
+	snprintf(mig->last_refusal, sizeof(mig->last_refusal), "%s", why);
+	mig_chan_close(&mig->chans[0]);
+	mig->nr_chans = 0;
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static int dst_accept_main(struct migration *mig, char *err, size_t errlen)
+{
+	for (;;) {
+		bool refused = false;
+		int ret = dst_accept_main_once(mig, &refused, err, errlen);
+		if (ret == 0 || !refused || mig->uri.kind == MIG_URI_FILE ||
+		    !mig->caps[MIG_CAP_X_VMIG_KEEP_LISTENING] || mig_cancelled(mig))
+			return ret;
+		dst_refuse(mig, err);
+	}
 }
 
 /* The source's CPU shape comes first and must fit this VM before anything is loaded. */
@@ -160,7 +197,9 @@ static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
 	struct timeval tv = {.tv_sec = DST_ACCEPT_MS / 1000}, none = {0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	mig_chan_init(&tmp, mig, fd, 0);
-	int ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
+	int ret = mig_tls_accept(mig, &tmp, err, errlen);
+	if (ret == 0)
+		ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* RAM may idle long */
 	if (ret == 0 &&
 	    (memcmp(h.session, mig->session, sizeof(h.session)) != 0 || h.channel == 0 ||
@@ -172,11 +211,12 @@ static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
 		ret = -EBADMSG;
 	}
 	if (ret < 0) {
-		close(fd);
+		mig_chan_close(&tmp);
 		return ret;
 	}
 	pthread_mutex_lock(&mig->lock);
 	dst_chan_open(mig, h.channel, fd);
+	mig->chans[h.channel].tls = tmp.tls;
 	mig->chans[h.channel].bytes_in = tmp.bytes_in;
 	pthread_mutex_unlock(&mig->lock);
 	return 0;

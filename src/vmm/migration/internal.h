@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "vmm/migration/migration.h"
+#include "vmm/migration/tls.h"
 #include "vmm/migration/section.h"
 
 /* The wire ------------------------------------------------------------------------------ */
@@ -64,10 +65,13 @@ struct mig_rec {
 
 /* Channels ------------------------------------------------------------------------------ */
 
+struct mig_tls;
+
 struct mig_chan {
 	int fd;
 	unsigned index;
 	bool is_file;
+	struct mig_tls *tls; /* records go through this TLS session (NULL: plain) */
 	uint32_t seq_out, seq_in;
 	uint64_t bytes_out, bytes_in; /* atomics: query-migrate reads them */
 	struct migration *mig;
@@ -120,6 +124,33 @@ int mig_hdr_check(const struct mig_hdr *h, char *err, size_t errlen);
 /* Sections ------------------------------------------------------------------------------ */
 
 #define MIG_MAX_SECTIONS 16u
+
+/* TLS (tls_config.c) ------------------------------------------------------------------- */
+
+#define MIG_TLS_MAX_OBJECTS  8u
+#define MIG_TLS_MAX_RULES    16u
+#define MIG_TLS_HANDSHAKE_MS 10000
+
+/* One object-add'ed object: x509 credentials, or an authorization list. */
+struct mig_tls_obj {
+	char id[64];
+	bool used;
+	bool is_authz;
+	struct mig_tls_creds *creds; /* credentials */
+	bool server;
+	char dir[256];
+	struct mig_tls_rule rules[MIG_TLS_MAX_RULES]; /* authorization; matches are owned */
+	struct mig_tls_authz authz;
+};
+
+/* Under lock, at a run's start: the credentials, name and list this run uses. */
+int mig_tls_resolve(struct migration *mig, bool source, char *err, size_t errlen);
+/* The source's and the destination's handshake on a connected channel (no-op without TLS). */
+int mig_tls_connect(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
+int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
+int mig_tls_params_check(struct migration *mig, const struct mig_params *p, unsigned which,
+			 char *err, size_t errlen);
+void mig_tls_objects_free(struct migration *mig);
 
 /* The engine ---------------------------------------------------------------------------- */
 
@@ -181,6 +212,16 @@ struct migration {
 
 	/* Destination. */
 	bool incoming_pending;
+	uint64_t refused;	/* connections refused before a stream began (keep-listening) */
+	char last_refusal[256]; /* under lock */
+
+	/* TLS: the objects, and what this run uses (mig_tls_resolve). */
+	struct mig_tls_obj tls_objs[MIG_TLS_MAX_OBJECTS];
+	const struct mig_tls_creds *tls_creds; /* NULL: plain channels */
+	const struct mig_tls_authz *tls_authz; /* destination; NULL: any trusted source */
+	char tls_hostname[256];		       /* source; "" for no name check */
+	char tls_peer[256];		       /* the main channel's peer DN (under lock) */
+	uint64_t tls_handshakes, tls_handshake_us_sum, tls_handshake_us_max; /* atomics */
 };
 
 /* Sets the status if it is `from` (compare-and-set, QEMU's rule); emits MIGRATION. */

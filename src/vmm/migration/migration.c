@@ -43,6 +43,7 @@ static const char *const mig_cap_names[MIG_CAP__COUNT] = {
     [MIG_CAP_MULTIFD] = "multifd",
     [MIG_CAP_AUTO_CONVERGE] = "auto-converge",
     [MIG_CAP_EVENTS] = "events",
+    [MIG_CAP_X_VMIG_KEEP_LISTENING] = "x-vmig-keep-listening",
 };
 
 const char *migration_cap_name(enum mig_cap c)
@@ -248,6 +249,7 @@ void migration_destroy(struct migration *mig)
 	}
 	for (unsigned i = 0; i < mig->nr_blockers; i++)
 		free(mig->blockers[i]);
+	mig_tls_objects_free(mig);
 	if (mig->listen_fd >= 0)
 		close(mig->listen_fd);
 	pthread_mutex_destroy(&mig->lock);
@@ -314,6 +316,8 @@ static void mig_reset_run(struct migration *mig)
 	mig->rp_msg = 0;
 	mig->rp_done = false;
 	mig->crew_done = 0;
+	mig->refused = 0;
+	mig->last_refusal[0] = 0;
 	for (unsigned i = 0; i <= MIG_MAX_CHANNELS; i++)
 		mig_chan_init(&mig->chans[i], mig, -1, i);
 	if (getrandom(mig->session, sizeof(mig->session), 0) != sizeof(mig->session))
@@ -356,6 +360,8 @@ int migration_start(struct migration *mig, const char *uri, char *err, size_t er
 	ret = mig_check_idle(mig, err, errlen);
 	if (ret == 0)
 		ret = mig_check_uri(mig, uri, err, errlen);
+	if (ret == 0)
+		ret = mig_tls_resolve(mig, true, err, errlen);
 	if (ret == 0) {
 		mig->is_source = true;
 		mig_reset_run(mig);
@@ -413,6 +419,8 @@ int migration_incoming(struct migration *mig, const char *uri, char *err, size_t
 	}
 	if (ret == 0)
 		ret = mig_check_uri_kind(mig, uri, err, errlen);
+	if (ret == 0)
+		ret = mig_tls_resolve(mig, false, err, errlen);
 	if (ret == 0) {
 		mig->is_source = false;
 		mig_reset_run(mig);
@@ -452,6 +460,19 @@ static void mig_query_times(struct migration *mig, struct mig_info *o)
 	o->expected_downtime_ms = __atomic_load_n(&mig->expected_downtime_ms, __ATOMIC_RELAXED);
 }
 
+/* Under lock. */
+static void mig_query_tls(struct migration *mig, struct mig_info *o)
+{
+	uint64_t n = __atomic_load_n(&mig->tls_handshakes, __ATOMIC_RELAXED);
+
+	o->tls.enabled = mig->tls_creds != NULL;
+	snprintf(o->tls.peer, sizeof(o->tls.peer), "%s", mig->tls_peer);
+	o->tls.handshakes = n;
+	o->tls.handshake_us_max = __atomic_load_n(&mig->tls_handshake_us_max, __ATOMIC_RELAXED);
+	o->tls.handshake_us_mean =
+	    n ? __atomic_load_n(&mig->tls_handshake_us_sum, __ATOMIC_RELAXED) / n : 0;
+}
+
 void migration_query(struct migration *mig, struct mig_info *o)
 {
 	*o = (struct mig_info){0};
@@ -472,6 +493,9 @@ void migration_query(struct migration *mig, struct mig_info *o)
 	o->phases = mig->phases;
 	o->switchover.held_replayed = mig->held_replayed;
 	o->switchover.stes_reinstalled = mig->stes_reinstalled;
+	o->refused = mig->refused;
+	snprintf(o->last_refusal, sizeof(o->last_refusal), "%s", mig->last_refusal);
+	mig_query_tls(mig, o);
 	pthread_mutex_unlock(&mig->lock);
 	if (o->status == MIG_STATUS_NONE)
 		return;
@@ -539,6 +563,11 @@ static int mig_params_check(const struct mig_params *p, unsigned which, char *er
 		if ((which) & (bit))                                                               \
 			__atomic_store_n(&(dst)->field, (src)->field, __ATOMIC_RELAXED);           \
 	} while (0)
+#define MIG_PARAM_SET_STR(which, bit, dst, src, field)                                             \
+	do {                                                                                       \
+		if ((which) & (bit))                                                               \
+			snprintf((dst)->field, sizeof((dst)->field), "%s", (src)->field);          \
+	} while (0)
 
 int migration_set_params(struct migration *mig, const struct mig_params *p, unsigned which,
 			 char *err, size_t errlen)
@@ -548,6 +577,11 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&mig->lock);
+	ret = mig_tls_params_check(mig, p, which, err, errlen);
+	if (ret < 0) {
+		pthread_mutex_unlock(&mig->lock);
+		return ret;
+	}
 	struct mig_params *d = &mig->params;
 	MIG_PARAM_SET(which, MIG_PARAM_DOWNTIME_LIMIT, d, p, downtime_limit_ms);
 	MIG_PARAM_SET(which, MIG_PARAM_MAX_BANDWIDTH, d, p, max_bandwidth);
@@ -558,6 +592,9 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_MAX_PASSES, d, p, x_vmig_max_passes);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DEVICE_DIRTY, d, p, x_vmig_device_dirty);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DRAIN_LIMIT, d, p, x_vmig_drain_limit_ms);
+	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_CREDS, d, p, tls_creds);
+	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_HOSTNAME, d, p, tls_hostname);
+	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_AUTHZ, d, p, tls_authz);
 	pthread_mutex_unlock(&mig->lock);
 	return 0;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/migration/tls.h"
+
 struct machine;
 struct migration;
 
@@ -45,6 +47,10 @@ struct mig_params {
 	/* "x-vmig-device-dirty": the device-dirty strategy (device_dirty.h); 0 = auto */
 	uint64_t x_vmig_device_dirty;
 	uint64_t x_vmig_drain_limit_ms; /* "x-vmig-drain-limit": the device drain's bound */
+	/* TLS, QEMU's names: "" is off. Objects come from migration_object_add_*(). */
+	char tls_creds[64];	/* "tls-creds": a tls-creds-x509 object's id */
+	char tls_hostname[256]; /* "tls-hostname": the name the destination's certificate has */
+	char tls_authz[64];	/* "tls-authz": an authz-simple/authz-list object's id */
 };
 
 /* Capabilities (migrate-set-capabilities): QEMU's names. */
@@ -52,6 +58,11 @@ enum mig_cap {
 	MIG_CAP_MULTIFD,       /* "multifd": RAM on multifd-channels extra connections */
 	MIG_CAP_AUTO_CONVERGE, /* "auto-converge": throttle vCPUs that dirty too fast */
 	MIG_CAP_EVENTS,	       /* "events": MIGRATION events (vmig always sends them) */
+	/*
+	 * "x-vmig-keep-listening": a destination that refuses a connection before its stream
+	 * began (TLS refused, not a vmig stream) goes on waiting for the right source.
+	 */
+	MIG_CAP_X_VMIG_KEEP_LISTENING,
 	MIG_CAP__COUNT,
 };
 const char *migration_cap_name(enum mig_cap c);
@@ -116,6 +127,15 @@ struct mig_info {
 		uint64_t held_replayed;	   /* replayed by the destination (or here, rolled back) */
 		uint64_t stes_reinstalled; /* the destination's post-load */
 	} switchover;
+	struct {
+		bool enabled;
+		char peer[256];		   /* the peer certificate's DN (main channel) */
+		uint64_t handshakes;	   /* one per channel */
+		uint64_t handshake_us_max; /* the slowest, and the mean */
+		uint64_t handshake_us_mean;
+	} tls;
+	uint64_t refused; /* destination: connections refused before a stream began */
+	char last_refusal[256];
 };
 
 /* Called on the migration thread (or the caller's): must not block for long. */
@@ -166,6 +186,19 @@ int migration_add_blocker(struct migration *mig, const char *reason);
  * The machine shape a file: stream was saved from (vmig restore FILE sizes its VM with it).
  * -ENOENT/-EACCES for the file, -EINVAL with a reason for anything else.
  */
+/*
+ * TLS objects, as QMP object-add makes them (QEMU's tls-creds-x509, authz-simple and
+ * authz-list): credentials are loaded at once (a bad directory fails here, with its reason);
+ * an id is unique; an object in use (named by a parameter, or by a running migration) stays.
+ */
+int migration_object_add_creds(struct migration *mig, const char *id, const char *dir, bool server,
+			       char *err, size_t errlen);
+int migration_object_add_authz(struct migration *mig, const char *id,
+			       const struct mig_tls_rule *rules, size_t n, bool default_allow,
+			       char *err, size_t errlen);
+/* -ENOENT for no such object (err says). */
+int migration_object_del(struct migration *mig, const char *id, char *err, size_t errlen);
+
 int migration_peek_shape(const char *path, uint64_t *mem_size, unsigned *vcpus, char *err,
 			 size_t errlen);
 
@@ -185,6 +218,9 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 #define MIG_PARAM_X_VMIG_MAX_PASSES	 (1u << 6)
 #define MIG_PARAM_X_VMIG_DEVICE_DIRTY	 (1u << 7)
 #define MIG_PARAM_X_VMIG_DRAIN_LIMIT	 (1u << 8)
+#define MIG_PARAM_TLS_CREDS		 (1u << 9)
+#define MIG_PARAM_TLS_HOSTNAME		 (1u << 10)
+#define MIG_PARAM_TLS_AUTHZ		 (1u << 11)
 
 bool migration_get_cap(struct migration *mig, enum mig_cap c);
 /* -EBUSY while a migration is active (as QEMU). */

@@ -53,6 +53,13 @@ static int src_open_chan(struct migration *mig, unsigned i)
 	c->is_file = src_is_file(mig);
 	if (!c->is_file)
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* Never plaintext when TLS was asked for: the header waits for an accepted session. */
+	int ret = mig_tls_connect(mig, c, err, sizeof(err));
+	if (ret < 0) {
+		if (!mig_cancelled(mig))
+			mig_set_error(mig, "%s", err);
+		return ret;
+	}
 	struct mig_hdr h;
 	mig_hdr_fill(&h, mig, i, c->is_file ? MIG_HDR_F_FILE : 0);
 	struct iovec v = {.iov_base = &h, .iov_len = sizeof(h)};
@@ -374,12 +381,16 @@ static int src_send_shape(struct migration *mig)
 
 static int src_setup(struct migration *mig)
 {
-	int ret = 0;
+	int ret = src_open_chan(mig, 0);
 
-	for (unsigned i = 0; i < mig->nr_chans && ret == 0; i++)
-		ret = src_open_chan(mig, i);
+	/*
+	 * The destination accepts the RAM channels once the shape fits: a TLS handshake on
+	 * one needs that side to be accepting already.
+	 */
 	if (ret == 0)
 		ret = src_send_shape(mig);
+	for (unsigned i = 1; i < mig->nr_chans && ret == 0; i++)
+		ret = src_open_chan(mig, i);
 	if (ret == 0 && !src_is_file(mig)) {
 		ret = -pthread_create(&mig->rp_thread, NULL, src_rp_thread, mig);
 		mig->rp_live = ret == 0;

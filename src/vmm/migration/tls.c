@@ -2,13 +2,20 @@
 /* TLS sessions for migration channels (tls.h). */
 #include "vmm/migration/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include "common/util.h"
 
 /* TLS 1.3 and nothing older: a migration carries the whole of guest memory. */
 #define MIG_TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3"
@@ -18,8 +25,17 @@ struct mig_tls_creds {
 	bool server;
 };
 
+/* Pieces shorter than this are gathered into a record; longer ones go out as they are. */
+#define MIG_TLS_DIRECT_MIN 8192u
+#define MIG_TLS_RECORD_MAX 16384u /* TLS's largest plaintext record */
+/* The listening side's word that it accepted the connecting side (after its authz). */
+#define MIG_TLS_ACCEPTED 'V'
+
 struct mig_tls {
 	gnutls_session_t s;
+	int fd;
+	size_t gathered;
+	uint8_t gather[MIG_TLS_RECORD_MAX];
 	char peer_dn[512];
 };
 
@@ -111,6 +127,58 @@ void mig_tls_creds_free(struct mig_tls_creds *c)
 	free(c);
 }
 
+/* Transport --------------------------------------------------------------------------------- */
+
+/*
+ * vmig's own socket I/O under GnuTLS: a write never raises SIGPIPE, and a socket timeout
+ * (SO_RCVTIMEO/SO_SNDTIMEO, the engine's bound on a silent peer) is an error, not GnuTLS's
+ * "try again", which on a blocking socket would retry forever.
+ */
+static void tls_set_errno(struct mig_tls *t, int e)
+{
+	gnutls_transport_set_errno(t->s, e == EAGAIN || e == EWOULDBLOCK ? ETIMEDOUT : e);
+}
+
+static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	struct mig_tls *t = p;
+	ssize_t n;
+
+	do
+		n = recv(t->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		tls_set_errno(t, errno);
+	return n;
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
+{
+	struct mig_tls *t = p;
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+	ssize_t w;
+
+	do
+		w = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		tls_set_errno(t, errno);
+	return w;
+}
+
+/* GnuTLS's bound on the handshake and on the acceptance read (ms; -1 forever). */
+static int tls_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+	struct mig_tls *t = p;
+	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
+	int r;
+
+	do
+		r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)MIN(ms, INT32_MAX));
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
 /* Sessions ---------------------------------------------------------------------------------- */
 
 static int tls_session(struct mig_tls **out, int fd, const struct mig_tls_creds *c, unsigned flags,
@@ -120,16 +188,21 @@ static int tls_session(struct mig_tls **out, int fd, const struct mig_tls_creds 
 
 	if (!t)
 		return -ENOMEM;
-	if (gnutls_init(&t->s, flags) < 0) {
+	/* No session tickets: a migration connection is never resumed. */
+	if (gnutls_init(&t->s, flags | GNUTLS_NO_TICKETS) < 0) {
 		free(t);
 		return -ENOMEM;
 	}
+	t->fd = fd;
 	if (gnutls_priority_set_direct(t->s, MIG_TLS_PRIORITY, NULL) < 0 ||
 	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, c->x509) < 0) {
 		mig_tls_free(t);
 		return -EINVAL;
 	}
-	gnutls_transport_set_int(t->s, fd);
+	gnutls_transport_set_ptr(t->s, t);
+	gnutls_transport_set_pull_function(t->s, tls_pull);
+	gnutls_transport_set_vec_push_function(t->s, tls_push);
+	gnutls_transport_set_pull_timeout_function(t->s, tls_pull_timeout);
 	gnutls_handshake_set_timeout(t->s, (unsigned)timeout_ms);
 	*out = t;
 	return 0;
@@ -149,15 +222,34 @@ static void tls_verify_reason(struct mig_tls *t, const char *peer, char *err, si
 	}
 }
 
-static int tls_handshake(struct mig_tls *t, const char *peer, char *err, size_t errlen)
+/* The peer said no with an alert: access_denied is its authorization, the rest certificates. */
+static int tls_alert_reason(struct mig_tls *t, const char *peer, char *err, size_t errlen)
 {
-	int ret;
+	gnutls_alert_description_t a = gnutls_alert_get(t->s);
+	const char *name = gnutls_alert_get_name(a);
 
-	do
-		ret = gnutls_handshake(t->s);
-	while (ret < 0 && !gnutls_error_is_fatal(ret));
-	if (ret == 0)
-		return 0;
+	if (a == GNUTLS_A_ACCESS_DENIED) {
+		snprintf(err, errlen,
+			 "the %s refused this side: its certificate's name is not on the %s's "
+			 "authorization list (tls-authz)",
+			 peer, peer);
+		return -EPERM;
+	}
+	snprintf(err, errlen, "the %s refused this side's TLS session (alert: %s)", peer,
+		 name ? name : "unknown");
+	return -EACCES;
+}
+
+static bool tls_not_tls(int ret)
+{
+	return ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+	       ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || ret == GNUTLS_E_UNEXPECTED_PACKET;
+}
+
+static int tls_failure(struct mig_tls *t, int ret, const char *peer, char *err, size_t errlen)
+{
+	if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
+		return tls_alert_reason(t, peer, err, errlen);
 	if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
 		tls_verify_reason(t, peer, err, errlen);
 		return -EACCES;
@@ -166,8 +258,7 @@ static int tls_handshake(struct mig_tls *t, const char *peer, char *err, size_t 
 		snprintf(err, errlen, "TLS handshake with the %s timed out", peer);
 		return -ETIMEDOUT;
 	}
-	if (ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
-	    ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || ret == GNUTLS_E_UNEXPECTED_PACKET) {
+	if (tls_not_tls(ret)) {
 		snprintf(err, errlen, "the %s does not speak TLS 1.3 (%s): a plaintext peer?", peer,
 			 gnutls_strerror(ret));
 		return -EPROTO;
@@ -180,6 +271,21 @@ static int tls_handshake(struct mig_tls *t, const char *peer, char *err, size_t 
 	}
 	snprintf(err, errlen, "TLS handshake with the %s failed: %s", peer, gnutls_strerror(ret));
 	return -EPROTO;
+}
+
+static int tls_handshake(struct mig_tls *t, const char *peer, char *err, size_t errlen)
+{
+	int ret;
+
+	do
+		ret = gnutls_handshake(t->s);
+	while (ret < 0 && !gnutls_error_is_fatal(ret));
+	if (ret == 0)
+		return 0;
+	/* The peer learns why too (best effort), unless it was the one that said no. */
+	if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && !tls_not_tls(ret))
+		gnutls_alert_send_appropriate(t->s, ret);
+	return tls_failure(t, ret, peer, err, errlen);
 }
 
 static void tls_note_peer(struct mig_tls *t)
@@ -198,6 +304,42 @@ static void tls_note_peer(struct mig_tls *t)
 	gnutls_x509_crt_deinit(crt);
 }
 
+/*
+ * In TLS 1.3 the client's handshake ends before the server checked the client's
+ * certificate: the server's one-byte acceptance (or its alert) is awaited here, bounded.
+ */
+static int tls_await_acceptance(struct mig_tls *t, int timeout_ms, char *err, size_t errlen)
+{
+	uint8_t b = 0;
+	ssize_t n;
+
+	gnutls_record_set_timeout(t->s, (unsigned)timeout_ms);
+	do
+		n = gnutls_record_recv(t->s, &b, 1);
+	while (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED);
+	gnutls_record_set_timeout(t->s, 0);
+	if (n == 1 && b == MIG_TLS_ACCEPTED)
+		return 0;
+	if (n == 0 || n == 1) {
+		snprintf(err, errlen, "the destination ended the TLS session without accepting");
+		return -EPROTO;
+	}
+	if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR) {
+		snprintf(err, errlen,
+			 "the destination closed the connection after the TLS handshake "
+			 "(it refused this source?)");
+		return -EACCES;
+	}
+	return tls_failure(t, (int)n, "destination", err, errlen);
+}
+
+static bool tls_is_ip(const char *host)
+{
+	uint8_t addr[16];
+
+	return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
 int mig_tls_client(int fd, const struct mig_tls_creds *c, const char *hostname, int timeout_ms,
 		   struct mig_tls **out, char *err, size_t errlen)
 {
@@ -206,11 +348,14 @@ int mig_tls_client(int fd, const struct mig_tls_creds *c, const char *hostname, 
 
 	if (ret < 0)
 		return ret;
-	if (hostname)
+	/* Server name indication carries DNS names only; an address is checked all the same. */
+	if (hostname && !tls_is_ip(hostname))
 		gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, hostname, strlen(hostname));
 	/* Chain, validity and (given) the name are checked inside the handshake. */
 	gnutls_session_set_verify_cert(t->s, hostname, 0);
 	ret = tls_handshake(t, "destination", err, errlen);
+	if (ret == 0)
+		ret = tls_await_acceptance(t, timeout_ms, err, errlen);
 	if (ret < 0) {
 		mig_tls_free(t);
 		return ret;
@@ -220,15 +365,40 @@ int mig_tls_client(int fd, const struct mig_tls_creds *c, const char *hostname, 
 	return 0;
 }
 
-static bool tls_authorized(const struct mig_tls *t, const char *const *authz, size_t n)
+static bool tls_authorized(const struct mig_tls *t, const struct mig_tls_authz *a)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(authz[i], t->peer_dn) == 0)
-			return true;
-	return n == 0;
+	if (!a)
+		return true;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct mig_tls_rule *r = &a->rules[i];
+		if (r->glob ? fnmatch(r->match, t->peer_dn, 0) == 0
+			    : strcmp(r->match, t->peer_dn) == 0)
+			return r->allow;
+	}
+	return a->default_allow;
 }
 
-int mig_tls_server(int fd, const struct mig_tls_creds *c, const char *const *authz, size_t n,
+static int tls_accept(struct mig_tls *t, const struct mig_tls_authz *authz, char *err,
+		      size_t errlen)
+{
+	static const uint8_t yes = MIG_TLS_ACCEPTED;
+
+	tls_note_peer(t);
+	if (!tls_authorized(t, authz)) {
+		snprintf(err, errlen,
+			 "the source '%s' is not on the authorization list (tls-authz)",
+			 t->peer_dn);
+		gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+		return -EPERM;
+	}
+	if (gnutls_record_send(t->s, &yes, 1) != 1) {
+		snprintf(err, errlen, "the source went away after the TLS handshake");
+		return -EPIPE;
+	}
+	return 0;
+}
+
+int mig_tls_server(int fd, const struct mig_tls_creds *c, const struct mig_tls_authz *authz,
 		   int timeout_ms, struct mig_tls **out, char *err, size_t errlen)
 {
 	struct mig_tls *t;
@@ -239,14 +409,8 @@ int mig_tls_server(int fd, const struct mig_tls_creds *c, const char *const *aut
 	gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
 	gnutls_session_set_verify_cert(t->s, NULL, 0);
 	ret = tls_handshake(t, "source", err, errlen);
-	if (ret == 0) {
-		tls_note_peer(t);
-		if (!tls_authorized(t, authz, n)) {
-			snprintf(err, errlen, "the source '%s' is not on the authorization list",
-				 t->peer_dn);
-			ret = -EPERM;
-		}
-	}
+	if (ret == 0)
+		ret = tls_accept(t, authz, err, errlen);
 	if (ret < 0) {
 		mig_tls_free(t);
 		return ret;
@@ -257,7 +421,7 @@ int mig_tls_server(int fd, const struct mig_tls_creds *c, const char *const *aut
 
 /* Records ----------------------------------------------------------------------------------- */
 
-int mig_tls_send_all(struct mig_tls *t, const void *buf, size_t len)
+static int tls_send_all(struct mig_tls *t, const void *buf, size_t len, uint64_t *sent)
 {
 	const char *p = buf;
 
@@ -267,10 +431,55 @@ int mig_tls_send_all(struct mig_tls *t, const void *buf, size_t len)
 			continue;
 		if (n <= 0)
 			return -EPIPE;
+		__atomic_add_fetch(sent, (uint64_t)n, __ATOMIC_RELAXED);
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int tls_flush(struct mig_tls *t, uint64_t *sent)
+{
+	size_t len = t->gathered;
+
+	t->gathered = 0;
+	return len ? tls_send_all(t, t->gather, len, sent) : 0;
+}
+
+/* Gathers a short piece; a full record goes out at once. */
+static int tls_gather(struct mig_tls *t, const uint8_t *p, size_t len, uint64_t *sent)
+{
+	int ret = 0;
+
+	while (len && ret == 0) {
+		size_t take = MIN(len, sizeof(t->gather) - t->gathered);
+		memcpy(t->gather + t->gathered, p, take);
+		t->gathered += take;
+		p += take;
+		len -= take;
+		if (t->gathered == sizeof(t->gather))
+			ret = tls_flush(t, sent);
+	}
+	return ret;
+}
+
+int mig_tls_sendv(struct mig_tls *t, const struct iovec *iov, int n, uint64_t *sent)
+{
+	int ret = 0;
+
+	for (int i = 0; i < n && ret == 0; i++) {
+		if (iov[i].iov_len < MIG_TLS_DIRECT_MIN) {
+			ret = tls_gather(t, iov[i].iov_base, iov[i].iov_len, sent);
+			continue;
+		}
+		ret = tls_flush(t, sent);
+		if (ret == 0)
+			ret = tls_send_all(t, iov[i].iov_base, iov[i].iov_len, sent);
+	}
+	if (ret == 0)
+		ret = tls_flush(t, sent);
+	t->gathered = 0;
+	return ret;
 }
 
 ssize_t mig_tls_recv(struct mig_tls *t, void *buf, size_t len)
@@ -287,16 +496,6 @@ ssize_t mig_tls_recv(struct mig_tls *t, void *buf, size_t len)
 			   ? -EPIPE
 			   : -EBADMSG;
 	}
-}
-
-void mig_tls_cork(struct mig_tls *t)
-{
-	gnutls_record_cork(t->s);
-}
-
-int mig_tls_uncork(struct mig_tls *t)
-{
-	return gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT) < 0 ? -EPIPE : 0;
 }
 
 const char *mig_tls_peer_dn(const struct mig_tls *t)
