@@ -73,6 +73,7 @@ class Qmp:
     """One QMP connection; events read on the way to a reply are kept in self.events."""
 
     def __init__(self, path, proc=None, timeout=10.0):
+        self.path = path
         deadline = time.monotonic() + timeout
         while True:
             try:

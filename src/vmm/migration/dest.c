@@ -48,8 +48,11 @@ static void dst_send_error(struct migration *mig, const char *text)
 	struct mig_chan *c = &mig->chans[0];
 	struct iovec v = {.iov_base = (void *)text, .iov_len = strnlen(text, MIG_ERROR_TEXT_MAX)};
 
-	/* A source refused in its TLS handshake had its reason as an alert: no plaintext here. */
-	if (c->fd < 0 || c->is_file || (mig->tls_creds && !c->tls))
+	/*
+	 * Without a TLS session the reason goes in plaintext: a plaintext source reads it, a
+	 * TLS source refused in its handshake already had its alert and ignores it.
+	 */
+	if (c->fd < 0 || c->is_file)
 		return;
 	if (mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1) == 0) {
 		shutdown(c->fd, SHUT_WR);

@@ -215,6 +215,9 @@ static void tls_verify_reason(struct mig_tls *t, const char *peer, char *err, si
 	unsigned status = gnutls_session_get_verify_cert_status(t->s);
 
 	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) == 0) {
+		size_t n = strlen((char *)txt.data);
+		while (n && txt.data[n - 1] == ' ') /* GnuTLS ends its sentences with a space */
+			txt.data[--n] = 0;
 		snprintf(err, errlen, "the %s's certificate is refused: %s", peer, txt.data);
 		gnutls_free(txt.data);
 	} else {
@@ -259,8 +262,10 @@ static int tls_failure(struct mig_tls *t, int ret, const char *peer, char *err, 
 		return -ETIMEDOUT;
 	}
 	if (tls_not_tls(ret)) {
-		snprintf(err, errlen, "the %s does not speak TLS 1.3 (%s): a plaintext peer?", peer,
-			 gnutls_strerror(ret));
+		snprintf(err, errlen,
+			 "the %s does not speak TLS 1.3 (%s): a plaintext peer? This side "
+			 "requires TLS (tls-creds)",
+			 peer, gnutls_strerror(ret));
 		return -EPROTO;
 	}
 	if (ret == GNUTLS_E_CERTIFICATE_REQUIRED || ret == GNUTLS_E_NO_CERTIFICATE_FOUND) {
