@@ -69,7 +69,8 @@ def migrate_errors(c):
 
 DEFAULTS = {"downtime-limit": 300, "max-bandwidth": 0, "multifd-channels": 2,
             "cpu-throttle-initial": 20, "cpu-throttle-increment": 10, "max-cpu-throttle": 99,
-            "x-vmig-max-passes": 0, "x-vmig-drain-limit": 5000, "x-vmig-device-dirty": "auto"}
+            "x-vmig-max-passes": 0, "x-vmig-drain-limit": 5000, "x-vmig-device-dirty": "auto",
+            "tls-creds": "", "tls-hostname": "", "tls-authz": ""}
 
 BAD_PARAMS = (
     ({"downtime-limit": 2000001}, "Parameter 'downtime-limit' expects an integer in the "
@@ -103,7 +104,8 @@ def parameters(c):
     new = {"downtime-limit": 50, "max-bandwidth": 100 << 20, "multifd-channels": 4,
            "cpu-throttle-initial": 30, "cpu-throttle-increment": 5, "max-cpu-throttle": 80,
            "x-vmig-max-passes": 12, "x-vmig-drain-limit": 750,
-           "x-vmig-device-dirty": "perpetual"}
+           "x-vmig-device-dirty": "perpetual", "tls-creds": "", "tls-hostname": "dest.example",
+           "tls-authz": ""}
     ok(c.cmd("migrate-set-parameters", new), "migrate-set-parameters, every one")
     check(c.cmd("query-migrate-parameters") == {"return": new}, "every parameter round-trips")
     ok(c.cmd("migrate-set-parameters", {"downtime-limit": 2000000, "max-bandwidth": 0}),
@@ -126,12 +128,13 @@ def caps(c):
 
 def capabilities(c):
     first = caps(c)
-    check(sorted(first) == ["auto-converge", "events", "multifd"] and
+    check(sorted(first) == ["auto-converge", "events", "multifd", "x-vmig-keep-listening"] and
           all(isinstance(v, bool) for v in first.values()), "the capabilities: %r" % first)
     set_ = lambda lst: c.cmd("migrate-set-capabilities", {"capabilities": lst})
     ok(set_([{"capability": "multifd", "state": True},
              {"capability": "auto-converge", "state": True}]), "set two capabilities")
-    check(caps(c) == {"multifd": True, "auto-converge": True, "events": True},
+    check(caps(c) == {"multifd": True, "auto-converge": True, "events": True,
+                      "x-vmig-keep-listening": False},
           "capabilities round-trip: %r" % caps(c))
     ok(set_([]), "an empty list")
     err(set_([{"capability": "multifd", "state": False}, {"capability": "xyz", "state": True}]),
@@ -150,6 +153,52 @@ def capabilities(c):
     check(caps(c)["multifd"] is False and caps(c)["auto-converge"] is False, "off again")
 
 
+BAD_OBJECTS = (
+    ({"qom-type": "memory-backend-ram", "id": "m"}, "tls-creds-x509, authz-simple and "
+                                                    "authz-list objects only"),
+    ({"qom-type": "tls-creds-x509", "id": "t"}, "needs 'dir'"),
+    ({"qom-type": "tls-creds-x509", "id": "t", "dir": "/nonexistent"},
+     "/nonexistent/ca-cert.pem: No such file or directory"),
+    ({"qom-type": "tls-creds-x509", "id": "t", "dir": "/tmp", "endpoint": "both"},
+     "Parameter 'endpoint' expects 'client' or 'server'"),
+    ({"qom-type": "tls-creds-x509", "id": "t", "dir": "/tmp", "verify-peer": False},
+     "verify-peer=off is not supported"),
+    ({"qom-type": "authz-simple", "id": "a"}, "needs 'identity'"),
+    ({"qom-type": "authz-list", "id": "a", "rules": [{"match": "CN=x"}]},
+     "an authz-list rule is"),
+    ({"qom-type": "authz-list", "id": "a", "rules": [{"match": "x", "policy": "maybe"}]},
+     "'policy' expects 'allow' or 'deny'"),
+    ({"qom-type": "authz-list", "id": "a", "policy": "perhaps"}, "Parameter 'policy'"),
+    ({"qom-type": "authz-simple", "id": "", "identity": "CN=x"}, "an object id is 1 to"),
+    ({"qom-type": "authz-simple", "identity": "CN=x"}, "Parameter 'id' is missing"),
+)
+
+
+def objects(c):
+    """object-add/object-del for TLS, and the parameters that name objects."""
+    for args, part in BAD_OBJECTS:
+        err(c.cmd("object-add", args), part, "bad object %r" % args)
+    ok(c.cmd("object-add", {"qom-type": "authz-simple", "id": "a1", "identity": "CN=src"}),
+       "authz-simple")
+    ok(c.cmd("object-add", {"qom-type": "authz-list", "id": "a2", "policy": "deny",
+                            "rules": [{"match": "O=x,CN=*", "policy": "allow",
+                                       "format": "glob"}]}), "authz-list")
+    err(c.cmd("object-add", {"qom-type": "authz-simple", "id": "a1", "identity": "CN=y"}),
+        "with id 'a1' already exists", "a duplicate id")
+    err(c.cmd("migrate-set-parameters", {"tls-creds": "a1"}),
+        "no tls-creds-x509 object with id 'a1'", "tls-creds naming an authz object")
+    err(c.cmd("migrate-set-parameters", {"tls-authz": "nope"}), "no authz-simple or authz-list "
+        "object with id 'nope'", "tls-authz naming nothing")
+    err(c.cmd("migrate-set-parameters", {"tls-hostname": "h" * 300}), "at most 255",
+        "tls-hostname too long")
+    ok(c.cmd("migrate-set-parameters", {"tls-authz": "a2"}), "tls-authz set")
+    err(c.cmd("object-del", {"id": "a2"}), "is in use", "object-del of an object in use")
+    ok(c.cmd("migrate-set-parameters", {"tls-authz": ""}), "tls-authz cleared")
+    ok(c.cmd("object-del", {"id": "a2"}), "object-del once unused")
+    ok(c.cmd("object-del", {"id": "a1"}), "object-del")
+    err(c.cmd("object-del", {"id": "a1"}), "object 'a1' not found", "object-del twice")
+
+
 def case_commands(sock):
     p = q.start(sock, "--no-devices", "--guest-args", "workload=dirty,verify secs=3 ws=16M")
     c = Client(sock)
@@ -161,6 +210,7 @@ def case_commands(sock):
     check(q.status(c) == "running", "a source runs")
     migrate_errors(c)
     parameters(c)
+    objects(c)
     capabilities(c)
     check(q.status(c) == "running" and not [e for e in c.events if e["event"] == "STOP"],
           "the guest ran on through every refusal, no STOP")
