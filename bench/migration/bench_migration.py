@@ -5,12 +5,12 @@ loopback, driven through QMP. Prints "BENCH <name> <value> <unit>" lines (median
 repeats; ratios are taken pair by pair inside one repeat, then the median) and the command
 that reproduces them.
 
-usage: bench_migration.py VMIG GUEST_IMAGE TCP_RAW
+usage: bench_migration.py VMIG GUEST_IMAGE TCP_RAW [MKCREDS]
 
 Environment:
   VMIG_BENCH_QUICK=1        1 GiB only, 1 repeat (a few minutes)
   VMIG_BENCH_REPEATS=N      repeats per figure (default 3; 1 in quick mode)
-  VMIG_BENCH_ONLY=LIST      comma-separated parts: throughput, empty, downtime, qemu
+  VMIG_BENCH_ONLY=LIST      comma-separated parts: throughput, empty, downtime, qemu, tls
   VMIG_BENCH_SIZES=LIST     GiB sizes for the filled-RAM parts (default 1,2,4,8; quick: 1)
   VMIG_BENCH_QEMU=PATH      QEMU binary (default qemu-system-x86_64; "none" skips it)
 
@@ -24,6 +24,10 @@ Parts:
               rate; measured downtime, the last expected-downtime of the pre-copy, the error
   qemu        the same guest image, sizes and workloads under QEMU (KVM only), max-bandwidth
               uncapped on both, default 300 ms limit on both; ratios vmig/QEMU
+  tls         the filled 1 GiB guest (first size) migrated with 0 and 4 RAM channels,
+              plaintext and TLS 1.3 by turns in one chain (credentials made by MKCREDS,
+              tests/migration/mkcreds); ratios TLS/plaintext per repeat, and the TLS
+              handshake per channel (the source's query-migrate x-vmig.tls)
 
 Every guest of a chain is migrated from one process to the next (the destination becomes
 the next source), so a guest's RAM is filled once per size; the last destination's guest
@@ -56,7 +60,7 @@ def env_int(name, default):
 QUICK = os.environ.get("VMIG_BENCH_QUICK") == "1"
 REPEATS = env_int("VMIG_BENCH_REPEATS", 1 if QUICK else 3)
 ONLY = set(filter(None, os.environ.get("VMIG_BENCH_ONLY",
-                                       "throughput,empty,downtime,qemu").split(",")))
+                                       "throughput,empty,downtime,qemu,tls").split(",")))
 SIZES = [int(s) for s in os.environ.get("VMIG_BENCH_SIZES", "1" if QUICK else "1,2,4,8")
          .split(",")]
 EMPTY_SIZES = [1] if QUICK else [1, 2, 4, 8]
@@ -253,6 +257,40 @@ class Vmig(Vmm):
         x = info.get("x-vmig", {})
         return {"downtime_ms": x.get("downtime-us", info.get("downtime", 0) * 1000) / 1000,
                 "passes": x.get("passes", 0), "phases": x.get("switchover-us", {})}
+
+
+class VmigTls(Vmig):
+    """vmig whose next hop is TLS or plaintext, as self.tls says (credentials in creds)."""
+
+    def __init__(self, exe, tmp, creds):
+        super().__init__(exe, tmp)
+        self.creds, self.tls, self.hops = creds, False, 0
+
+    def dest(self, gib, port, prealloc):
+        if not self.tls:
+            return super().dest(gib, port, prealloc)
+        s = self.sock()  # the destination requires TLS from its start
+        cmd = self._base(gib, prealloc, s) + ["--incoming", "tcp:127.0.0.1:%d" % port,
+                                              "--tls-creds", os.path.join(self.creds, "dest")]
+        return Proc("vmig destination (TLS)", cmd, s, "guest: ")
+
+    def configure(self, q, channels):
+        super().configure(q, channels)
+        self.hops += 1
+        oid = ""
+        if self.tls:  # a fresh id: this process may have been a TLS destination before
+            oid = "bench-tls-%d" % self.hops
+            q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": oid, "endpoint": "client",
+                                 "dir": os.path.join(self.creds, "source")})
+        q.cmd("migrate-set-parameters", {"tls-creds": oid, "tls-hostname": ""})
+
+    @staticmethod
+    def figures(info):
+        f = Vmig.figures(info)
+        t = info.get("x-vmig", {}).get("tls", {})
+        f["handshake_us_mean"] = t.get("handshake-us-mean")
+        f["handshake_us_max"] = t.get("handshake-us-max")
+        return f
 
 
 class Qemu(Vmm):
@@ -532,6 +570,53 @@ def part_throughput(rep, a, vmig, qemu_ok):
     return fill
 
 
+TLS_CONFIGS = (0, 4)
+
+
+def part_tls(rep, a, vmig_tls):
+    """Plaintext and TLS by turns in one chain (same guest, same repeat): ratios."""
+    gib = SIZES[0]
+    if mem_available() < 2 * gib * GIB + GIB:
+        log("tls: SKIPPED, needs %d GiB free" % (2 * gib + 1))
+        return
+    secs = hop_secs("vmig", gib, REPEATS * 2 * len(TLS_CONFIGS))
+    ch = Chain(vmig_tls, gib, FILL_ARGS % secs, True, "PREPARED", secs)
+    res = {(c, t): [] for c in TLS_CONFIGS for t in (False, True)}
+    raw = {s: [] for s in (1, 4)}
+    try:
+        for _ in range(REPEATS):
+            for c in TLS_CONFIGS:
+                for t in (False, True):
+                    vmig_tls.tls = t
+                    res[(c, t)].append(ch.hop(c))
+            for s in raw:
+                raw[s].append(tcp_raw(a.tcp_raw, s, gib))
+    except BaseException:
+        ch.kill()
+        raise
+    if not ch.finish():
+        raise BenchError("tls %d GiB: the guest lost pages" % gib)
+    for s in raw:
+        rep.bench("mig_tls_tcp_raw_%dg_%ds_MBps" % (gib, s), raw[s], "MB/s",
+                  "loopback TCP, %d streams, same run" % s)
+    for c in TLS_CONFIGS:
+        for t in (False, True):
+            rep.bench("mig_%s_%dg_c%d_MBps" % ("tls" if t else "plain", gib, c),
+                      [f["mbps"] for f in res[(c, t)]], "MB/s",
+                      "transferred / (migrate -> destination RESUME)")
+        rep.bench("mig_tls_vs_plain_%dg_c%d_ratio" % (gib, c),
+                  [t["mbps"] / p["mbps"] for p, t in zip(res[(c, False)], res[(c, True)])],
+                  "x", "TLS / plaintext throughput, %d RAM channels, same repeat" % c)
+        rep.bench("mig_tls_%dg_c%d_downtime_ms" % (gib, c),
+                  [f["downtime_ms"] for f in res[(c, True)]], "ms")
+        rep.bench("mig_tls_handshake_c%d_mean_ms" % c,
+                  [f["handshake_us_mean"] / 1000 for f in res[(c, True)]], "ms",
+                  "per channel, %d channel(s): connect to accepted" % (c + 1))
+        rep.bench("mig_tls_handshake_c%d_max_ms" % c,
+                  [f["handshake_us_max"] / 1000 for f in res[(c, True)]], "ms")
+    rep.reproduce("tls")
+
+
 def part_empty(rep, vmig, qemu):
     for vmm in [vmig] + ([qemu] if qemu else []):
         sizes = EMPTY_SIZES if vmm is vmig else [s for s in EMPTY_SIZES if s in (1, 4)]
@@ -634,7 +719,7 @@ def part_qemu(rep, vmig, qemu, fill_vmig, down):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 64
 
@@ -643,11 +728,13 @@ def main():
 
     a = A()
     a.vmig, a.image, a.tcp_raw = sys.argv[1:4]
+    a.mkcreds = sys.argv[4] if len(sys.argv) == 5 else None
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("SKIP: /dev/kvm is not usable")
         return 77
     repro = "python3 bench/migration/bench_migration.py build/src/vmm/vmig " \
-            "build/guest/vmig-guest.elf build/bench/migration/tcp_raw"
+            "build/guest/vmig-guest.elf build/bench/migration/tcp_raw " \
+            "build/tests/migration/mkcreds"
     rep = Report(repro)
     t_begin = time.monotonic()
     print("# vmig migration benchmark: %s, %d repeat(s), sizes %s GiB, parts %s" % (
@@ -679,6 +766,12 @@ def main():
             down = part_downtime(rep, [vmig] + ([qemu] if qemu else []))
         if qemu:
             part_qemu(rep, vmig, qemu, fill, down)
+        if "tls" in ONLY and a.mkcreds:
+            creds = os.path.join(tmp, "creds")
+            subprocess.run([a.mkcreds, creds], check=True, stdout=subprocess.DEVNULL)
+            part_tls(rep, a, VmigTls(a.vmig, tmp, creds))
+        elif "tls" in ONLY:
+            print("SKIP tls: no MKCREDS argument (tests/migration/mkcreds)")
     except BenchError as e:
         print("FAIL: %s" % e, flush=True)
         return 1
