@@ -59,12 +59,12 @@ def add_creds(q, oid, path, endpoint):
                            "endpoint": endpoint})
 
 
-def tls_dest(rig, creds_dir, keep=False, authz=(SOURCE_DN,)):
+def tls_dest(rig, creds_dir, keep=False, authz=(SOURCE_DN,), mem=mt.GUEST_MEM):
     """A destination requiring TLS, set up through QMP: (Vmig, uri, Qmp)."""
     uri = f"tcp:127.0.0.1:{mt.free_port()}"
     sock = rig.path("dst.sock")
     v = mt.Vmig(rig, f"dst{rig.n}", ["run", "--no-devices", "--vcpus", mt.GUEST_VCPUS, "--mem",
-                                     mt.GUEST_MEM, "--qmp", "unix:" + sock, "--timeout",
+                                     mem, "--qmp", "unix:" + sock, "--timeout",
                                      str(mt.VMIG_TIMEOUT_S), "--incoming", "defer"])
     q = mt.Qmp(sock, v)
     add_creds(q, "tls0", creds_dir, "server")
@@ -185,25 +185,44 @@ def case_live_1(rig):
     log(f"magic on the wire: TLS 0, plaintext {plain}")
 
 
+def cli_dest(rig, creds_dir, name):
+    """A TLS destination from the command line alone: (Vmig, uri)."""
+    uri = f"tcp:127.0.0.1:{mt.free_port()}"
+    dst = mt.Vmig(rig, name, ["run", "--no-devices", "--vcpus", mt.GUEST_VCPUS, "--mem",
+                              mt.GUEST_MEM, "--timeout", str(mt.VMIG_TIMEOUT_S), "--incoming",
+                              uri, "--tls-creds", creds_dir, "--tls-authz",
+                              "O=someone else,CN=x", "--tls-authz", SOURCE_DN])
+    time.sleep(0.5)  # listening
+    return dst, uri
+
+
+def cli_migrate(rig, q, creds, uri):
+    return subprocess.run([rig.vmig, "migrate", "--qmp", "unix:" + q.path, "--channels", "4",
+                           "--tls-creds", creds("source"), "--tls-hostname", "dest.example",
+                           uri], capture_output=True, text=True, timeout=90)
+
+
 def case_live_4(rig):
     creds = make_creds(rig)
-    src, q = rig.source(12)
-    uri = f"tcp:127.0.0.1:{mt.free_port()}"
-    dst = mt.Vmig(rig, "dst-cli", ["run", "--no-devices", "--vcpus", mt.GUEST_VCPUS, "--mem",
-                                   mt.GUEST_MEM, "--timeout", str(mt.VMIG_TIMEOUT_S),
-                                   "--incoming", uri, "--tls-creds", creds("dest"),
-                                   "--tls-authz", "O=someone else,CN=x", "--tls-authz",
-                                   SOURCE_DN])
-    time.sleep(0.5)  # listening
-    out = subprocess.run([rig.vmig, "migrate", "--qmp", "unix:" + q.path, "--channels", "4",
-                          "--tls-creds", creds("source"), "--tls-hostname", "dest.example",
-                          uri], capture_output=True, text=True, timeout=90)
+    src, q = rig.source(15)
+    # A first attempt the source refuses; the same command again must work (its objects).
+    bad, uri = cli_dest(rig, creds("dest-untrusted"), "dst-bad")
+    out = cli_migrate(rig, q, creds, uri)
+    check(out.returncode == 1 and "issuer is unknown" in out.stderr,
+          f"vmig migrate to an untrusted destination: {out.returncode} {out.stderr}")
+    mt.assert_never_ran(bad)
+    dst, uri = cli_dest(rig, creds("dest"), "dst-cli")
+    rec = Recorder(int(uri.rsplit(":", 1)[1]))
+    out = cli_migrate(rig, q, creds, rec.uri)
+    rec.close()
     log(out.stdout[-1200:])
     check(out.returncode == 0, f"vmig migrate exited {out.returncode}: {out.stderr}")
     check("5 handshakes" in out.stdout and "'CN=dest.example'" in out.stdout,
           f"summary without the TLS line: {out.stdout}")
     info = q.cmd("query-migrate")
     check(x_vmig(info).get("channels") == 5, f"channels {x_vmig(info)}")
+    check(len(rec.streams) == 5 and rec.saw_magic() == 0,
+          f"{len(rec.streams)} connections, the magic seen {rec.saw_magic()} times")
     finish_moved(src, q, dst)
 
 
@@ -287,7 +306,16 @@ def case_refusals(rig):
     attempt(q, once_uri, "does not speak TLS", "plaintext to a one-shot destination")
     err = mt.assert_never_ran(once)
     check("does not speak TLS 1.3" in err, f"one-shot destination says {err}")
+    # A machine that does not match, over TLS with RAM channels: the destination's reason
+    # arrives (the return path reads before the RAM channels connect).
     source_tls(q, creds("source"), oid="cfinal")
+    small, small_uri, sq = tls_dest(rig, creds("dest"), mem="256M")
+    sq.close()
+    mt.set_caps(q, channels=4)
+    attempt(q, small_uri, "destination: the source VM has 2 vCPUs and 512 MiB",
+            "TLS, 4 channels, a destination of another size")
+    mt.assert_never_ran(small)
+    mt.set_caps(q, channels=0)
     dq.close()
     info = mt.migrate(q, uri, timeout=60)
     check(info["status"] == "completed", f"the real migration {info}")
@@ -377,23 +405,64 @@ def case_fuzz(rig):
         n += 1
         wait_refused(dq, n, "", "good session, garbage stream")
     t0 = time.monotonic()
-    send_raw(port, b"", hold=11)  # silent: the handshake bound (10 s) ends it
+    send_raw(port, b"", hold=6)  # silent: the destination's handshake bound (5 s) ends it
     n += 1
     wait_refused(dq, n, "timed out", "silent peer")
     log(f"fuzz: {kinds}, 3 garbage streams in good sessions, 1 silent peer "
         f"({time.monotonic() - t0:.1f} s); refused {n}")
     check(dst.poll() is None and not dst.guest_lines(), f"destination {dst.tail()}")
+    check_reasons(dst, n)
+    # The real migration, 4 RAM channels, while garbage keeps connecting: it completes.
+    src, q = rig.source(15)
+    source_tls(q, creds("source"))
+    mt.set_caps(q, channels=4)
+    dq.close()
+    stop = threading.Event()
+    hammer = threading.Thread(target=hammer_loop, args=(port, rig.rng.random(), stop),
+                              daemon=True)
+    hammer.start()
+    try:
+        info = mt.migrate(q, uri, timeout=60)
+    finally:
+        stop.set()
+        hammer.join(10)
+    check(info["status"] == "completed", f"the real migration among garbage {info}")
+    finish_moved(src, q, dst)
+    ram = sum("waiting on for the RAM channel" in l for l in dst.err().splitlines())
+    log(f"hostile connections during it: {hammer_loop.sent}, {ram} of them refused while "
+        f"the RAM channels were awaited")
+
+
+KNOWN_REASONS = ("TLS: TLS handshake with the source failed: ",
+                 "TLS: TLS handshake with the source timed out",
+                 "TLS: the source does not speak TLS 1.3 (",
+                 "not a vmig migration stream", "the connection closed before a stream header",
+                 "stream header has a bad checksum")
+
+
+def check_reasons(dst, n):
+    """One refusal line per refusal, each a reason of the known kinds (not empty)."""
     lines = [l.split("refused a connection: ", 1)[1] for l in dst.err().splitlines()
              if "refused a connection: " in l]
     check(len(lines) == n, f"{len(lines)} refusal lines for {n} refusals")
+    for why in lines:
+        check(why.startswith(KNOWN_REASONS) and len(why) > 20, f"an unclear refusal: {why}")
     for why in sorted({l.split(" (")[0] for l in lines}):
         log(f"  refused: {why}")
-    src, q = rig.source(12)
-    source_tls(q, creds("source"))
-    dq.close()
-    info = mt.migrate(q, uri, timeout=60)
-    check(info["status"] == "completed", f"the real migration after the fuzz {info}")
-    finish_moved(src, q, dst)
+
+
+def hammer_loop(port, seed, stop):
+    """Garbage connections every few ms until stop; counts them in hammer_loop.sent."""
+    import random
+    rng, hammer_loop.sent = random.Random(seed), 0
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 400))))
+            hammer_loop.sent += 1
+        except OSError:
+            pass
+        time.sleep(0.005)
 
 
 if __name__ == "__main__":

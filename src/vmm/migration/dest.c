@@ -25,6 +25,8 @@
 #define DST_SILENCE_S 30    /* the source keeps the main channel alive every second */
 #define DST_SHAPE_MAX (1u << 20)
 #define DST_LINGER_MS 300 /* after sending ERROR, before closing */
+/* A connection's index until its header says which RAM channel it is (not 0: the main). */
+#define DST_RAM_PENDING (MIG_MAX_CHANNELS + 1)
 
 /*
  * Discards what the source still sends for a moment: closing a socket with unread data
@@ -52,7 +54,7 @@ static void dst_send_error(struct migration *mig, const char *text)
 	 * Without a TLS session the reason goes in plaintext: a plaintext source reads it, a
 	 * TLS source refused in its handshake already had its alert and ignores it.
 	 */
-	if (c->fd < 0 || c->is_file)
+	if (c->fd < 0 || c->is_file || c->no_plain_reply)
 		return;
 	if (mig_chan_send(c, MIG_SEC_STREAM, MIG_T_ERROR, 0, 0, &v, 1) == 0) {
 		shutdown(c->fd, SHUT_WR);
@@ -134,16 +136,21 @@ static int dst_accept_main_once(struct migration *mig, bool *refused, char *err,
 }
 
 /* A refused peer is told why and let go; this side keeps listening for the right one. */
-static void dst_refuse(struct migration *mig, const char *why)
+static void dst_count_refusal(struct migration *mig, const char *why, const char *still)
 {
-	log_error("incoming migration: refused a connection: %s (still listening: "
-		  "x-vmig-keep-listening)",
-		  why);
+	log_error("incoming migration: refused a connection: %s (%s)", why, still);
 	TRACE(mig_refused, "%s", why);
-	dst_send_error(mig, why);
 	pthread_mutex_lock(&mig->lock);
 	mig->refused++;
 	snprintf(mig->last_refusal, sizeof(mig->last_refusal), "%s", why);
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static void dst_refuse(struct migration *mig, const char *why)
+{
+	dst_count_refusal(mig, why, "still listening: x-vmig-keep-listening");
+	dst_send_error(mig, why);
+	pthread_mutex_lock(&mig->lock);
 	mig_chan_close(&mig->chans[0]);
 	mig->nr_chans = 0;
 	pthread_mutex_unlock(&mig->lock);
@@ -186,20 +193,16 @@ static int dst_read_shape(struct migration *mig, char *err, size_t errlen)
 	return ret;
 }
 
-static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
+/* One connection that must be a RAM channel of this migration: taken, or refused (closed). */
+static int dst_take_ram(struct migration *mig, int fd, char *err, size_t errlen)
 {
 	struct mig_chan tmp;
 	struct mig_hdr h;
-	int fd = mig_uri_accept(mig->listen_fd, DST_ACCEPT_MS, &mig->cancel);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "a RAM channel did not connect: %s", strerror(-fd));
-		return fd;
-	}
 	/* A connection that never says who it is must not hold the destination forever. */
 	struct timeval tv = {.tv_sec = DST_ACCEPT_MS / 1000}, none = {0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	mig_chan_init(&tmp, mig, fd, 0);
+	mig_chan_init(&tmp, mig, fd, DST_RAM_PENDING);
 	int ret = mig_tls_accept(mig, &tmp, err, errlen);
 	if (ret == 0)
 		ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
@@ -223,6 +226,31 @@ static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
 	mig->chans[h.channel].bytes_in = tmp.bytes_in;
 	pthread_mutex_unlock(&mig->lock);
 	return 0;
+}
+
+/*
+ * The next RAM channel. Another peer that connects meanwhile (a stray or hostile
+ * connection, one the TLS handshake refuses) is refused and counted without harm to the
+ * migration, which waits on for its channel until the bound.
+ */
+static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
+{
+	uint64_t deadline = mig_now_ns() + (uint64_t)DST_ACCEPT_MS * 1000000;
+	char why[MIG_ERROR_TEXT_MAX] = "";
+
+	for (;;) {
+		uint64_t now = mig_now_ns();
+		int left = now < deadline ? (int)((deadline - now) / 1000000) : 0;
+		int fd = left ? mig_uri_accept(mig->listen_fd, left, &mig->cancel) : -ETIMEDOUT;
+		if (fd < 0) {
+			snprintf(err, errlen, "a RAM channel did not connect: %s%s%s",
+				 strerror(-fd), why[0] ? "; refused meanwhile: " : "", why);
+			return fd;
+		}
+		if (dst_take_ram(mig, fd, why, sizeof(why)) == 0)
+			return 0;
+		dst_count_refusal(mig, why, "waiting on for the RAM channel");
+	}
 }
 
 static void *dst_ram_thread(void *arg)
@@ -547,6 +575,7 @@ void *mig_dest_thread(void *arg)
 		mig_set_status(mig, mig_get_status(mig), MIG_STATUS_FAILED);
 	}
 	TRACE(mig_dest_end, "ret=%d error=%s", ret, mig->error);
+	mig_tls_run_end(mig);
 	if (mig->hooks.incoming_done)
 		mig->hooks.incoming_done(mig->hooks.opaque, ret == 0);
 	return NULL;

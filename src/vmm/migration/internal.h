@@ -72,6 +72,7 @@ struct mig_chan {
 	unsigned index;
 	bool is_file;
 	struct mig_tls *tls; /* records go through this TLS session (NULL: plain) */
+	bool no_plain_reply; /* a TLS peer refused in its handshake: its alert said why */
 	uint32_t seq_out, seq_in;
 	uint64_t bytes_out, bytes_in; /* atomics: query-migrate reads them */
 	struct migration *mig;
@@ -127,9 +128,15 @@ int mig_hdr_check(const struct mig_hdr *h, char *err, size_t errlen);
 
 /* TLS (tls_config.c) ------------------------------------------------------------------- */
 
-#define MIG_TLS_MAX_OBJECTS  8u
-#define MIG_TLS_MAX_RULES    16u
-#define MIG_TLS_HANDSHAKE_MS 10000
+#define MIG_TLS_MAX_OBJECTS 8u
+#define MIG_TLS_MAX_RULES   16u
+/*
+ * Handshake bounds: a destination gives a connection little time to start its handshake,
+ * so a silent peer queued ahead of the real source cannot make the source's own (longer)
+ * wait run out.
+ */
+#define MIG_TLS_CLIENT_MS 20000
+#define MIG_TLS_SERVER_MS 5000
 
 /* One object-add'ed object: x509 credentials, or an authorization list. */
 struct mig_tls_obj {
@@ -145,6 +152,10 @@ struct mig_tls_obj {
 
 /* Under lock, at a run's start: the credentials, name and list this run uses. */
 int mig_tls_resolve(struct migration *mig, bool source, char *err, size_t errlen);
+/* The run's thread, its sessions all freed: the objects are free for object-del again. */
+void mig_tls_run_end(struct migration *mig);
+/* The same under lock, for a run that never started its thread. */
+void mig_tls_forget(struct migration *mig);
 /* The source's and the destination's handshake on a connected channel (no-op without TLS). */
 int mig_tls_connect(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
 int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
@@ -219,6 +230,7 @@ struct migration {
 	struct mig_tls_obj tls_objs[MIG_TLS_MAX_OBJECTS];
 	const struct mig_tls_creds *tls_creds; /* NULL: plain channels */
 	const struct mig_tls_authz *tls_authz; /* destination; NULL: any trusted source */
+	bool tls_enabled;		       /* this run (or the last) used TLS */
 	char tls_hostname[256];		       /* source; "" for no name check */
 	char tls_peer[256];		       /* the main channel's peer DN (under lock) */
 	uint64_t tls_handshakes, tls_handshake_us_sum, tls_handshake_us_max; /* atomics */

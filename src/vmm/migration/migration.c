@@ -371,9 +371,11 @@ int migration_start(struct migration *mig, const char *uri, char *err, size_t er
 		mig->status = MIG_STATUS_SETUP;
 		ret = -pthread_create(&mig->thread, NULL, mig_source_thread, mig);
 		mig->thread_live = ret == 0;
-		if (ret < 0)
+		if (ret < 0) {
 			snprintf(err, errlen, "cannot start the migration thread: %s",
 				 strerror(-ret));
+			mig_tls_forget(mig);
+		}
 	}
 	pthread_mutex_unlock(&mig->lock);
 	TRACE(mig_start, "uri=%s -> %d", uri, ret);
@@ -431,6 +433,8 @@ int migration_incoming(struct migration *mig, const char *uri, char *err, size_t
 		ret = -pthread_create(&mig->thread, NULL, mig_dest_thread, mig);
 		mig->thread_live = ret == 0;
 	}
+	if (ret < 0 && !mig->thread_live && mig->status == MIG_STATUS_NONE)
+		mig_tls_forget(mig); /* nothing of this run uses the objects */
 	pthread_mutex_unlock(&mig->lock);
 	TRACE(mig_incoming, "uri=%s -> %d", uri, ret);
 	return ret < 0 ? ret : 0;
@@ -465,7 +469,7 @@ static void mig_query_tls(struct migration *mig, struct mig_info *o)
 {
 	uint64_t n = __atomic_load_n(&mig->tls_handshakes, __ATOMIC_RELAXED);
 
-	o->tls.enabled = mig->tls_creds != NULL;
+	o->tls.enabled = mig->tls_enabled;
 	snprintf(o->tls.peer, sizeof(o->tls.peer), "%s", mig->tls_peer);
 	o->tls.handshakes = n;
 	o->tls.handshake_us_max = __atomic_load_n(&mig->tls_handshake_us_max, __ATOMIC_RELAXED);

@@ -385,19 +385,20 @@ static int src_setup(struct migration *mig)
 
 	/*
 	 * The destination accepts the RAM channels once the shape fits: a TLS handshake on
-	 * one needs that side to be accepting already.
+	 * one needs that side to be accepting already. The return path reads from then on,
+	 * so a destination that refused the shape is heard, not a RAM channel's reset.
 	 */
 	if (ret == 0)
 		ret = src_send_shape(mig);
-	for (unsigned i = 1; i < mig->nr_chans && ret == 0; i++)
-		ret = src_open_chan(mig, i);
 	if (ret == 0 && !src_is_file(mig)) {
 		ret = -pthread_create(&mig->rp_thread, NULL, src_rp_thread, mig);
 		mig->rp_live = ret == 0;
-		if (ret == 0)
-			ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PING,
-					    mig_now_ns(), 0, NULL, 0);
 	}
+	for (unsigned i = 1; i < mig->nr_chans && ret == 0; i++)
+		ret = src_open_chan(mig, i);
+	if (ret == 0 && !src_is_file(mig))
+		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PING, mig_now_ns(), 0,
+				    NULL, 0);
 	/* Every log starts before any first pass is planned: a write in between is logged. */
 	if (ret == 0)
 		ret = src_sections(mig, SRC_LOG_START);
@@ -910,5 +911,6 @@ void *mig_source_thread(void *arg)
 	if (ret == 0)
 		ret = src_switchover(mig);
 	src_finish(mig, ret);
+	mig_tls_run_end(mig);
 	return NULL;
 }

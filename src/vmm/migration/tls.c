@@ -26,7 +26,7 @@ struct mig_tls_creds {
 };
 
 /* Pieces shorter than this are gathered into a record; longer ones go out as they are. */
-#define MIG_TLS_DIRECT_MIN 8192u
+#define MIG_TLS_DIRECT_MIN 4096u
 #define MIG_TLS_RECORD_MAX 16384u /* TLS's largest plaintext record */
 /* The listening side's word that it accepted the connecting side (after its authz). */
 #define MIG_TLS_ACCEPTED 'V'
@@ -34,9 +34,10 @@ struct mig_tls_creds {
 struct mig_tls {
 	gnutls_session_t s;
 	int fd;
+	bool timed_out; /* a socket timeout ended a transfer (atomic: two threads) */
 	size_t gathered;
 	uint8_t gather[MIG_TLS_RECORD_MAX];
-	char peer_dn[512];
+	char *peer_dn; /* NULL: none, or unreadable */
 };
 
 /* Credentials ----------------------------------------------------------------------------- */
@@ -136,7 +137,19 @@ void mig_tls_creds_free(struct mig_tls_creds *c)
  */
 static void tls_set_errno(struct mig_tls *t, int e)
 {
-	gnutls_transport_set_errno(t->s, e == EAGAIN || e == EWOULDBLOCK ? ETIMEDOUT : e);
+	if (e == EAGAIN || e == EWOULDBLOCK) {
+		__atomic_store_n(&t->timed_out, true, __ATOMIC_RELAXED);
+		e = ETIMEDOUT;
+	}
+	/* The session's errno is shared by the two threads; the thread's own is not. */
+	errno = e;
+	gnutls_transport_set_errno(t->s, e);
+}
+
+/* What a failed transfer returns: a timeout says so, anything else is a broken session. */
+static int tls_broken(struct mig_tls *t)
+{
+	return __atomic_load_n(&t->timed_out, __ATOMIC_RELAXED) ? -ETIMEDOUT : -EPIPE;
 }
 
 static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
@@ -293,19 +306,21 @@ static int tls_handshake(struct mig_tls *t, const char *peer, char *err, size_t 
 	return tls_failure(t, ret, peer, err, errlen);
 }
 
+/* The peer certificate's DN, whatever its length (a DN that cannot be read stays NULL). */
 static void tls_note_peer(struct mig_tls *t)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *certs = gnutls_certificate_get_peers(t->s, &n);
 	gnutls_x509_crt_t crt;
-	size_t len = sizeof(t->peer_dn);
+	gnutls_datum_t dn = {NULL, 0};
 
-	t->peer_dn[0] = 0;
 	if (!certs || !n || gnutls_x509_crt_init(&crt) < 0)
 		return;
-	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) < 0 ||
-	    gnutls_x509_crt_get_dn(crt, t->peer_dn, &len) < 0)
-		t->peer_dn[0] = 0;
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_crt_get_dn2(crt, &dn) == 0) {
+		t->peer_dn = strndup((const char *)dn.data, dn.size);
+		gnutls_free(dn.data);
+	}
 	gnutls_x509_crt_deinit(crt);
 }
 
@@ -374,6 +389,8 @@ static bool tls_authorized(const struct mig_tls *t, const struct mig_tls_authz *
 {
 	if (!a)
 		return true;
+	if (!t->peer_dn) /* no name to match: a list must never let it through */
+		return false;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct mig_tls_rule *r = &a->rules[i];
 		if (r->glob ? fnmatch(r->match, t->peer_dn, 0) == 0
@@ -392,7 +409,7 @@ static int tls_accept(struct mig_tls *t, const struct mig_tls_authz *authz, char
 	if (!tls_authorized(t, authz)) {
 		snprintf(err, errlen,
 			 "the source '%s' is not on the authorization list (tls-authz)",
-			 t->peer_dn);
+			 mig_tls_peer_dn(t));
 		gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
 		return -EPERM;
 	}
@@ -435,7 +452,7 @@ static int tls_send_all(struct mig_tls *t, const void *buf, size_t len, uint64_t
 		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (n <= 0)
-			return -EPIPE;
+			return tls_broken(t);
 		__atomic_add_fetch(sent, (uint64_t)n, __ATOMIC_RELAXED);
 		p += n;
 		len -= (size_t)n;
@@ -498,14 +515,14 @@ ssize_t mig_tls_recv(struct mig_tls *t, void *buf, size_t len)
 		/* A peer gone without its close_notify is the same as one gone. */
 		return n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PUSH_ERROR ||
 			       n == GNUTLS_E_PULL_ERROR
-			   ? -EPIPE
+			   ? tls_broken(t)
 			   : -EBADMSG;
 	}
 }
 
 const char *mig_tls_peer_dn(const struct mig_tls *t)
 {
-	return t->peer_dn;
+	return t->peer_dn ? t->peer_dn : "";
 }
 
 void mig_tls_free(struct mig_tls *t)
@@ -513,5 +530,6 @@ void mig_tls_free(struct mig_tls *t)
 	if (!t)
 		return;
 	gnutls_deinit(t->s);
+	free(t->peer_dn);
 	free(t);
 }

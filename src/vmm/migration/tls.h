@@ -61,13 +61,16 @@ int mig_tls_server(int fd, const struct mig_tls_creds *c, const struct mig_tls_a
 		   int timeout_ms, struct mig_tls **out, char *err, size_t errlen);
 
 /*
- * All of iov, or -EPIPE (the peer went away, broke the session, or the socket's send
- * timeout passed). Pieces of 8 KiB and more are encrypted straight from where they are;
- * smaller ones (record headers, single pages) are gathered into full TLS records first.
+ * All of iov, or -EPIPE (the peer went away or broke the session) or -ETIMEDOUT (the
+ * socket's send timeout passed). Pieces of a page (4 KiB) and more are encrypted straight
+ * from where they are; smaller ones (record headers) are gathered into records first.
  * Adds the bytes sent to *sent as they go (relaxed atomics).
  */
 int mig_tls_sendv(struct mig_tls *t, const struct iovec *iov, int n, uint64_t *sent);
-/* Some of buf (> 0), 0 at the peer's orderly end; -EPIPE, -ETIMEDOUT or -EBADMSG. */
+/*
+ * Some of buf (> 0), 0 at the peer's orderly end; -EPIPE (the peer went away), -ETIMEDOUT
+ * (the socket's receive timeout passed) or -EBADMSG (a record that does not decrypt).
+ */
 ssize_t mig_tls_recv(struct mig_tls *t, void *buf, size_t len);
 /* The peer's certificate DN (after the handshake); "" without one. */
 const char *mig_tls_peer_dn(const struct mig_tls *t);

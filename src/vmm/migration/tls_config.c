@@ -121,12 +121,13 @@ int migration_object_add_authz(struct migration *mig, const char *id,
 	return ret;
 }
 
-/* Under lock: named by a parameter, or by the run going on. */
+/* Under lock: named by a parameter, or by the run going on (until mig_tls_run_end). */
 static bool tls_obj_in_use(struct migration *mig, const struct mig_tls_obj *o)
 {
 	if (strcmp(mig->params.tls_creds, o->id) == 0 || strcmp(mig->params.tls_authz, o->id) == 0)
 		return true;
-	return mig->thread_live && (mig->tls_creds == o->creds || mig->tls_authz == &o->authz);
+	return (o->creds && mig->tls_creds == o->creds) ||
+	       (o->is_authz && mig->tls_authz == &o->authz);
 }
 
 int migration_object_del(struct migration *mig, const char *id, char *err, size_t errlen)
@@ -194,7 +195,7 @@ static int tls_resolve_hostname(struct migration *mig, char *err, size_t errlen)
 		name = mig->uri.host;
 	if (!name[0]) {
 		snprintf(err, errlen,
-			 "TLS over a unix: socket needs tls-hostname (the name the destination's "
+			 "the URI names no host: set tls-hostname (the name the destination's "
 			 "certificate has)");
 		return -EINVAL;
 	}
@@ -239,16 +240,37 @@ int mig_tls_resolve(struct migration *mig, bool source, char *err, size_t errlen
 	mig->tls_hostname[0] = 0;
 	mig->tls_peer[0] = 0;
 	mig->tls_handshakes = mig->tls_handshake_us_sum = mig->tls_handshake_us_max = 0;
+	mig->tls_enabled = false;
 	if (!mig->params.tls_creds[0])
 		return 0;
 	ret = tls_resolve_creds(mig, source, err, errlen);
 	if (ret == 0 && source)
 		ret = tls_resolve_hostname(mig, err, errlen);
-	if (ret == 0 && !source && a && a->is_authz)
+	/* Checked when set and kept from object-del; never open by a missing list all the same. */
+	if (ret == 0 && !source && mig->params.tls_authz[0] && (!a || !a->is_authz)) {
+		snprintf(err, errlen, "tls-authz '%s' is not an authz object",
+			 mig->params.tls_authz);
+		ret = -EINVAL;
+	}
+	if (ret == 0 && !source && a)
 		mig->tls_authz = &a->authz;
 	if (ret < 0)
 		mig->tls_creds = NULL;
+	mig->tls_enabled = mig->tls_creds != NULL;
 	return ret;
+}
+
+void mig_tls_forget(struct migration *mig)
+{
+	mig->tls_creds = NULL;
+	mig->tls_authz = NULL;
+}
+
+void mig_tls_run_end(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	mig_tls_forget(mig);
+	pthread_mutex_unlock(&mig->lock);
 }
 
 /* Handshakes ------------------------------------------------------------------------------- */
@@ -280,8 +302,8 @@ int mig_tls_connect(struct migration *mig, struct mig_chan *c, char *err, size_t
 
 	if (!mig->tls_creds)
 		return 0;
-	ret = mig_tls_client(c->fd, mig->tls_creds, mig->tls_hostname, MIG_TLS_HANDSHAKE_MS,
-			     &c->tls, why, sizeof(why));
+	ret = mig_tls_client(c->fd, mig->tls_creds, mig->tls_hostname, MIG_TLS_CLIENT_MS, &c->tls,
+			     why, sizeof(why));
 	if (ret < 0) {
 		snprintf(err, errlen, "TLS (channel %u): %s", c->index, why);
 		return ret;
@@ -298,9 +320,11 @@ int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t 
 
 	if (!mig->tls_creds)
 		return 0;
-	ret = mig_tls_server(c->fd, mig->tls_creds, mig->tls_authz, MIG_TLS_HANDSHAKE_MS, &c->tls,
-			     why, sizeof(why));
+	ret = mig_tls_server(c->fd, mig->tls_creds, mig->tls_authz, MIG_TLS_SERVER_MS, &c->tls, why,
+			     sizeof(why));
 	if (ret < 0) {
+		/* Only a plaintext peer reads a plaintext reason (and a DN stays off the wire). */
+		c->no_plain_reply = ret != -EPROTO;
 		snprintf(err, errlen, "TLS: %s", why);
 		return ret;
 	}
