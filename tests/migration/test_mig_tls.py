@@ -169,6 +169,9 @@ def migrate_recorded(rig, creds, tls):
     info = mt.migrate(q, rec.uri, timeout=60)
     check(info["status"] == "completed", f"migration {info.get('status')}: {info}")
     rec.close()
+    if tls:  # at once, as a client cleaning up on the event: never "in use"
+        q.cmd("object-del", id="tlsc")
+        q.cmd("migrate-set-parameters", **{"tls-creds": ""})
     finish_moved(src, q, dst)
     return rec.saw_magic(), info
 

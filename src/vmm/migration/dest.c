@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "common/trace.h"
 #include "vmm/kvm/shape.h"
 #include "vmm/machine.h"
@@ -27,6 +28,7 @@
 #define DST_LINGER_MS 300 /* after sending ERROR, before closing */
 /* A connection's index until its header says which RAM channel it is (not 0: the main). */
 #define DST_RAM_PENDING (MIG_MAX_CHANNELS + 1)
+#define DST_LAST_MS	1000 /* a connection taken at the RAM channels' deadline */
 
 /*
  * Discards what the source still sends for a moment: closing a socket with unread data
@@ -118,7 +120,7 @@ static int dst_accept_main_once(struct migration *mig, bool *refused, char *err,
 	mig->nr_chans = 1;
 	pthread_mutex_unlock(&mig->lock);
 	*refused = true;
-	int ret = mig_tls_accept(mig, &mig->chans[0], err, errlen);
+	int ret = mig_tls_accept(mig, &mig->chans[0], MIG_TLS_SERVER_MS, err, errlen);
 	if (ret < 0)
 		return ret;
 	struct timeval tv = {.tv_sec = DST_SILENCE_S};
@@ -194,16 +196,17 @@ static int dst_read_shape(struct migration *mig, char *err, size_t errlen)
 }
 
 /* One connection that must be a RAM channel of this migration: taken, or refused (closed). */
-static int dst_take_ram(struct migration *mig, int fd, char *err, size_t errlen)
+static int dst_take_ram(struct migration *mig, int fd, int bound_ms, char *err, size_t errlen)
 {
 	struct mig_chan tmp;
 	struct mig_hdr h;
 
 	/* A connection that never says who it is must not hold the destination forever. */
-	struct timeval tv = {.tv_sec = DST_ACCEPT_MS / 1000}, none = {0};
+	struct timeval tv = {.tv_sec = bound_ms / 1000, .tv_usec = bound_ms % 1000 * 1000};
+	struct timeval none = {0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	mig_chan_init(&tmp, mig, fd, DST_RAM_PENDING);
-	int ret = mig_tls_accept(mig, &tmp, err, errlen);
+	int ret = mig_tls_accept(mig, &tmp, MIN(bound_ms, MIG_TLS_SERVER_MS), err, errlen);
 	if (ret == 0)
 		ret = dst_read_hdr(mig, &tmp, &h, err, errlen);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* RAM may idle long */
@@ -237,20 +240,24 @@ static int dst_accept_one_ram(struct migration *mig, char *err, size_t errlen)
 {
 	uint64_t deadline = mig_now_ns() + (uint64_t)DST_ACCEPT_MS * 1000000;
 	char why[MIG_ERROR_TEXT_MAX] = "";
+	int fd = -ETIMEDOUT;
 
-	for (;;) {
+	/* Each peer gets the time left (the last one at least DST_LAST_MS), then one more try. */
+	for (bool last = false; !last;) {
 		uint64_t now = mig_now_ns();
 		int left = now < deadline ? (int)((deadline - now) / 1000000) : 0;
-		int fd = left ? mig_uri_accept(mig->listen_fd, left, &mig->cancel) : -ETIMEDOUT;
-		if (fd < 0) {
-			snprintf(err, errlen, "a RAM channel did not connect: %s%s%s",
-				 strerror(-fd), why[0] ? "; refused meanwhile: " : "", why);
-			return fd;
-		}
-		if (dst_take_ram(mig, fd, why, sizeof(why)) == 0)
+		last = left == 0;
+		fd = mig_uri_accept(mig->listen_fd, MAX(left, 1), &mig->cancel);
+		if (fd < 0)
+			break;
+		if (dst_take_ram(mig, fd, MAX(left, DST_LAST_MS), why, sizeof(why)) == 0)
 			return 0;
 		dst_count_refusal(mig, why, "waiting on for the RAM channel");
+		fd = -ETIMEDOUT;
 	}
+	snprintf(err, errlen, "a RAM channel did not connect: %s%s%s", strerror(-fd),
+		 why[0] ? "; refused meanwhile: " : "", why);
+	return fd;
 }
 
 static void *dst_ram_thread(void *arg)

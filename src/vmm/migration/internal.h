@@ -142,6 +142,7 @@ int mig_hdr_check(const struct mig_hdr *h, char *err, size_t errlen);
 struct mig_tls_obj {
 	char id[64];
 	bool used;
+	bool retired; /* object-del'ed while a run held it: freed when the run ends */
 	bool is_authz;
 	struct mig_tls_creds *creds; /* credentials */
 	bool server;
@@ -154,11 +155,12 @@ struct mig_tls_obj {
 int mig_tls_resolve(struct migration *mig, bool source, char *err, size_t errlen);
 /* The run's thread, its sessions all freed: the objects are free for object-del again. */
 void mig_tls_run_end(struct migration *mig);
-/* The same under lock, for a run that never started its thread. */
+/* The same under lock, for a run that never started its thread (frees retired objects). */
 void mig_tls_forget(struct migration *mig);
 /* The source's and the destination's handshake on a connected channel (no-op without TLS). */
 int mig_tls_connect(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
-int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t errlen);
+int mig_tls_accept(struct migration *mig, struct mig_chan *c, int timeout_ms, char *err,
+		   size_t errlen);
 int mig_tls_params_check(struct migration *mig, const struct mig_params *p, unsigned which,
 			 char *err, size_t errlen);
 void mig_tls_objects_free(struct migration *mig);

@@ -189,7 +189,8 @@ int migration_add_blocker(struct migration *mig, const char *reason);
 /*
  * TLS objects, as QMP object-add makes them (QEMU's tls-creds-x509, authz-simple and
  * authz-list): credentials are loaded at once (a bad directory fails here, with its reason);
- * an id is unique; an object in use (named by a parameter, or by a running migration) stays.
+ * an id is unique. As in QEMU, a parameter names an object by id: one deleted is missed when
+ * a migration starts (its error), and a running migration keeps what it took until it ends.
  */
 int migration_object_add_creds(struct migration *mig, const char *id, const char *dir, bool server,
 			       char *err, size_t errlen);

@@ -49,8 +49,11 @@ static int src_open_chan(struct migration *mig, unsigned i)
 			mig_set_error(mig, "%s", err);
 		return fd;
 	}
+	/* Under the lock: a failing return path shuts channels down from its thread. */
+	pthread_mutex_lock(&mig->lock);
 	mig_chan_init(c, mig, fd, i);
 	c->is_file = src_is_file(mig);
+	pthread_mutex_unlock(&mig->lock);
 	if (!c->is_file)
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	/* Never plaintext when TLS was asked for: the header waits for an accepted session. */
@@ -394,8 +397,11 @@ static int src_setup(struct migration *mig)
 		ret = -pthread_create(&mig->rp_thread, NULL, src_rp_thread, mig);
 		mig->rp_live = ret == 0;
 	}
-	for (unsigned i = 1; i < mig->nr_chans && ret == 0; i++)
+	/* A destination that already refused (its reason on the return path) gets no more. */
+	for (unsigned i = 1; i < mig->nr_chans && ret == 0 && !mig_failing(mig); i++)
 		ret = src_open_chan(mig, i);
+	if (ret == 0 && mig_failing(mig))
+		ret = -ECANCELED;
 	if (ret == 0 && !src_is_file(mig))
 		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_PING, mig_now_ns(), 0,
 				    NULL, 0);
@@ -522,7 +528,7 @@ static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 		if (mig_cancelled(mig))
 			return -ECANCELED;
 		if (deadline_ns && mig_now_ns() >= deadline_ns)
-			return -ETIMEDOUT;
+			return -ETIME; /* not -ETIMEDOUT: a channel's send timeout is that */
 		struct mig_converge_out out;
 		src_decide(mig, &p, &out);
 		if (out.decision == MIG_DECIDE_SWITCH)
@@ -733,7 +739,7 @@ static int src_drain_catch_up(struct migration *mig)
 	/* The device is held meanwhile: the guest's I/O waits, so the passes are bounded too. */
 	uint64_t limit_ms = src_arm_drain_deadline(mig);
 	int ret = src_iterate(mig, mig->drain_deadline_ns);
-	if (ret == -ETIMEDOUT) {
+	if (ret == -ETIME) {
 		mig_set_error(mig,
 			      "after the device drain, pre-copy did not fit the downtime limit "
 			      "again within %llu ms (x-vmig-drain-limit) while the guest's device "

@@ -21,7 +21,8 @@
 static struct mig_tls_obj *tls_obj_find(struct migration *mig, const char *id)
 {
 	for (unsigned i = 0; i < MIG_TLS_MAX_OBJECTS; i++)
-		if (mig->tls_objs[i].used && strcmp(mig->tls_objs[i].id, id) == 0)
+		if (mig->tls_objs[i].used && !mig->tls_objs[i].retired &&
+		    strcmp(mig->tls_objs[i].id, id) == 0)
 			return &mig->tls_objs[i];
 	return NULL;
 }
@@ -121,11 +122,9 @@ int migration_object_add_authz(struct migration *mig, const char *id,
 	return ret;
 }
 
-/* Under lock: named by a parameter, or by the run going on (until mig_tls_run_end). */
-static bool tls_obj_in_use(struct migration *mig, const struct mig_tls_obj *o)
+/* Under lock: the run going on (or ending) still holds it in its sessions. */
+static bool tls_obj_held(struct migration *mig, const struct mig_tls_obj *o)
 {
-	if (strcmp(mig->params.tls_creds, o->id) == 0 || strcmp(mig->params.tls_authz, o->id) == 0)
-		return true;
 	return (o->creds && mig->tls_creds == o->creds) ||
 	       (o->is_authz && mig->tls_authz == &o->authz);
 }
@@ -139,11 +138,10 @@ int migration_object_del(struct migration *mig, const char *id, char *err, size_
 	if (!o) {
 		snprintf(err, errlen, "object '%s' not found", id);
 		ret = -ENOENT;
-	} else if (tls_obj_in_use(mig, o)) {
-		snprintf(err, errlen,
-			 "object '%s' is in use (a migration parameter or a migration names it)",
-			 id);
-		ret = -EBUSY;
+	} else if (tls_obj_held(mig, o)) {
+		/* Gone by name now; freed once the run's sessions are (mig_tls_run_end). */
+		o->retired = true;
+		o->id[0] = 0;
 	} else {
 		tls_obj_clear(o);
 	}
@@ -208,7 +206,7 @@ static int tls_resolve_creds(struct migration *mig, bool source, char *err, size
 	const struct mig_tls_obj *o = tls_obj_find(mig, mig->params.tls_creds);
 
 	if (!o || o->is_authz) {
-		snprintf(err, errlen, "tls-creds '%s' is not a tls-creds-x509 object",
+		snprintf(err, errlen, "tls-creds: no tls-creds-x509 object with id '%s'",
 			 mig->params.tls_creds);
 		return -EINVAL;
 	}
@@ -248,7 +246,8 @@ int mig_tls_resolve(struct migration *mig, bool source, char *err, size_t errlen
 		ret = tls_resolve_hostname(mig, err, errlen);
 	/* Checked when set and kept from object-del; never open by a missing list all the same. */
 	if (ret == 0 && !source && mig->params.tls_authz[0] && (!a || !a->is_authz)) {
-		snprintf(err, errlen, "tls-authz '%s' is not an authz object",
+		snprintf(err, errlen,
+			 "tls-authz: no authz-simple or authz-list object with id '%s'",
 			 mig->params.tls_authz);
 		ret = -EINVAL;
 	}
@@ -264,6 +263,9 @@ void mig_tls_forget(struct migration *mig)
 {
 	mig->tls_creds = NULL;
 	mig->tls_authz = NULL;
+	for (unsigned i = 0; i < MIG_TLS_MAX_OBJECTS; i++)
+		if (mig->tls_objs[i].used && mig->tls_objs[i].retired)
+			tls_obj_clear(&mig->tls_objs[i]);
 }
 
 void mig_tls_run_end(struct migration *mig)
@@ -312,7 +314,8 @@ int mig_tls_connect(struct migration *mig, struct mig_chan *c, char *err, size_t
 	return 0;
 }
 
-int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t errlen)
+int mig_tls_accept(struct migration *mig, struct mig_chan *c, int timeout_ms, char *err,
+		   size_t errlen)
 {
 	uint64_t t0 = mig_now_ns();
 	char why[384];
@@ -320,7 +323,7 @@ int mig_tls_accept(struct migration *mig, struct mig_chan *c, char *err, size_t 
 
 	if (!mig->tls_creds)
 		return 0;
-	ret = mig_tls_server(c->fd, mig->tls_creds, mig->tls_authz, MIG_TLS_SERVER_MS, &c->tls, why,
+	ret = mig_tls_server(c->fd, mig->tls_creds, mig->tls_authz, timeout_ms, &c->tls, why,
 			     sizeof(why));
 	if (ret < 0) {
 		/* Only a plaintext peer reads a plaintext reason (and a DN stays off the wire). */
