@@ -213,6 +213,7 @@ struct migration {
 	bool rp_done; /* the return path ended (under lock) */
 	uint64_t rp_running_ns;
 	uint64_t rp_ready_ns, end_sent_ns; /* the destination's load: READY - END */
+	bool end_sent;			   /* under lock: READY may come from now on */
 	uint64_t drain_deadline_ns;	   /* mig_now_ns() the device drain must end by */
 	bool error_is_cause; /* this side gave up first: the destination's EOF is no reason */
 	/* The destination's figures: READY and RUNNING carry them (here on its own side). */

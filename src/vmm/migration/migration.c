@@ -313,6 +313,7 @@ static void mig_reset_run(struct migration *mig)
 	mig->setup_ns = mig->end_ns = mig->stop_ns = 0;
 	mig->phases = (struct mig_downtime_phases){0};
 	mig->committed = false;
+	mig->end_sent = false;
 	mig->rp_msg = 0;
 	mig->rp_done = false;
 	mig->crew_done = 0;

@@ -92,7 +92,11 @@ static void src_rp_error(struct migration *mig, struct mig_chan *c, const struct
 {
 	char text[MIG_ERROR_TEXT_MAX + 1] = "";
 
-	if (r->len <= MIG_ERROR_TEXT_MAX && mig_chan_recv_payload(c, r, text) == 0)
+	if (r->len > MIG_ERROR_TEXT_MAX)
+		snprintf(text, sizeof(text),
+			 "(a reason of %u bytes, longer than any reason: a broken or hostile peer)",
+			 r->len);
+	else if (mig_chan_recv_payload(c, r, text) == 0)
 		text[r->len] = 0;
 	else
 		snprintf(text, sizeof(text), "(unreadable reason)");
@@ -108,23 +112,62 @@ static void src_rp_error(struct migration *mig, struct mig_chan *c, const struct
 	mig_unblock_all(mig);
 }
 
+/* This side gave up: the destination's "the source went away" is no reason. */
+static void src_own_failure(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	mig->error_is_cause = true;
+	pthread_mutex_unlock(&mig->lock);
+}
+
+/* What the return path may say now: READY once after END, RUNNING once after COMMIT. */
+static const char *src_rp_out_of_order(struct migration *mig, const struct mig_rec *r)
+{
+	const char *why = NULL;
+
+	pthread_mutex_lock(&mig->lock);
+	if (r->type == MIG_T_READY && (!mig->end_sent || mig->rp_msg == MIG_T_READY))
+		why = "READY before the stream ended, or a second READY";
+	else if (r->type == MIG_T_RUNNING && (!mig->committed || mig->rp_msg != MIG_T_READY))
+		why = "RUNNING before COMMIT";
+	else if (r->type != MIG_T_READY && r->type != MIG_T_RUNNING && r->type != MIG_T_PONG)
+		why = "a record no destination sends";
+	pthread_mutex_unlock(&mig->lock);
+	return why;
+}
+
+/* A peer out of protocol: its own answers count for nothing from here on. */
+static bool src_rp_broken(struct migration *mig, const char *why)
+{
+	mig_set_error(mig,
+		      "the destination broke the migration protocol: %s (a broken or hostile peer)",
+		      why);
+	src_own_failure(mig);
+	mig_unblock_all(mig);
+	return false;
+}
+
 /* One answer; false when the return path is over. */
 static bool src_rp_one(struct migration *mig, struct mig_chan *c)
 {
 	char err[256];
 	struct mig_rec r;
 
-	if (mig_chan_recv(c, &r, err, sizeof(err)) < 0) {
+	int ret = mig_chan_recv(c, &r, err, sizeof(err));
+	if (ret < 0) {
 		if (!mig_cancelled(mig))
-			mig_set_error(mig, "the destination closed the connection (%s)", err);
+			mig_set_error(mig, "the destination %s (%s)",
+				      ret == -EBADMSG ? "sent a corrupt answer"
+						      : "closed the connection",
+				      err);
 		mig_unblock_all(mig);
 		return false;
 	}
-	if (r.section != MIG_SEC_STREAM || (r.type != MIG_T_ERROR && r.len)) {
-		mig_set_error(mig, "the destination answered with an unexpected record");
-		mig_unblock_all(mig);
-		return false;
-	}
+	if (r.section != MIG_SEC_STREAM || (r.type != MIG_T_ERROR && r.len))
+		return src_rp_broken(mig, "an answer with a payload, or of another section");
+	const char *why = r.type == MIG_T_ERROR ? NULL : src_rp_out_of_order(mig, &r);
+	if (why)
+		return src_rp_broken(mig, why);
 	if (r.type == MIG_T_PONG) {
 		__atomic_store_n(&mig->rtt_us, (mig_now_ns() - r.arg) / 1000, __ATOMIC_RELAXED);
 		__atomic_store_n(&mig->dest_probe_us, r.count, __ATOMIC_RELAXED);
@@ -149,21 +192,39 @@ static void *src_rp_thread(void *arg)
 }
 
 /* Waits for the return path to say msg. */
+/*
+ * How long READY and RUNNING may take. Test seam (tests/migration/test_mig_hostile_dest.py):
+ * VMIG_TEST_ANSWER_MS shortens it, so a silent peer is proven without a minute's wait.
+ */
+static int src_answer_ms(void)
+{
+	const char *v = getenv("VMIG_TEST_ANSWER_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms < SRC_ANSWER_MS ? (int)ms : SRC_ANSWER_MS;
+}
+
 static int src_wait_answer(struct migration *mig, int msg, const char *what)
 {
 	struct timespec dl;
 	int ret = 0;
 
+	int answer_ms = src_answer_ms();
 	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += SRC_ANSWER_MS / 1000;
+	dl.tv_sec += answer_ms / 1000;
+	dl.tv_nsec += answer_ms % 1000 * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&mig->lock);
 	while (mig->rp_msg != msg && !mig->rp_done && !mig_cancelled(mig) && ret == 0)
 		ret = pthread_cond_timedwait(&mig->cond, &mig->lock, &dl);
 	bool ok = mig->rp_msg == msg;
 	pthread_mutex_unlock(&mig->lock);
 	if (!ok && ret == ETIMEDOUT)
-		mig_set_error(mig, "the destination did not answer %s within %d s", what,
-			      SRC_ANSWER_MS / 1000);
+		mig_set_error(mig, "the destination did not answer %s within %d ms", what,
+			      answer_ms);
 	return ok ? 0 : mig_cancelled(mig) ? -ECANCELED : -EIO;
 }
 
@@ -574,6 +635,9 @@ static int src_stop_copy(struct migration *mig)
 	t = mig_now_ns();
 	if (ret == 0)
 		ret = src_save_complete(mig);
+	pthread_mutex_lock(&mig->lock);
+	mig->end_sent = ret == 0; /* before END goes: a prompt READY must find it set */
+	pthread_mutex_unlock(&mig->lock);
 	if (ret == 0)
 		ret = mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_END, 0, 0, NULL, 0);
 	mig->end_sent_ns = mig_now_ns();
@@ -634,8 +698,9 @@ static int src_commit(struct migration *mig)
 		return ret;
 	src_note_dest_load(mig);
 	pthread_mutex_lock(&mig->lock);
-	/* From here the destination may run: never resume this copy by itself. */
-	mig->committed = !mig->cancel;
+	/* From here the destination may run: never resume this copy by itself. A peer already
+	 * found out of protocol gets no COMMIT (this side rolls back instead). */
+	mig->committed = !mig->cancel && !mig->error[0];
 	pthread_mutex_unlock(&mig->lock);
 	if (!mig->committed)
 		return -ECANCELED;
@@ -673,14 +738,6 @@ static void src_throttle_off(struct migration *mig)
 {
 	__atomic_store_n(&mig->throttle_pct, 0, __ATOMIC_RELAXED);
 	vm_set_throttle(mig->m->vm, 0);
-}
-
-/* This side gave up: the destination's "the source went away" is no reason. */
-static void src_own_failure(struct migration *mig)
-{
-	pthread_mutex_lock(&mig->lock);
-	mig->error_is_cause = true;
-	pthread_mutex_unlock(&mig->lock);
 }
 
 static void src_drain_failed(struct migration *mig, int ret, const char *who, uint64_t limit_ms)

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""A hostile destination (issue 11): a fake peer that takes the source's stream and answers
+on the return path out of protocol. Usage: test_mig_hostile_dest.py VMIG all
+
+One source guest (`dirty,verify`, 2 vCPUs, 512 MiB, VMIG_TEST_ANSWER_MS=3000 so a silent
+peer costs 3 s, not a minute) meets, one after another, fake destinations that:
+  garbage            answer with random bytes as soon as the stream starts
+  closed             close the connection after the stream header
+  too-long           after END, a record header announcing 16 MiB (more than any record)
+  error-too-long     after END, an ERROR whose reason is longer than any reason
+  running-early      RUNNING while the passes still run
+  running-first      RUNNING instead of READY after END (before any COMMIT)
+  unknown            after END, a record type no destination sends
+  silence            nothing after END
+  ready-twice        READY, and READY again
+  ready-then-silence READY, then nothing (no RUNNING after the COMMIT)
+Before COMMIT the source must roll back (failed, the reason in error-desc, the guest
+running); once it sent COMMIT it must stay in postmigrate, paused, failed, until `cont`
+releases it (the design's "exactly one copy"). Each case checks both and the reason. The
+guest then migrates to a real destination and verifies every page (exit 0).
+"""
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migtest as mt  # noqa: E402
+from migtest import check, log  # noqa: E402
+
+HDR_LEN, REC = 64, struct.Struct("<HHIQIIII")
+SEC_STREAM = 1
+T_PASS, T_END, T_READY, T_COMMIT, T_RUNNING, T_ERROR = 2, 3, 5, 6, 7, 8
+ANSWER_MS = 3000
+
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class FakeDest:
+    """Listens once, reads the source's stream record by record, answers as `how` says."""
+
+    def __init__(self, how, rng):
+        self.how, self.rng, self.seq, self.seen = how, rng, 0, []
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.uri = f"tcp:127.0.0.1:{self.ls.getsockname()[1]}"
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def record(self, rtype, length=0, payload=b"", arg=0):
+        h = struct.pack("<HHIQIII", SEC_STREAM, rtype, length, arg, 0, crc32c(payload),
+                        self.seq)
+        self.seq += 1
+        return h + struct.pack("<I", crc32c(h)) + payload
+
+    def _read(self, s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def _records(self, s):
+        """(section, type) of each record the source sends, until it stops."""
+        while True:
+            sec, typ, length, *_ = REC.unpack(self._read(s, REC.size))
+            self._read(s, length)
+            self.seen.append((sec, typ))
+            yield sec, typ
+
+    def _run(self):
+        try:
+            s, _ = self.ls.accept()
+        except OSError:
+            return
+        with s:
+            try:
+                self._read(s, HDR_LEN)
+                self._serve(s)
+                s.settimeout(15)
+                while s.recv(1 << 20):  # keep reading until the source gives up
+                    pass
+            except (EOFError, OSError):
+                pass
+
+    def _serve(self, s):
+        how = self.how
+        if how == "garbage":
+            return s.sendall(bytes(self.rng.getrandbits(8) for _ in range(64)))
+        if how == "closed":
+            return s.shutdown(socket.SHUT_RDWR)
+        for sec, typ in self._records(s):
+            if how == "running-early" and sec == SEC_STREAM and typ == T_PASS:
+                return s.sendall(self.record(T_RUNNING))
+            if sec == SEC_STREAM and typ == T_END:
+                return self._after_end(s)
+
+    def _after_end(self, s):
+        how = self.how
+        answers = {
+            "too-long": lambda: struct.pack("<HHIQIII", SEC_STREAM, T_ERROR, 16 << 20, 0, 0, 0,
+                                            self.seq),
+            "error-too-long": lambda: self.record(T_ERROR, 4000, b"x" * 4000),
+            "running-first": lambda: self.record(T_RUNNING),
+            "unknown": lambda: self.record(T_PASS),
+            "silence": lambda: b"",
+            "ready-twice": lambda: self.record(T_READY) + self.record(T_READY),
+            "ready-then-silence": lambda: self.record(T_READY),
+        }
+        data = answers[how]()
+        if how == "too-long":  # a header with a good checksum, announcing too much
+            data += struct.pack("<I", crc32c(data))
+        s.sendall(data)
+
+    def close(self):
+        self.ls.close()
+        self.t.join(20)
+
+
+# (case, what error-desc must say, whether a COMMIT may have gone out first)
+CASES = [
+    ("garbage", "the destination sent a corrupt answer", False),
+    ("closed", "the destination closed the connection", False),
+    ("too-long", "record of 16777216 bytes", False),
+    ("error-too-long", "destination: (a reason of 4000 bytes, longer than any reason", False),
+    ("running-early", "broke the migration protocol: RUNNING before COMMIT", False),
+    ("running-first", "broke the migration protocol: RUNNING before COMMIT", False),
+    ("unknown", "broke the migration protocol: a record no destination sends", False),
+    ("silence", f"did not answer READY within {ANSWER_MS} ms", False),
+    ("ready-twice", "a second READY", True),
+    ("ready-then-silence", f"did not answer RUNNING within {ANSWER_MS} ms", True),
+]
+
+
+def one_case(rig, q, how, expect, may_commit):
+    fake = FakeDest(how, rig.rng)
+    try:
+        info = mt.migrate(q, fake.uri, timeout=30)
+    finally:
+        fake.close()
+    err = info.get("error-desc", "")
+    check(info["status"] == "failed" and expect in err,
+          f"{how}: {info['status']} '{err}', expected '{expect}'")
+    st = q.status()
+    if st == "postmigrate":
+        check(may_commit, f"{how}: postmigrate although no COMMIT could have gone out")
+        time.sleep(1)
+        check(q.status() == "postmigrate", f"{how}: the source resumed by itself")
+        q.cmd("cont")  # the operator decides: the fake never ran the guest
+        mt.assert_source_running(q, f"{how}, after cont")
+    else:
+        check(st == "running", f"{how}: the source is {st}")
+    ended = "END" if (SEC_STREAM, T_END) in fake.seen else "before END"
+    log(f"{how}: {st} ({ended}): {err}")
+
+
+def case_all(rig):
+    src, q = rig.source(45, env={"VMIG_TEST_ANSWER_MS": str(ANSWER_MS)})
+    for how, expect, may_commit in CASES:
+        one_case(rig, q, how, expect, may_commit)
+    dst, uri = rig.dest()
+    info = mt.migrate(q, uri, timeout=60)
+    check(info["status"] == "completed", f"the real migration afterwards: {info}")
+    mt.quit_source(src, q)
+    r = mt.assert_verified(dst, timeout=90)
+    log(f"verified clean on {dst.name} after {len(CASES)} hostile destinations: "
+        f"checked={r['checked']}")
+
+
+if __name__ == "__main__":
+    sys.exit(mt.main({"all": case_all}, __doc__))
