@@ -13,7 +13,8 @@
 #     guest's shared virtual address spaces (I/O page faults in flight): the device drains
 #     first while the guest answers its faults, the guest's register writes meanwhile are
 #     held and replayed on the destination (the summary's "faults in flight" line); the
-#     guest then finishes its jobs there and verifies every page it owns.
+#     guest then finishes its jobs there and verifies every page it owns;
+#  4. draws both migrations' timelines into build/demo/timeline.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -52,7 +53,9 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 sleep 2
-$VMIG migrate --qmp "unix:$work/source.sock" "tcp:127.0.0.1:$port" --channels 2 --then-quit
+mkdir -p build/demo
+$VMIG migrate --qmp "unix:$work/source.sock" "tcp:127.0.0.1:$port" --channels 2 --then-quit \
+	--timeline build/demo/timeline-dma.jsonl
 echo
 echo "   the guest and its device go on in the second process; it checks every DMA result"
 echo "   again once its dma step ends:"
@@ -67,12 +70,16 @@ echo
 echo "== 3. live migration with I/O page faults in flight: the device faults page by page"
 echo "   (sva), so it stops first: it drains while the guest answers its faults"
 sleep 1
-$VMIG migrate --qmp "unix:$work/second.sock" "tcp:127.0.0.1:$port2" --channels 2 --then-quit
+$VMIG migrate --qmp "unix:$work/second.sock" "tcp:127.0.0.1:$port2" --channels 2 --then-quit \
+	--timeline build/demo/timeline-sva.jsonl
 echo
 echo "   the third process finishes the jobs and verifies every page the guest owns:"
 wait "$third"
 cat "$work/third.log"
 grep -q 'load=sva .*mismatches=0 .*status=ok' "$work/third.log"
 grep -q 'load=verify.*mismatches=0 sse_bad=0' "$work/third.log"
+scripts/plot-migration -o build/demo/timeline.svg --title 'the demo: two live migrations' \
+	build/demo/timeline-dma.jsonl build/demo/timeline-sva.jsonl
 echo "== done: the guest and its DMA device moved twice while running, the second time with"
-echo "   I/O page faults in flight; nothing was lost"
+echo "   I/O page faults in flight; nothing was lost. Both migrations' timelines:"
+echo "   build/demo/timeline.svg (passes, bandwidth, dirty RAM, the switchover's phases)"

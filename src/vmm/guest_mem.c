@@ -228,6 +228,7 @@ size_t guest_mem_take_dirty(struct guest_mem *gm, uint64_t *dst)
 		count += (size_t)__builtin_popcountll(bits & ~dst[w]);
 		dst[w] |= bits;
 	}
+	__atomic_add_fetch(&gm->vmm_dirty_taken, count, __ATOMIC_RELAXED);
 	return count;
 }
 

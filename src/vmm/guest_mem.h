@@ -36,8 +36,9 @@ struct guest_mem {
 	uint64_t size; /* total RAM bytes */
 	unsigned nr_regions;
 	struct guest_mem_region regions[2];
-	uint64_t gpa_pages;  /* pages from GPA 0 to the end of RAM (bits in a dirty bitmap) */
-	uint64_t *vmm_dirty; /* pages the VMM wrote, taken by guest_mem_take_dirty() */
+	uint64_t gpa_pages;	  /* pages from GPA 0 to the end of RAM (bits in a dirty bitmap) */
+	uint64_t *vmm_dirty;	  /* pages the VMM wrote, taken by guest_mem_take_dirty() */
+	uint64_t vmm_dirty_taken; /* atomic: pages newly reported by every take so far */
 };
 
 /* size must be a non-zero multiple of 4 KiB, at most GUEST_MEM_MAX. */

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vmm/kvm/vm.h"
 
@@ -82,6 +83,14 @@ int cli_tls_dest_add_authz(struct cli_tls_dest *t, const char *dn);
 int cli_tls_dest_check(const struct cli_tls_dest *t, bool incoming);
 /* 0, or 1 with a logged error (a credentials directory that does not load). */
 int cli_tls_dest_apply(const struct cli_tls_dest *t, struct migration *mig);
+
+/*
+ * vmig migrate --timeline: the passes (query-vmig-timeline) and the outcome (info, the
+ * last query-migrate) into f as JSON lines. 0, or a negative errno (logged).
+ */
+struct qmp_client;
+struct json_value;
+int cli_timeline_write(struct qmp_client *q, const struct json_value *info, FILE *f);
 
 /* The guest image: a file, or the one built into vmig when path is NULL. */
 int cli_image_get(const char *path, void **data, size_t *size, int *free_it);

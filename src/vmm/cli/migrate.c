@@ -26,6 +26,7 @@
 struct migrate_opts {
 	const char *qmp_path, *uri;
 	const char *tls_creds, *tls_hostname;
+	const char *timeline;
 	uint64_t downtime_ms, channels, max_bandwidth, max_passes, drain_ms;
 	bool has_downtime, has_channels, has_bandwidth, has_passes, has_drain;
 	bool auto_converge, then_quit;
@@ -62,6 +63,9 @@ static void migrate_usage(void)
 	       "                         destination's certificate must chain to that CA\n"
 	       "  --tls-hostname NAME    the name the destination's certificate must carry\n"
 	       "                         (default: the host in a tcp: URI)\n"
+	       "  --timeline FILE        write the migration's timeline to FILE as JSON lines\n"
+	       "                         (each pass, then the switchover; FILE '-': stdout);\n"
+	       "                         scripts/plot-migration draws it\n"
 	       "  --then-quit            send 'quit' to the source once the migration completed\n"
 	       "  --interval MS          how often to ask for progress (default 100)\n"
 	       "  --timeout SECONDS      cancel the migration if not done by then; exit %d\n"
@@ -84,6 +88,7 @@ enum {
 	MOPT_THEN_QUIT,
 	MOPT_TLS_CREDS,
 	MOPT_TLS_HOSTNAME,
+	MOPT_TIMELINE,
 	MOPT_INTERVAL,
 	MOPT_TIMEOUT,
 };
@@ -99,6 +104,7 @@ static const struct option migrate_longopts[] = {
     {"then-quit", no_argument, NULL, MOPT_THEN_QUIT},
     {"tls-creds", required_argument, NULL, MOPT_TLS_CREDS},
     {"tls-hostname", required_argument, NULL, MOPT_TLS_HOSTNAME},
+    {"timeline", required_argument, NULL, MOPT_TIMELINE},
     {"interval", required_argument, NULL, MOPT_INTERVAL},
     {"timeout", required_argument, NULL, MOPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
@@ -191,6 +197,9 @@ static int migrate_parse_one(int c, struct migrate_opts *o)
 		return 0;
 	case MOPT_TLS_HOSTNAME:
 		o->tls_hostname = optarg;
+		return 0;
+	case MOPT_TIMELINE:
+		o->timeline = optarg;
 		return 0;
 	default:
 		return migrate_parse_number(c, o);
@@ -621,7 +630,17 @@ static int migrate_outcome(const struct migrate_run *r, const struct json_value 
 	return r->timed_out ? VMIG_EXIT_TIMEOUT : 1;
 }
 
-static int migrate_drive(struct qmp_client *q, const struct migrate_opts *o)
+/* --timeline FILE, opened before the migration starts: a bad path fails first. */
+static FILE *migrate_open_timeline(const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+
+	if (!f)
+		log_error("--timeline %s: %s", path, strerror(errno));
+	return f;
+}
+
+static int migrate_drive(struct qmp_client *q, const struct migrate_opts *o, FILE *tl)
 {
 	struct migrate_run r = {.q = q, .o = o, .view = {.tty = isatty(STDOUT_FILENO)}};
 	struct json_value *final = NULL;
@@ -637,6 +656,8 @@ static int migrate_drive(struct qmp_client *q, const struct migrate_opts *o)
 	const struct json_value *i = json_object_get(final, "return");
 	migrate_summary(i);
 	int code = migrate_outcome(&r, i);
+	if (tl && cli_timeline_write(q, i, tl) < 0)
+		code = code ? code : 1;
 	json_free(final);
 	if (code == 0 && o->then_quit && migrate_command(q, "quit", NULL) < 0)
 		code = 1;
@@ -657,7 +678,16 @@ int cli_migrate(int argc, char **argv)
 		log_error("migrate: %s", err);
 		return 1;
 	}
-	ret = migrate_drive(&q, &o);
+	FILE *tl = o.timeline ? migrate_open_timeline(o.timeline) : NULL;
+	if (o.timeline && !tl) {
+		qmp_client_close(&q);
+		return 1;
+	}
+	ret = migrate_drive(&q, &o, tl);
+	if (tl && tl != stdout && fclose(tl) != 0) {
+		log_error("--timeline %s: %s", o.timeline, strerror(errno));
+		ret = ret ? ret : 1;
+	}
 	qmp_client_close(&q);
 	return ret;
 }

@@ -39,6 +39,10 @@ static int qmp_client_fill(struct qmp_client *q, int timeout_ms)
 	return 0;
 }
 
+/* A reply can be as large as a server's largest (a timeline: 256 KiB), not a request. */
+static const struct json_limits qmp_client_limits = {
+    .max_size = 256 * 1024, .max_depth = 32, .max_values = 65536};
+
 /* The next message (one line), parsed. 0 and *msg, or a negative errno. */
 static int qmp_client_next(struct qmp_client *q, struct json_value **msg)
 {
@@ -51,7 +55,7 @@ static int qmp_client_next(struct qmp_client *q, struct json_value **msg)
 			return ret;
 	}
 	size_t len = (size_t)(nl - q->in) + 1;
-	int ret = json_parse(q->in, len, NULL, msg, &jerr);
+	int ret = json_parse(q->in, len, &qmp_client_limits, msg, &jerr);
 	memmove(q->in, q->in + len, q->in_len - len);
 	q->in_len -= len;
 	return ret < 0 ? -EPROTO : 0;

@@ -475,6 +475,7 @@ static const struct cmd cmd_table[] = {
       {"rules", JSON_ARRAY, false}},
      cmd_object_add},
     {"object-del", {{"id", JSON_STRING, true}}, cmd_object_del},
+    {"query-vmig-timeline", {{NULL}}, cmd_query_vmig_timeline},
     {"migrate-set-capabilities",
      {{"capabilities", JSON_ARRAY, true}},
      cmd_migrate_set_capabilities},

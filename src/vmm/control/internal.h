@@ -88,6 +88,8 @@ cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
     cmd_query_migrate_capabilities;
 /* object-add / object-del for TLS credentials and authorization lists (objects.c). */
 cmd_fn cmd_object_add, cmd_object_del;
+/* query-vmig-timeline (migrate.c): the passes of the last migration. */
+cmd_fn cmd_query_vmig_timeline;
 /* The host's view of the device's translations (host_view.c). */
 cmd_fn cmd_query_vmig_host_translation;
 

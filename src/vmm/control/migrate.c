@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "vmm/control/internal.h"
 #include "vmm/machine.h"
 #include "vmm/migration/migration.h"
@@ -722,4 +723,52 @@ void control_incoming_done(struct control *c, bool ok)
 	/* A restore under --qmp-wait stays held: its RESUME comes with the user's cont. */
 	if (ok && !mig_user_holds(c))
 		control_emit_event(c, "RESUME", NULL);
+}
+
+/* Timeline ------------------------------------------------------------------------------ */
+
+static void mig_write_pass(struct json_writer *w, const struct mig_pass_record *r)
+{
+	json_write_begin_object(w);
+	mig_write_u64(w, "t-ms", r->t_ms);
+	mig_write_u64(w, "pass", r->pass);
+	mig_write_u64(w, "duration-us", r->duration_us);
+	mig_write_u64(w, "bytes", r->bytes);
+	mig_write_u64(w, "bandwidth", r->bandwidth);
+	mig_write_u64(w, "remaining", r->remaining);
+	mig_write_u64(w, "dirty-rate", r->dirty_rate);
+	mig_write_u64(w, "dirty-vcpu-pages", r->dirty_vcpu_pages);
+	mig_write_u64(w, "dirty-vmm-pages", r->dirty_vmm_pages);
+	mig_write_u64(w, "dirty-device-pages", r->dirty_device_pages);
+	mig_write_u64(w, "expected-downtime-us", r->expected_downtime_us);
+	mig_write_u64(w, "throttle-percentage", r->throttle_pct);
+	json_write_key(w, "decision");
+	json_write_string(w, r->decision);
+	json_write_key(w, "why");
+	json_write_string(w, r->why);
+	json_write_end_object(w);
+}
+
+/* query-vmig-timeline: the last (or current) migration's passes, oldest first. */
+int cmd_query_vmig_timeline(struct control *c, const struct json_value *args, struct json_writer *w,
+			    struct control_error *e)
+{
+	if (!mig_get(c, e))
+		return -ENOTSUP;
+	size_t n = migration_timeline(c->cfg.mig, NULL, 0);
+	struct mig_pass_record *recs = calloc(n ? n : 1, sizeof(*recs));
+	if (!recs) {
+		control_error_set(e, "GenericError", "out of memory");
+		return -ENOMEM;
+	}
+	n = MIN(n, migration_timeline(c->cfg.mig, recs, n));
+	json_write_begin_object(w);
+	json_write_key(w, "passes");
+	json_write_begin_array(w);
+	for (size_t i = 0; i < n; i++)
+		mig_write_pass(w, &recs[i]);
+	json_write_end_array(w);
+	json_write_end_object(w);
+	free(recs);
+	return 0;
 }

@@ -224,6 +224,11 @@ struct migration {
 	bool crew_stop;
 	int crew_err;
 
+	/* The timeline (source): one record per pass, under lock; NULL until the first. */
+	struct mig_pass_record *timeline;
+	size_t timeline_n;
+	uint64_t tl_vcpu0, tl_vmm0, tl_dev0; /* dirty page counts at the previous record */
+
 	/* Destination. */
 	bool incoming_pending;
 	uint64_t refused;	/* connections refused before a stream began (keep-listening) */
@@ -274,6 +279,11 @@ uint64_t mig_ram_dirty_pages(struct mig_ram *r);
 /* A pass starts: max-bandwidth is measured from here. */
 void mig_ram_pace_reset(struct mig_ram *r);
 void mig_ram_stats(struct mig_ram *r, struct mig_info *out);
+/* The timeline (timeline.c): a pass's record (its dirty pages by writer filled here). */
+void mig_timeline_note(struct migration *mig, struct mig_pass_record *r);
+void mig_timeline_reset(struct migration *mig);
+/* Pages harvests marked so far, by who wrote them: the vCPUs (KVM's log), the VMM. */
+void mig_ram_dirty_sources(struct mig_ram *r, uint64_t *vcpus, uint64_t *vmm);
 /* The record arrived on ch: a RAM record, or EOS. */
 int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_rec *rec, char *err,
 		     size_t errlen);

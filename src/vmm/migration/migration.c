@@ -250,6 +250,7 @@ void migration_destroy(struct migration *mig)
 	for (unsigned i = 0; i < mig->nr_blockers; i++)
 		free(mig->blockers[i]);
 	mig_tls_objects_free(mig);
+	free(mig->timeline);
 	if (mig->listen_fd >= 0)
 		close(mig->listen_fd);
 	pthread_mutex_destroy(&mig->lock);
@@ -319,6 +320,7 @@ static void mig_reset_run(struct migration *mig)
 	mig->crew_done = 0;
 	mig->refused = 0;
 	mig->last_refusal[0] = 0;
+	mig_timeline_reset(mig);
 	for (unsigned i = 0; i <= MIG_MAX_CHANNELS; i++)
 		mig_chan_init(&mig->chans[i], mig, -1, i);
 	if (getrandom(mig->session, sizeof(mig->session), 0) != sizeof(mig->session))

@@ -138,6 +138,30 @@ struct mig_info {
 	char last_refusal[256];
 };
 
+/*
+ * One pre-copy pass as the timeline keeps it (query-vmig-timeline, vmig migrate
+ * --timeline): when, what it sent, how fast, what was dirtied meanwhile and by whom, and
+ * what the convergence decided. At most MIG_TIMELINE_MAX per migration (one QMP reply):
+ * past that the last record is replaced by the newest, so the end always shows.
+ */
+#define MIG_TIMELINE_MAX 512
+struct mig_pass_record {
+	uint64_t t_ms; /* the pass's start, since migrate */
+	uint64_t pass;
+	uint64_t duration_us; /* sending it and the harvest after it */
+	uint64_t bytes;	      /* sent during the pass, every channel */
+	uint64_t bandwidth;   /* bytes/s, the estimate the decision used */
+	uint64_t remaining;   /* dirty bytes left after the harvest */
+	uint64_t dirty_rate;  /* bytes/s dirtied during the pass */
+	uint64_t dirty_vcpu_pages, dirty_vmm_pages, dirty_device_pages; /* newly marked */
+	uint64_t expected_downtime_us;
+	uint64_t throttle_pct;
+	char decision[16]; /* "iterate", "switch", "throttle" */
+	char why[112];
+};
+/* Copies up to max records (the oldest first); returns how many there are in all. */
+size_t migration_timeline(struct migration *mig, struct mig_pass_record *out, size_t max);
+
 /* Called on the migration thread (or the caller's): must not block for long. */
 struct mig_hooks {
 	/* A QMP event: name "MIGRATION" or "MIGRATION_PASS", data a JSON object's text. */

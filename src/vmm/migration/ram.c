@@ -39,6 +39,7 @@ struct mig_ram {
 	uint64_t *received, *suspect; /* destination */
 	/* Statistics (atomics). */
 	uint64_t zero_pages, data_pages, skipped_pages, rechecked_pages;
+	uint64_t harvested; /* pages every harvest newly marked (vCPUs and the VMM) */
 	/* Pacing to max-bandwidth across every channel of a pass. */
 	uint64_t pace_start_ns, pace_bytes;
 };
@@ -257,6 +258,8 @@ static int mig_ram_setup(struct mig_section *s)
 	if ((ret = vm_dirty_log_start(r->vm)) < 0)
 		return ret;
 	long n = vm_dirty_harvest(r->vm, r->dirty);
+	if (n > 0)
+		__atomic_add_fetch(&r->harvested, (uint64_t)n, __ATOMIC_RELAXED);
 	if (n < 0)
 		return (int)n;
 	mig_ram_skip_holes(r);
@@ -270,6 +273,8 @@ static int mig_ram_log_sync(struct mig_section *s)
 {
 	struct mig_ram *r = s->state;
 	long n = vm_dirty_harvest(r->vm, r->dirty);
+	if (n > 0)
+		__atomic_add_fetch(&r->harvested, (uint64_t)n, __ATOMIC_RELAXED);
 
 	TRACE(mig_ram_sync, "harvested=%ld dirty=%zu", n, bitmap_count(r->dirty, r->pages));
 	return n < 0 ? (int)n : 0;
@@ -490,4 +495,12 @@ int mig_ram_register(struct migration *mig)
 	else
 		mig->ram = r;
 	return ret;
+}
+
+void mig_ram_dirty_sources(struct mig_ram *r, uint64_t *vcpus, uint64_t *vmm)
+{
+	uint64_t all = __atomic_load_n(&r->harvested, __ATOMIC_RELAXED);
+
+	*vmm = __atomic_load_n(&r->mem->vmm_dirty_taken, __ATOMIC_RELAXED);
+	*vcpus = all > *vmm ? all - *vmm : 0;
 }

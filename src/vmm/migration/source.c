@@ -483,6 +483,7 @@ static int src_setup(struct migration *mig)
 struct src_pass {
 	uint64_t bandwidth; /* bytes/s, best recent estimate */
 	uint64_t dirty_rate;
+	uint64_t t0_ns, sent, us; /* the last pass: its start, bytes, length */
 };
 
 static uint64_t src_bytes_out(struct migration *mig)
@@ -507,10 +508,13 @@ static int src_one_pass(struct migration *mig, struct src_pass *p)
 	    (ret = src_send_ram(mig)) < 0 || (ret = src_save_passes(mig)) < 0)
 		return ret;
 	uint64_t sent = src_bytes_out(mig) - b0, t1 = mig_now_ns();
+	p->t0_ns = t0;
+	p->sent = sent;
 	__atomic_add_fetch(&mig->precopy_bytes, sent, __ATOMIC_RELAXED);
 	if ((ret = src_sections(mig, SRC_LOG_SYNC)) < 0)
 		return ret;
 	mig->last_sync_us = src_us_since(t1);
+	p->us = src_us_since(t0);
 	double secs = (double)(mig_now_ns() - t0) / 1e9;
 	uint64_t bw = (uint64_t)((double)sent / (secs > 1e-6 ? secs : 1e-6));
 	/* A tiny pass measures latency, not the link: keep the better estimate then. */
@@ -577,6 +581,31 @@ static void src_decide(struct migration *mig, const struct src_pass *p,
 	      (unsigned long long)in.limit_us, out->why);
 }
 
+static const char *const src_decision_names[] = {[MIG_DECIDE_NEXT_PASS] = "iterate",
+						 [MIG_DECIDE_SWITCH] = "switch",
+						 [MIG_DECIDE_THROTTLE] = "throttle"};
+
+/* The pass just decided, into the timeline. */
+static void src_record_pass(struct migration *mig, const struct src_pass *p,
+			    const struct mig_converge_out *out)
+{
+	uint64_t must;
+	struct mig_pass_record r = {
+	    .t_ms = p->t0_ns > mig->start_ns ? (p->t0_ns - mig->start_ns) / 1000000 : 0,
+	    .pass = mig->passes,
+	    .duration_us = p->us,
+	    .bytes = p->sent,
+	    .bandwidth = p->bandwidth,
+	    .remaining = src_pending(mig, &must),
+	    .dirty_rate = p->dirty_rate,
+	    .expected_downtime_us = out->expected_us,
+	    .throttle_pct = mig->throttle_pct,
+	};
+	snprintf(r.decision, sizeof(r.decision), "%s", src_decision_names[out->decision]);
+	snprintf(r.why, sizeof(r.why), "%s", out->why);
+	mig_timeline_note(mig, &r);
+}
+
 /* Passes until the switchover fits; deadline_ns (0: none) bounds them. */
 static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 {
@@ -592,6 +621,7 @@ static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 			return -ETIME; /* not -ETIMEDOUT: a channel's send timeout is that */
 		struct mig_converge_out out;
 		src_decide(mig, &p, &out);
+		src_record_pass(mig, &p, &out);
 		if (out.decision == MIG_DECIDE_SWITCH)
 			return 0;
 		if (out.decision == MIG_DECIDE_THROTTLE)
