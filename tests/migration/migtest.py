@@ -159,13 +159,14 @@ def _die_with_parent():
 class Vmig:
     """A vmig process: stdout and stderr go to files (never a pipe that could fill)."""
 
-    def __init__(self, rig, name, args, env=None):
+    def __init__(self, rig, name, args, env=None, prefix=()):
         self.name, self.rig = name, rig
         self.out_path = os.path.join(rig.dir, name + ".out")
         self.err_path = os.path.join(rig.dir, name + ".err")
         full_env = dict(os.environ, **(env or {}))
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.p = subprocess.Popen([rig.vmig, *args], stdin=subprocess.DEVNULL, stdout=out,
+            self.p = subprocess.Popen([*prefix, rig.vmig, *args], stdin=subprocess.DEVNULL,
+                                      stdout=out,
                                       stderr=err, env=full_env, preexec_fn=_die_with_parent)
         self.rc = None
         rig.procs.append(self)
@@ -372,6 +373,10 @@ def main(cases, doc):
     try:
         cases[sys.argv[2]](rig)
         ok = True
+    except Skip as e:
+        print(f"SKIP {sys.argv[2]}: {e}", flush=True)
+        ok = True  # nothing to keep
+        return 77
     except (Failure, QmpError, EOFError, OSError) as e:
         traceback.print_exc(limit=-4, file=sys.stdout)
         print(f"FAIL {sys.argv[2]}: {e}", flush=True)

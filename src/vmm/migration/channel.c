@@ -145,13 +145,23 @@ int mig_chan_send(struct mig_chan *c, uint16_t section, uint16_t type, uint64_t 
 	return mig_chan_write_all(c, v, n + 1);
 }
 
+const char *mig_io_strerror(int err)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT)
+		return "no progress within the channel's timeout (a dead link or a stalled peer)";
+	if (err == ECONNRESET || err == EPIPE)
+		return "the connection broke (a dead link, or the peer went away)";
+	return strerror(err);
+}
+
 int mig_chan_recv(struct mig_chan *c, struct mig_rec *r, char *err, size_t errlen)
 {
 	int ret = mig_chan_read_all(c, r, sizeof(*r));
 
 	if (ret < 0) {
 		snprintf(err, errlen, "channel %u: %s", c->index,
-			 ret == -EPIPE ? "the stream ended before its end marker" : strerror(-ret));
+			 ret == -EPIPE ? "the stream ended before its end marker"
+				       : mig_io_strerror(-ret));
 		return ret;
 	}
 	if (crc32c(0, r, offsetof(struct mig_rec, crc)) != r->crc) {

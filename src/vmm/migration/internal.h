@@ -116,6 +116,8 @@ int mig_chan_read_all(struct mig_chan *c, void *buf, size_t len);
 /* Fills hdr for a record whose payload the caller sends itself in the same writev. */
 void mig_rec_fill(struct mig_chan *c, struct mig_rec *r, uint16_t section, uint16_t type,
 		  uint64_t arg, uint32_t count, uint32_t len, uint32_t data_crc);
+/* A channel I/O error in words: a timeout names a dead link or stalled peer. */
+const char *mig_io_strerror(int err);
 /* The next record's header, checked (crc, sequence, length bound). -EBADMSG with a reason. */
 int mig_chan_recv(struct mig_chan *c, struct mig_rec *r, char *err, size_t errlen);
 

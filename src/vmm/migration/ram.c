@@ -434,7 +434,8 @@ int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_re
 	ret = mig_ram_load_data(r, ch, rec);
 	if (ret < 0)
 		snprintf(err, errlen, "channel %u: %s", ch->index,
-			 ret == -EPIPE ? "the stream ended inside a RAM record" : strerror(-ret));
+			 ret == -EPIPE ? "the stream ended inside a RAM record"
+				       : mig_io_strerror(-ret));
 	return ret;
 }
 

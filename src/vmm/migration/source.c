@@ -158,7 +158,9 @@ static bool src_rp_one(struct migration *mig, struct mig_chan *c)
 		if (!mig_cancelled(mig))
 			mig_set_error(mig, "the destination %s (%s)",
 				      ret == -EBADMSG ? "sent a corrupt answer"
-						      : "closed the connection",
+				      : ret == -EAGAIN || ret == -ETIMEDOUT
+					  ? "stopped answering"
+					  : "closed the connection",
 				      err);
 		mig_unblock_all(mig);
 		return false;
@@ -247,7 +249,7 @@ static void *src_ram_worker(void *arg)
 			break;
 		int ret = mig_ram_send_share(mig->ram, ch, ch->index - 1, mig->nr_chans - 1);
 		if (ret < 0 && !mig_cancelled(mig)) {
-			mig_set_error(mig, "RAM channel %u: %s", ch->index, strerror(-ret));
+			mig_set_error(mig, "RAM channel %u: %s", ch->index, mig_io_strerror(-ret));
 			mig_unblock_all(mig);
 		}
 		pthread_mutex_lock(&mig->lock);
@@ -961,7 +963,7 @@ static void src_finish(struct migration *mig, int ret)
 	bool committed = mig->committed;
 
 	if (ret < 0 && !mig->error[0])
-		mig_set_error(mig, "%s", mig_cancelled(mig) ? "cancelled" : strerror(-ret));
+		mig_set_error(mig, "%s", mig_cancelled(mig) ? "cancelled" : mig_io_strerror(-ret));
 	if (ret < 0 && committed)
 		src_note_committed(mig);
 	src_close(mig);

@@ -84,12 +84,21 @@ int migration_check_uri(const char *uri, char *expect, size_t len)
 	return mig_uri_parse(uri, &u, expect, len);
 }
 
+/*
+ * A link that dies leaves sent data unacknowledged: TCP gives the connection up after
+ * MIG_TCP_USER_TIMEOUT_MS and every call on it fails. SO_SNDTIMEO alone does not bound a
+ * writer: each send that moved a byte restarts it.
+ */
+#define MIG_TCP_USER_TIMEOUT_MS 20000
+
 static void mig_sock_tune(int fd, bool tcp)
 {
-	int one = 1, buf = (int)MIG_SOCK_BUF;
+	int one = 1, buf = (int)MIG_SOCK_BUF, user_ms = MIG_TCP_USER_TIMEOUT_MS;
 
-	if (tcp)
+	if (tcp) {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
+	}
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
