@@ -358,6 +358,30 @@ def quit_source(v, q):
     check(v.wait(10) == 0, f"{v.name}: exit {v.rc} after quit {v.tail()}")
 
 
+# Stream records ------------------------------------------------------------------------
+
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        t.append(c)
+    return t
+
+
+CRC_T = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as src/common/crc32c.c computes it from 0."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = (crc >> 8) ^ CRC_T[(crc ^ b) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
 # Running a case ------------------------------------------------------------------------
 
 

@@ -37,24 +37,6 @@ T_PASS, T_END, T_READY, T_COMMIT, T_RUNNING, T_ERROR = 2, 3, 5, 6, 7, 8
 ANSWER_MS = 3000
 
 
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
 
 
 class FakeDest:
@@ -70,10 +52,10 @@ class FakeDest:
         self.t.start()
 
     def record(self, rtype, length=0, payload=b"", arg=0):
-        h = struct.pack("<HHIQIII", SEC_STREAM, rtype, length, arg, 0, crc32c(payload),
+        h = struct.pack("<HHIQIII", SEC_STREAM, rtype, length, arg, 0, mt.crc32c(payload),
                         self.seq)
         self.seq += 1
-        return h + struct.pack("<I", crc32c(h)) + payload
+        return h + struct.pack("<I", mt.crc32c(h)) + payload
 
     def _read(self, s, n):
         buf = b""
@@ -133,7 +115,7 @@ class FakeDest:
         }
         data = answers[how]()
         if how == "too-long":  # a header with a good checksum, announcing too much
-            data += struct.pack("<I", crc32c(data))
+            data += struct.pack("<I", mt.crc32c(data))
         s.sendall(data)
 
     def close(self):

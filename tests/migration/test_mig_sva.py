@@ -310,25 +310,6 @@ def case_post_load(rig):
 
 # Hostile streams: records of the vSMMU and device sections rewritten with valid checksums.
 
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        t.append(c)
-    return t
-
-
-CRC_T = _crc32c_table()
-
-
-def crc32c(data):
-    """CRC-32C (Castagnoli), as src/common/crc32c.c computes it from 0."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = (crc >> 8) ^ CRC_T[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFFFFFF
 
 
 HDR_LEN, REC = 64, struct.Struct("<HHIQIIII")  # mig_hdr; mig_rec (28 bytes + crc)
@@ -348,8 +329,8 @@ def rewrite(data, rec, payload, count=None):
     """data with record rec replaced by one carrying payload (and count), checksums valid."""
     off, sec, typ, ln, arg, cnt, seq = rec
     cnt = cnt if count is None else count
-    head = struct.pack("<HHIQIII", sec, typ, len(payload), arg, cnt, crc32c(payload), seq)
-    return data[:off] + head + struct.pack("<I", crc32c(head)) + payload + \
+    head = struct.pack("<HHIQIII", sec, typ, len(payload), arg, cnt, mt.crc32c(payload), seq)
+    return data[:off] + head + struct.pack("<I", mt.crc32c(head)) + payload + \
         data[off + REC.size + ln:]
 
 
