@@ -486,6 +486,7 @@ struct src_pass {
 	uint64_t bandwidth; /* bytes/s, best recent estimate */
 	uint64_t dirty_rate;
 	uint64_t t0_ns, sent, us; /* the last pass: its start, bytes, length */
+	uint64_t remaining;	  /* what the decision saw left (src_decide) */
 };
 
 static uint64_t src_bytes_out(struct migration *mig)
@@ -552,8 +553,7 @@ static uint64_t src_overhead_us(struct migration *mig)
 	       2 * __atomic_load_n(&mig->rtt_us, __ATOMIC_RELAXED);
 }
 
-static void src_decide(struct migration *mig, const struct src_pass *p,
-		       struct mig_converge_out *out)
+static void src_decide(struct migration *mig, struct src_pass *p, struct mig_converge_out *out)
 {
 	struct mig_params pr;
 	uint64_t must;
@@ -572,6 +572,7 @@ static void src_decide(struct migration *mig, const struct src_pass *p,
 	    .max_throttle_pct = pr.max_cpu_throttle,
 	};
 	mig_converge_decide(&in, out);
+	p->remaining = in.remaining_bytes;
 	__atomic_store_n(&mig->expected_downtime_ms, (out->expected_us + 999) / 1000,
 			 __ATOMIC_RELAXED);
 	TRACE(mig_decide,
@@ -591,14 +592,13 @@ static const char *const src_decision_names[] = {[MIG_DECIDE_NEXT_PASS] = "itera
 static void src_record_pass(struct migration *mig, const struct src_pass *p,
 			    const struct mig_converge_out *out)
 {
-	uint64_t must;
 	struct mig_pass_record r = {
 	    .t_ms = p->t0_ns > mig->start_ns ? (p->t0_ns - mig->start_ns) / 1000000 : 0,
 	    .pass = mig->passes,
 	    .duration_us = p->us,
 	    .bytes = p->sent,
 	    .bandwidth = p->bandwidth,
-	    .remaining = src_pending(mig, &must),
+	    .remaining = p->remaining, /* asking the sections again costs their queries */
 	    .dirty_rate = p->dirty_rate,
 	    .expected_downtime_us = out->expected_us,
 	    .throttle_pct = mig->throttle_pct,
