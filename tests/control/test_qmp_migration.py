@@ -226,6 +226,10 @@ def case_devices(sock):
     migration that cannot connect fails without harm to it and its DMA."""
     p = q.start(sock, "--guest-args", "workload=dma secs=4")
     c = Client(sock)
+    # The socket listens before the vCPUs start: migrate refuses a VM not running yet.
+    deadline = time.monotonic() + 10
+    while q.status(c) != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
     ok(c.cmd("migrate", {"uri": "tcp:127.0.0.1:1"}), "migrate with devices is accepted")
     for _ in range(400):
         info = c.cmd("query-migrate")["return"]
