@@ -15,6 +15,7 @@
  * and a stream that ends with suspect pages is refused.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,9 @@ struct mig_ram {
 	struct guest_mem *mem;
 	struct vm *vm;
 	uint64_t pages; /* bits in every bitmap below */
+	/* query-migrate counts the dirty bitmap from the control thread while the engine
+	 * allocates and frees it: its life is under this lock. */
+	pthread_mutex_t dirty_lock;
 	uint64_t *dirty;
 	uint64_t *received, *suspect; /* destination */
 	/* Statistics (atomics). */
@@ -59,7 +63,15 @@ static bool mig_page_is_zero(const uint8_t *p)
 
 uint64_t mig_ram_dirty_pages(struct mig_ram *r)
 {
-	return r && r->dirty ? bitmap_count(r->dirty, r->pages) : 0;
+	uint64_t n = 0;
+
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->dirty_lock);
+	if (r->dirty)
+		n = bitmap_count(r->dirty, r->pages);
+	pthread_mutex_unlock(&r->dirty_lock);
+	return n;
 }
 
 void mig_ram_stats(struct mig_ram *r, struct mig_info *out)
@@ -247,11 +259,14 @@ static bool mig_ram_keep_old_log(void)
 static int mig_ram_setup(struct mig_section *s)
 {
 	struct mig_ram *r = s->state;
+	uint64_t *dirty = bitmap_alloc(r->pages);
 	int ret;
 
-	r->dirty = bitmap_alloc(r->pages);
-	if (!r->dirty)
+	if (!dirty)
 		return -ENOMEM;
+	pthread_mutex_lock(&r->dirty_lock);
+	r->dirty = dirty;
+	pthread_mutex_unlock(&r->dirty_lock);
 	r->zero_pages = r->data_pages = r->skipped_pages = 0;
 	if (!mig_ram_keep_old_log() && (ret = vm_dirty_log_stop(r->vm)) < 0)
 		return ret;
@@ -326,8 +341,10 @@ static void mig_ram_cleanup(struct mig_section *s, bool failed)
 	/* Failed: the guest runs on here; logging costs it write faults for nothing. */
 	if (!(failed && mig_ram_keep_old_log()))
 		vm_dirty_log_stop(r->vm);
+	pthread_mutex_lock(&r->dirty_lock);
 	free(r->dirty);
 	r->dirty = NULL;
+	pthread_mutex_unlock(&r->dirty_lock);
 }
 
 void mig_ram_pace_reset(struct mig_ram *r)
@@ -490,6 +507,7 @@ int mig_ram_register(struct migration *mig)
 	r->mem = mig->m->mem;
 	r->vm = mig->m->vm;
 	r->pages = r->mem->gpa_pages;
+	pthread_mutex_init(&r->dirty_lock, NULL); /* a default mutex holds no resource */
 	int ret = mig_register(mig, &mig_ram_ops, MIG_SEC_RAM, r);
 	if (ret < 0)
 		free(r);
