@@ -169,6 +169,7 @@ class Vmig:
                                       stdout=out,
                                       stderr=err, env=full_env, preexec_fn=_die_with_parent)
         self.rc = None
+        self.timed_out = False  # killed by wait() below: a hang, not a crash
         rig.procs.append(self)
 
     def poll(self):
@@ -180,6 +181,7 @@ class Vmig:
         try:
             self.rc = self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.timed_out = True
             self.kill()
             raise Failure(f"{self.name} still running after {timeout} s: {self.tail()}")
         return self.rc
