@@ -265,7 +265,7 @@ static int mig_ram_setup(struct mig_section *s)
 	if (!dirty)
 		return -ENOMEM;
 	pthread_mutex_lock(&r->dirty_lock);
-	r->dirty = dirty;
+	__atomic_store_n(&r->dirty, dirty, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->dirty_lock);
 	r->zero_pages = r->data_pages = r->skipped_pages = 0;
 	if (!mig_ram_keep_old_log() && (ret = vm_dirty_log_stop(r->vm)) < 0)
@@ -295,13 +295,26 @@ static int mig_ram_log_sync(struct mig_section *s)
 	return n < 0 ? (int)n : 0;
 }
 
+/*
+ * The bitmap device dirty tracking marks into, from the vCPU thread that forwards a guest
+ * invalidation (device-log) as well as from the engine. The device-dirty section cleans
+ * up before RAM (sections clean up in reverse) and unhooks that path under the vSMMU
+ * lock, so no mark outlives the bitmap; a mark before RAM's setup finds none, harmlessly
+ * (the first pass sends every page).
+ */
+static uint64_t *mig_ram_marking(struct mig_ram *r)
+{
+	return r ? __atomic_load_n(&r->dirty, __ATOMIC_ACQUIRE) : NULL;
+}
+
 void mig_dirty_mark_bitmap(struct migration *mig, uint64_t gpa, const uint64_t *bits,
 			   uint64_t npages)
 {
 	struct mig_ram *r = mig->ram;
+	uint64_t *dirty = mig_ram_marking(r);
 	uint64_t first = gpa >> GUEST_PAGE_SHIFT;
 
-	if (!r || !r->dirty || first >= r->pages)
+	if (!dirty || first >= r->pages)
 		return;
 	npages = MIN(npages, r->pages - first);
 	for (uint64_t i = 0; i < npages; i++) {
@@ -311,7 +324,7 @@ void mig_dirty_mark_bitmap(struct migration *mig, uint64_t gpa, const uint64_t *
 			continue;
 		}
 		if (word & 1)
-			__atomic_or_fetch(&r->dirty[(first + i) / 64], 1ull << ((first + i) % 64),
+			__atomic_or_fetch(&dirty[(first + i) / 64], 1ull << ((first + i) % 64),
 					  __ATOMIC_RELAXED);
 	}
 }
@@ -319,13 +332,14 @@ void mig_dirty_mark_bitmap(struct migration *mig, uint64_t gpa, const uint64_t *
 void mig_dirty_mark(struct migration *mig, uint64_t gpa, uint64_t pages)
 {
 	struct mig_ram *r = mig->ram;
+	uint64_t *dirty = mig_ram_marking(r);
 	uint64_t first = gpa >> GUEST_PAGE_SHIFT;
 
-	if (!r || !r->dirty || first >= r->pages)
+	if (!dirty || first >= r->pages)
 		return;
 	pages = MIN(pages, r->pages - first);
 	for (uint64_t p = first; p < first + pages; p++)
-		__atomic_or_fetch(&r->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+		__atomic_or_fetch(&dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
 }
 
 static uint64_t mig_ram_pending(struct mig_section *s, uint64_t *must_precopy)
@@ -342,9 +356,10 @@ static void mig_ram_cleanup(struct mig_section *s, bool failed)
 	if (!(failed && mig_ram_keep_old_log()))
 		vm_dirty_log_stop(r->vm);
 	pthread_mutex_lock(&r->dirty_lock);
-	free(r->dirty);
-	r->dirty = NULL;
+	uint64_t *dirty = r->dirty;
+	__atomic_store_n(&r->dirty, NULL, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->dirty_lock);
+	free(dirty);
 }
 
 void mig_ram_pace_reset(struct mig_ram *r)
