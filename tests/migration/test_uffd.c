@@ -199,6 +199,36 @@ static void test_close_releases_waiters(void **state)
 	ram_close(&r);
 }
 
+/* A page placed, then discarded (sent again by the source): the next touch faults and
+ * sees only the new content, through this mapping and any other mapping of the memfd. */
+static void test_discard_makes_absent(void **state)
+{
+	struct ram r;
+	struct toucher t = {.r = &r, .page = 7};
+	uint8_t old[PAGE], fresh[PAGE];
+	pthread_t th;
+
+	if (ram_open(&r) < 0)
+		skip();
+	fill(old, 70);
+	fill(fresh, 71);
+	assert_int_equal(mig_uffd_place(r.u, 7 * PAGE, old), 0);
+	assert_memory_equal(r.host + 7 * PAGE, old, PAGE);
+	assert_int_equal(mig_uffd_discard(r.u, 7 * PAGE, PAGE), 0);
+	assert_int_equal(mig_uffd_discard(r.u, 7 * PAGE, 2 * PAGE - 1), -EINVAL);
+	assert_int_equal(mig_uffd_discard(r.u, (PAGES - 1) * PAGE, 2 * PAGE), -EINVAL);
+	assert_int_equal(pthread_create(&th, NULL, touch, &t), 0);
+	expect_fault(&r, 7, false);
+	assert_int_equal(mig_uffd_place(r.u, 7 * PAGE, fresh), 0);
+	pthread_join(th, NULL);
+	assert_memory_equal(t.seen, fresh, PAGE);
+	uint8_t *other = mmap(NULL, PAGES * PAGE, PROT_READ, MAP_SHARED, r.fd, 0);
+	assert_true(other != MAP_FAILED);
+	assert_memory_equal(other + 7 * PAGE, fresh, PAGE);
+	munmap(other, PAGES * PAGE);
+	ram_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +237,7 @@ int main(void)
 	    cmocka_unit_test(test_present_page_not_overwritten),
 	    cmocka_unit_test(test_zero_and_bounds),
 	    cmocka_unit_test(test_close_releases_waiters),
+	    cmocka_unit_test(test_discard_makes_absent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

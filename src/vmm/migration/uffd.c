@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -174,10 +175,22 @@ int mig_uffd_place(struct mig_uffd *u, uint64_t off, const void *page)
 	return ret;
 }
 
+int mig_uffd_discard(struct mig_uffd *u, uint64_t off, uint64_t len)
+{
+	if ((off | len) % UFFD_PAGE || off >= u->size || len > u->size - off)
+		return -EINVAL;
+	/* MADV_REMOVE on a shared memfd mapping punches the hole in the file itself. */
+	if (len && madvise((void *)(u->base + off), len, MADV_REMOVE) < 0)
+		return -errno;
+	__atomic_add_fetch(&u->stats.discarded, len / UFFD_PAGE, __ATOMIC_RELAXED);
+	return 0;
+}
+
 void mig_uffd_stats(const struct mig_uffd *u, struct mig_uffd_stats *out)
 {
 	out->faults = __atomic_load_n(&u->stats.faults, __ATOMIC_RELAXED);
 	out->placed = __atomic_load_n(&u->stats.placed, __ATOMIC_RELAXED);
 	out->zeroed = __atomic_load_n(&u->stats.zeroed, __ATOMIC_RELAXED);
 	out->present = __atomic_load_n(&u->stats.present, __ATOMIC_RELAXED);
+	out->discarded = __atomic_load_n(&u->stats.discarded, __ATOMIC_RELAXED);
 }

@@ -23,10 +23,11 @@
 struct mig_uffd;
 
 struct mig_uffd_stats {
-	uint64_t faults;  /* faults read */
-	uint64_t placed;  /* pages placed with content */
-	uint64_t zeroed;  /* pages placed as zeros */
-	uint64_t present; /* placements refused: the page was already there */
+	uint64_t faults;    /* faults read */
+	uint64_t placed;    /* pages placed with content */
+	uint64_t zeroed;    /* pages placed as zeros */
+	uint64_t present;   /* placements refused: the page was already there */
+	uint64_t discarded; /* pages made absent again */
 };
 
 /*
@@ -52,6 +53,14 @@ int mig_uffd_next_fault(struct mig_uffd *u, int timeout_ms, uint64_t *off, bool 
  * present (nothing changed), -EINVAL for an offset outside the range or unaligned.
  */
 int mig_uffd_place(struct mig_uffd *u, uint64_t off, const void *page);
+
+/*
+ * Makes [off, off + len) absent again (page-aligned, inside the range): its content is
+ * dropped from guest RAM itself (the memfd, so from every mapping of it), and the next
+ * touch through the registered mapping faults. For pages the source dirtied again after
+ * sending them, at the switch to post-copy: the stale copy must never be read.
+ */
+int mig_uffd_discard(struct mig_uffd *u, uint64_t off, uint64_t len);
 
 void mig_uffd_stats(const struct mig_uffd *u, struct mig_uffd_stats *out);
 
