@@ -177,7 +177,32 @@ static void test_zero_and_bounds(void **state)
 	ram_close(&r);
 }
 
-/* Ending the registration lets a blocked toucher go on (it sees zeros: never placed). */
+/* A page made present through another mapping while a toucher waits on it: the placement
+ * that then fails (-EEXIST) still wakes the toucher, which sees that page. */
+static void test_present_placement_wakes(void **state)
+{
+	struct ram r;
+	struct toucher t = {.r = &r, .page = 11};
+	uint8_t page[PAGE];
+	pthread_t th;
+
+	if (ram_open(&r) < 0)
+		skip();
+	assert_int_equal(pthread_create(&th, NULL, touch, &t), 0);
+	expect_fault(&r, 11, false);
+	uint8_t *other = mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	assert_true(other != MAP_FAILED);
+	other[11 * PAGE] = 0x42;
+	fill(page, 11);
+	assert_int_equal(mig_uffd_place(r.u, 11 * PAGE, page), -EEXIST);
+	pthread_join(th, NULL); /* hangs here (the test times out) without the wake */
+	assert_int_equal(t.seen[0], 0x42);
+	munmap(other, PAGES * PAGE);
+	ram_close(&r);
+}
+
+/* Ending the registration lets a blocked toucher go on with zeros: the hazard uffd.h
+ * warns of (close only once every page is present). */
 static void test_close_releases_waiters(void **state)
 {
 	struct ram r;
@@ -238,6 +263,7 @@ int main(void)
 	    cmocka_unit_test(test_zero_and_bounds),
 	    cmocka_unit_test(test_close_releases_waiters),
 	    cmocka_unit_test(test_discard_makes_absent),
+	    cmocka_unit_test(test_present_placement_wakes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

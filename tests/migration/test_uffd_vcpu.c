@@ -5,8 +5,9 @@
  * page is placed, then goes on; its write lands on the placed content, not on zeros. The
  * guest's `touch` step writes one 64-bit word into each of 16 pages; this test places
  * each page with a pattern only when its fault arrives, and checks every page afterwards:
- * the pattern with the guest's word in it. The negative control of "blocks until placed":
- * without the registration the same pages hold zeros around the guest's word.
+ * the pattern with the guest's word (GPA ^ seed) in it. One page is answered only after a
+ * pause, during which the guest must not have finished. The negative control: without the
+ * registration the same pages hold zeros around the guest's word.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,8 @@
 #define TOUCH_BASE  0x8000000ull /* free RAM well above the image and the working set */
 #define TOUCH_PAGES 16u
 #define WAIT_MS	    60000
+#define GUEST_SEED  0x5eedull /* the guest writes GPA ^ seed into each page */
+#define WITHHELD    7u	      /* its fault is answered only after a pause */
 
 static const char *image;
 
@@ -41,9 +44,17 @@ static void boot_touch(struct sys_vm *vm)
 	char cmd[128];
 
 	/* Two vCPUs as tests/vmm's touch test: the second quiesces while the first touches. */
-	snprintf(cmd, sizeof(cmd), "cpus=2 workload=idle,touch secs=1 touch=%#llx,%u,%#x ws=1M",
-		 (unsigned long long)TOUCH_BASE, TOUCH_PAGES, PAGE);
+	snprintf(cmd, sizeof(cmd),
+		 "cpus=2 workload=idle,touch secs=1 touch=%#llx,%u,%#x ws=1M seed=%#llx",
+		 (unsigned long long)TOUCH_BASE, TOUCH_PAGES, PAGE, GUEST_SEED);
 	sys_vm_create(vm, image, 256 << 20, 2, VM_DIRTY_AUTO, cmd);
+}
+
+/* The guest cannot finish touching while one of its pages is absent. */
+static void withhold(struct sys_vm *vm)
+{
+	usleep(300000);
+	assert_int_not_equal(machine_wait_mark(vm->m, VMIG_MARK_TOUCHED, 0), 0);
 }
 
 /*
@@ -69,6 +80,8 @@ static unsigned serve_faults(struct sys_vm *vm, struct mig_uffd *u)
 		unsigned i = (unsigned)(off / PAGE);
 		assert_true(i < TOUCH_PAGES);
 		pattern(page, i);
+		if (i == WITHHELD)
+			withhold(vm);
 		ret = mig_uffd_place(u, off, page);
 		assert_true(ret == 0 || ret == -EEXIST); /* a fault read twice: placed already */
 		placed += ret == 0;
@@ -76,17 +89,19 @@ static unsigned serve_faults(struct sys_vm *vm, struct mig_uffd *u)
 	return faults;
 }
 
-/* Every touched page: pattern (or zeros) around the one word the guest wrote. */
+/* Touched pages holding the pattern around the guest's own word (GPA ^ seed, first). */
 static unsigned pages_with_pattern(struct sys_vm *vm)
 {
 	uint8_t want[PAGE];
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < TOUCH_PAGES; i++) {
-		uint8_t *p = guest_mem_ptr(vm->m->mem, TOUCH_BASE + (uint64_t)i * PAGE, PAGE);
+		uint64_t gpa = TOUCH_BASE + (uint64_t)i * PAGE, word = gpa ^ GUEST_SEED;
+		uint8_t *p = guest_mem_ptr(vm->m->mem, gpa, PAGE);
 		assert_non_null(p);
 		pattern(want, i);
-		memcpy(want, p, 8); /* the guest's word: page-first, whatever it chose to write */
+		memcpy(want, &word, sizeof(word));
+		assert_memory_equal(p, &word, sizeof(word)); /* the guest's write landed */
 		n += memcmp(p, want, PAGE) == 0;
 	}
 	return n;

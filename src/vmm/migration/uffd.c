@@ -142,10 +142,11 @@ int mig_uffd_next_fault(struct mig_uffd *u, int timeout_ms, uint64_t *off, bool 
 	}
 }
 
-/* UFFDIO_COPY or UFFDIO_ZEROPAGE until done: EAGAIN means the mm changed under it. */
+/* One page by UFFDIO_COPY or UFFDIO_ZEROPAGE; EAGAIN (the mm changed under it, nothing
+ * placed for a single page) is retried a bounded number of times. */
 static int uffd_fill(struct mig_uffd *u, uint64_t off, const void *page)
 {
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		int ret;
 		if (page) {
 			struct uffdio_copy c = {
@@ -158,9 +159,18 @@ static int uffd_fill(struct mig_uffd *u, uint64_t off, const void *page)
 		}
 		if (ret == 0)
 			return 0;
-		if (errno != EAGAIN)
+		if (errno != EAGAIN || tries == 1000)
 			return -errno;
 	}
+}
+
+/* A page that became present some other way: whoever waits on it must still be woken
+ * (a failed UFFDIO_COPY wakes nobody). */
+static void uffd_wake(struct mig_uffd *u, uint64_t off)
+{
+	struct uffdio_range r = {.start = u->base + off, .len = UFFD_PAGE};
+
+	ioctl(u->fd, UFFDIO_WAKE, &r);
 }
 
 int mig_uffd_place(struct mig_uffd *u, uint64_t off, const void *page)
@@ -168,9 +178,10 @@ int mig_uffd_place(struct mig_uffd *u, uint64_t off, const void *page)
 	if (off % UFFD_PAGE || off >= u->size)
 		return -EINVAL;
 	int ret = uffd_fill(u, off, page);
-	if (ret == -EEXIST)
+	if (ret == -EEXIST) {
+		uffd_wake(u, off);
 		__atomic_add_fetch(&u->stats.present, 1, __ATOMIC_RELAXED);
-	else if (ret == 0)
+	} else if (ret == 0)
 		__atomic_add_fetch(page ? &u->stats.placed : &u->stats.zeroed, 1, __ATOMIC_RELAXED);
 	return ret;
 }

@@ -36,8 +36,9 @@ struct mig_uffd_stats {
  */
 int mig_uffd_open(void *base, uint64_t size, struct mig_uffd **out, char *err, size_t errlen);
 /*
- * Stops catching faults and frees u: every page never placed then reads as zeros, and
- * every toucher still blocked goes on (it retries and gets the zero page).
+ * Stops catching faults and frees u (the thread reading faults must have stopped). Every
+ * page never placed then reads as zeros and every toucher still blocked goes on with the
+ * zero page: only once every page is present, or for a guest that will never run again.
  */
 void mig_uffd_close(struct mig_uffd *u);
 
@@ -50,7 +51,10 @@ int mig_uffd_next_fault(struct mig_uffd *u, int timeout_ms, uint64_t *off, bool 
 /*
  * Places the page at off (a multiple of 4 KiB inside the range) with the 4 KiB at page,
  * or zeros if page is NULL, and wakes whoever waits on it. -EEXIST if the page is already
- * present (nothing changed), -EINVAL for an offset outside the range or unaligned.
+ * present (nothing changed; its waiters are woken too), -EINVAL for an offset outside the
+ * range or unaligned. A page is present once anything wrote it, through any mapping of
+ * the memfd: the caller keeps every other writer (the device's own mapping) off absent
+ * pages, or a zero page written there would stand for good.
  */
 int mig_uffd_place(struct mig_uffd *u, uint64_t off, const void *page);
 
