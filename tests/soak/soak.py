@@ -9,6 +9,7 @@ Usage: soak.py VMIG [--expect-loss]
                         VMIG_FUZZ_SEED, else a fresh one)
   VMIG_SOAK_REPLAY=R    run only the run whose seed is R (each failure prints its R)
   VMIG_SOAK_TABLE=FILE  also write the result table there (Markdown)
+  VMIG_SOAK_KEEP=1      keep every run's files (vmig output), not only a failed run's
 
 A run draws: the workload (`dirty`, `dma`, `remap`, `sva` or all four, each followed by
 `verify`), vCPUs, RAM, the device configuration (behind the nested vSMMUv3, its STE in
@@ -388,10 +389,13 @@ def hop(life, rng, fault):
             life.seen.append(f"{fault}: {what}")
             if life.time_left() < 2.5:
                 return
+            fault = None
         life.seen.append(clean_hop(life))
     except (EOFError, OSError):
         if not ended_first(life):
             raise
+        if fault:  # the guest ended during the faulty attempt
+            life.seen.append(f"{fault}: the guest ended during it")
         raise GuestEnded() from None
 
 
@@ -527,13 +531,14 @@ def run_one(vmig, seed, index, expect_loss):
         verdict, why, life = classify(e), str(e), getattr(e, "life", None)
         traceback.print_exc(limit=-3, file=sys.stdout)
     finally:
-        rig.close(keep=verdict not in ("ok", "inconclusive") and not expect_loss)
+        rig.close(keep=os.environ.get("VMIG_SOAK_KEEP") == "1" or
+                  verdict not in ("ok", "inconclusive") and not expect_loss)
     return cfg, verdict, life, why, time.monotonic() - t0
 
 
 class Table:
     def __init__(self):
-        self.by = collections.defaultdict(lambda: collections.defaultdict(lambda: [0, 0]))
+        self.by = collections.defaultdict(lambda: collections.defaultdict(lambda: [0, 0, 0]))
         self.failures = []
         self.verdicts = collections.Counter()
         self.migrations = 0
@@ -559,7 +564,8 @@ class Table:
         for dim, vals in keys.items():
             for v in vals if isinstance(vals, list) else [vals]:
                 self.by[dim][v][0] += 1
-                self.by[dim][v][1] += verdict != "ok"
+                self.by[dim][v][1] += verdict not in ("ok", "inconclusive")
+                self.by[dim][v][2] += verdict == "inconclusive"
         if verdict not in ("ok", "inconclusive"):
             self.failures.append((seed, verdict, cfg.label(), why))
 
@@ -568,9 +574,10 @@ class Table:
                f"{elapsed / 60:.1f} min: " +
                ", ".join(f"{v} {k}" for k, v in sorted(self.verdicts.items())), ""]
         for dim, vals in self.by.items():
-            out.append(f"| {dim} | runs | failed |")
-            out.append("|---|---:|---:|")
-            out += [f"| {k} | {r} | {f} |" for k, (r, f) in sorted(vals.items(), key=natural)]
+            out.append(f"| {dim} | runs | failed | inconclusive |")
+            out.append("|---|---:|---:|---:|")
+            out += [f"| {k} | {r} | {f} | {i} |"
+                    for k, (r, f, i) in sorted(vals.items(), key=natural)]
             out.append("")
         for seed, verdict, label, why in self.failures:
             out.append(f"FAILED {verdict}: VMIG_SOAK_REPLAY=0x{seed:x} ({label}): {why}")
