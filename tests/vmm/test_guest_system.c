@@ -66,6 +66,24 @@ static void test_idle_timer_smp(void **state)
 	}
 }
 
+/*
+ * A pause lifted before the vCPU threads ran (vmig restore's load, --qmp-wait then cont)
+ * left its kick behind: each thread then met immediate_exit on every KVM_RUN and spun at
+ * -EINTR forever, the guest never running (seen in CI's qmp_restore). The guest must run.
+ */
+static void test_pause_lifted_before_start(void **state)
+{
+	struct sys_vm s;
+
+	create_fw(&s, 128 * MiB, 2, VM_DIRTY_AUTO, "workload=idle secs=1");
+	assert_int_equal(vm_pause(s.m->vm, VM_PAUSE_INTERNAL), 0);
+	vm_resume(s.m->vm, VM_PAUSE_INTERNAL);
+	assert_int_equal(machine_start(s.m), 0);
+	assert_int_equal(machine_wait(s.m, 20000), 0);
+	assert_true(sys_console_line_has(&s, "RESULT workload=idle", "status=ok"));
+	sys_vm_destroy(&s);
+}
+
 static void test_dirty_verify_and_ipi(void **state)
 {
 	struct sys_vm s;
@@ -323,6 +341,7 @@ int main(int argc, char **argv)
 	sys_require_kvm();
 	const struct CMUnitTest basic[] = {
 	    cmocka_unit_test(test_idle_timer_smp),
+	    cmocka_unit_test(test_pause_lifted_before_start),
 	    cmocka_unit_test(test_dirty_verify_and_ipi),
 	    cmocka_unit_test(test_working_set_above_hole),
 	    cmocka_unit_test(test_working_set_spans_hole),

@@ -222,6 +222,26 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	return false;
 }
 
+/*
+ * A kick whose pause was lifted before this thread saw it (a pause before the threads
+ * started, lifted before they ran) leaves immediate_exit set, and every KVM_RUN would
+ * return -EINTR: dropped when nothing is requested. Cleared first and the requests read
+ * after, so a kick that comes meanwhile (its request is set before its immediate_exit)
+ * is never lost.
+ */
+static void vcpu_drop_stale_kick(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&vm->stop, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&vm->stop, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Returns true when the thread must finish. */
 static bool vcpu_park(struct vcpu *v)
 {
@@ -269,6 +289,7 @@ static void *vcpu_thread(void *arg)
 			if (errno == EINTR || errno == EAGAIN) {
 				v->io_settled = true;
 				vcpu_throttle_wait(v);
+				vcpu_drop_stale_kick(v);
 				continue;
 			}
 			log_error("vcpu %u: KVM_RUN: %s", v->index, strerror(errno));
