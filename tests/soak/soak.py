@@ -26,9 +26,9 @@ A run passes when the guest ran to its end exactly once (one vmig printed its DO
 exit 0), every RESULT line it printed on any host is ok with no mismatch and no lost page,
 and no vmig process crashed (a signal we did not send, exit 70, a sanitizer report) or hung
 (every wait is bounded). A run whose guest never moved, or ended on its source before a
-migration converged, is inconclusive: more than 5% of those fail the soak too. The table
-counts runs by configuration and by fault; each failure is listed with the seed that
-replays it. Exit status 1 on any failure.
+migration converged, is inconclusive: more than 5% of those (and more than one) fail the
+soak too. The table counts runs by configuration and by fault; each failure is listed
+with the seed that replays it. Exit status 1 on any failure.
 
 --expect-loss: the negative control. Every source runs with the device's dirty pages
 ignored (VMIG_TEST_NO_DEVICE_DIRTY=1) under stage2, device-log and perpetual in turn, only
@@ -198,6 +198,10 @@ class Life:
         self.seen = []
         self.stall = rng.choice((2500, 4000))
         self.faults = draw_faults(rng, cfg)
+        if {"cut", "flip"} & set(self.faults):
+            # A RAM channel's header hit makes the destination wait its 10 s bound for the
+            # real channel: the guest must outlive that to move afterwards.
+            cfg.secs += 3 if cfg.workload == "all" else 12
         self.src = self.boot(stalled="drain" in self.faults)
         self.span = cfg.secs * (4 if cfg.workload == "all" else 1)
         self.end = time.monotonic() + self.span
@@ -633,7 +637,7 @@ def main():
         log(f"negative control: {lost} of {len(run_seeds)} runs lost pages (all must)")
         return 0 if lost == len(run_seeds) else 1
     # A few guests may end before a migration converges; many would hide hangs.
-    too_many = table.verdicts["inconclusive"] > len(run_seeds) // 20
+    too_many = table.verdicts["inconclusive"] > max(1, len(run_seeds) // 20)
     if too_many:
         log(f"{table.verdicts['inconclusive']} inconclusive runs: more than 5%")
     return 0 if not table.failures and not too_many else 1
