@@ -222,23 +222,27 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	return false;
 }
 
+/* What a kick asks of this thread: park, finish, or sleep for the throttle. */
+static bool vcpu_kick_wanted(struct vcpu *v)
+{
+	return __atomic_load_n(&v->vm->pause_req, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&v->vm->stop, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&v->throttle_due, __ATOMIC_SEQ_CST);
+}
+
 /*
  * A kick whose pause was lifted before this thread saw it (a pause before the threads
  * started, lifted before they ran) leaves immediate_exit set, and every KVM_RUN would
- * return -EINTR: dropped when nothing is requested. Cleared first and the requests read
- * after, so a kick that comes meanwhile (its request is set before its immediate_exit)
- * is never lost.
+ * return -EINTR: dropped when nothing is asked. Cleared first and the requests read
+ * after, so a kick that comes meanwhile (its request is set before its immediate_exit:
+ * the throttle's next period, a pause) is never lost.
  */
 static void vcpu_drop_stale_kick(struct vcpu *v)
 {
-	struct vm *vm = v->vm;
-
-	if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&vm->stop, __ATOMIC_SEQ_CST))
+	if (vcpu_kick_wanted(v))
 		return;
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&vm->stop, __ATOMIC_SEQ_CST))
+	if (vcpu_kick_wanted(v))
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
