@@ -213,6 +213,15 @@ def wait_line(v, kind, timeout=10.0):
         time.sleep(0.02)
 
 
+def wait_text(v, text, timeout=60.0):
+    """Until a guest console line of v contains text."""
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in v.guest_lines()):
+        check(v.poll() is None and time.monotonic() < deadline,
+              f"{v.name}: no '{text}' {v.tail()}")
+        time.sleep(0.02)
+
+
 def guest_args(secs, ws="32M"):
     return f"workload=dirty,verify secs={secs} ws={ws}"
 

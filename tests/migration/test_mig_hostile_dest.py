@@ -37,8 +37,6 @@ T_PASS, T_END, T_READY, T_COMMIT, T_RUNNING, T_ERROR = 2, 3, 5, 6, 7, 8
 ANSWER_MS = 3000
 
 
-
-
 class FakeDest:
     """Listens once, reads the source's stream record by record, answers as `how` says."""
 

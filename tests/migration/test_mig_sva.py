@@ -84,14 +84,6 @@ def wait_status(vm, status, timeout=30.0):
         time.sleep(0.02)
 
 
-def wait_text(vm, text, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in vm.v.guest_lines()):
-        check(vm.v.poll() is None and time.monotonic() < deadline,
-              f"{vm.v.name}: no '{text}' {vm.v.tail()}")
-        time.sleep(0.02)
-
-
 def hop(rig, src, extra=(), env=None, paused=False, **params):
     """One live migration of src to a fresh destination: (query-migrate, destination).
     paused: the destination's guest stays paused once loaded (stop while inmigrate)."""
@@ -137,7 +129,7 @@ def migrate_inflight(rig, src, tries=4, extra=()):
 
 def case_inflight(rig):
     src = source(rig, "workload=dma,remap,sva secs=4")
-    wait_text(src, "RESULT workload=remap")
+    mt.wait_text(src.v, "RESULT workload=remap")
     time.sleep(0.5)
     check(src.faults() > 0, "the source handled no fault before the migration")
     info, dst = migrate_inflight(rig, src)
@@ -200,7 +192,7 @@ def case_held(rig):
 
 def stall_guest(rig, delay_ms, env=None):
     src = source(rig, f"workload=sva secs=8 stalldelay={delay_ms}", env=env)
-    wait_text(src, "sva: holding a stall")
+    mt.wait_text(src.v, "sva: holding a stall")
     return src
 
 
@@ -272,7 +264,7 @@ def translations(vm):
 
 def post_load_hop(rig, guest, env=None):
     src = source(rig, guest)
-    wait_text(src, "RESULT workload=dma")
+    mt.wait_text(src.v, "RESULT workload=dma")
     time.sleep(1.5)  # sva has set up SSIDs 1, 2 and 1025
     info, dst = hop(rig, src, env=env, paused=True)
     check(info["status"] == "completed", f"migration {info}")
@@ -309,7 +301,6 @@ def case_post_load(rig):
 
 
 # Hostile streams: records of the vSMMU and device sections rewritten with valid checksums.
-
 
 
 HDR_LEN, REC = 64, struct.Struct("<HHIQIIII")  # mig_hdr; mig_rec (28 bytes + crc)

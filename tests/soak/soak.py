@@ -161,13 +161,6 @@ def draw_faults(rng, cfg):
 # One guest's life across hosts -----------------------------------------------------------
 
 
-def wait_guest_text(v, text, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in v.guest_lines()):
-        check(v.poll() is None and time.monotonic() < deadline, f"{v.name}: no '{text}'")
-        time.sleep(0.02)
-
-
 class Host:
     """A vmig process with its control socket: the guest's source, or a destination."""
 
@@ -193,7 +186,7 @@ class Life:
     """The guest of one run, moving from host to host; `seen` collects what happened."""
 
     def __init__(self, rig, cfg, rng, env):
-        self.rig, self.cfg, self.rng, self.env = rig, cfg, rng, env
+        self.rig, self.cfg, self.env = rig, cfg, env
         self.hosts = []
         self.seen = []
         self.stall = rng.choice((2500, 4000))
@@ -216,7 +209,7 @@ class Life:
         else:
             mt.wait_line(h.v, "SMMU", timeout=30)
         if stalled:
-            wait_guest_text(h.v, "sva: holding a stall")
+            mt.wait_text(h.v, "sva: holding a stall", timeout=30)
         return h
 
     def dest(self, env=None):
