@@ -231,16 +231,15 @@ static bool vcpu_kick_wanted(struct vcpu *v)
 }
 
 /*
- * A kick whose pause was lifted before this thread saw it (a pause before the threads
- * started, lifted before they ran) leaves immediate_exit set, and every KVM_RUN would
- * return -EINTR: dropped when nothing is asked. Cleared first and the requests read
- * after, so a kick that comes meanwhile (its request is set before its immediate_exit:
- * the throttle's next period, a pause) is never lost.
+ * immediate_exit says exactly whether something is asked of this thread. A kick whose
+ * pause was lifted before this thread saw it (a pause before the threads started, lifted
+ * before they ran) leaves it set, and every KVM_RUN would return -EINTR. Cleared first
+ * and the requests read after, so a kick that comes meanwhile (its request is set before
+ * its immediate_exit: the throttle's next period, a pause) is never lost, nor one whose
+ * flag an earlier clear (the throttle's sleep) already took.
  */
 static void vcpu_drop_stale_kick(struct vcpu *v)
 {
-	if (vcpu_kick_wanted(v))
-		return;
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (vcpu_kick_wanted(v))
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
