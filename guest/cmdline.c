@@ -220,6 +220,8 @@ static void parse_option(char *key, char *val)
 		cfg.stall_delay_ms = (uint32_t)value_u64(key, val, false, 600000);
 	else if (str_eq(key, "httucheck"))
 		cfg.httu_check = value_bool(key, val);
+	else if (str_eq(key, "httupace"))
+		cfg.httu_pace_ms = (uint32_t)value_u64(key, val, false, 10000);
 	else if (str_eq(key, "strtab"))
 		parse_strtab(val);
 	else if (str_eq(key, "exit"))

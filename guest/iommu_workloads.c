@@ -427,6 +427,22 @@ static void httu_check_slot(uint32_t slot)
 	httu_written[slot] = 0;
 }
 
+/*
+ * httupace=MS: batches of 4 windows MS ms apart, so the SMMU updates each table page (32
+ * windows) over 8 batches, long after the round's clean: a migration sends that page
+ * between its updates, and only device dirty tracking (stage 2 sees the SMMU's write, the
+ * device log marks table pages) carries the later ones. Without it the destination's check
+ * finds them clean: the negative control of httucheck.
+ */
+#define HTTU_PACE_BATCH 4
+
+static void httu_pace(void)
+{
+	for (uint64_t end = now_ticks() + cfg.httu_pace_ms * TIMER_HZ / 1000 + 1;
+	     now_ticks() < end;)
+		__asm__ volatile("pause" ::: "memory");
+}
+
 static void httu_new_round(void)
 {
 	for (uint32_t s = 0; s < DST_SLOTS; s++)
@@ -575,6 +591,9 @@ bool step_dma_run(void)
 	uint64_t left = cfg.jobs;
 	uint64_t nbatch = SLOTS < SDMA_MAX_BATCH ? SLOTS : SDMA_MAX_BATCH, events0;
 
+	if (cfg.httu_check && cfg.httu_pace_ms)
+		nbatch = HTTU_PACE_BATCH;
+
 	result_begin();
 	if (!devices_up())
 		return false;
@@ -588,6 +607,8 @@ bool step_dma_run(void)
 			httu_new_round();
 		if (!dma_batch(n, keep ? base : 0, keep))
 			return false;
+		if (keep && cfg.httu_check && cfg.httu_pace_ms)
+			httu_pace();
 	}
 	if (keep)
 		kept_check_all();

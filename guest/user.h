@@ -73,6 +73,7 @@ struct config {
 	uint32_t stall_delay_ms; /* sva: the step's first stall is answered this late */
 	bool ste_toggle;	 /* sva: each round flips the STE's untagged-DMA mode */
 	bool httu_check; /* dma with secs=: window PTEs cleaned before use, A/D checked after */
+	uint32_t httu_pace_ms; /* httucheck: batches of 4 windows, this far apart */
 };
 
 extern struct config cfg;

@@ -3,7 +3,8 @@
  * Device DMA logging through VFIO_DEVICE_FEATURE: random DMA writes, then reports equal
  * exactly the written IOVA pages at the chosen page size (by the IOVA the device emitted,
  * before nested translation), reports clear, sub-range reports, page-size choices, the
- * range limit with closest-range combining, and every error path.
+ * range limit with closest-range combining, a whole 48-bit aperture at 4 KiB pages, the
+ * tracker's memory budget, and every error path.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/bitmap.h"
+#include "host/dev/dma_log.h"
 #include "sdma_fx.h"
 
 #define AREA (16ull << 20) /* logged data area, from FX_DATA_GPA */
@@ -387,6 +389,64 @@ static void test_logging_off(void **state)
 	fx_remove_device(&g);
 }
 
+/*
+ * A vIOMMU's whole 48-bit aperture at 4 KiB pages (the tracker allocates only where the
+ * device writes): one byte written is one 4 KiB bit, nothing reported anywhere else.
+ */
+static void test_whole_aperture(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t base = fx_iova(f, FX_DATA_GPA);
+	struct vfio_device_feature_dma_logging_range r = {.iova = 0, .length = 1ull << 48};
+	uint64_t ps = 4096, *map = bitmap_alloc(AREA / 4096);
+
+	assert_int_equal(log_start(f, &r, 1, &ps), 0);
+	assert_int_equal(ps, 4096);
+	uint32_t i = fx_put(
+	    f, (struct sdma_desc){.opcode = SDMA_OP_FILL, .dst = base + 0x3005, .size = 1}, true);
+	assert_true(fx_wait(f, i, 2000));
+	assert_int_equal(log_report(f, base, AREA, 4096, map), 0);
+	assert_int_equal(bitmap_count(map, AREA / 4096), 1);
+	assert_int_equal(bitmap_find_next_set(map, AREA / 4096, 0), 3);
+	bitmap_zero(map, AREA / 4096);
+	assert_int_equal(log_report(f, (1ull << 47), AREA, 4096, map), 0);
+	assert_int_equal(bitmap_count(map, AREA / 4096), 0);
+	assert_int_equal(log_stop(f), 0);
+	free(map);
+}
+
+/*
+ * Past its memory budget the tracker cannot record a write: the log breaks and every report
+ * fails (never a report missing that page), until the next START.
+ */
+static void test_budget_breaks_log(void **state)
+{
+	(void)state;
+	struct dma_log log;
+	struct vfio_log_range r = {.iova = 0, .length = 1ull << 48};
+	const uint64_t chunk_iova = (1ull << DMA_LOG_CHUNK_SHIFT) * 4096;
+	const uint64_t budget = DMA_LOG_MAX_BITS >> DMA_LOG_CHUNK_SHIFT;
+	uint64_t ps = 4096, map = 0;
+
+	dma_log_init(&log);
+	assert_int_equal(dma_log_start(&log, &r, 1, &ps), 0);
+	assert_int_equal(ps, 4096);
+	for (uint64_t k = 0; k < budget; k++)
+		dma_log_mark(&log, k * chunk_iova + 4096, 8);
+	assert_int_equal(dma_log_report(&log, 5 * chunk_iova, 64 * 4096, 4096, &map), 0);
+	assert_int_equal(map, 2); /* the page at +4 KiB */
+	dma_log_mark(&log, budget * chunk_iova, 8);
+	assert_int_equal(dma_log_report(&log, 5 * chunk_iova, 64 * 4096, 4096, &map), -EIO);
+	assert_int_equal(dma_log_stop(&log), 0);
+	assert_int_equal(dma_log_start(&log, &r, 1, &ps), 0);
+	dma_log_mark(&log, budget * chunk_iova, 8);
+	map = 0;
+	assert_int_equal(dma_log_report(&log, budget * chunk_iova, 64 * 4096, 4096, &map), 0);
+	assert_int_equal(map, 1);
+	assert_int_equal(dma_log_stop(&log), 0);
+	dma_log_destroy(&log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +458,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_errors, setup_s2, teardown),
 	    cmocka_unit_test_setup_teardown(test_logs_untranslated_iova, setup_nested, teardown),
 	    cmocka_unit_test_setup_teardown(test_logging_off, setup_s2, teardown),
+	    cmocka_unit_test_setup_teardown(test_whole_aperture, setup_nested, teardown),
+	    cmocka_unit_test(test_budget_breaks_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,28 @@ static void test_expected_downtime(void **state)
 	assert_int_equal(decide(&in, &exp), MIG_DECIDE_SWITCH);
 	assert_int_equal(exp, 2000);
 }
+/*
+ * A few pages left, but each pass spends 8 ms harvesting (device-log) while the guest dirties
+ * 8 MB/s: another pass would leave as much as now, so switch (counting only the transfer,
+ * it iterated until the drain bound).
+ */
+static void test_harvest_bound_pass_switches(void **state)
+{
+	struct mig_converge_in in = base();
+
+	in.remaining_bytes = 65680;
+	in.bandwidth = 43 * MB;
+	in.dirty_rate = 8500000;
+	in.overhead_us = 8400;
+	assert_int_equal(decide(&in, NULL), MIG_DECIDE_NEXT_PASS); /* harvest unknown */
+	in.pass_sync_us = 8000;
+	assert_int_equal(decide(&in, NULL), MIG_DECIDE_SWITCH);
+	/* A slow guest still gets its refining pass when the transfer dominates. */
+	in.remaining_bytes = 100 * MB;
+	in.bandwidth = 1000 * MB;
+	in.dirty_rate = 50 * MB;
+	assert_int_equal(decide(&in, NULL), MIG_DECIDE_NEXT_PASS);
+}
 
 int main(void)
 {
@@ -127,6 +149,7 @@ int main(void)
 	    cmocka_unit_test(test_fits_and_no_progress_switches),
 	    cmocka_unit_test(test_over_limit_never_switches),
 	    cmocka_unit_test(test_expected_downtime),
+	    cmocka_unit_test(test_harvest_bound_pass_switches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,9 @@ Cases:
               (MSIs), and query-migrate names the strategy, its reason, the device's bytes
   blind       the negative control: the same with VMIG_TEST_NO_DEVICE_DIRTY=1 on the source
               (harvest, but tell RAM nothing): the destination must report lost DMA writes
+  httu        the SMMU's access/dirty updates of the guest's PTEs made long after the CPU last
+              wrote the table page (httupace=20) arrive in stage2, device-log and perpetual;
+              the negative control (device dirty tracking ignored) finds them lost
   bypass      the device's STE in bypass (guest bypass=1) in every strategy, and device-log's
               negative control
   no-precopy  a device without PRE_COPY: RUNNING_P2P, all its state in the stop-copy, and
@@ -124,6 +127,44 @@ def case_dma(rig):
           f"some were lost or ran twice")
 
 
+HTTU_PACED = "dma httucheck=1 httupace=20"  # each table page updated over ~200 ms
+
+
+def migrate_late(rig, env, extra, hold_s=1.5):
+    """A migration held in pre-copy for hold_s (downtime limit 0, then 300 ms): the SMMU
+    goes on updating table pages the passes already sent, and the switchover comes long
+    after their last send."""
+    src, q = source(rig, 6, env, extra, HTTU_PACED)
+    dst, uri = dest(rig)
+    mt.set_params(q, max_bandwidth=STRETCH_BW, downtime_limit=0)
+    mt.start(q, uri)
+    until = time.monotonic() + hold_s
+    while time.monotonic() < until:  # reading: a client that does not read is dropped
+        info = q.cmd("query-migrate")
+        check(info["status"] in ("setup", "active"), f"the migration ended early: {info}")
+        time.sleep(0.01)
+    mt.set_params(q, downtime_limit=20000 if "perpetual" in extra else 300)
+    info = mt.wait_final(q, 60)
+    check(info["status"] == "completed", f"migration {info}")
+    log(f"migrated: {info['total-time']} ms, {info['x-vmig']['passes']} passes")
+    mt.quit_source(src, q)
+    return dst
+
+
+def case_httu(rig):
+    """The SMMU's own access/dirty updates of the guest's PTEs, made long after the CPU last
+    wrote the table page (httupace) and long before the switchover: every strategy carries
+    them (pte_lost=0). The negative control: with device dirty tracking ignored the
+    destination finds PTEs of pages the device wrote still clean."""
+    for how in ("stage2", "device-log", "perpetual"):
+        check_clean(migrate_late(rig, None, ["--device-dirty", how]))
+    dst = migrate_late(rig, {"VMIG_TEST_NO_DEVICE_DIRTY": "1"}, ["--device-dirty", "stage2"])
+    dst.wait(60)
+    r = dma_result(dst)
+    log(f"destination (device dirty tracking ignored): {r}")
+    check(int(r["pte_lost"]) > 0, f"no SMMU update of a PTE was lost: {r}")
+
+
 def case_blind(rig):
     _, dst = migrate_ok(rig, 6, env={"VMIG_TEST_NO_DEVICE_DIRTY": "1"})
     rc = dst.wait(60)
@@ -180,7 +221,7 @@ def case_device_log(rig):
 
 
 REMAP = "remap remapwritten=1"  # the device's windows are moved right after it wrote them
-REMAP_BW = 512 << 20  # device-log marks whole 2 MiB log pages: let the passes keep up
+REMAP_BW = 512 << 20  # every remap is a harvest: passes at this rate keep up with them
 
 
 def remap_lost(dst):
@@ -279,5 +320,6 @@ if __name__ == "__main__":
     sys.exit(mt.main({"dma": case_dma, "blind": case_blind, "rollback": case_rollback,
                       "snapshot-cont": case_snapshot_cont, "perpetual": case_perpetual,
                       "device-log": case_device_log, "remap": case_remap,
-                      "bypass": case_bypass, "no-precopy": case_no_precopy},
+                      "bypass": case_bypass, "no-precopy": case_no_precopy,
+                      "httu": case_httu},
                      __doc__))

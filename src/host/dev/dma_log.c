@@ -17,10 +17,25 @@ void dma_log_init(struct dma_log *log)
 	log->shift = 12;
 }
 
+#define CHUNK_BITS  (1ull << DMA_LOG_CHUNK_SHIFT)
+#define CHUNK_WORDS (CHUNK_BITS / 64)
+
+static uint64_t dir_entries(uint64_t nbits)
+{
+	return (nbits + CHUNK_BITS - 1) >> DMA_LOG_CHUNK_SHIFT;
+}
+
+static void log_free_range(struct dma_log_range *lr)
+{
+	for (uint64_t c = 0; lr->chunks && c < dir_entries(lr->nbits); c++)
+		free(lr->chunks[c]);
+	free(lr->chunks);
+}
+
 static void log_free_ranges(struct dma_log *log)
 {
 	for (uint32_t i = 0; i < log->nranges; i++)
-		free(log->ranges[i].bits);
+		log_free_range(&log->ranges[i]);
 	free(log->ranges);
 	log->ranges = NULL;
 	log->nranges = 0;
@@ -41,7 +56,7 @@ static uint64_t log_pages(uint64_t iova, uint64_t len, unsigned shift)
 	return last - first + 1;
 }
 
-/* The smallest page size >= the hint (clamped to 4K..2M) whose bitmaps fit the budget. */
+/* The smallest page size >= the hint (clamped to 4K..2M) whose chunk directories fit. */
 static int log_choose_shift(const struct vfio_log_range *r, uint32_t n, uint64_t hint,
 			    unsigned *shift)
 {
@@ -53,8 +68,8 @@ static int log_choose_shift(const struct vfio_log_range *r, uint32_t n, uint64_t
 		uint64_t total = 0;
 
 		for (uint32_t i = 0; i < n; i++)
-			total += log_pages(r[i].iova, r[i].length, s);
-		if (total <= DMA_LOG_MAX_BITS) {
+			total += dir_entries(log_pages(r[i].iova, r[i].length, s));
+		if (total <= DMA_LOG_MAX_DIR) {
 			*shift = s;
 			return 0;
 		}
@@ -75,8 +90,8 @@ static int log_alloc_ranges(struct dma_log *log, const struct vfio_log_range *r,
 		lr->iova = ALIGN_DOWN(r[i].iova, 1ull << log->shift);
 		lr->nbits = log_pages(r[i].iova, r[i].length, log->shift);
 		lr->length = lr->nbits << log->shift;
-		lr->bits = bitmap_alloc(lr->nbits);
-		if (!lr->bits) {
+		lr->chunks = calloc(dir_entries(lr->nbits), sizeof(*lr->chunks));
+		if (!lr->chunks) {
 			log_free_ranges(log);
 			return -ENOMEM;
 		}
@@ -94,6 +109,8 @@ int dma_log_start(struct dma_log *log, const struct vfio_log_range *r, uint32_t 
 	ret = log->active ? -EINVAL : log_choose_shift(r, n, *page_size, &shift);
 	if (!ret) {
 		log->shift = shift;
+		log->chunks_used = 0;
+		log->broken = false;
 		ret = log_alloc_ranges(log, r, n);
 	}
 	if (!ret) {
@@ -135,15 +152,46 @@ static void log_set_bits(uint64_t *map, uint64_t first, uint64_t count)
 	}
 }
 
-static void log_mark_range(struct dma_log_range *lr, unsigned shift, uint64_t iova, uint64_t end)
+/* Chunk c of lr, allocated on first use; NULL (and the log broken) past the budget. */
+static uint64_t *log_chunk(struct dma_log *log, struct dma_log_range *lr, uint64_t c)
+{
+	uint64_t *bits = __atomic_load_n(&lr->chunks[c], __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (bits)
+		return bits;
+	if (__atomic_add_fetch(&log->chunks_used, 1, __ATOMIC_RELAXED) * CHUNK_BITS >
+		DMA_LOG_MAX_BITS ||
+	    !(bits = calloc(CHUNK_WORDS, sizeof(*bits)))) {
+		__atomic_store_n(&log->broken, true, __ATOMIC_RELEASE);
+		TRACE(dma_log_broken, "no memory for chunk %llu", (unsigned long long)c);
+		return NULL;
+	}
+	if (__atomic_compare_exchange_n(&lr->chunks[c], &none, bits, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return bits;
+	free(bits); /* another DMA allocated it first */
+	__atomic_sub_fetch(&log->chunks_used, 1, __ATOMIC_RELAXED);
+	return none;
+}
+
+static void log_mark_range(struct dma_log *log, struct dma_log_range *lr, uint64_t iova,
+			   uint64_t end)
 {
 	uint64_t lo = MAX(iova, lr->iova);
 	uint64_t hi = MIN(end, lr->iova + lr->length);
+	uint64_t first = (lo - lr->iova) >> log->shift,
+		 stop = ((hi - 1 - lr->iova) >> log->shift) + 1;
 
-	if (lo >= hi)
-		return;
-	log_set_bits(lr->bits, (lo - lr->iova) >> shift,
-		     ((hi - 1 - lr->iova) >> shift) - ((lo - lr->iova) >> shift) + 1);
+	while (lo < hi && first < stop) {
+		uint64_t c = first >> DMA_LOG_CHUNK_SHIFT;
+		uint64_t next = MIN(stop, (c + 1) << DMA_LOG_CHUNK_SHIFT);
+		uint64_t *bits = log_chunk(log, lr, c);
+
+		if (!bits)
+			return;
+		log_set_bits(bits, first - (c << DMA_LOG_CHUNK_SHIFT), next - first);
+		first = next;
+	}
 }
 
 void dma_log_mark(struct dma_log *log, uint64_t iova, uint64_t len)
@@ -156,7 +204,7 @@ void dma_log_mark(struct dma_log *log, uint64_t iova, uint64_t len)
 		end = UINT64_MAX;
 	pthread_rwlock_rdlock(&log->lock);
 	for (uint32_t i = 0; log->active && i < log->nranges; i++)
-		log_mark_range(&log->ranges[i], log->shift, iova, end);
+		log_mark_range(log, &log->ranges[i], iova, end);
 	pthread_rwlock_unlock(&log->lock);
 }
 
@@ -176,10 +224,12 @@ static void report_set(const struct report_win *w, uint64_t lo, uint64_t hi)
 }
 
 /* Takes one word of a range's bitmap: reports its pages, clears those inside the window. */
-static void report_word(const struct report_win *w, struct dma_log_range *lr, unsigned shift,
+static void report_word(const struct report_win *w, const struct dma_log_range *lr, unsigned shift,
 			uint64_t word, uint64_t mask, uint64_t clear)
 {
-	uint64_t v = __atomic_fetch_and(&lr->bits[word], ~clear, __ATOMIC_ACQ_REL) & mask;
+	uint64_t *chunk = __atomic_load_n(&lr->chunks[word / CHUNK_WORDS], __ATOMIC_ACQUIRE);
+	uint64_t v =
+	    __atomic_fetch_and(&chunk[word % CHUNK_WORDS], ~clear, __ATOMIC_ACQ_REL) & mask;
 
 	while (v) {
 		unsigned bit = (unsigned)__builtin_ctzll(v);
@@ -215,8 +265,13 @@ static void report_range(const struct report_win *w, struct dma_log_range *lr, u
 	/* Pages entirely inside the window are the only ones cleared. */
 	c0 = (ALIGN_UP(lo - lr->iova, ps)) >> shift;
 	c1 = (hi - lr->iova) >> shift;
-	for (uint64_t word = b0 / 64; word <= (b1 - 1) / 64; word++)
+	for (uint64_t word = b0 / 64; word <= (b1 - 1) / 64; word++) {
+		if (!__atomic_load_n(&lr->chunks[word / CHUNK_WORDS], __ATOMIC_ACQUIRE)) {
+			word = ALIGN_DOWN(word, CHUNK_WORDS) + CHUNK_WORDS - 1; /* never written */
+			continue;
+		}
 		report_word(w, lr, shift, word, bits_mask(word, b0, b1), bits_mask(word, c0, c1));
+	}
 }
 
 int dma_log_report(struct dma_log *log, uint64_t iova, uint64_t length, uint64_t page_size,
@@ -229,6 +284,8 @@ int dma_log_report(struct dma_log *log, uint64_t iova, uint64_t length, uint64_t
 	pthread_rwlock_rdlock(&log->lock);
 	if (!log->active)
 		ret = -EINVAL;
+	else if (__atomic_load_n(&log->broken, __ATOMIC_ACQUIRE))
+		ret = -EIO;
 	for (uint32_t i = 0; !ret && i < log->nranges; i++)
 		report_range(&w, &log->ranges[i], log->shift);
 	pthread_rwlock_unlock(&log->lock);

@@ -274,6 +274,8 @@ static void mig_write_device(struct json_writer *w, const struct mig_info *i)
 	json_write_key(w, "dirty-why");
 	json_write_string(w, i->device.dirty_why);
 	mig_write_u64(w, "dirty-pages", i->device.dirty_pages);
+	if (i->device.reference_pages)
+		mig_write_u64(w, "x-reference-pages", i->device.reference_pages);
 	mig_write_u64(w, "harvests", i->device.harvests);
 	mig_write_u64(w, "harvest-us", i->device.harvest_us);
 	mig_write_u64(w, "precopy-bytes", i->device.precopy_bytes);

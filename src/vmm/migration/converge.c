@@ -7,7 +7,10 @@
  * downtime meaningfully smaller. Another pass sends what is dirty now; meanwhile the guest
  * dirties about dirty_rate * (that pass's time), which is what would be left after it. It
  * "helps" when that saves at least 1 ms and a tenth of today's estimate: an idle guest
- * switches at once with milliseconds of downtime instead of spending its whole budget.
+ * switches at once with milliseconds of downtime instead of spending its whole budget. A
+ * pass lasts its transfer plus its harvest: when the harvest dominates (a device log read
+ * through the guest's tables), the guest dirties during it as much as the pass sends, and
+ * counting only the transfer would iterate forever on a pass that never helps.
  * Never switch past the limit: keep iterating (throttling harder with auto-converge) and
  * report the truthful expected downtime. Bytes a section says must go before the
  * switchover (a device's initial pre-copy data) hold it back whatever the figures say.
@@ -27,7 +30,7 @@ static uint64_t mig_transfer_us(uint64_t bytes, uint64_t bandwidth)
 
 static bool mig_next_pass_helps(const struct mig_converge_in *in, uint64_t expected_us)
 {
-	uint64_t pass_us = mig_transfer_us(in->remaining_bytes, in->bandwidth);
+	uint64_t pass_us = mig_transfer_us(in->remaining_bytes, in->bandwidth) + in->pass_sync_us;
 	double next_bytes = (double)in->dirty_rate * (double)pass_us / 1e6;
 	uint64_t next_us = mig_transfer_us((uint64_t)next_bytes, in->bandwidth) + in->overhead_us;
 

@@ -301,6 +301,7 @@ struct mig_converge_in {
 	uint64_t bandwidth;	     /* bytes/s measured over the last pass */
 	uint64_t dirty_rate;	     /* bytes/s dirtied during the last pass */
 	uint64_t overhead_us;	     /* switchover's fixed costs, measured */
+	uint64_t pass_sync_us;	     /* a pass's own fixed cost: its harvest, measured */
 	uint64_t limit_us;	     /* downtime-limit */
 	uint64_t pass;		     /* passes completed */
 	uint64_t max_passes;	     /* 0: no cap */

@@ -109,10 +109,11 @@ struct mig_info {
 	unsigned channels; /* connections in use (1 + multifd channels) */
 	struct mig_downtime_phases phases;
 	struct {
-		bool present;		 /* a device-dirty section took part */
-		char dirty_strategy[16]; /* stage2, device-log, stage1, perpetual */
-		char dirty_why[160];	 /* why that strategy was chosen */
-		uint64_t dirty_pages;	 /* pages device dirty tracking reported, all harvests */
+		bool present;		  /* a device-dirty section took part */
+		char dirty_strategy[16];  /* stage2, device-log, stage1, perpetual */
+		char dirty_why[160];	  /* why that strategy was chosen */
+		uint64_t dirty_pages;	  /* pages device dirty tracking reported, all harvests */
+		uint64_t reference_pages; /* benchmark reference (stage 2 alongside), or 0 */
 		uint64_t harvests;
 		uint64_t harvest_us;	  /* time spent harvesting, all harvests */
 		uint64_t precopy_bytes;	  /* device state sent while the vCPUs ran */

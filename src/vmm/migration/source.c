@@ -564,6 +564,7 @@ static void src_decide(struct migration *mig, struct src_pass *p, struct mig_con
 	    .bandwidth = p->bandwidth,
 	    .dirty_rate = p->dirty_rate,
 	    .overhead_us = src_overhead_us(mig),
+	    .pass_sync_us = mig->last_sync_us,
 	    .limit_us = pr.downtime_limit_ms * 1000,
 	    .pass = mig->passes,
 	    .max_passes = pr.x_vmig_max_passes,

@@ -56,7 +56,9 @@ struct device_dirty {
 	/* device-log: harvested from the migration thread and before forwards (vCPUs). */
 	pthread_mutex_t mu;
 	struct device_log *log;
-	int log_err; /* a failed harvest breaks the log for the rest of the migration */
+	int log_err;	/* a failed harvest breaks the log for the rest of the migration */
+	bool reference; /* stage 2 read alongside device-log (benchmark) */
+	uint64_t reference_pages; /* what it saw, harvest by harvest */
 };
 
 /* Test seam for the negative control: harvest, but tell the RAM section nothing. */
@@ -206,6 +208,44 @@ static bool dd_test_current_only(void)
 	return v && strcmp(v, "1") == 0;
 }
 
+/*
+ * Benchmark seam (bench/migration/bench_devices.py): VMIG_BENCH_DIRTY_REFERENCE=1 runs
+ * stage 2's exact dirty bits alongside device-log, read and cleared at each of its harvests
+ * and only counted, so the pages device-log marks compare with the pages the device wrote in
+ * the same intervals of the same run. Unset in production.
+ */
+static bool dd_bench_reference(void)
+{
+	const char *v = getenv("VMIG_BENCH_DIRTY_REFERENCE");
+	return v && strcmp(v, "1") == 0;
+}
+
+static int dd_reference_region(struct device_dirty *dd, const struct guest_mem_region *r)
+{
+	struct iommu_hwpt_get_dirty_bitmap cmd = {.size = sizeof(cmd),
+						  .hwpt_id = dd->cfg.s2_hwpt_id,
+						  .iova = r->gpa,
+						  .length = r->size,
+						  .page_size = GUEST_PAGE_SIZE,
+						  .data = (uint64_t)(uintptr_t)dd->bits};
+
+	memset(dd->bits, 0, bitmap_bytes(r->size >> GUEST_PAGE_SHIFT));
+	int ret = iommufd_hwpt_get_dirty_bitmap(dd->cfg.ictx, &cmd);
+	if (ret == 0)
+		dd->reference_pages += bitmap_count(dd->bits, r->size >> GUEST_PAGE_SHIFT);
+	return ret;
+}
+
+/* With dd->mu held, inside a device-log harvest right after the log was read. */
+static void dd_reference_harvest(void *opaque)
+{
+	struct device_dirty *dd = opaque;
+
+	for (unsigned i = 0; dd->reference && i < dd->cfg.mem->nr_regions; i++)
+		if (dd_reference_region(dd, &dd->cfg.mem->regions[i]) < 0)
+			dd->reference = false; /* the figure is then missing, not wrong */
+}
+
 /* With the vSMMU lock held (the lock order: vSMMU, then dd->mu). */
 static void dd_log_harvest_locked(struct device_dirty *dd, const uint64_t (*cmds)[2], size_t n)
 {
@@ -238,6 +278,8 @@ static void dd_log_start_locked(void *opaque)
 	pthread_mutex_lock(&dd->mu);
 	dd->log_err = device_log_start(dd->cfg.vdev, dd->cfg.vs, dd->cfg.vsid, dd->cfg.mem,
 				       dd->cfg.aperture_bits, &dd->log);
+	if (dd->log_err == 0 && dd->reference)
+		device_log_on_read(dd->log, dd_reference_harvest, dd);
 	/* In the same locked step: no invalidation reaches the host between the two. */
 	if (dd->log_err == 0)
 		vsmmu_set_pre_forward_locked(dd->cfg.vs, dd_pre_forward, dd);
@@ -288,6 +330,9 @@ static int dd_log_start(struct mig_section *s)
 	/* Enabling stage-2 tracking clears the hardware's dirty state: later writes count. */
 	if (ret == 0 && dd->active == DEVICE_DIRTY_STAGE2)
 		ret = dd_s2_enable(dd, true);
+	dd->reference_pages = 0;
+	dd->reference = ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG && dd->cfg.s2_dirty &&
+			dd_bench_reference() && dd_s2_enable(dd, true) == 0;
 	if (ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG)
 		ret = dd_log_begin(dd);
 	if (ret < 0 && dd->active != DEVICE_DIRTY_AUTO)
@@ -366,8 +411,9 @@ static void dd_cleanup(struct mig_section *s, bool failed)
 {
 	struct device_dirty *dd = s->state;
 
-	if (dd->active == DEVICE_DIRTY_STAGE2)
+	if (dd->active == DEVICE_DIRTY_STAGE2 || dd->reference)
 		dd_s2_enable(dd, false);
+	dd->reference = false;
 	if (dd->log)
 		dd_log_end(dd);
 	dd->active = DEVICE_DIRTY_AUTO;
@@ -383,6 +429,9 @@ static void dd_query(struct mig_section *s, struct mig_info *out)
 	snprintf(out->device.dirty_why, sizeof(out->device.dirty_why), "%s", dd->why);
 	out->device.dirty_pages = __atomic_load_n(&dd->dirty_pages, __ATOMIC_RELAXED);
 	out->device.harvests = __atomic_load_n(&dd->harvests, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&dd->mu);
+	out->device.reference_pages = dd->reference_pages;
+	pthread_mutex_unlock(&dd->mu);
 	out->device.harvest_us = __atomic_load_n(&dd->harvest_ns, __ATOMIC_RELAXED) / 1000;
 }
 

@@ -39,6 +39,7 @@ struct s1_extent {
 struct s1_map {
 	struct s1_extent *e;
 	size_t n, cap;
+	size_t max;    /* 0: DLOG_MAX_EXTENTS */
 	bool identity; /* the stream (also) bypasses stage 1: IOVA = GPA over RAM */
 };
 
@@ -58,6 +59,8 @@ struct device_log {
 	uint64_t harvest_no;
 	struct migration *mig; /* during a harvest: where table pages are marked */
 	bool blind;
+	void (*on_read)(void *);
+	void *on_read_arg;
 };
 
 /* The uAPI ---------------------------------------------------------------------------------- */
@@ -94,8 +97,9 @@ static int dlog_map_push(struct s1_map *m, const struct s1_extent *x)
 {
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? 2 * m->cap : 256;
-		struct s1_extent *e =
-		    cap > DLOG_MAX_EXTENTS ? NULL : realloc(m->e, cap * sizeof(*e));
+		struct s1_extent *e = cap > (m->max ? m->max : DLOG_MAX_EXTENTS)
+					  ? NULL
+					  : realloc(m->e, cap * sizeof(*e));
 		if (!e)
 			return -E2BIG;
 		m->e = e;
@@ -137,6 +141,13 @@ static int dlog_extent_cmp(const void *a, const void *b)
 	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
 }
 
+/* An empty map has no array (qsort's is declared non-null). */
+static void dlog_sort(struct s1_map *m, int (*cmp)(const void *, const void *))
+{
+	if (m->n)
+		qsort(m->e, m->n, sizeof(*m->e), cmp);
+}
+
 /* Today's writable mappings of every CD of the stream, by IOVA; -E2BIG past the bounds. */
 static int dlog_map_take(struct device_log *l, struct s1_map *m)
 {
@@ -147,7 +158,7 @@ static int dlog_map_take(struct device_log *l, struct s1_map *m)
 	m->identity = ret == VSMMU_S1_IDENTITY;
 	if (ret < 0)
 		return ret;
-	qsort(m->e, m->n, sizeof(*m->e), dlog_extent_cmp);
+	dlog_sort(m, dlog_extent_cmp);
 	return 0;
 }
 
@@ -204,21 +215,54 @@ static uint64_t dlog_mark_range(struct migration *mig, uint64_t gpa, uint64_t le
 }
 
 /*
- * Marks the GPAs [iova, iova + len) maps to in m. Extents of several CDs may overlap in
- * IOVA (the log has no PASID): every one of them counts, so the scan goes past the first.
+ * Appends to out the GPAs [iova, iova + len) maps to in m. Extents of several CDs may
+ * overlap in IOVA (the log has no PASID): every one of them counts, so the scan goes past
+ * the first.
  */
-static uint64_t dlog_map_mark(const struct s1_map *m, uint64_t iova, uint64_t len,
-			      struct migration *mig, bool blind)
+static int dlog_map_gpas(const struct s1_map *m, uint64_t iova, uint64_t len, struct s1_map *out)
 {
-	uint64_t pages = m->identity ? dlog_mark_range(mig, iova, len, blind) : 0;
+	struct s1_extent x = {.gpa = iova, .size = len};
+	int ret = m->identity ? dlog_map_push(out, &x) : 0;
 
 	for (size_t i = dlog_map_find(m, iova); i < m->n && m->e[i].iova < iova + len; i++) {
 		const struct s1_extent *e = &m->e[i];
 		uint64_t lo = MAX(iova, e->iova), hi = MIN(iova + len, e->iova + e->size);
-		if (lo < hi)
-			pages += dlog_mark_range(mig, e->gpa + (lo - e->iova), hi - lo, blind);
+		x = (struct s1_extent){.gpa = e->gpa + (lo - e->iova), .size = hi - lo};
+		if (lo < hi && ret == 0)
+			ret = dlog_map_push(out, &x);
 	}
-	return pages;
+	return ret;
+}
+
+static int dlog_gpa_cmp(const void *a, const void *b)
+{
+	const struct s1_extent *x = a, *y = b;
+
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/*
+ * Marks the union of g's GPA extents, in whole pages, and returns its pages: the same page
+ * through the tables now, as last seen and pending counts once.
+ */
+static uint64_t dlog_mark_union(struct s1_map *g, struct migration *mig, bool blind)
+{
+	uint64_t pages = 0, lo = 0, hi = 0;
+
+	dlog_sort(g, dlog_gpa_cmp);
+	for (size_t i = 0; i < g->n; i++) {
+		uint64_t a = ALIGN_DOWN(g->e[i].gpa, GUEST_PAGE_SIZE);
+		uint64_t b = ALIGN_UP(g->e[i].gpa + g->e[i].size, GUEST_PAGE_SIZE);
+		if (hi && a <= hi) {
+			hi = MAX(hi, b);
+			continue;
+		}
+		if (hi)
+			pages += dlog_mark_range(mig, lo, hi - lo, blind);
+		lo = a;
+		hi = b;
+	}
+	return hi ? pages + dlog_mark_range(mig, lo, hi - lo, blind) : pages;
 }
 
 /* Pending translations -------------------------------------------------------------------- */
@@ -242,7 +286,7 @@ static int dlog_pending_add(struct device_log *l, const struct s1_map *old,
 	}
 	if (old->identity && !now->identity)
 		l->pending.identity = true;
-	qsort(l->pending.e, l->pending.n, sizeof(*l->pending.e), dlog_extent_cmp);
+	dlog_sort(&l->pending, dlog_extent_cmp);
 	return ret;
 }
 
@@ -335,6 +379,12 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 	return 0;
 }
 
+void device_log_on_read(struct device_log *l, void (*fn)(void *), void *arg)
+{
+	l->on_read = fn;
+	l->on_read_arg = arg;
+}
+
 void device_log_stop(struct device_log *l)
 {
 	if (!l)
@@ -363,7 +413,7 @@ static int dlog_report(struct device_log *l, uint64_t lo, uint64_t hi)
 			    sizeof(r));
 }
 
-/* Appends the IOVA of every page set in l->bits (bit 0 = lo) to dirty. */
+/* Appends the IOVA of every page set in l->bits (bit 0 = lo) to dirty, in runs. */
 static int dlog_collect(struct device_log *l, uint64_t lo, uint64_t hi, struct s1_map *dirty)
 {
 	uint64_t nbits = (hi - lo) / l->page_size;
@@ -374,7 +424,11 @@ static int dlog_collect(struct device_log *l, uint64_t lo, uint64_t hi, struct s
 			struct s1_extent x = {.iova = lo + (w * 64 + (unsigned)__builtin_ctzll(v)) *
 							       l->page_size,
 					      .size = l->page_size};
-			ret = dlog_map_push(dirty, &x);
+			struct s1_extent *last = dirty->n ? &dirty->e[dirty->n - 1] : NULL;
+			if (last && last->iova + last->size == x.iova)
+				last->size += x.size;
+			else
+				ret = dlog_map_push(dirty, &x);
 		}
 	return ret;
 }
@@ -417,7 +471,7 @@ static int dlog_read_windows(struct device_log *l, const struct s1_map *const ma
 		}
 	}
 	if (ret == 0)
-		qsort(w.e, w.n, sizeof(*w.e), dlog_extent_cmp);
+		dlog_sort(&w, dlog_extent_cmp);
 	for (size_t i = 0; i < w.n && ret == 0;) {
 		uint64_t lo = w.e[i].iova, hi = w.e[i].iova + w.e[i].size;
 		for (i++; i < w.n && ALIGN_DOWN(w.e[i].iova, l->page_size) <= hi; i++)
@@ -428,16 +482,23 @@ static int dlog_read_windows(struct device_log *l, const struct s1_map *const ma
 	return ret;
 }
 
-static uint64_t dlog_translate(const struct s1_map *dirty, const struct s1_map *const maps[],
-			       unsigned nmaps, struct migration *mig, bool blind)
+/* Marks the GPAs of every logged run through each of maps; *pages: how many, each once. */
+static int dlog_translate(const struct s1_map *dirty, const struct s1_map *const maps[],
+			  unsigned nmaps, struct migration *mig, bool blind, uint64_t *pages)
 {
-	uint64_t pages = 0;
+	struct s1_map gpas = {0};
+	int ret = 0;
 
-	for (size_t i = 0; i < dirty->n; i++)
-		for (unsigned k = 0; k < nmaps; k++)
-			pages +=
-			    dlog_map_mark(maps[k], dirty->e[i].iova, dirty->e[i].size, mig, blind);
-	return pages;
+	*pages = 0;
+	for (size_t i = 0; i < dirty->n && ret == 0; i++) {
+		gpas.n = 0;
+		for (unsigned k = 0; k < nmaps && ret == 0; k++)
+			ret = dlog_map_gpas(maps[k], dirty->e[i].iova, dirty->e[i].size, &gpas);
+		if (ret == 0)
+			*pages += dlog_mark_union(&gpas, mig, blind);
+	}
+	free(gpas.e);
+	return ret;
 }
 
 /*
@@ -450,7 +511,9 @@ static uint64_t dlog_translate(const struct s1_map *dirty, const struct s1_map *
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
 		       const uint64_t (*cmds)[2], size_t ncmds, uint64_t *pages)
 {
-	struct s1_map pre = {0}, post = {0}, dirty = {0};
+	struct s1_map pre = {0}, post = {0};
+	/* Runs of logged pages: at most one per two pages of RAM, or a guest's many aliases. */
+	struct s1_map dirty = {.max = MAX(DLOG_MAX_EXTENTS, l->mem->gpa_pages / 2 + 1)};
 
 	l->mig = mig;
 	l->blind = blind;
@@ -458,10 +521,14 @@ int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, 
 	const struct s1_map *const where[3] = {&pre, &l->cur, &l->pending};
 	if (ret == 0)
 		ret = dlog_read_windows(l, where, &dirty);
+	if (ret == 0 && l->on_read)
+		l->on_read(l->on_read_arg);
 	if (ret == 0)
 		ret = dlog_map_take(l, &post);
 	const struct s1_map *const all[4] = {&post, &pre, &l->cur, &l->pending};
-	*pages = ret == 0 ? dlog_translate(&dirty, all, current_only ? 1 : 4, mig, blind) : 0;
+	*pages = 0;
+	if (ret == 0)
+		ret = dlog_translate(&dirty, all, current_only ? 1 : 4, mig, blind, pages);
 	if (ret == 0)
 		ret = dlog_pending_add(l, &l->cur, &post);
 	if (ret == 0)

@@ -42,5 +42,7 @@ int device_log_start(struct vfio_device *vdev, struct vsmmu *vs, uint32_t vsid,
 int device_log_harvest(struct device_log *l, struct migration *mig, bool blind, bool current_only,
 		       const uint64_t (*cmds)[2], size_t n, uint64_t *pages);
 void device_log_stop(struct device_log *l);
+/* Benchmarks: fn(arg) runs in every harvest right after the log was read and cleared. */
+void device_log_on_read(struct device_log *l, void (*fn)(void *), void *arg);
 
 #endif
