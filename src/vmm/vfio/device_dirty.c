@@ -220,17 +220,12 @@ static bool dd_bench_reference(void)
 	return v && strcmp(v, "1") == 0;
 }
 
+static int dd_s2_read(struct device_dirty *dd, const struct guest_mem_region *r);
+
 static int dd_reference_region(struct device_dirty *dd, const struct guest_mem_region *r)
 {
-	struct iommu_hwpt_get_dirty_bitmap cmd = {.size = sizeof(cmd),
-						  .hwpt_id = dd->cfg.s2_hwpt_id,
-						  .iova = r->gpa,
-						  .length = r->size,
-						  .page_size = GUEST_PAGE_SIZE,
-						  .data = (uint64_t)(uintptr_t)dd->bits};
+	int ret = dd_s2_read(dd, r);
 
-	memset(dd->bits, 0, bitmap_bytes(r->size >> GUEST_PAGE_SHIFT));
-	int ret = iommufd_hwpt_get_dirty_bitmap(dd->cfg.ictx, &cmd);
 	if (ret == 0)
 		dd->reference_pages += bitmap_count(dd->bits, r->size >> GUEST_PAGE_SHIFT);
 	return ret;
@@ -344,10 +339,9 @@ static int dd_log_start(struct mig_section *s)
 	return ret;
 }
 
-static int dd_harvest_region(struct device_dirty *dd, struct migration *mig,
-			     const struct guest_mem_region *r, bool blind)
+/* Reads and clears stage 2's dirty bits over region r into dd->bits. */
+static int dd_s2_read(struct device_dirty *dd, const struct guest_mem_region *r)
 {
-	uint64_t pages = r->size >> GUEST_PAGE_SHIFT;
 	struct iommu_hwpt_get_dirty_bitmap cmd = {.size = sizeof(cmd),
 						  .hwpt_id = dd->cfg.s2_hwpt_id,
 						  .iova = r->gpa,
@@ -355,8 +349,16 @@ static int dd_harvest_region(struct device_dirty *dd, struct migration *mig,
 						  .page_size = GUEST_PAGE_SIZE,
 						  .data = (uint64_t)(uintptr_t)dd->bits};
 
-	memset(dd->bits, 0, bitmap_words(pages) * sizeof(uint64_t));
-	int ret = iommufd_hwpt_get_dirty_bitmap(dd->cfg.ictx, &cmd);
+	memset(dd->bits, 0, bitmap_bytes(r->size >> GUEST_PAGE_SHIFT));
+	return iommufd_hwpt_get_dirty_bitmap(dd->cfg.ictx, &cmd);
+}
+
+static int dd_harvest_region(struct device_dirty *dd, struct migration *mig,
+			     const struct guest_mem_region *r, bool blind)
+{
+	uint64_t pages = r->size >> GUEST_PAGE_SHIFT;
+	int ret = dd_s2_read(dd, r);
+
 	if (ret < 0)
 		return ret;
 	dd->dirty_pages += bitmap_count(dd->bits, pages);
