@@ -307,6 +307,16 @@ def wait_final(q, timeout=30.0):
         time.sleep(0.01)
 
 
+def hold(q, until):
+    """Waits until time.monotonic() reaches until, reading query-migrate meanwhile: vmig drops
+    a control client that leaves its events unread. The migration's status at the end."""
+    while True:
+        info = q.cmd("query-migrate")
+        if time.monotonic() >= until:
+            return info
+        time.sleep(0.02)
+
+
 def migrate(q, uri, timeout=30.0):
     start(q, uri)
     return wait_final(q, timeout)

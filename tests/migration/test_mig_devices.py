@@ -138,11 +138,8 @@ def migrate_late(rig, env, extra, hold_s=1.5):
     dst, uri = dest(rig)
     mt.set_params(q, max_bandwidth=STRETCH_BW, downtime_limit=0)
     mt.start(q, uri)
-    until = time.monotonic() + hold_s
-    while time.monotonic() < until:  # reading: a client that does not read is dropped
-        info = q.cmd("query-migrate")
-        check(info["status"] in ("setup", "active"), f"the migration ended early: {info}")
-        time.sleep(0.01)
+    info = mt.hold(q, time.monotonic() + hold_s)
+    check(info["status"] == "active", f"the migration ended early: {info}")
     mt.set_params(q, downtime_limit=20000 if "perpetual" in extra else 300)
     info = mt.wait_final(q, 60)
     check(info["status"] == "completed", f"migration {info}")
@@ -158,11 +155,17 @@ def case_httu(rig):
     destination finds PTEs of pages the device wrote still clean."""
     for how in ("stage2", "device-log", "perpetual"):
         check_clean(migrate_late(rig, None, ["--device-dirty", how]))
-    dst = migrate_late(rig, {"VMIG_TEST_NO_DEVICE_DIRTY": "1"}, ["--device-dirty", "stage2"])
-    dst.wait(60)
-    r = dma_result(dst)
-    log(f"destination (device dirty tracking ignored): {r}")
-    check(int(r["pte_lost"]) > 0, f"no SMMU update of a PTE was lost: {r}")
+    # A stop right after a round's clean finds nothing to lose (about one time in 64): a
+    # second try then.
+    for attempt in range(2):
+        dst = migrate_late(rig, {"VMIG_TEST_NO_DEVICE_DIRTY": "1"},
+                           ["--device-dirty", "stage2"])
+        dst.wait(60)
+        r = dma_result(dst)
+        log(f"destination (device dirty tracking ignored, try {attempt + 1}): {r}")
+        if int(r["pte_lost"]) > 0:
+            return
+    raise mt.Failure(f"no SMMU update of a PTE was lost in two tries: {r}")
 
 
 def case_blind(rig):

@@ -162,6 +162,10 @@ static uint64_t *log_chunk(struct dma_log *log, struct dma_log_range *lr, uint64
 	if (__atomic_add_fetch(&log->chunks_used, 1, __ATOMIC_RELAXED) * CHUNK_BITS >
 		DMA_LOG_MAX_BITS ||
 	    !(bits = calloc(CHUNK_WORDS, sizeof(*bits)))) {
+		__atomic_sub_fetch(&log->chunks_used, 1, __ATOMIC_RELAXED);
+		/* Another DMA may have taken the last of the budget for this very chunk. */
+		if ((bits = __atomic_load_n(&lr->chunks[c], __ATOMIC_ACQUIRE)))
+			return bits;
 		__atomic_store_n(&log->broken, true, __ATOMIC_RELEASE);
 		TRACE(dma_log_broken, "no memory for chunk %llu", (unsigned long long)c);
 		return NULL;

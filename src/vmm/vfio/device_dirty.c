@@ -56,8 +56,9 @@ struct device_dirty {
 	/* device-log: harvested from the migration thread and before forwards (vCPUs). */
 	pthread_mutex_t mu;
 	struct device_log *log;
-	int log_err;	/* a failed harvest breaks the log for the rest of the migration */
-	bool reference; /* stage 2 read alongside device-log (benchmark) */
+	int log_err;	   /* a failed harvest breaks the log for the rest of the migration */
+	bool reference;	   /* stage 2 read alongside device-log (benchmark) */
+	bool reference_on; /* its stage-2 tracking is enabled (cleanup turns it off) */
 	uint64_t reference_pages; /* what it saw, harvest by harvest */
 };
 
@@ -236,9 +237,12 @@ static void dd_reference_harvest(void *opaque)
 {
 	struct device_dirty *dd = opaque;
 
-	for (unsigned i = 0; dd->reference && i < dd->cfg.mem->nr_regions; i++)
-		if (dd_reference_region(dd, &dd->cfg.mem->regions[i]) < 0)
+	for (unsigned i = 0; dd->reference && i < dd->cfg.mem->nr_regions; i++) {
+		if (dd_reference_region(dd, &dd->cfg.mem->regions[i]) < 0) {
 			dd->reference = false; /* the figure is then missing, not wrong */
+			dd->reference_pages = 0;
+		}
+	}
 }
 
 /* With the vSMMU lock held (the lock order: vSMMU, then dd->mu). */
@@ -326,8 +330,9 @@ static int dd_log_start(struct mig_section *s)
 	if (ret == 0 && dd->active == DEVICE_DIRTY_STAGE2)
 		ret = dd_s2_enable(dd, true);
 	dd->reference_pages = 0;
-	dd->reference = ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG && dd->cfg.s2_dirty &&
-			dd_bench_reference() && dd_s2_enable(dd, true) == 0;
+	dd->reference = dd->reference_on = ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG &&
+					   dd->cfg.s2_dirty && dd_bench_reference() &&
+					   dd_s2_enable(dd, true) == 0;
 	if (ret == 0 && dd->active == DEVICE_DIRTY_DEVICE_LOG)
 		ret = dd_log_begin(dd);
 	if (ret < 0 && dd->active != DEVICE_DIRTY_AUTO)
@@ -413,9 +418,9 @@ static void dd_cleanup(struct mig_section *s, bool failed)
 {
 	struct device_dirty *dd = s->state;
 
-	if (dd->active == DEVICE_DIRTY_STAGE2 || dd->reference)
+	if (dd->active == DEVICE_DIRTY_STAGE2 || dd->reference_on)
 		dd_s2_enable(dd, false);
-	dd->reference = false;
+	dd->reference = dd->reference_on = false;
 	if (dd->log)
 		dd_log_end(dd);
 	dd->active = DEVICE_DIRTY_AUTO;

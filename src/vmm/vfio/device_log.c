@@ -243,7 +243,7 @@ static int dlog_gpa_cmp(const void *a, const void *b)
 
 /*
  * Marks the union of g's GPA extents, in whole pages, and returns its pages: the same page
- * through the tables now, as last seen and pending counts once.
+ * of one logged run through the tables now, as last seen and pending counts once.
  */
 static uint64_t dlog_mark_union(struct s1_map *g, struct migration *mig, bool blind)
 {
@@ -486,9 +486,12 @@ static int dlog_read_windows(struct device_log *l, const struct s1_map *const ma
 static int dlog_translate(const struct s1_map *dirty, const struct s1_map *const maps[],
 			  unsigned nmaps, struct migration *mig, bool blind, uint64_t *pages)
 {
-	struct s1_map gpas = {0};
+	struct s1_map gpas = {.max = DLOG_MAX_EXTENTS + 4};
 	int ret = 0;
 
+	/* A run reaches at most every extent of every map once (plus identity). */
+	for (unsigned k = 0; k < nmaps; k++)
+		gpas.max += maps[k]->n;
 	*pages = 0;
 	for (size_t i = 0; i < dirty->n && ret == 0; i++) {
 		gpas.n = 0;
