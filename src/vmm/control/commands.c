@@ -447,6 +447,7 @@ static const struct cmd cmd_table[] = {
      cmd_migrate},
     {"migrate-incoming", {{"uri", JSON_STRING, true}}, cmd_migrate_incoming},
     {"migrate_cancel", {{NULL}}, cmd_migrate_cancel},
+    {"migrate-start-postcopy", {{NULL}}, cmd_migrate_start_postcopy},
     {"query-migrate", {{NULL}}, cmd_query_migrate},
     {"migrate-set-parameters",
      {{"downtime-limit", JSON_INT, false},

@@ -85,7 +85,7 @@ struct cmd {
 /* The migration commands (migrate.c). */
 cmd_fn cmd_migrate, cmd_migrate_incoming, cmd_migrate_cancel, cmd_query_migrate,
     cmd_migrate_set_parameters, cmd_query_migrate_parameters, cmd_migrate_set_capabilities,
-    cmd_query_migrate_capabilities;
+    cmd_query_migrate_capabilities, cmd_migrate_start_postcopy;
 /* object-add / object-del for TLS credentials and authorization lists (objects.c). */
 cmd_fn cmd_object_add, cmd_object_del;
 /* query-vmig-timeline (migrate.c): the passes of the last migration. */

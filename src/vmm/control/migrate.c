@@ -53,7 +53,8 @@ static bool mig_active(struct migration *mig)
 
 	migration_query(mig, &i);
 	return i.status == MIG_STATUS_SETUP || i.status == MIG_STATUS_ACTIVE ||
-	       i.status == MIG_STATUS_DEVICE || i.status == MIG_STATUS_CANCELLING;
+	       i.status == MIG_STATUS_DEVICE || i.status == MIG_STATUS_CANCELLING ||
+	       i.status == MIG_STATUS_POSTCOPY_ACTIVE;
 }
 
 bool control_incoming_pending(struct control *c)
@@ -81,7 +82,7 @@ static int mig_refuse_flags(const struct json_value *args, struct control_error 
 	static const char *const why[][2] = {
 	    {"blk", "vmig has no block migration (guest RAM and machine state only)"},
 	    {"inc", "vmig has no block migration (guest RAM and machine state only)"},
-	    {"resume", "vmig has no postcopy migration to resume"},
+	    {"resume", "post-copy recovery (resume, migrate-recover) is not built yet"},
 	};
 
 	for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
@@ -193,6 +194,23 @@ int cmd_migrate_cancel(struct control *c, const struct json_value *args, struct 
 	return 0;
 }
 
+int cmd_migrate_start_postcopy(struct control *c, const struct json_value *args,
+			       struct json_writer *w, struct control_error *e)
+{
+	char err[256];
+
+	if (!mig_get(c, e))
+		return -ENOTSUP;
+	int ret = migration_start_postcopy(c->cfg.mig, err, sizeof(err));
+	if (ret < 0) {
+		control_error_set(e, "GenericError", "%s", err);
+		return ret;
+	}
+	json_write_begin_object(w);
+	json_write_end_object(w);
+	return 0;
+}
+
 /* query-migrate ---------------------------------------------------------------------------- */
 
 static void mig_write_u64(struct json_writer *w, const char *key, uint64_t v)
@@ -205,7 +223,7 @@ static void mig_write_u64(struct json_writer *w, const char *key, uint64_t v)
 static bool mig_has_stats(enum mig_status s)
 {
 	return s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE || s == MIG_STATUS_CANCELLING ||
-	       s == MIG_STATUS_COMPLETED;
+	       s == MIG_STATUS_COMPLETED || s == MIG_STATUS_POSTCOPY_ACTIVE;
 }
 
 static void mig_write_times(struct json_writer *w, const struct mig_info *i)
@@ -236,7 +254,7 @@ static void mig_write_ram(struct json_writer *w, const struct mig_info *i)
 	mig_write_u64(w, "page-size", 4096);
 	mig_write_u64(w, "precopy-bytes", i->ram.precopy_bytes);
 	mig_write_u64(w, "downtime-bytes", i->ram.downtime_bytes);
-	mig_write_u64(w, "postcopy-bytes", 0);
+	mig_write_u64(w, "postcopy-bytes", i->postcopy.bytes);
 	json_write_end_object(w);
 }
 
@@ -309,6 +327,23 @@ static void mig_write_tls(struct json_writer *w, const struct mig_info *i)
 	json_write_end_object(w);
 }
 
+static void mig_write_postcopy(struct json_writer *w, const struct mig_info *i)
+{
+	json_write_key(w, "postcopy");
+	json_write_begin_object(w);
+	mig_write_u64(w, "bytes", i->postcopy.bytes);
+	mig_write_u64(w, "discarded-pages", i->postcopy.discarded);
+	mig_write_u64(w, "requests", i->postcopy.requests);
+	if (!i->is_source) {
+		mig_write_u64(w, "faults", i->postcopy.faults);
+		mig_write_u64(w, "duplicates", i->postcopy.duplicates);
+		mig_write_u64(w, "fault-us-p50", i->postcopy.fault_us_p50);
+		mig_write_u64(w, "fault-us-p99", i->postcopy.fault_us_p99);
+		mig_write_u64(w, "fault-us-max", i->postcopy.fault_us_max);
+	}
+	json_write_end_object(w);
+}
+
 static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 {
 	json_write_key(w, "x-vmig");
@@ -328,6 +363,8 @@ static void mig_write_vmig(struct json_writer *w, const struct mig_info *i)
 	}
 	if (i->tls.enabled)
 		mig_write_tls(w, i);
+	if (i->postcopy.active)
+		mig_write_postcopy(w, i);
 	if (i->refused) {
 		mig_write_u64(w, "refused-connections", i->refused);
 		json_write_key(w, "last-refusal");

@@ -366,6 +366,18 @@ static int dst_sections_setup(struct migration *mig, char *err, size_t errlen)
 	return 0;
 }
 
+/* The source switches to post-copy: its pages then come on the main channel alone. */
+static int dst_postcopy_switch(struct migration *mig, char *err, size_t errlen)
+{
+	if (mig->chans[0].is_file || mig->nr_chans != 1) {
+		snprintf(err, errlen, "post-copy over %s: the source cannot do that",
+			 mig->chans[0].is_file ? "a file" : "multifd channels");
+		return -EBADMSG;
+	}
+	mig->postcopy = true;
+	return 0;
+}
+
 /* A record of the main channel; 1 at END. */
 static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *err, size_t errlen)
 {
@@ -376,6 +388,8 @@ static int dst_main_rec(struct migration *mig, const struct mig_rec *r, char *er
 			return 1;
 		if (r->type == MIG_T_PASS)
 			return 0;
+		if (r->type == MIG_T_POSTCOPY)
+			return dst_postcopy_switch(mig, err, errlen);
 		if (r->type == MIG_T_PING && !c->is_file)
 			return mig_chan_send(c, MIG_SEC_STREAM, MIG_T_PONG, r->arg,
 					     (uint32_t)mig_cpu_apply_probe_us(mig), NULL, 0);
@@ -442,6 +456,9 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 	int ret = dst_join_ram(mig);
 	if (ret < 0)
 		snprintf(err, errlen, "%.400s", mig->error);
+	/* Every pre-copy page landed: the ones still to come go absent before anything runs. */
+	if (ret == 0 && mig->postcopy)
+		ret = mig_pc_dest_prepare(mig, err, errlen);
 
 	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
 		uint64_t t = mig_now_ns();
@@ -509,15 +526,36 @@ static int dst_run(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
 		return ret;
 	}
-	/* Completed before RUNNING goes out: whoever hears of RUNNING may use this host. */
+	/* Completed before RUNNING goes out: whoever hears of RUNNING may use this host. In
+	 * post-copy the pages still to come follow. */
 	mig->end_ns = mig_now_ns();
-	mig_set_status(mig, MIG_STATUS_ACTIVE, MIG_STATUS_COMPLETED);
+	mig_set_status(mig, MIG_STATUS_ACTIVE,
+		       mig->postcopy ? MIG_STATUS_POSTCOPY_ACTIVE : MIG_STATUS_COMPLETED);
 	struct mig_info info = {0};
 	mig_query_sections(mig, &info);
 	if (!mig->chans[0].is_file)
-		mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_RUNNING, now,
-			      (uint32_t)info.switchover.held_replayed, NULL, 0);
+		mig_pc_send(mig, MIG_T_RUNNING, now, (uint32_t)info.switchover.held_replayed);
 	return 0;
+}
+
+/* The guest runs here now: whoever waits for the incoming migration hears it once. */
+static void dst_incoming_done(struct migration *mig, bool ok)
+{
+	if (mig->hooks.incoming_done && !mig->incoming_told)
+		mig->hooks.incoming_done(mig->hooks.opaque, ok);
+	mig->incoming_told = true;
+}
+
+/* Post-copy: the pages still to come, while the guest runs. */
+static int dst_postcopy(struct migration *mig, char *err, size_t errlen)
+{
+	dst_incoming_done(mig, true);
+	int ret = mig_pc_dest_run(mig, err, errlen);
+	if (ret == 0) {
+		mig->end_ns = mig_now_ns();
+		mig_set_status(mig, MIG_STATUS_POSTCOPY_ACTIVE, MIG_STATUS_COMPLETED);
+	}
+	return ret;
 }
 
 static int dst_load(struct migration *mig, char *err, size_t errlen)
@@ -544,6 +582,8 @@ static int dst_load(struct migration *mig, char *err, size_t errlen)
 		ret = dst_wait_commit(mig, err, errlen);
 	if (ret == 0)
 		ret = dst_run(mig, err, errlen);
+	if (ret == 0 && mig->postcopy)
+		ret = dst_postcopy(mig, err, errlen);
 	return ret;
 }
 
@@ -583,7 +623,6 @@ void *mig_dest_thread(void *arg)
 	}
 	TRACE(mig_dest_end, "ret=%d error=%s", ret, mig->error);
 	mig_tls_run_end(mig);
-	if (mig->hooks.incoming_done)
-		mig->hooks.incoming_done(mig->hooks.opaque, ret == 0);
+	dst_incoming_done(mig, ret == 0);
 	return NULL;
 }

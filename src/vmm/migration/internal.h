@@ -49,6 +49,18 @@ enum mig_stream_type {
 	MIG_T_ERROR = 8,   /* destination -> source; payload: the reason (text) */
 	MIG_T_PING = 9,	   /* source -> destination at setup; answered by PONG */
 	MIG_T_PONG = 10,
+	MIG_T_POSTCOPY = 11, /* source -> destination before the DISCARDs: post-copy follows */
+	MIG_T_PC_REQ = 12,   /* destination -> source: arg GPA, count pages (a fault) */
+	MIG_T_PC_DONE = 13,  /* source: every page went; destination: every page is there */
+};
+
+/* RAM records (section MIG_SEC_RAM): pre-copy pages, then post-copy's. */
+enum mig_ram_type {
+	MIG_T_RAM_DATA = 1,
+	MIG_T_RAM_ZERO = 2,
+	MIG_T_RAM_DISCARD = 3, /* main channel, at the switch: pages to send again (no data) */
+	MIG_T_RAM_PC_DATA = 4, /* after COMMIT, main channel: placed whole, never over a page */
+	MIG_T_RAM_PC_ZERO = 5,
 };
 
 /* A record: this header, then len payload bytes. 32 bytes, little endian. */
@@ -231,6 +243,12 @@ struct migration {
 	size_t timeline_n;
 	uint64_t tl_vcpu0, tl_vmm0, tl_dev0; /* dirty page counts at the previous record */
 
+	/* Post-copy (postcopy.c). */
+	bool postcopy_asked; /* atomic: migrate-start-postcopy, taken at the end of a pass */
+	bool postcopy;	     /* this run switched (source) or was told so (destination) */
+	bool incoming_told;  /* destination: incoming_done was called */
+	struct mig_pc *pc;
+
 	/* Destination. */
 	bool incoming_pending;
 	uint64_t refused;	/* connections refused before a stream began (keep-listening) */
@@ -289,6 +307,40 @@ void mig_ram_dirty_sources(struct mig_ram *r, uint64_t *vcpus, uint64_t *vmm);
 /* The record arrived on ch: a RAM record, or EOS. */
 int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_rec *rec, char *err,
 		     size_t errlen);
+
+/* Post-copy, the RAM side (ram.c). */
+/* Source, at the switch: a DISCARD record for every run of pages still dirty. */
+int mig_ram_send_discards(struct mig_ram *r, struct mig_chan *ch);
+/* Source: sends pages [pfn, pfn + n) (one bitmap word) as post-copy records, clears them. */
+int mig_ram_pc_send(struct mig_ram *r, struct mig_chan *ch, uint64_t pfn, uint64_t n);
+/* Source: sends the next dirty word at or after *w; 1 if it sent one, 0 when none is left. */
+int mig_ram_pc_send_next(struct mig_ram *r, struct mig_chan *ch, uint64_t *w);
+/* Destination, once every pre-copy page landed: the pages still to come (DISCARDed or
+ * arrived corrupt), in a bitmap of its own; the RAM section forgets them. */
+uint64_t *mig_ram_pc_needed(struct mig_ram *r);
+/* Checks a post-copy page record (type, bounds, length); -EBADMSG with a reason. */
+int mig_ram_pc_check(struct mig_ram *r, const struct mig_rec *rec, char *err, size_t errlen);
+uint64_t mig_ram_pages(const struct mig_ram *r);
+
+/* Post-copy (postcopy.c). */
+/* Source, after RUNNING: pages asked for first, the rest in address order, until the
+ * destination has every page. */
+int mig_pc_source_run(struct migration *mig);
+/* Source's return path: a page request (false: a request no destination sends). */
+bool mig_pc_source_request(struct migration *mig, uint64_t gpa, uint32_t count);
+/* Source's return path: the destination has every page. */
+void mig_pc_source_dest_done(struct migration *mig);
+/* Source, at the switch (vCPUs and devices stopped, last harvest done): POSTCOPY and the
+ * DISCARDs, in place of the last dirty pages. */
+int mig_pc_source_switch(struct migration *mig);
+/* A record on the main channel from any destination thread (faults vs the main thread). */
+int mig_pc_send(struct migration *mig, uint16_t type, uint64_t arg, uint32_t count);
+/* Destination, loaded: pages to come made absent, faults caught (before the vCPUs run). */
+int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen);
+/* Destination, running: places pages as they come until every one is there. */
+int mig_pc_dest_run(struct migration *mig, char *err, size_t errlen);
+void mig_pc_free(struct migration *mig);
+void mig_pc_query(struct migration *mig, struct mig_info *o);
 
 /* Source and destination threads (source.c, dest.c). */
 void *mig_source_thread(void *arg);

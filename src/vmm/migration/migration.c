@@ -30,6 +30,7 @@ static const char *const mig_status_names[] = {
     [MIG_STATUS_FAILED] = "failed",
     [MIG_STATUS_CANCELLING] = "cancelling",
     [MIG_STATUS_CANCELLED] = "cancelled",
+    [MIG_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
 };
 
 const char *migration_status_name(enum mig_status s)
@@ -44,6 +45,7 @@ static const char *const mig_cap_names[MIG_CAP__COUNT] = {
     [MIG_CAP_AUTO_CONVERGE] = "auto-converge",
     [MIG_CAP_EVENTS] = "events",
     [MIG_CAP_X_VMIG_KEEP_LISTENING] = "x-vmig-keep-listening",
+    [MIG_CAP_POSTCOPY_RAM] = "postcopy-ram",
 };
 
 const char *migration_cap_name(enum mig_cap c)
@@ -250,6 +252,7 @@ void migration_destroy(struct migration *mig)
 	for (unsigned i = 0; i < mig->nr_blockers; i++)
 		free(mig->blockers[i]);
 	mig_tls_objects_free(mig);
+	mig_pc_free(mig);
 	free(mig->timeline);
 	if (mig->listen_fd >= 0)
 		close(mig->listen_fd);
@@ -277,7 +280,7 @@ int migration_add_blocker(struct migration *mig, const char *reason)
 static bool mig_status_active(enum mig_status s)
 {
 	return s == MIG_STATUS_SETUP || s == MIG_STATUS_ACTIVE || s == MIG_STATUS_DEVICE ||
-	       s == MIG_STATUS_CANCELLING;
+	       s == MIG_STATUS_CANCELLING || s == MIG_STATUS_POSTCOPY_ACTIVE;
 }
 
 /* Under lock: may a new migration (either direction) start? */
@@ -315,6 +318,8 @@ static void mig_reset_run(struct migration *mig)
 	mig->phases = (struct mig_downtime_phases){0};
 	mig->committed = false;
 	mig->end_sent = false;
+	mig->postcopy = mig->postcopy_asked = mig->incoming_told = false;
+	mig_pc_free(mig);
 	mig->rp_msg = 0;
 	mig->rp_done = false;
 	mig->crew_done = 0;
@@ -337,9 +342,32 @@ static int mig_check_uri_kind(struct migration *mig, const char *uri, char *err,
 	return ret;
 }
 
+/* What post-copy cannot do yet, said at migrate rather than at the switch. */
+static int mig_check_postcopy(struct migration *mig, char *err, size_t errlen)
+{
+	const char *no = NULL;
+
+	if (!mig->caps[MIG_CAP_POSTCOPY_RAM])
+		return 0;
+	if (mig->uri.kind == MIG_URI_FILE)
+		no = "a file: stream has no destination to run the guest";
+	else if (mig->caps[MIG_CAP_MULTIFD])
+		no = "its pages travel on the main channel only so far: turn multifd off";
+	else if (mig_section_find(mig, MIG_SEC_VFIO) || mig_section_find(mig, MIG_SEC_VSMMU))
+		no = "the device's DMA to pages not yet arrived is not built yet (issue 12): "
+		     "run the VM with --no-devices, or turn postcopy-ram off";
+	if (!no)
+		return 0;
+	snprintf(err, errlen, "postcopy-ram: %s", no);
+	return -EINVAL;
+}
+
 static int mig_check_uri(struct migration *mig, const char *uri, char *err, size_t errlen)
 {
 	int ret = mig_check_uri_kind(mig, uri, err, errlen);
+
+	if (ret == 0)
+		ret = mig_check_postcopy(mig, err, errlen);
 
 	if (ret == 0 && mig->uri.kind == MIG_URI_FILE && mig->caps[MIG_CAP_MULTIFD]) {
 		snprintf(err, errlen,
@@ -382,6 +410,28 @@ int migration_start(struct migration *mig, const char *uri, char *err, size_t er
 	}
 	pthread_mutex_unlock(&mig->lock);
 	TRACE(mig_start, "uri=%s -> %d", uri, ret);
+	return ret;
+}
+
+int migration_start_postcopy(struct migration *mig, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&mig->lock);
+	if (!mig->is_source || !mig_status_active(mig->status) ||
+	    mig->status == MIG_STATUS_CANCELLING) {
+		snprintf(err, errlen, "no outgoing migration is running: start one with migrate");
+		ret = -EINVAL;
+	} else if (!mig->caps[MIG_CAP_POSTCOPY_RAM]) {
+		snprintf(err, errlen,
+			 "postcopy-ram was off when this migration started: set the capability "
+			 "before migrate");
+		ret = -EINVAL;
+	} else {
+		__atomic_store_n(&mig->postcopy_asked, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&mig->lock);
+	TRACE(mig_start_postcopy, "-> %d", ret);
 	return ret;
 }
 
@@ -503,6 +553,7 @@ void migration_query(struct migration *mig, struct mig_info *o)
 	o->refused = mig->refused;
 	snprintf(o->last_refusal, sizeof(o->last_refusal), "%s", mig->last_refusal);
 	mig_query_tls(mig, o);
+	mig_pc_query(mig, o); /* under the lock: a new run frees the post-copy state */
 	pthread_mutex_unlock(&mig->lock);
 	if (o->status == MIG_STATUS_NONE)
 		return;

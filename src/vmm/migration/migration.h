@@ -32,6 +32,8 @@ enum mig_status {
 	MIG_STATUS_FAILED,
 	MIG_STATUS_CANCELLING,
 	MIG_STATUS_CANCELLED,
+	/* The guest runs on the destination; pages not yet there follow (post-copy). */
+	MIG_STATUS_POSTCOPY_ACTIVE,
 };
 const char *migration_status_name(enum mig_status s);
 
@@ -63,6 +65,8 @@ enum mig_cap {
 	 * began (TLS refused, not a vmig stream) goes on waiting for the right source.
 	 */
 	MIG_CAP_X_VMIG_KEEP_LISTENING,
+	/* "postcopy-ram": migrate-start-postcopy may switch this migration to post-copy. */
+	MIG_CAP_POSTCOPY_RAM,
 	MIG_CAP__COUNT,
 };
 const char *migration_cap_name(enum mig_cap c);
@@ -137,6 +141,18 @@ struct mig_info {
 	} tls;
 	uint64_t refused; /* destination: connections refused before a stream began */
 	char last_refusal[256];
+	/* Post-copy: pages sent after the switch, and the destination's page faults. */
+	struct {
+		bool active;	       /* this migration switched to post-copy */
+		uint64_t bytes;	       /* sent (source) or received (destination) after it */
+		uint64_t discarded;    /* pages dirty at the switch: sent again after it */
+		uint64_t requests;     /* pages asked for by a fault (destination: sent) */
+		uint64_t faults;       /* destination: faults read */
+		uint64_t duplicates;   /* destination: arrivals for a page already there */
+		uint64_t fault_us_p50; /* destination: fault read -> page placed */
+		uint64_t fault_us_p99;
+		uint64_t fault_us_max;
+	} postcopy;
 };
 
 /*
@@ -184,6 +200,11 @@ void migration_destroy(struct migration *mig);
 int migration_start(struct migration *mig, const char *uri, char *err, size_t errlen);
 /* Source: migrate_cancel. Unblocks every channel; the guest resumes. -ENOENT if idle. */
 int migration_cancel(struct migration *mig);
+/*
+ * migrate-start-postcopy: the running migration (postcopy-ram on) switches to post-copy at
+ * the end of its current pass. -EINVAL with err saying why it cannot.
+ */
+int migration_start_postcopy(struct migration *mig, char *err, size_t errlen);
 
 /*
  * Destination: listens on (or opens) uri and loads on the migration thread; on success

@@ -29,8 +29,6 @@
 #include "vmm/machine.h"
 #include "vmm/migration/internal.h"
 
-enum mig_ram_type { MIG_T_RAM_DATA = 1, MIG_T_RAM_ZERO = 2 };
-
 struct mig_ram {
 	struct migration *mig;
 	struct guest_mem *mem;
@@ -41,6 +39,7 @@ struct mig_ram {
 	pthread_mutex_t dirty_lock;
 	uint64_t *dirty;
 	uint64_t *received, *suspect; /* destination */
+	uint64_t *discard;	      /* destination: DISCARDed at the switch to post-copy */
 	/* Statistics (atomics). */
 	uint64_t zero_pages, data_pages, skipped_pages, rechecked_pages;
 	uint64_t harvested; /* pages every harvest newly marked (vCPUs and the VMM) */
@@ -108,6 +107,7 @@ struct mig_batch {
 	const uint8_t *data[MIG_RAM_RUN_PAGES]; /* hdr[i]'s pages in guest memory, or NULL */
 	int n_iov, n_hdr;
 	uint64_t bytes;
+	bool postcopy; /* post-copy's record types */
 };
 
 static void mig_batch_add(struct mig_batch *b, struct mig_chan *ch, uint64_t gpa, uint32_t count,
@@ -118,8 +118,10 @@ static void mig_batch_add(struct mig_batch *b, struct mig_chan *ch, uint64_t gpa
 	uint32_t len = data ? count * (uint32_t)GUEST_PAGE_SIZE : 0;
 	uint32_t crc = data ? crc32c(0, data, len) : 0;
 
-	mig_rec_fill(ch, h, MIG_SEC_RAM, data ? MIG_T_RAM_DATA : MIG_T_RAM_ZERO, gpa, count, len,
-		     crc);
+	uint16_t type = b->postcopy ? (data ? MIG_T_RAM_PC_DATA : MIG_T_RAM_PC_ZERO)
+				    : (data ? MIG_T_RAM_DATA : MIG_T_RAM_ZERO);
+
+	mig_rec_fill(ch, h, MIG_SEC_RAM, type, gpa, count, len, crc);
 	b->iov[b->n_iov++] = (struct iovec){.iov_base = h, .iov_len = sizeof(*h)};
 	if (data)
 		b->iov[b->n_iov++] = (struct iovec){.iov_base = data, .iov_len = len};
@@ -177,6 +179,7 @@ static int mig_ram_send_word(struct mig_ram *r, struct mig_chan *ch, uint64_t w,
 
 	b.n_iov = b.n_hdr = 0;
 	b.bytes = 0;
+	b.postcopy = false;
 	while (bits) {
 		unsigned first = (unsigned)__builtin_ctzll(bits);
 		uint64_t run = bits >> first;
@@ -189,6 +192,77 @@ static int mig_ram_send_word(struct mig_ram *r, struct mig_chan *ch, uint64_t w,
 		mig_ram_recheck(r, &b, w);
 	mig_ram_pace(r, b.bytes);
 	return ret;
+}
+
+/* Calls fn for each run of set bits of word w. */
+static int mig_ram_word_runs(uint64_t w, uint64_t bits, int (*fn)(void *, uint64_t pfn, unsigned n),
+			     void *opaque)
+{
+	int ret = 0;
+
+	while (bits && ret == 0) {
+		unsigned first = (unsigned)__builtin_ctzll(bits);
+		uint64_t run = bits >> first;
+		unsigned len = run == ~0ull >> first ? 64 - first : (unsigned)__builtin_ctzll(~run);
+		ret = fn(opaque, w * 64 + first, len);
+		bits &= len + first >= 64 ? 0 : ~0ull << (first + len);
+	}
+	return ret;
+}
+
+static int mig_ram_discard_run(void *opaque, uint64_t pfn, unsigned n)
+{
+	return mig_chan_send(opaque, MIG_SEC_RAM, MIG_T_RAM_DISCARD, pfn << GUEST_PAGE_SHIFT, n,
+			     NULL, 0);
+}
+
+int mig_ram_send_discards(struct mig_ram *r, struct mig_chan *ch)
+{
+	int ret = 0;
+
+	for (uint64_t w = 0; w < bitmap_words(r->pages) && ret == 0; w++)
+		ret = mig_ram_word_runs(w, r->dirty[w], mig_ram_discard_run, ch);
+	return ret;
+}
+
+int mig_ram_pc_send(struct mig_ram *r, struct mig_chan *ch, uint64_t pfn, uint64_t n)
+{
+	struct mig_batch b = {.postcopy = true};
+
+	bitmap_clear_range(r->dirty, pfn, n);
+	mig_ram_batch_run(r, &b, ch, pfn, n);
+	return mig_chan_write_all(ch, b.iov, b.n_iov);
+}
+
+struct mig_pc_run {
+	struct mig_ram *r;
+	struct mig_chan *ch;
+};
+
+static int mig_ram_pc_run(void *opaque, uint64_t pfn, unsigned n)
+{
+	struct mig_pc_run *a = opaque;
+
+	return mig_ram_pc_send(a->r, a->ch, pfn, n);
+}
+
+int mig_ram_pc_send_next(struct mig_ram *r, struct mig_chan *ch, uint64_t *w)
+{
+	struct mig_pc_run a = {r, ch};
+
+	for (; *w < bitmap_words(r->pages); (*w)++) {
+		uint64_t bits = r->dirty[*w];
+		if (bits) {
+			int ret = mig_ram_word_runs(*w, bits, mig_ram_pc_run, &a);
+			return ret < 0 ? ret : 1;
+		}
+	}
+	return 0;
+}
+
+uint64_t mig_ram_pages(const struct mig_ram *r)
+{
+	return r->pages;
 }
 
 /* Sends and clears the dirty words w with w % shares == share, on ch. */
@@ -209,6 +283,9 @@ int mig_ram_send_share(struct mig_ram *r, struct mig_chan *ch, unsigned share, u
 		}
 		if (mig_cancelled(r->mig))
 			return -ECANCELED;
+		/* migrate-start-postcopy: the rest of this pass goes in post-copy, not first. */
+		if (__atomic_load_n(&r->mig->postcopy_asked, __ATOMIC_ACQUIRE))
+			return 0;
 	}
 	return 0;
 }
@@ -376,7 +453,8 @@ static int mig_ram_load_setup(struct mig_section *s)
 
 	r->received = bitmap_alloc(r->pages);
 	r->suspect = bitmap_alloc(r->pages);
-	return r->received && r->suspect ? 0 : -ENOMEM;
+	r->discard = bitmap_alloc(r->pages);
+	return r->received && r->suspect && r->discard ? 0 : -ENOMEM;
 }
 
 /* The RAM channel that owns pfn's word, as a channel index. */
@@ -386,18 +464,17 @@ static unsigned mig_ram_owner(const struct migration *mig, uint64_t pfn)
 	return shares ? 1 + (unsigned)((pfn / 64) % shares) : 0;
 }
 
-static int mig_ram_check_rec(struct mig_ram *r, const struct mig_chan *ch,
-			     const struct mig_rec *rec, char *err, size_t errlen)
+/* Pages within one bitmap word, inside guest RAM, length matching the type. */
+static int mig_ram_check_span(struct mig_ram *r, unsigned chan, const struct mig_rec *rec,
+			      bool data, char *err, size_t errlen)
 {
 	uint64_t gpa = rec->arg, pfn = gpa >> GUEST_PAGE_SHIFT;
-	bool data = rec->type == MIG_T_RAM_DATA;
 
-	if ((rec->type != MIG_T_RAM_DATA && rec->type != MIG_T_RAM_ZERO) || !rec->count ||
-	    rec->count > MIG_RAM_RUN_PAGES ||
+	if (!rec->count || rec->count > MIG_RAM_RUN_PAGES ||
 	    rec->len != (data ? rec->count * GUEST_PAGE_SIZE : 0) || gpa % GUEST_PAGE_SIZE) {
 		snprintf(err, errlen,
-			 "channel %u: malformed RAM record (type %u, %u pages, %u bytes)",
-			 ch->index, rec->type, rec->count, rec->len);
+			 "channel %u: malformed RAM record (type %u, %u pages, %u bytes)", chan,
+			 rec->type, rec->count, rec->len);
 		return -EBADMSG;
 	}
 	if ((pfn % 64) + rec->count > 64 ||
@@ -405,12 +482,36 @@ static int mig_ram_check_rec(struct mig_ram *r, const struct mig_chan *ch,
 		snprintf(err, errlen,
 			 "channel %u: RAM record for GPA %#llx + %u pages is outside "
 			 "guest RAM",
-			 ch->index, (unsigned long long)gpa, rec->count);
+			 chan, (unsigned long long)gpa, rec->count);
 		return -EBADMSG;
 	}
-	if (mig_ram_owner(r->mig, pfn) != ch->index) {
+	return 0;
+}
+
+static int mig_ram_check_rec(struct mig_ram *r, const struct mig_chan *ch,
+			     const struct mig_rec *rec, char *err, size_t errlen)
+{
+	uint64_t pfn = rec->arg >> GUEST_PAGE_SHIFT;
+	bool discard = rec->type == MIG_T_RAM_DISCARD;
+
+	if (rec->type != MIG_T_RAM_DATA && rec->type != MIG_T_RAM_ZERO && !discard) {
+		snprintf(err, errlen, "channel %u: RAM record of type %u %s", ch->index, rec->type,
+			 rec->type == MIG_T_RAM_PC_DATA || rec->type == MIG_T_RAM_PC_ZERO
+			     ? "(a post-copy page) before the switch"
+			     : "(no such type)");
+		return -EBADMSG;
+	}
+	int ret = mig_ram_check_span(r, ch->index, rec, rec->type == MIG_T_RAM_DATA, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (discard && (ch->index != 0 || !r->mig->postcopy)) {
+		snprintf(err, errlen, "channel %u: DISCARD %s", ch->index,
+			 ch->index ? "on a RAM channel" : "without a switch to post-copy");
+		return -EBADMSG;
+	}
+	if (!discard && mig_ram_owner(r->mig, pfn) != ch->index) {
 		snprintf(err, errlen, "channel %u: GPA %#llx belongs to channel %u", ch->index,
-			 (unsigned long long)gpa, mig_ram_owner(r->mig, pfn));
+			 (unsigned long long)rec->arg, mig_ram_owner(r->mig, pfn));
 		return -EBADMSG;
 	}
 	return 0;
@@ -463,6 +564,10 @@ int mig_ram_load_rec(struct mig_ram *r, struct mig_chan *ch, const struct mig_re
 		mig_ram_load_zero(r, rec);
 		return 0;
 	}
+	if (rec->type == MIG_T_RAM_DISCARD) {
+		bitmap_set_range(r->discard, rec->arg >> GUEST_PAGE_SHIFT, rec->count);
+		return 0;
+	}
 	ret = mig_ram_load_data(r, ch, rec);
 	if (ret < 0)
 		snprintf(err, errlen, "channel %u: %s", ch->index,
@@ -497,7 +602,33 @@ static void mig_ram_load_cleanup(struct mig_section *s)
 
 	free(r->received);
 	free(r->suspect);
-	r->received = r->suspect = NULL;
+	free(r->discard);
+	r->received = r->suspect = r->discard = NULL;
+}
+
+int mig_ram_pc_check(struct mig_ram *r, const struct mig_rec *rec, char *err, size_t errlen)
+{
+	if (rec->section != MIG_SEC_RAM ||
+	    (rec->type != MIG_T_RAM_PC_DATA && rec->type != MIG_T_RAM_PC_ZERO)) {
+		snprintf(err, errlen, "record (section %u, type %u) in post-copy, not a page",
+			 rec->section, rec->type);
+		return -EBADMSG;
+	}
+	return mig_ram_check_span(r, 0, rec, rec->type == MIG_T_RAM_PC_DATA, err, errlen);
+}
+
+uint64_t *mig_ram_pc_needed(struct mig_ram *r)
+{
+	uint64_t *needed = bitmap_alloc(r->pages);
+
+	if (!needed)
+		return NULL;
+	for (uint64_t w = 0; w < bitmap_words(r->pages); w++) {
+		needed[w] = r->discard[w] | r->suspect[w];
+		r->received[w] &= ~needed[w];
+		r->suspect[w] = 0;
+	}
+	return needed;
 }
 
 static const struct mig_section_ops mig_ram_ops = {

@@ -126,11 +126,17 @@ static const char *src_rp_out_of_order(struct migration *mig, const struct mig_r
 	const char *why = NULL;
 
 	pthread_mutex_lock(&mig->lock);
+	bool pc_on = mig->postcopy && mig->committed;
 	if (r->type == MIG_T_READY && (!mig->end_sent || mig->rp_msg == MIG_T_READY))
 		why = "READY before the stream ended, or a second READY";
 	else if (r->type == MIG_T_RUNNING && (!mig->committed || mig->rp_msg != MIG_T_READY))
 		why = "RUNNING before COMMIT";
-	else if (r->type != MIG_T_READY && r->type != MIG_T_RUNNING && r->type != MIG_T_PONG)
+	else if ((r->type == MIG_T_PC_REQ || r->type == MIG_T_PC_DONE) && !pc_on)
+		why = "a post-copy record outside post-copy";
+	else if (r->type == MIG_T_PC_DONE && mig->rp_msg != MIG_T_RUNNING)
+		why = "post-copy's end before RUNNING";
+	else if (r->type != MIG_T_READY && r->type != MIG_T_RUNNING && r->type != MIG_T_PONG &&
+		 r->type != MIG_T_PC_REQ && r->type != MIG_T_PC_DONE)
 		why = "a record no destination sends";
 	pthread_mutex_unlock(&mig->lock);
 	return why;
@@ -170,14 +176,20 @@ static bool src_rp_one(struct migration *mig, struct mig_chan *c)
 	const char *why = r.type == MIG_T_ERROR ? NULL : src_rp_out_of_order(mig, &r);
 	if (why)
 		return src_rp_broken(mig, why);
+	if (r.type == MIG_T_PC_REQ && !mig_pc_source_request(mig, r.arg, r.count))
+		return src_rp_broken(mig, "a page request outside guest RAM, or malformed");
+	if (r.type == MIG_T_PC_DONE)
+		mig_pc_source_dest_done(mig);
 	if (r.type == MIG_T_PONG) {
 		__atomic_store_n(&mig->rtt_us, (mig_now_ns() - r.arg) / 1000, __ATOMIC_RELAXED);
 		__atomic_store_n(&mig->dest_probe_us, r.count, __ATOMIC_RELAXED);
 	} else if (r.type == MIG_T_ERROR)
 		src_rp_error(mig, c, &r);
-	else
+	else if (r.type == MIG_T_READY || r.type == MIG_T_RUNNING)
 		src_rp_note(mig, &r);
-	return r.type != MIG_T_ERROR && r.type != MIG_T_RUNNING;
+	/* In post-copy the return path goes on after RUNNING: requests, then the end. */
+	return r.type != MIG_T_ERROR && r.type != MIG_T_PC_DONE &&
+	       !(r.type == MIG_T_RUNNING && !mig->postcopy);
 }
 
 static void *src_rp_thread(void *arg)
@@ -519,7 +531,9 @@ static int src_one_pass(struct migration *mig, struct src_pass *p)
 	mig->last_sync_us = src_us_since(t1);
 	p->us = src_us_since(t0);
 	double secs = (double)(mig_now_ns() - t0) / 1e9;
-	uint64_t bw = (uint64_t)((double)sent / (secs > 1e-6 ? secs : 1e-6));
+	/* The link's rate, over the sending alone: the decision adds the harvest itself. */
+	double send_secs = (double)(t1 - t0) / 1e9;
+	uint64_t bw = (uint64_t)((double)sent / (send_secs > 1e-6 ? send_secs : 1e-6));
 	/* A tiny pass measures latency, not the link: keep the better estimate then. */
 	p->bandwidth = sent >= (4u << 20) || bw > p->bandwidth ? bw : p->bandwidth;
 	uint64_t must;
@@ -609,6 +623,17 @@ static void src_record_pass(struct migration *mig, const struct src_pass *p,
 	mig_timeline_note(mig, &r);
 }
 
+/* migrate-start-postcopy was said (with postcopy-ram, checked there): switch now. */
+static bool src_postcopy_now(struct migration *mig)
+{
+	if (!__atomic_load_n(&mig->postcopy_asked, __ATOMIC_ACQUIRE))
+		return false;
+	mig->postcopy = true;
+	TRACE(mig_postcopy, "switching to post-copy after pass %llu",
+	      (unsigned long long)mig->passes);
+	return true;
+}
+
 /* Passes until the switchover fits; deadline_ns (0: none) bounds them. */
 static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 {
@@ -625,7 +650,7 @@ static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 		struct mig_converge_out out;
 		src_decide(mig, &p, &out);
 		src_record_pass(mig, &p, &out);
-		if (out.decision == MIG_DECIDE_SWITCH)
+		if (src_postcopy_now(mig) || out.decision == MIG_DECIDE_SWITCH)
 			return 0;
 		if (out.decision == MIG_DECIDE_THROTTLE)
 			src_throttle_up(mig);
@@ -661,7 +686,7 @@ static int src_stop_copy(struct migration *mig)
 	mig->phases.final_sync_us = src_us_since(t);
 	t = mig_now_ns();
 	if (ret == 0)
-		ret = src_send_ram(mig);
+		ret = mig->postcopy ? mig_pc_source_switch(mig) : src_send_ram(mig);
 	if (ret == 0)
 		ret = src_end_channels(mig);
 	mig->phases.last_ram_us = src_us_since(t);
@@ -894,6 +919,8 @@ static int src_switchover(struct migration *mig)
 	} else if (ret == 0) {
 		ret = src_commit(mig);
 	}
+	if (ret == 0 && mig->postcopy)
+		ret = mig_pc_source_run(mig);
 	return ret;
 }
 
@@ -952,10 +979,18 @@ static void src_note_committed(struct migration *mig)
 
 	pthread_mutex_lock(&mig->lock);
 	snprintf(why, sizeof(why), "%s", mig->error);
-	snprintf(mig->error, sizeof(mig->error),
-		 "COMMIT was sent but the destination never confirmed RUNNING (%.300s): the "
-		 "guest may run there; this copy stays stopped (postmigrate) until cont or quit",
-		 why);
+	if (mig->postcopy && mig->rp_msg == MIG_T_RUNNING)
+		snprintf(mig->error, sizeof(mig->error),
+			 "post-copy stopped before every page reached the destination (%.300s): "
+			 "the guest runs there and waits for pages only this copy has; keep this "
+			 "process (postmigrate), do not cont or quit it",
+			 why);
+	else
+		snprintf(mig->error, sizeof(mig->error),
+			 "COMMIT was sent but the destination never confirmed RUNNING (%.300s): "
+			 "the guest may run there; this copy stays stopped (postmigrate) until "
+			 "cont or quit",
+			 why);
 	pthread_mutex_unlock(&mig->lock);
 }
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Post-copy (issue 12), real vmig processes on loopback through QMP, no devices.
+
+usage: test_mig_postcopy.py VMIG CASE
+
+  dirty     dirty,verify over 64 MiB at 8000 pages/s, pre-copy at 24 MiB/s (it never
+            converges), 1 s before the dirtying ends, then migrate-start-postcopy: the destination runs at once,
+            its faults fetch pages ahead of the rest, every page arrives; the guest ends
+            verified on the destination, both sides completed, the source postmigrate,
+            query-migrate's post-copy figures (discarded pages, requests, fault latency)
+  negative  the negative control: the same with the destination dropping its userfaultfd
+            registration as soon as the guest runs, the pages still to come absent
+            (VMIG_TEST_POSTCOPY_UNREGISTER_EARLY=1): the guest must find mismatches
+  refused   what post-copy cannot do is refused at migrate with a reason (multifd, a file);
+            migrate-start-postcopy without the capability or without a migration
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migtest as mt  # noqa: E402
+from migtest import check, log  # noqa: E402
+
+PC_CAP = [{"capability": "postcopy-ram", "state": True}]
+BW = 24 << 20  # bytes/s: 6144 pages/s, less than the guest dirties
+RATE = 8000  # pages/s the guest rewrites: a sweep over its 16384 pages takes 2 s
+SECS = 8  # of dirtying; post-copy starts at SWITCH_AT, so the destination rewrites only a
+SWITCH_AT = 7.0  # part of the pages (at most RATE per second) before verify reads them all
+
+
+def source(rig):
+    """The guest dirties its 64 MiB at RATE pages/s for SECS s, verifies every page, then
+    idles SECS s (the destination stays up until post-copy is over)."""
+    sock = rig.path("src.sock")
+    v = mt.Vmig(rig, f"src{rig.n}", ["run", "--no-devices", "--vcpus", mt.GUEST_VCPUS, "--mem",
+                                     mt.GUEST_MEM, "--qmp", "unix:" + sock, "--timeout",
+                                     str(mt.VMIG_TIMEOUT_S), "--guest-args",
+                                     f"workload=dirty,verify,idle secs={SECS} ws=64M rate={RATE}"])
+    q = mt.Qmp(sock, v)
+    mt.wait_line(v, "PREPARED")
+    return v, q, time.monotonic()
+
+
+def postcopy_migration(rig, dst_env=None):
+    """A 64 MiB dirtying guest that pre-copy cannot move at BW, moved in post-copy close to
+    the end of its dirtying: verify then reads most pages as post-copy delivered them."""
+    src, q, t0 = source(rig)
+    dst, uri = rig.dest(env=dst_env)
+    q.cmd("migrate-set-capabilities", capabilities=PC_CAP)
+    mt.set_params(q, max_bandwidth=BW)
+    mt.start(q, uri)
+    info = mt.hold(q, t0 + SWITCH_AT)
+    check(info["status"] == "active" and info["x-vmig"]["passes"] >= 2 and
+          info["expected-downtime"] > 300, f"pre-copy converged or is stuck: {info}")
+    log(f"pre-copy: {info['x-vmig']['passes']} passes, expected downtime "
+        f"{info['expected-downtime']} ms, {info['ram']['remaining']} bytes dirty")
+    q.cmd("migrate-start-postcopy")
+    return src, q, dst, mt.wait_final(q, 60)
+
+
+def dest_figures(dst):
+    dq = mt.Qmp(dst.sock, dst)
+    info = dq.cmd("query-migrate")
+    dq.close()
+    check(info["status"] == "completed", f"destination: {info}")
+    return info["x-vmig"]["postcopy"]
+
+
+def case_dirty(rig):
+    src, q, dst, info = postcopy_migration(rig)
+    check(info["status"] == "completed", f"source: {info}")
+    pc = info["x-vmig"].get("postcopy", {})
+    log(f"source: downtime {info['downtime']} ms, post-copy {pc}")
+    check(pc.get("discarded-pages", 0) > 0 and pc.get("bytes", 0) > 0, f"source {pc}")
+    check(info["ram"]["postcopy-bytes"] == pc["bytes"], f"postcopy-bytes {info['ram']}")
+    pc = dest_figures(dst)
+    log(f"destination post-copy: {pc}")
+    check(pc["faults"] > 0 and pc["requests"] > 0 and pc["fault-us-p50"] > 0 and
+          pc["fault-us-p99"] >= pc["fault-us-p50"], f"no fault was served: {pc}")
+    mt.quit_source(src, q)
+    mt.assert_verified(dst)
+
+
+def case_negative(rig):
+    _, _, dst, info = postcopy_migration(
+        rig, dst_env={"VMIG_TEST_POSTCOPY_UNREGISTER_EARLY": "1"})
+    log(f"source: {info['status']} {info.get('error-desc', '')}")
+    rc = dst.wait(60)
+    ver = [r for r in mt.report(dst.guest_lines(), "RESULT") if r.get("workload") == "verify"]
+    log(f"destination (registration dropped early): rc={rc} {ver} {dst.tail()[-300:]}")
+    # Zeros where pages belong: a mismatch, or a guest that crashed on zeroed structures.
+    check(rc != 0 and (not ver or int(ver[0]["mismatches"]) > 0),
+          f"the pages read before they arrived went unnoticed: rc={rc} {ver}")
+
+
+def refused(q, uri, what):
+    try:
+        q.cmd("migrate", uri=uri)
+    except mt.QmpError as e:
+        log(f"{what}: refused: {e}")
+        check("postcopy-ram" in str(e), f"{what}: the reason does not name post-copy: {e}")
+        return
+    raise mt.Failure(f"{what}: migrate was accepted")
+
+
+def case_refused(rig):
+    src, q = rig.source(6)
+    try:
+        q.cmd("migrate-start-postcopy")
+        raise mt.Failure("migrate-start-postcopy without a migration was accepted")
+    except mt.QmpError as e:
+        log(f"no migration: {e}")
+    q.cmd("migrate-set-capabilities",
+          capabilities=PC_CAP + [{"capability": "multifd", "state": True}])
+    refused(q, f"tcp:127.0.0.1:{mt.free_port()}", "multifd")
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": False}])
+    refused(q, "file:" + rig.path("snap"), "file")
+    q.cmd("migrate-set-capabilities",
+          capabilities=[{"capability": "postcopy-ram", "state": False}])
+    dst, uri = rig.dest()
+    mt.set_params(q, max_bandwidth=8 << 20)
+    mt.start(q, uri)
+    try:
+        q.cmd("migrate-start-postcopy")
+        raise mt.Failure("migrate-start-postcopy without postcopy-ram was accepted")
+    except mt.QmpError as e:
+        log(f"without the capability: {e}")
+        check("postcopy-ram" in str(e), f"{e}")
+    mt.set_params(q, max_bandwidth=0)
+    info = mt.wait_final(q, 60)
+    check(info["status"] == "completed" and "postcopy" not in info["x-vmig"], f"{info}")
+    mt.quit_source(src, q)
+    mt.assert_verified(dst)
+
+
+if __name__ == "__main__":
+    sys.exit(mt.main({"dirty": case_dirty, "negative": case_negative, "refused": case_refused},
+                     __doc__))
