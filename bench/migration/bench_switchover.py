@@ -71,8 +71,7 @@ def one(rig, which):
     return info
 
 
-def bench(name, value, unit):
-    print(f"BENCH {name} {value:.3f} {unit}", flush=True)
+bench = mt.bench
 
 
 def report(res):
@@ -98,12 +97,9 @@ def report(res):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("SKIP: /dev/kvm is not usable here")
+    rig = mt.bench_rig(__doc__)
+    if not rig:
         return 77
-    rig = mt.Rig(os.path.abspath(sys.argv[1]), None)
     res = {"sva": [], "idle": []}
     try:
         for _ in range(REPEATS):  # alternately: both see the same machine noise

@@ -25,6 +25,21 @@
 /* Register fields as (shift, width) pairs: FIELD_GET/FIELD_SET/FGET/FSET. */
 #include "arch/field.h"
 
+/* CLOCK_REALTIME ms from now: a pthread_cond_timedwait deadline. */
+static inline struct timespec realtime_after_ms(unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 /* CLOCK_MONOTONIC in nanoseconds: durations and deadlines. */
 static inline uint64_t monotonic_ns(void)
 {

@@ -40,9 +40,18 @@ class Client:
     """A minimal QMP client: one JSON object per line from the server."""
 
     def __init__(self, path, negotiate=True):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(10)
-        self.s.connect(path)
+        # The path appears at bind(), a moment before listen(): refused until then.
+        for attempt in range(200):
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(10)
+            try:
+                self.s.connect(path)
+                break
+            except ConnectionRefusedError:
+                self.s.close()
+                if attempt == 199:
+                    raise
+                time.sleep(0.025)
         self.buf = b""
         self.events = []
         self.greeting = self.recv()

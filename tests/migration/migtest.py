@@ -406,6 +406,22 @@ def crc32c(data):
 # Running a case ------------------------------------------------------------------------
 
 
+def bench(name, value, unit):
+    """A benchmark figure, in the project's format."""
+    print(f"BENCH {name} {value:.3f} {unit}", flush=True)
+
+
+def bench_rig(doc):
+    """A benchmark's start (usage: SCRIPT VMIG): its Rig, or None when KVM is not usable
+    here (it said SKIP; exit 77)."""
+    if len(sys.argv) != 2:
+        sys.exit(doc)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("SKIP: /dev/kvm is not usable here")
+        return None
+    return Rig(os.path.abspath(sys.argv[1]), None)
+
+
 def main(cases, doc):
     if len(sys.argv) != 3 or sys.argv[2] not in cases:
         sys.exit(f"usage: {sys.argv[0]} VMIG {{{'|'.join(cases)}}}\n{doc}")

@@ -19,6 +19,13 @@ Before COMMIT the source must roll back (failed, the reason in error-desc, the g
 running); once it sent COMMIT it must stay in postmigrate, paused, failed, until `cont`
 releases it (the design's "exactly one copy"). Each case checks both and the reason. The
 guest then migrates to a real destination and verifies every page (exit 0).
+
+Usage: test_mig_hostile_dest.py VMIG postcopy: in post-copy (postcopy-ram, then
+migrate-start-postcopy), fake destinations that
+  pc-before-commit   ask for a page right after END, before READY: the source rolls back
+  pc-outside         after RUNNING ask for a page far outside guest RAM: the source fails,
+                     and stays postmigrate with `cont` refused (the guest ran there)
+  pc-unaligned       after RUNNING ask for an unaligned address: the same
 """
 import os
 import socket
@@ -34,6 +41,7 @@ from migtest import check, log  # noqa: E402
 HDR_LEN, REC = 64, struct.Struct("<HHIQIIII")
 SEC_STREAM = 1
 T_PASS, T_END, T_READY, T_COMMIT, T_RUNNING, T_ERROR = 2, 3, 5, 6, 7, 8
+T_PC_REQ = 12
 ANSWER_MS = 3000
 
 
@@ -49,8 +57,8 @@ class FakeDest:
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
-    def record(self, rtype, length=0, payload=b"", arg=0):
-        h = struct.pack("<HHIQIII", SEC_STREAM, rtype, length, arg, 0, mt.crc32c(payload),
+    def record(self, rtype, length=0, payload=b"", arg=0, count=0):
+        h = struct.pack("<HHIQIII", SEC_STREAM, rtype, length, arg, count, mt.crc32c(payload),
                         self.seq)
         self.seq += 1
         return h + struct.pack("<I", mt.crc32c(h)) + payload
@@ -101,6 +109,10 @@ class FakeDest:
 
     def _after_end(self, s):
         how = self.how
+        if how == "pc-before-commit":
+            return s.sendall(self.record(T_PC_REQ, arg=0, count=1))
+        if how.startswith("pc-"):
+            return self._postcopy(s)
         answers = {
             "too-long": lambda: struct.pack("<HHIQIII", SEC_STREAM, T_ERROR, 16 << 20, 0, 0, 0,
                                             self.seq),
@@ -115,6 +127,14 @@ class FakeDest:
         if how == "too-long":  # a header with a good checksum, announcing too much
             data += struct.pack("<I", mt.crc32c(data))
         s.sendall(data)
+
+    def _postcopy(self, s):
+        s.sendall(self.record(T_READY))
+        for sec, typ in self._records(s):
+            if sec == SEC_STREAM and typ == T_COMMIT:
+                gpa = 1 << 50 if self.how == "pc-outside" else 0x100800
+                return s.sendall(self.record(T_RUNNING) +
+                                 self.record(T_PC_REQ, arg=gpa, count=1))
 
     def close(self):
         self.ls.close()
@@ -136,15 +156,21 @@ CASES = [
 ]
 
 
+def failed_with(info, how, expect):
+    """The migration failed and error-desc says expect: the error text."""
+    err = info.get("error-desc", "")
+    check(info["status"] == "failed" and expect in err,
+          f"{how}: {info['status']} '{err}', expected '{expect}'")
+    return err
+
+
 def one_case(rig, q, how, expect, may_commit):
     fake = FakeDest(how, rig.rng)
     try:
         info = mt.migrate(q, fake.uri, timeout=30)
     finally:
         fake.close()
-    err = info.get("error-desc", "")
-    check(info["status"] == "failed" and expect in err,
-          f"{how}: {info['status']} '{err}', expected '{expect}'")
+    err = failed_with(info, how, expect)
     st = q.status()
     if st == "postmigrate":
         check(may_commit, f"{how}: postmigrate although no COMMIT could have gone out")
@@ -171,5 +197,41 @@ def case_all(rig):
         f"checked={r['checked']}")
 
 
+PC_CASES = [
+    ("pc-before-commit", "a post-copy record outside post-copy", False),
+    ("pc-outside", "a page request outside guest RAM", True),
+    ("pc-unaligned", "a page request outside guest RAM, or malformed", True),
+]
+
+
+def case_postcopy(rig):
+    for how, expect, committed in PC_CASES:
+        src, q = rig.source(30, env={"VMIG_TEST_ANSWER_MS": str(ANSWER_MS)})
+        q.cmd("migrate-set-capabilities",
+              capabilities=[{"capability": "postcopy-ram", "state": True}])
+        mt.set_params(q, downtime_limit=0)  # pre-copy never switches by itself
+        fake = FakeDest(how, rig.rng)
+        try:
+            mt.start(q, fake.uri)
+            mt.hold(q, time.monotonic() + 0.5)
+            q.cmd("migrate-start-postcopy")
+            info = mt.wait_final(q, 30)
+        finally:
+            fake.close()
+        err = failed_with(info, how, expect)
+        st = q.status()
+        log(f"{how}: {st}: {err}")
+        if not committed:
+            check(st == "running", f"{how}: the source is {st}, not rolled back")
+            continue
+        check(st == "postmigrate", f"{how}: the source is {st} after RUNNING in post-copy")
+        try:
+            q.cmd("cont")
+            raise mt.Failure(f"{how}: cont resumed a source whose guest ran in post-copy")
+        except mt.QmpError as e:
+            check("post-copy" in str(e), f"{how}: cont refused for another reason: {e}")
+        src.kill()
+
+
 if __name__ == "__main__":
-    sys.exit(mt.main({"all": case_all}, __doc__))
+    sys.exit(mt.main({"all": case_all, "postcopy": case_postcopy}, __doc__))

@@ -14,9 +14,17 @@ usage: test_mig_postcopy.py VMIG CASE
             (VMIG_TEST_POSTCOPY_UNREGISTER_EARLY=1): the guest must find mismatches
   refused   what post-copy cannot do is refused at migrate with a reason (multifd, a file);
             migrate-start-postcopy without the capability or without a migration
+  hostile   a proxy between the two rewrites the source's post-copy stream: after the first
+            post-copy page it sends that page again, then again with other bytes (both
+            arrive for a page already placed: kept as it is, counted as duplicates, the
+            guest verifies clean); in a second migration a post-copy page outside guest RAM
+            (the destination fails and says so)
 """
 import os
+import socket
+import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -95,6 +103,142 @@ def case_negative(rig):
           f"the pages read before they arrived went unnoticed: rc={rc} {ver}")
 
 
+REC = struct.Struct("<HHIQIII")  # struct mig_rec without its crc
+SEC_RAM, T_PC_DATA, T_PC_ZERO = 2, 4, 5
+
+
+class RecordProxy:
+    """Forwards one migration connection, rewriting the source's records: after the first
+    post-copy page it sends `inject(header, payload)`'s records too, and renumbers every
+    record after them (a record's sequence number and crc are per channel)."""
+
+    def __init__(self, target_uri, inject):
+        self.inject, self.injected = inject, 0
+        self.target = ("127.0.0.1", int(target_uri.rsplit(":", 1)[1]))
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.uri = f"tcp:127.0.0.1:{self.ls.getsockname()[1]}"
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    @staticmethod
+    def _read(s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    @staticmethod
+    def rec(fields, payload):
+        h = REC.pack(*fields)
+        return h + struct.pack("<I", mt.crc32c(h)) + payload
+
+    def _down(self, d, s):
+        try:
+            while True:
+                data = d.recv(1 << 16)
+                if not data:
+                    break
+                s.sendall(data)
+        except OSError:
+            pass
+        for x in (s, d):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _up(self, s, d):
+        d.sendall(self._read(s, 64))
+        while True:
+            fields = list(REC.unpack(self._read(s, REC.size)))
+            self._read(s, 4)
+            payload = self._read(s, fields[2])
+            fields[6] += self.injected
+            d.sendall(self.rec(fields, payload))
+            if fields[0] == SEC_RAM and fields[1] in (T_PC_DATA, T_PC_ZERO) and \
+                    not self.injected:
+                extra = self.inject(fields, payload)
+                for i, (f, p) in enumerate(extra):
+                    f[6] = fields[6] + 1 + i
+                    d.sendall(self.rec(f, p))
+                self.injected = len(extra)
+
+    def _run(self):
+        try:
+            s, _ = self.ls.accept()
+            d = socket.create_connection(self.target)
+        except OSError:
+            return
+        threading.Thread(target=self._down, args=(d, s), daemon=True).start()
+        try:
+            self._up(s, d)
+        except (EOFError, OSError):
+            pass
+        for x in (s, d):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.ls.close()
+        self.t.join(30)
+
+
+def again_and_tampered(fields, payload):
+    """The same page again, then again with other bytes (a valid record each)."""
+    other = bytes(b ^ 0x5A for b in payload)
+    tampered = list(fields)
+    tampered[5] = mt.crc32c(other)
+    return [(list(fields), payload), (tampered, other)]
+
+
+def outside_ram(fields, payload):
+    far = list(fields)
+    far[3] = 1 << 46
+    return [(far, payload)]
+
+
+def proxied_migration(rig, inject):
+    src, q, t0 = source(rig)
+    dst, uri = rig.dest()
+    proxy = RecordProxy(uri, inject)
+    q.cmd("migrate-set-capabilities", capabilities=PC_CAP)
+    mt.set_params(q, max_bandwidth=BW)
+    mt.start(q, proxy.uri)
+    mt.hold(q, t0 + SWITCH_AT)
+    q.cmd("migrate-start-postcopy")
+    info = mt.wait_final(q, 60)
+    proxy.close()
+    check(proxy.injected, "the proxy saw no post-copy page")
+    return src, q, dst, info
+
+
+def case_hostile(rig):
+    src, q, dst, info = proxied_migration(rig, again_and_tampered)
+    check(info["status"] == "completed", f"source: {info}")
+    pc = dest_figures(dst)
+    log(f"destination post-copy with a page sent again and tampered: {pc}")
+    check(pc["duplicates"] >= 2, f"the injected arrivals were not refused as duplicates: {pc}")
+    mt.quit_source(src, q)
+    mt.assert_verified(dst)
+    src, q, dst, info = proxied_migration(rig, outside_ram)
+    dq = mt.Qmp(dst.sock, dst)
+    dinfo = mt.wait_final(dq, 30)
+    dq.close()
+    log(f"page outside RAM: destination {dinfo['status']}: {dinfo.get('error-desc')}")
+    check(dinfo["status"] == "failed" and "outside guest RAM" in dinfo.get("error-desc", ""),
+          f"destination: {dinfo}")
+    check(info["status"] == "failed", f"source: {info}")
+    src.kill()
+    dst.kill()
+
+
 def refused(q, uri, what):
     try:
         q.cmd("migrate", uri=uri)
@@ -136,5 +280,5 @@ def case_refused(rig):
 
 
 if __name__ == "__main__":
-    sys.exit(mt.main({"dirty": case_dirty, "negative": case_negative, "refused": case_refused},
-                     __doc__))
+    sys.exit(mt.main({"dirty": case_dirty, "negative": case_negative, "refused": case_refused,
+                      "hostile": case_hostile}, __doc__))

@@ -478,20 +478,6 @@ static bool engine_wait_unbusy_locked(struct sdma *s, const struct timespec *dea
 	return true;
 }
 
-static struct timespec deadline_in_ms(unsigned ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * Blocked on a stall, the descriptor does no DMA until the fault is answered: that is the
  * VMM's to drain before it asks for P2P (MIGRATION.md), and waiting here cannot help.
@@ -503,13 +489,13 @@ static bool engine_blocked_on_fault(struct sdma *s)
 
 int sdma_engine_hold(struct sdma *s)
 {
-	struct timespec dl = deadline_in_ms(s->cfg.quiesce_ms), step;
+	struct timespec dl = realtime_after_ms(s->cfg.quiesce_ms), step;
 	bool timed_out = false;
 
 	pthread_mutex_lock(&s->lock);
 	s->run_allowed = false;
 	while (s->busy && !engine_blocked_on_fault(s) && !timed_out) {
-		step = deadline_in_ms(1);
+		step = realtime_after_ms(1);
 		pthread_cond_timedwait(&s->cond, &s->lock, &step);
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -527,7 +513,7 @@ int sdma_engine_hold(struct sdma *s)
 
 void sdma_engine_quiesce(struct sdma *s, bool hard)
 {
-	struct timespec dl = deadline_in_ms(hard ? 0 : s->cfg.quiesce_ms);
+	struct timespec dl = realtime_after_ms(hard ? 0 : s->cfg.quiesce_ms);
 
 	pthread_mutex_lock(&s->lock);
 	s->run_allowed = false;
@@ -537,7 +523,7 @@ void sdma_engine_quiesce(struct sdma *s, bool hard)
 		pthread_mutex_unlock(&s->lock);
 		smmu_dma_terminate_stalls(s->cfg.smmu, s->cfg.sid);
 		pthread_mutex_lock(&s->lock);
-		dl = deadline_in_ms(10);
+		dl = realtime_after_ms(10);
 	}
 	s->rollback_req = false;
 	pthread_mutex_unlock(&s->lock);
@@ -556,7 +542,7 @@ void sdma_get_stats(struct sdma *s, struct sdma_stats *st)
 
 int sdma_wait_idle(struct sdma *s, unsigned timeout_ms)
 {
-	struct timespec dl = deadline_in_ms(timeout_ms);
+	struct timespec dl = realtime_after_ms(timeout_ms);
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);

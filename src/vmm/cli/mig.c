@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "vmm/cli/cli.h"
 #include "vmm/control/control.h"
 #include "vmm/machine.h"
@@ -98,15 +99,9 @@ void cli_mig_destroy(struct cli_mig *cm)
 /* Waits up to CLI_MIG_POLL_MS for incoming_done; true once it came. */
 static bool cli_mig_wait_done(struct cli_mig *cm)
 {
-	struct timespec ts;
+	struct timespec ts = realtime_after_ms(CLI_MIG_POLL_MS);
 	bool done;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += CLI_MIG_POLL_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&cm->lock);
 	if (!cm->incoming_done)
 		pthread_cond_timedwait(&cm->cond, &cm->lock, &ts);

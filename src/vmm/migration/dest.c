@@ -369,9 +369,13 @@ static int dst_sections_setup(struct migration *mig, char *err, size_t errlen)
 /* The source switches to post-copy: its pages then come on the main channel alone. */
 static int dst_postcopy_switch(struct migration *mig, char *err, size_t errlen)
 {
-	if (mig->chans[0].is_file || mig->nr_chans != 1) {
-		snprintf(err, errlen, "post-copy over %s: the source cannot do that",
-			 mig->chans[0].is_file ? "a file" : "multifd channels");
+	bool devices = mig_section_find(mig, MIG_SEC_VFIO) || mig_section_find(mig, MIG_SEC_VSMMU);
+
+	if (mig->chans[0].is_file || mig->nr_chans != 1 || devices) {
+		snprintf(err, errlen, "post-copy %s: not something a vmig source sends",
+			 mig->chans[0].is_file ? "in a file"
+			 : devices	       ? "with devices"
+					       : "over multifd channels");
 		return -EBADMSG;
 	}
 	mig->postcopy = true;
@@ -456,9 +460,6 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 	int ret = dst_join_ram(mig);
 	if (ret < 0)
 		snprintf(err, errlen, "%.400s", mig->error);
-	/* Every pre-copy page landed: the ones still to come go absent before anything runs. */
-	if (ret == 0 && mig->postcopy)
-		ret = mig_pc_dest_prepare(mig, err, errlen);
 
 	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
 		uint64_t t = mig_now_ns();
@@ -467,6 +468,10 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 		if (h == DST_POST_LOAD)
 			mig->phases.post_load_us = (mig_now_ns() - t) / 1000;
 	}
+	/* Every pre-copy page landed and nothing else touches RAM before COMMIT: the pages
+	 * still to come go absent now. */
+	if (ret == 0 && mig->postcopy)
+		ret = mig_pc_dest_prepare(mig, err, errlen);
 	return ret;
 }
 
@@ -520,7 +525,14 @@ static int dst_run(struct migration *mig, char *err, size_t errlen)
 		}
 	}
 	__atomic_store_n(&mig->incoming_pending, false, __ATOMIC_RELEASE);
-	int ret = machine_start(mig->m);
+	/* Faults ask the source from now on (it takes requests once it committed). */
+	int ret = mig->postcopy ? mig_pc_dest_start(mig) : 0;
+	if (ret < 0) {
+		snprintf(err, errlen, "post-copy: cannot start the fault thread: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	ret = machine_start(mig->m);
 	uint64_t now = mig_realtime_ns();
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
@@ -554,6 +566,10 @@ static int dst_postcopy(struct migration *mig, char *err, size_t errlen)
 	if (ret == 0) {
 		mig->end_ns = mig_now_ns();
 		mig_set_status(mig, MIG_STATUS_POSTCOPY_ACTIVE, MIG_STATUS_COMPLETED);
+	} else {
+		/* Pages of this guest are still on the source only: it cannot move on. */
+		migration_add_blocker(mig, "post-copy did not finish: pages of this guest are "
+					   "still on its source only, so it cannot migrate on");
 	}
 	return ret;
 }
@@ -589,6 +605,7 @@ static int dst_load(struct migration *mig, char *err, size_t errlen)
 
 static void dst_cleanup(struct migration *mig)
 {
+	mig_pc_dest_stop(mig); /* its fault thread writes the main channel */
 	for (unsigned i = 0; i < mig->nr_sections; i++) {
 		struct mig_section *s = &mig->sections[i];
 		if (s->ops->load_cleanup)

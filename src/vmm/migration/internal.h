@@ -245,6 +245,7 @@ struct migration {
 
 	/* Post-copy (postcopy.c). */
 	bool postcopy_asked; /* atomic: migrate-start-postcopy, taken at the end of a pass */
+	bool precopy_over;   /* under lock (atomic reads): the switchover is decided */
 	bool postcopy;	     /* this run switched (source) or was told so (destination) */
 	bool incoming_told;  /* destination: incoming_done was called */
 	struct mig_pc *pc;
@@ -337,9 +338,15 @@ int mig_pc_source_switch(struct migration *mig);
 int mig_pc_send(struct migration *mig, uint16_t type, uint64_t arg, uint32_t count);
 /* Destination, loaded: pages to come made absent, faults caught (before the vCPUs run). */
 int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen);
+/* Destination, after COMMIT: faults turn into requests from here. */
+int mig_pc_dest_start(struct migration *mig);
+/* Destination: no more requests (the main channel is about to close). */
+void mig_pc_dest_stop(struct migration *mig);
 /* Destination, running: places pages as they come until every one is there. */
 int mig_pc_dest_run(struct migration *mig, char *err, size_t errlen);
-void mig_pc_free(struct migration *mig);
+/* Frees the post-copy state; one whose registration still has holes the guest needs
+ * stays, unless the VM goes (destroying). */
+void mig_pc_free(struct migration *mig, bool destroying);
 void mig_pc_query(struct migration *mig, struct mig_info *o);
 
 /* Source and destination threads (source.c, dest.c). */

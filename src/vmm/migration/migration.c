@@ -252,7 +252,7 @@ void migration_destroy(struct migration *mig)
 	for (unsigned i = 0; i < mig->nr_blockers; i++)
 		free(mig->blockers[i]);
 	mig_tls_objects_free(mig);
-	mig_pc_free(mig);
+	mig_pc_free(mig, true);
 	free(mig->timeline);
 	if (mig->listen_fd >= 0)
 		close(mig->listen_fd);
@@ -318,8 +318,8 @@ static void mig_reset_run(struct migration *mig)
 	mig->phases = (struct mig_downtime_phases){0};
 	mig->committed = false;
 	mig->end_sent = false;
-	mig->postcopy = mig->postcopy_asked = mig->incoming_told = false;
-	mig_pc_free(mig);
+	mig->postcopy = mig->postcopy_asked = mig->incoming_told = mig->precopy_over = false;
+	mig_pc_free(mig, false);
 	mig->rp_msg = 0;
 	mig->rp_done = false;
 	mig->crew_done = 0;
@@ -426,6 +426,10 @@ int migration_start_postcopy(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "postcopy-ram was off when this migration started: set the capability "
 			 "before migrate");
+		ret = -EINVAL;
+	} else if (mig->precopy_over) {
+		snprintf(err, errlen,
+			 "too late: the switchover has begun and the migration ends in pre-copy");
 		ret = -EINVAL;
 	} else {
 		__atomic_store_n(&mig->postcopy_asked, true, __ATOMIC_RELEASE);
@@ -723,6 +727,11 @@ int migration_release_source(struct migration *mig, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "the migration completed: the guest runs on the destination "
 			 "and resuming it here would run two copies");
+		ret = -EPERM;
+	} else if (mig->postcopy && mig->rp_msg == MIG_T_RUNNING) {
+		snprintf(err, errlen,
+			 "post-copy: the guest runs on the destination, with pages only this "
+			 "copy holds; resuming it here would run two copies");
 		ret = -EPERM;
 	}
 	pthread_mutex_unlock(&mig->lock);

@@ -32,16 +32,14 @@
 #include "vmm/migration/internal.h"
 #include "vmm/migration/uffd.h"
 
-#define PC_QUEUE   1024u      /* source: requests waiting (more are dropped: see below) */
-#define PC_LAT_MAX (1u << 20) /* destination: fault latencies kept for the percentiles */
+#define PC_LAT_MAX (1u << 16) /* destination: the first faults' latencies (percentiles) */
 #define PC_POLL_MS 100
 
 struct mig_pc {
-	/* Source, under mig->lock. */
-	uint64_t queue[PC_QUEUE]; /* requested GPAs */
-	unsigned q_head, q_n;
+	/* Source, under mig->lock: pages asked for and not yet sent, by page (none dropped). */
+	uint64_t *asked;
+	uint64_t asked_n, asked_from;
 	bool dest_done;
-	uint64_t dropped;
 	/* Both: figures (atomics). */
 	uint64_t bytes, discarded, requests, faults, duplicates;
 	/* Destination. */
@@ -78,16 +76,16 @@ bool mig_pc_source_request(struct migration *mig, uint64_t gpa, uint32_t count)
 {
 	struct mig_pc *pc = mig->pc;
 
-	if (!pc || count != 1 || gpa % GUEST_PAGE_SIZE ||
+	uint64_t pfn = gpa >> GUEST_PAGE_SHIFT;
+
+	if (!pc || !pc->asked || count != 1 || gpa % GUEST_PAGE_SIZE ||
 	    !guest_mem_ptr(mig->m->mem, gpa, GUEST_PAGE_SIZE))
 		return false;
 	pthread_mutex_lock(&mig->lock);
-	/* A full queue drops the request: the page still comes with the walk, or (a page never
-	 * dirty) is asked for again by the destination once the walk is over. */
-	if (pc->q_n < PC_QUEUE)
-		pc->queue[(pc->q_head + pc->q_n++) % PC_QUEUE] = gpa;
-	else
-		pc->dropped++;
+	if (!bitmap_test(pc->asked, pfn)) {
+		bitmap_set_range(pc->asked, pfn, 1);
+		pc->asked_n++;
+	}
 	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
 	__atomic_add_fetch(&pc->requests, 1, __ATOMIC_RELAXED);
@@ -109,22 +107,21 @@ enum pc_next { PC_IDLE, PC_REQUEST, PC_DEST_DONE, PC_LINK_DOWN };
 static enum pc_next pc_src_next(struct migration *mig, bool wait, uint64_t *gpa)
 {
 	struct mig_pc *pc = mig->pc;
-	struct timespec dl;
+	struct timespec dl = realtime_after_ms(PC_POLL_MS);
 	enum pc_next n;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += PC_POLL_MS * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&mig->lock);
-	if (wait && !pc->q_n && !pc->dest_done && !mig->rp_done)
+	if (wait && !pc->asked_n && !pc->dest_done && !mig->rp_done)
 		pthread_cond_timedwait(&mig->cond, &mig->lock, &dl);
-	if (pc->q_n) {
-		*gpa = pc->queue[pc->q_head];
-		pc->q_head = (pc->q_head + 1) % PC_QUEUE;
-		pc->q_n--;
+	if (pc->asked_n) {
+		uint64_t pages = mig_ram_pages(mig->ram);
+		uint64_t p = bitmap_find_next_set(pc->asked, pages, pc->asked_from);
+		if (p >= pages)
+			p = bitmap_find_next_set(pc->asked, pages, 0);
+		bitmap_clear_range(pc->asked, p, 1);
+		pc->asked_n--;
+		pc->asked_from = p + 1;
+		*gpa = p << GUEST_PAGE_SHIFT;
 		n = PC_REQUEST;
 	} else {
 		n = pc->dest_done ? PC_DEST_DONE : mig->rp_done ? PC_LINK_DOWN : PC_IDLE;
@@ -175,9 +172,8 @@ int mig_pc_source_run(struct migration *mig)
 		ret = pc_src_step(mig, &w, &done_sent);
 		__atomic_store_n(&mig->pc->bytes, pc_bytes_out(mig) - b0, __ATOMIC_RELAXED);
 	}
-	TRACE(mig_postcopy_source, "ret=%d bytes=%llu requests=%llu dropped=%llu", ret,
-	      (unsigned long long)mig->pc->bytes, (unsigned long long)mig->pc->requests,
-	      (unsigned long long)mig->pc->dropped);
+	TRACE(mig_postcopy_source, "ret=%d bytes=%llu requests=%llu", ret,
+	      (unsigned long long)mig->pc->bytes, (unsigned long long)mig->pc->requests);
 	if (ret < 0 && !mig->error[0])
 		mig_set_error(mig, "post-copy: the destination's link failed (%s)",
 			      mig_io_strerror(-ret));
@@ -188,9 +184,16 @@ int mig_pc_source_run(struct migration *mig)
 int mig_pc_source_switch(struct migration *mig)
 {
 	struct mig_pc *pc = pc_get(mig);
-	int ret = pc ? mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_POSTCOPY, 0, 0, NULL, 0)
-		     : -ENOMEM;
+	uint64_t *asked = pc ? bitmap_alloc(mig_ram_pages(mig->ram)) : NULL;
+	int ret = asked
+		      ? mig_chan_send(&mig->chans[0], MIG_SEC_STREAM, MIG_T_POSTCOPY, 0, 0, NULL, 0)
+		      : -ENOMEM;
 
+	if (asked) {
+		pthread_mutex_lock(&mig->lock); /* the return path reads it */
+		pc->asked = asked;
+		pthread_mutex_unlock(&mig->lock);
+	}
 	if (ret == 0) {
 		pc->discarded = mig_ram_dirty_pages(mig->ram);
 		ret = mig_ram_send_discards(mig->ram, &mig->chans[0]);
@@ -281,11 +284,14 @@ static int pc_punch(struct migration *mig)
 	uint64_t pages = mig_ram_pages(mig->ram);
 	int ret = 0;
 
+	/* By runs: this is downtime (no run spans the hole, whose bits are never set). */
 	for (uint64_t p = bitmap_find_next_set(pc->needed, pages, 0); p < pages && ret == 0;
-	     p = bitmap_find_next_set(pc->needed, pages, p + 1)) {
+	     p = bitmap_find_next_set(pc->needed, pages, p)) {
+		uint64_t end = bitmap_find_next_clear(pc->needed, pages, p);
 		ret = mig_uffd_discard(pc->uffd, pc_gpa_to_off(gm, p << GUEST_PAGE_SHIFT),
-				       GUEST_PAGE_SIZE);
-		pc->needed_n++;
+				       (end - p) << GUEST_PAGE_SHIFT);
+		pc->needed_n += end - p;
+		p = end;
 	}
 	return ret;
 }
@@ -312,14 +318,21 @@ int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen)
 		ret = mig_uffd_open(gm->host, gm->size, &pc->uffd, err, errlen);
 	if (ret == 0 && (ret = pc_punch(mig)) < 0)
 		snprintf(err, errlen, "post-copy: making stale pages absent: %s", strerror(-ret));
-	if (ret == 0) {
-		ret = -pthread_create(&pc->fault_thread, NULL, pc_fault_thread, mig);
-		pc->fault_live = ret == 0;
-	}
-	pc->discarded = pc->needed_n;
+	if (pc)
+		pc->discarded = pc->needed_n;
 	if (ret < 0 && !err[0])
 		snprintf(err, errlen, "post-copy: %s", strerror(-ret));
-	TRACE(mig_postcopy_dest, "pages to come=%llu: %d", (unsigned long long)pc->needed_n, ret);
+	TRACE(mig_postcopy_dest, "pages to come=%llu: %d",
+	      (unsigned long long)(pc ? pc->needed_n : 0), ret);
+	return ret;
+}
+
+int mig_pc_dest_start(struct migration *mig)
+{
+	struct mig_pc *pc = mig->pc;
+	int ret = -pthread_create(&pc->fault_thread, NULL, pc_fault_thread, mig);
+
+	pc->fault_live = ret == 0;
 	return ret;
 }
 
@@ -427,6 +440,12 @@ static void pc_stop_faults(struct mig_pc *pc)
 	pc->fault_live = false;
 }
 
+void mig_pc_dest_stop(struct migration *mig)
+{
+	if (mig->pc)
+		pc_stop_faults(mig->pc);
+}
+
 static void pc_unregister(struct mig_pc *pc)
 {
 	pc_stop_faults(pc);
@@ -520,7 +539,7 @@ void mig_pc_query(struct migration *mig, struct mig_info *o)
 		pc_latencies(pc, o);
 }
 
-void mig_pc_free(struct migration *mig)
+void mig_pc_free(struct migration *mig, bool destroying)
 {
 	struct mig_pc *pc = mig->pc;
 
@@ -528,9 +547,11 @@ void mig_pc_free(struct migration *mig)
 		return;
 	pc_stop_faults(pc);
 	/* A registration still here has holes the guest needs: it stays for the VM's life. */
+	if (pc->uffd && !destroying)
+		return;
 	if (pc->uffd)
-		log_warn("post-copy: %llu pages never arrived; the guest waits for them",
-			 (unsigned long long)pc->needed_n);
+		mig_uffd_close(pc->uffd);
+	free(pc->asked);
 	free(pc->needed);
 	free(pc->requested);
 	free(pc->req_ns);

@@ -283,8 +283,10 @@ int mig_ram_send_share(struct mig_ram *r, struct mig_chan *ch, unsigned share, u
 		}
 		if (mig_cancelled(r->mig))
 			return -ECANCELED;
-		/* migrate-start-postcopy: the rest of this pass goes in post-copy, not first. */
-		if (__atomic_load_n(&r->mig->postcopy_asked, __ATOMIC_ACQUIRE))
+		/* migrate-start-postcopy: the rest of this pass goes in post-copy, not first
+		 * (never the switchover's own last send: it must go whole). */
+		if (__atomic_load_n(&r->mig->postcopy_asked, __ATOMIC_ACQUIRE) &&
+		    !__atomic_load_n(&r->mig->precopy_over, __ATOMIC_ACQUIRE))
 			return 0;
 	}
 	return 0;

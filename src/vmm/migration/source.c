@@ -220,17 +220,10 @@ static int src_answer_ms(void)
 
 static int src_wait_answer(struct migration *mig, int msg, const char *what)
 {
-	struct timespec dl;
 	int ret = 0;
-
 	int answer_ms = src_answer_ms();
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += answer_ms / 1000;
-	dl.tv_nsec += answer_ms % 1000 * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	struct timespec dl = realtime_after_ms((unsigned)answer_ms);
+
 	pthread_mutex_lock(&mig->lock);
 	while (mig->rp_msg != msg && !mig->rp_done && !mig_cancelled(mig) && ret == 0)
 		ret = pthread_cond_timedwait(&mig->cond, &mig->lock, &dl);
@@ -634,6 +627,20 @@ static bool src_postcopy_now(struct migration *mig)
 	return true;
 }
 
+/*
+ * The switchover is decided: from here migrate-start-postcopy is refused. One asked for
+ * after the last look but before this still counts (both under the lock).
+ */
+static int src_precopy_over(struct migration *mig)
+{
+	pthread_mutex_lock(&mig->lock);
+	if (__atomic_load_n(&mig->postcopy_asked, __ATOMIC_ACQUIRE))
+		mig->postcopy = true;
+	__atomic_store_n(&mig->precopy_over, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&mig->lock);
+	return 0;
+}
+
 /* Passes until the switchover fits; deadline_ns (0: none) bounds them. */
 static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 {
@@ -651,7 +658,7 @@ static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 		src_decide(mig, &p, &out);
 		src_record_pass(mig, &p, &out);
 		if (src_postcopy_now(mig) || out.decision == MIG_DECIDE_SWITCH)
-			return 0;
+			return src_precopy_over(mig);
 		if (out.decision == MIG_DECIDE_THROTTLE)
 			src_throttle_up(mig);
 	}
