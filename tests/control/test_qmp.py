@@ -106,9 +106,13 @@ class Client:
         self.s.close()
 
 
+STARTED = []  # every vmig a case started: killed when the case ends, whatever happened
+
+
 def start(sock, *args):
     p = subprocess.Popen([VMIG, "run", "--qmp", "unix:" + sock] + list(args),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(p)
     for _ in range(200):
         if os.path.exists(sock) or p.poll() is not None:
             break
@@ -400,6 +404,7 @@ def case_restore(sock):
         return
     p = subprocess.Popen([VMIG, "restore", "--qmp", "unix:" + sock, "--qmp-wait", snap],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(p)
     for _ in range(200):
         if os.path.exists(sock) or p.poll() is not None:
             break
@@ -430,9 +435,15 @@ def main():
         return 77
     with tempfile.TemporaryDirectory(prefix="vmig-qmp-") as d:
         sock = os.path.join(d, "qmp.sock")
-        {"protocol": case_protocol, "hostile": case_hostile, "wait": case_wait,
-         "devices": case_devices, "restore": case_restore,
-         "cli": case_cli}[case](sock)
+        try:
+            {"protocol": case_protocol, "hostile": case_hostile, "wait": case_wait,
+             "devices": case_devices, "restore": case_restore,
+             "cli": case_cli}[case](sock)
+        finally:
+            for p in STARTED:  # a failed case must not leave a guest running for minutes
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
     if FAILS:
         print("%d check(s) failed" % len(FAILS))
         return 1

@@ -70,7 +70,7 @@ def migrate_errors(c):
 DEFAULTS = {"downtime-limit": 300, "max-bandwidth": 0, "multifd-channels": 2,
             "cpu-throttle-initial": 20, "cpu-throttle-increment": 10, "max-cpu-throttle": 99,
             "x-vmig-max-passes": 0, "x-vmig-drain-limit": 5000, "x-vmig-device-dirty": "auto",
-            "tls-creds": "", "tls-hostname": "", "tls-authz": ""}
+            "x-vmig-postcopy-after": 0, "tls-creds": "", "tls-hostname": "", "tls-authz": ""}
 
 BAD_PARAMS = (
     ({"downtime-limit": 2000001}, "Parameter 'downtime-limit' expects an integer in the "
@@ -88,6 +88,8 @@ BAD_PARAMS = (
     ({"x-vmig-drain-limit": 0}, "Parameter 'x-vmig-drain-limit' expects an integer in the "
                                 "range of 1 to 600000 (ms)"),
     ({"x-vmig-drain-limit": 600001}, "Parameter 'x-vmig-drain-limit' expects"),
+    ({"x-vmig-postcopy-after": 1000001}, "Parameter 'x-vmig-postcopy-after' expects an integer "
+                                         "in the range of 0 to 1000000 (passes)"),
     ({"x-vmig-device-dirty": "magic"}, "Parameter 'x-vmig-device-dirty' expects one of auto, "
                                        "stage2, device-log, stage1, perpetual"),
     ({"x-vmig-device-dirty": 1}, "Invalid parameter type for 'x-vmig-device-dirty'"),
@@ -104,8 +106,8 @@ def parameters(c):
     new = {"downtime-limit": 50, "max-bandwidth": 100 << 20, "multifd-channels": 4,
            "cpu-throttle-initial": 30, "cpu-throttle-increment": 5, "max-cpu-throttle": 80,
            "x-vmig-max-passes": 12, "x-vmig-drain-limit": 750,
-           "x-vmig-device-dirty": "perpetual", "tls-creds": "", "tls-hostname": "dest.example",
-           "tls-authz": ""}
+           "x-vmig-device-dirty": "perpetual", "x-vmig-postcopy-after": 3, "tls-creds": "",
+           "tls-hostname": "dest.example", "tls-authz": ""}
     ok(c.cmd("migrate-set-parameters", new), "migrate-set-parameters, every one")
     check(c.cmd("query-migrate-parameters") == {"return": new}, "every parameter round-trips")
     ok(c.cmd("migrate-set-parameters", {"downtime-limit": 2000000, "max-bandwidth": 0}),
@@ -128,13 +130,14 @@ def caps(c):
 
 def capabilities(c):
     first = caps(c)
-    check(sorted(first) == ["auto-converge", "events", "multifd", "x-vmig-keep-listening"] and
+    check(sorted(first) == ["auto-converge", "events", "multifd", "postcopy-ram",
+                            "x-vmig-keep-listening"] and
           all(isinstance(v, bool) for v in first.values()), "the capabilities: %r" % first)
     set_ = lambda lst: c.cmd("migrate-set-capabilities", {"capabilities": lst})
     ok(set_([{"capability": "multifd", "state": True},
              {"capability": "auto-converge", "state": True}]), "set two capabilities")
     check(caps(c) == {"multifd": True, "auto-converge": True, "events": True,
-                      "x-vmig-keep-listening": False},
+                      "x-vmig-keep-listening": False, "postcopy-ram": False},
           "capabilities round-trip: %r" % caps(c))
     ok(set_([]), "an empty list")
     err(set_([{"capability": "multifd", "state": False}, {"capability": "xyz", "state": True}]),

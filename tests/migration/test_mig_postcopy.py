@@ -12,6 +12,8 @@ usage: test_mig_postcopy.py VMIG CASE
   negative  the negative control: the same with the destination dropping its userfaultfd
             registration as soon as the guest runs, the pages still to come absent
             (VMIG_TEST_POSTCOPY_UNREGISTER_EARLY=1): the guest must find mismatches
+  auto      the same guest with x-vmig-postcopy-after 2 instead of migrate-start-postcopy:
+            the engine switches by itself after two passes over the limit; verified clean
   refused   what post-copy cannot do is refused at migrate with a reason (multifd, a file);
             migrate-start-postcopy without the capability or without a migration
   hostile   a proxy between the two rewrites the source's post-copy stream: after the first
@@ -87,6 +89,23 @@ def case_dirty(rig):
     log(f"destination post-copy: {pc}")
     check(pc["faults"] > 0 and pc["requests"] > 0 and pc["fault-us-p50"] > 0 and
           pc["fault-us-p99"] >= pc["fault-us-p50"], f"no fault was served: {pc}")
+    mt.quit_source(src, q)
+    mt.assert_verified(dst)
+
+
+def case_auto(rig):
+    src, q, t0 = source(rig)
+    dst, uri = rig.dest()
+    q.cmd("migrate-set-capabilities", capabilities=PC_CAP)
+    mt.set_params(q, max_bandwidth=BW, x_vmig_postcopy_after=2)
+    mt.start(q, uri)
+    info = mt.wait_final(q, 60)
+    check(info["status"] == "completed" and "postcopy" in info["x-vmig"], f"source: {info}")
+    tl = q.cmd("query-vmig-timeline")["passes"]
+    over = [r for r in tl if r["expected-downtime-us"] > 300000]
+    log(f"switched by itself after {len(tl)} passes ({len(over)} over the limit): "
+        f"{info['x-vmig']['postcopy']}")
+    check(len(over) >= 2, f"the switch came before two passes over the limit: {tl}")
     mt.quit_source(src, q)
     mt.assert_verified(dst)
 
@@ -281,4 +300,4 @@ def case_refused(rig):
 
 if __name__ == "__main__":
     sys.exit(mt.main({"dirty": case_dirty, "negative": case_negative, "refused": case_refused,
-                      "hostile": case_hostile}, __doc__))
+                      "hostile": case_hostile, "auto": case_auto}, __doc__))

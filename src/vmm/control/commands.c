@@ -459,6 +459,7 @@ static const struct cmd cmd_table[] = {
       {"x-vmig-max-passes", JSON_INT, false},
       {"x-vmig-device-dirty", JSON_STRING, false},
       {"x-vmig-drain-limit", JSON_INT, false},
+      {"x-vmig-postcopy-after", JSON_INT, false},
       {"tls-creds", JSON_STRING, false},
       {"tls-hostname", JSON_STRING, false},
       {"tls-authz", JSON_STRING, false}},

@@ -440,6 +440,8 @@ static const struct mig_param_desc mig_param_descs[] = {
 	      "an integer in the range of 0 to 1000000"),
     MIG_PARAM("x-vmig-drain-limit", MIG_PARAM_X_VMIG_DRAIN_LIMIT, x_vmig_drain_limit_ms, 1, 600000,
 	      "an integer in the range of 1 to 600000 (ms)"),
+    MIG_PARAM("x-vmig-postcopy-after", MIG_PARAM_X_VMIG_POSTCOPY_AFTER, x_vmig_postcopy_after, 0,
+	      1000000, "an integer in the range of 0 to 1000000 (passes)"),
 };
 
 #define MIG_NR_PARAMS (sizeof(mig_param_descs) / sizeof(mig_param_descs[0]))

@@ -611,6 +611,8 @@ static int mig_params_check(const struct mig_params *p, unsigned which, char *er
 	    {MIG_PARAM_X_VMIG_DEVICE_DIRTY, "x-vmig-device-dirty", p->x_vmig_device_dirty, 0, 15},
 	    {MIG_PARAM_X_VMIG_DRAIN_LIMIT, "x-vmig-drain-limit", p->x_vmig_drain_limit_ms, 1,
 	     600000},
+	    {MIG_PARAM_X_VMIG_POSTCOPY_AFTER, "x-vmig-postcopy-after", p->x_vmig_postcopy_after, 0,
+	     1000000},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		if ((which & t[i].bit) &&
@@ -654,6 +656,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_MAX_PASSES, d, p, x_vmig_max_passes);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DEVICE_DIRTY, d, p, x_vmig_device_dirty);
 	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_DRAIN_LIMIT, d, p, x_vmig_drain_limit_ms);
+	MIG_PARAM_SET(which, MIG_PARAM_X_VMIG_POSTCOPY_AFTER, d, p, x_vmig_postcopy_after);
 	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_CREDS, d, p, tls_creds);
 	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_HOSTNAME, d, p, tls_hostname);
 	MIG_PARAM_SET_STR(which, MIG_PARAM_TLS_AUTHZ, d, p, tls_authz);

@@ -49,6 +49,9 @@ struct mig_params {
 	/* "x-vmig-device-dirty": the device-dirty strategy (device_dirty.h); 0 = auto */
 	uint64_t x_vmig_device_dirty;
 	uint64_t x_vmig_drain_limit_ms; /* "x-vmig-drain-limit": the device drain's bound */
+	/* "x-vmig-postcopy-after": with postcopy-ram, N passes in a row over the downtime
+	 * limit switch to post-copy by themselves; 0 = only migrate-start-postcopy (default) */
+	uint64_t x_vmig_postcopy_after;
 	/* TLS, QEMU's names: "" is off. Objects come from migration_object_add_*(). */
 	char tls_creds[64];	/* "tls-creds": a tls-creds-x509 object's id */
 	char tls_hostname[256]; /* "tls-hostname": the name the destination's certificate has */
@@ -268,6 +271,7 @@ int migration_set_params(struct migration *mig, const struct mig_params *p, unsi
 #define MIG_PARAM_TLS_CREDS		 (1u << 9)
 #define MIG_PARAM_TLS_HOSTNAME		 (1u << 10)
 #define MIG_PARAM_TLS_AUTHZ		 (1u << 11)
+#define MIG_PARAM_X_VMIG_POSTCOPY_AFTER	 (1u << 12)
 
 bool migration_get_cap(struct migration *mig, enum mig_cap c);
 /* -EBUSY while a migration is active (as QEMU). */

@@ -641,10 +641,24 @@ static int src_precopy_over(struct migration *mig)
 	return 0;
 }
 
+/* x-vmig-postcopy-after: N passes in a row over the downtime limit ask for post-copy. */
+static void src_postcopy_auto(struct migration *mig, const struct mig_converge_out *out,
+			      uint64_t *over)
+{
+	struct mig_params pr;
+
+	migration_get_params(mig, &pr);
+	*over = out->expected_us > pr.downtime_limit_ms * 1000 ? *over + 1 : 0;
+	if (pr.x_vmig_postcopy_after && *over >= pr.x_vmig_postcopy_after &&
+	    migration_get_cap(mig, MIG_CAP_POSTCOPY_RAM))
+		__atomic_store_n(&mig->postcopy_asked, true, __ATOMIC_RELEASE);
+}
+
 /* Passes until the switchover fits; deadline_ns (0: none) bounds them. */
 static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 {
 	struct src_pass p = {0};
+	uint64_t over = 0;
 
 	for (;;) {
 		int ret = src_one_pass(mig, &p);
@@ -657,6 +671,7 @@ static int src_iterate(struct migration *mig, uint64_t deadline_ns)
 		struct mig_converge_out out;
 		src_decide(mig, &p, &out);
 		src_record_pass(mig, &p, &out);
+		src_postcopy_auto(mig, &out, &over);
 		if (src_postcopy_now(mig) || out.decision == MIG_DECIDE_SWITCH)
 			return src_precopy_over(mig);
 		if (out.decision == MIG_DECIDE_THROTTLE)
