@@ -165,7 +165,11 @@ class RecordProxy:
                 s.sendall(data)
         except OSError:
             pass
-        for x in (s, d):
+        self._shut(s, d)
+
+    @staticmethod
+    def _shut(*socks):
+        for x in socks:
             try:
                 x.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -198,11 +202,7 @@ class RecordProxy:
             self._up(s, d)
         except (EOFError, OSError):
             pass
-        for x in (s, d):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._shut(s, d)
 
     def close(self):
         self.ls.close()
