@@ -12,19 +12,22 @@ usage: test_mig_postcopy.py VMIG CASE
   negative  the negative control: the same with the destination dropping its userfaultfd
             registration as soon as the guest runs, the pages still to come absent
             (VMIG_TEST_POSTCOPY_UNREGISTER_EARLY=1): the guest must find mismatches
-  auto      the same guest with x-vmig-postcopy-after 2 instead of migrate-start-postcopy:
-            the engine switches by itself after two passes over the limit; verified clean
+  auto      the same guest moved by `vmig migrate --postcopy-after 2` (x-vmig-postcopy-after):
+            the engine switches by itself after two passes over the limit, the summary
+            says post-copy; verified clean
   refused   what post-copy cannot do is refused at migrate with a reason (multifd, a file);
             migrate-start-postcopy without the capability or without a migration
-  hostile   a proxy between the two rewrites the source's post-copy stream: after the first
-            post-copy page it sends that page again, then again with other bytes (both
-            arrive for a page already placed: kept as it is, counted as duplicates, the
-            guest verifies clean); in a second migration a post-copy page outside guest RAM
-            (the destination fails and says so)
+  hostile   a proxy between the two rewrites the source's stream: the first pre-copy page
+            arrives corrupt (its checksum fails: the destination must ask for it in
+            post-copy, not give up), and after the first post-copy page it sends that page
+            again, then again with other bytes (both arrive for a page already placed: kept
+            as it is, counted as duplicates); the guest verifies clean. In a second
+            migration a post-copy page outside guest RAM (the destination fails, says so)
 """
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -96,11 +99,13 @@ def case_dirty(rig):
 def case_auto(rig):
     src, q, t0 = source(rig)
     dst, uri = rig.dest()
-    q.cmd("migrate-set-capabilities", capabilities=PC_CAP)
-    mt.set_params(q, max_bandwidth=BW, x_vmig_postcopy_after=2)
-    mt.start(q, uri)
-    info = mt.wait_final(q, 60)
-    check(info["status"] == "completed" and "postcopy" in info["x-vmig"], f"source: {info}")
+    cli = subprocess.run([rig.vmig, "migrate", "--qmp", "unix:" + q.path, "--max-bandwidth",
+                          str(BW), "--postcopy-after", "2", "--timeout", "60", uri],
+                         capture_output=True, text=True, timeout=90)
+    log(f"vmig migrate: exit {cli.returncode}\n{cli.stdout[-600:]}{cli.stderr[-300:]}")
+    check(cli.returncode == 0 and "migration completed" in cli.stdout and
+          "post-copy" in cli.stdout, "vmig migrate --postcopy-after did not complete in post-copy")
+    info = q.cmd("query-migrate")
     tl = q.cmd("query-vmig-timeline")["passes"]
     over = [r for r in tl if r["expected-downtime-us"] > 300000]
     log(f"switched by itself after {len(tl)} passes ({len(over)} over the limit): "
@@ -123,7 +128,7 @@ def case_negative(rig):
 
 
 REC = struct.Struct("<HHIQIII")  # struct mig_rec without its crc
-SEC_RAM, T_PC_DATA, T_PC_ZERO = 2, 4, 5
+SEC_RAM, T_RAM_DATA, T_PC_DATA, T_PC_ZERO = 2, 1, 4, 5
 
 
 class RecordProxy:
@@ -131,8 +136,9 @@ class RecordProxy:
     post-copy page it sends `inject(header, payload)`'s records too, and renumbers every
     record after them (a record's sequence number and crc are per channel)."""
 
-    def __init__(self, target_uri, inject):
-        self.inject, self.injected = inject, 0
+    def __init__(self, target_uri, inject, corrupt=False):
+        self.inject, self.injected, self.error = inject, 0, None
+        self.corrupt = corrupt  # flip a byte of the first pre-copy page (its crc then fails)
         self.target = ("127.0.0.1", int(target_uri.rsplit(":", 1)[1]))
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
@@ -181,6 +187,9 @@ class RecordProxy:
             fields = list(REC.unpack(self._read(s, REC.size)))
             self._read(s, 4)
             payload = self._read(s, fields[2])
+            if self.corrupt and fields[0] == SEC_RAM and fields[1] == T_RAM_DATA:
+                payload = bytes([payload[0] ^ 1]) + payload[1:]
+                self.corrupt = False
             fields[6] += self.injected
             d.sendall(self.rec(fields, payload))
             if fields[0] == SEC_RAM and fields[1] in (T_PC_DATA, T_PC_ZERO) and \
@@ -200,8 +209,8 @@ class RecordProxy:
         threading.Thread(target=self._down, args=(d, s), daemon=True).start()
         try:
             self._up(s, d)
-        except (EOFError, OSError):
-            pass
+        except (EOFError, OSError) as e:
+            self.error = repr(e)
         self._shut(s, d)
 
     def close(self):
@@ -223,10 +232,10 @@ def outside_ram(fields, payload):
     return [(far, payload)]
 
 
-def proxied_migration(rig, inject):
+def proxied_migration(rig, inject, corrupt=False):
     src, q, t0 = source(rig)
     dst, uri = rig.dest()
-    proxy = RecordProxy(uri, inject)
+    proxy = RecordProxy(uri, inject, corrupt)
     q.cmd("migrate-set-capabilities", capabilities=PC_CAP)
     mt.set_params(q, max_bandwidth=BW)
     mt.start(q, proxy.uri)
@@ -234,12 +243,12 @@ def proxied_migration(rig, inject):
     q.cmd("migrate-start-postcopy")
     info = mt.wait_final(q, 60)
     proxy.close()
-    check(proxy.injected, "the proxy saw no post-copy page")
+    check(proxy.injected, f"the proxy saw no post-copy page: {info} {proxy.error}")
     return src, q, dst, info
 
 
 def case_hostile(rig):
-    src, q, dst, info = proxied_migration(rig, again_and_tampered)
+    src, q, dst, info = proxied_migration(rig, again_and_tampered, corrupt=True)
     check(info["status"] == "completed", f"source: {info}")
     pc = dest_figures(dst)
     log(f"destination post-copy with a page sent again and tampered: {pc}")

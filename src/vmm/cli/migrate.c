@@ -27,8 +27,8 @@ struct migrate_opts {
 	const char *qmp_path, *uri;
 	const char *tls_creds, *tls_hostname;
 	const char *timeline;
-	uint64_t downtime_ms, channels, max_bandwidth, max_passes, drain_ms;
-	bool has_downtime, has_channels, has_bandwidth, has_passes, has_drain;
+	uint64_t downtime_ms, channels, max_bandwidth, max_passes, drain_ms, postcopy_after;
+	bool has_downtime, has_channels, has_bandwidth, has_passes, has_drain, has_postcopy;
 	bool auto_converge, then_quit;
 	uint64_t interval_ms, timeout_s;
 };
@@ -57,6 +57,11 @@ static void migrate_usage(void)
 	       "                         while the guest answers their I/O page faults, before\n"
 	       "                         the migration is cancelled (x-vmig-drain-limit,\n"
 	       "                         1..600000; vmig's default 5000)\n"
+	       "  --postcopy-after N     post-copy (postcopy-ram): after N pre-copy passes in a\n"
+	       "                         row over the downtime limit the guest runs on the\n"
+	       "                         destination and its missing pages follow, those it\n"
+	       "                         touches first on demand (x-vmig-postcopy-after,\n"
+	       "                         1..1000000; no devices, no --channels)\n"
 	       "  --tls-creds DIR        every channel a TLS 1.3 session, with the x509\n"
 	       "                         credentials in DIR (QEMU's tls-creds-x509 files:\n"
 	       "                         ca-cert.pem, client-cert.pem, client-key.pem); the\n"
@@ -85,6 +90,7 @@ enum {
 	MOPT_AUTO_CONVERGE,
 	MOPT_PASSES,
 	MOPT_DRAIN,
+	MOPT_POSTCOPY,
 	MOPT_THEN_QUIT,
 	MOPT_TLS_CREDS,
 	MOPT_TLS_HOSTNAME,
@@ -101,6 +107,7 @@ static const struct option migrate_longopts[] = {
     {"auto-converge", no_argument, NULL, MOPT_AUTO_CONVERGE},
     {"max-passes", required_argument, NULL, MOPT_PASSES},
     {"drain-limit", required_argument, NULL, MOPT_DRAIN},
+    {"postcopy-after", required_argument, NULL, MOPT_POSTCOPY},
     {"then-quit", no_argument, NULL, MOPT_THEN_QUIT},
     {"tls-creds", required_argument, NULL, MOPT_TLS_CREDS},
     {"tls-hostname", required_argument, NULL, MOPT_TLS_HOSTNAME},
@@ -161,6 +168,15 @@ static int migrate_parse_number(int c, struct migrate_opts *o)
 			return -EINVAL;
 		if (o->drain_ms == 0) {
 			log_error("--drain-limit: must be at least 1 ms");
+			return -EINVAL;
+		}
+		return 0;
+	case MOPT_POSTCOPY:
+		o->has_postcopy = true;
+		if (cli_parse_uint("--postcopy-after", optarg, 1000000, &o->postcopy_after) < 0)
+			return -EINVAL;
+		if (o->postcopy_after == 0) {
+			log_error("--postcopy-after: at least 1 pass");
 			return -EINVAL;
 		}
 		return 0;
@@ -290,6 +306,8 @@ static int migrate_set_params(struct qmp_client *q, const struct migrate_opts *o
 		migrate_add_param(args, sizeof(args), "x-vmig-max-passes", o->max_passes);
 	if (o->has_drain)
 		migrate_add_param(args, sizeof(args), "x-vmig-drain-limit", o->drain_ms);
+	if (o->has_postcopy)
+		migrate_add_param(args, sizeof(args), "x-vmig-postcopy-after", o->postcopy_after);
 	if (strlen(args) == 1)
 		return 0;
 	strcat(args, "}");
@@ -300,7 +318,7 @@ static int migrate_set_caps(struct qmp_client *q, const struct migrate_opts *o)
 {
 	char args[256] = "{\"capabilities\": [";
 
-	if (!o->has_channels && !o->auto_converge)
+	if (!o->has_channels && !o->auto_converge && !o->has_postcopy)
 		return 0;
 	if (o->has_channels)
 		snprintf(args + strlen(args), sizeof(args) - strlen(args),
@@ -310,6 +328,10 @@ static int migrate_set_caps(struct qmp_client *q, const struct migrate_opts *o)
 		snprintf(args + strlen(args), sizeof(args) - strlen(args),
 			 "%s{\"capability\": \"auto-converge\", \"state\": true}",
 			 o->has_channels ? ", " : "");
+	if (o->has_postcopy)
+		snprintf(args + strlen(args), sizeof(args) - strlen(args),
+			 "%s{\"capability\": \"postcopy-ram\", \"state\": true}",
+			 o->has_channels || o->auto_converge ? ", " : "");
 	strcat(args, "]}");
 	return migrate_command(q, "migrate-set-capabilities", args);
 }
@@ -527,6 +549,17 @@ static void migrate_summary_tls(const struct json_value *info)
 	       migrate_num(t, "handshake-us-max", NULL) / 1000);
 }
 
+static void migrate_summary_postcopy(const struct json_value *info)
+{
+	const struct json_value *p = json_object_get(json_object_get(info, "x-vmig"), "postcopy");
+
+	if (!p)
+		return;
+	printf("  post-copy        %.0f pages after the switch, %.0f asked for by the "
+	       "destination's faults\n",
+	       migrate_num(p, "discarded-pages", NULL), migrate_num(p, "requests", NULL));
+}
+
 static void migrate_summary(const struct json_value *info)
 {
 	printf("migration %s\n", migrate_status(info));
@@ -543,6 +576,7 @@ static void migrate_summary(const struct json_value *info)
 	migrate_summary_phases(info);
 	migrate_summary_device(info);
 	migrate_summary_tls(info);
+	migrate_summary_postcopy(info);
 	fflush(stdout);
 }
 

@@ -460,6 +460,8 @@ static int dst_finish_load(struct migration *mig, char *err, size_t errlen)
 	int ret = dst_join_ram(mig);
 	if (ret < 0)
 		snprintf(err, errlen, "%.400s", mig->error);
+	if (ret == 0 && mig->postcopy)
+		ret = mig_pc_dest_collect(mig, err, errlen);
 
 	for (enum dst_hook h = DST_CHECK; ret == 0 && h <= DST_POST_LOAD; h++) {
 		uint64_t t = mig_now_ns();

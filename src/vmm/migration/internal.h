@@ -336,6 +336,9 @@ void mig_pc_source_dest_done(struct migration *mig);
 int mig_pc_source_switch(struct migration *mig);
 /* A record on the main channel from any destination thread (faults vs the main thread). */
 int mig_pc_send(struct migration *mig, uint16_t type, uint64_t arg, uint32_t count);
+/* Destination, every pre-copy page landed: the pages still to come (DISCARDed, corrupt),
+ * taken from the RAM section before its checks (a corrupt one is asked for, not fatal). */
+int mig_pc_dest_collect(struct migration *mig, char *err, size_t errlen);
 /* Destination, loaded: pages to come made absent, faults caught (before the vCPUs run). */
 int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen);
 /* Destination, after COMMIT: faults turn into requests from here. */

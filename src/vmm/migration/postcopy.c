@@ -308,22 +308,28 @@ static int pc_dest_alloc(struct migration *mig, struct mig_pc *pc)
 	return pc->needed && pc->requested && pc->req_ns && pc->lat_us && pc->buf ? 0 : -ENOMEM;
 }
 
-int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen)
+int mig_pc_dest_collect(struct migration *mig, char *err, size_t errlen)
 {
-	const struct guest_mem *gm = mig->m->mem;
 	struct mig_pc *pc = pc_get(mig);
 	int ret = pc ? pc_dest_alloc(mig, pc) : -ENOMEM;
 
-	if (ret == 0)
-		ret = mig_uffd_open(gm->host, gm->size, &pc->uffd, err, errlen);
+	if (ret < 0)
+		snprintf(err, errlen, "post-copy: %s", strerror(-ret));
+	return ret;
+}
+
+int mig_pc_dest_prepare(struct migration *mig, char *err, size_t errlen)
+{
+	const struct guest_mem *gm = mig->m->mem;
+	struct mig_pc *pc = mig->pc;
+	int ret = mig_uffd_open(gm->host, gm->size, &pc->uffd, err, errlen);
+
 	if (ret == 0 && (ret = pc_punch(mig)) < 0)
 		snprintf(err, errlen, "post-copy: making stale pages absent: %s", strerror(-ret));
-	if (pc)
-		pc->discarded = pc->needed_n;
+	pc->discarded = pc->needed_n;
 	if (ret < 0 && !err[0])
 		snprintf(err, errlen, "post-copy: %s", strerror(-ret));
-	TRACE(mig_postcopy_dest, "pages to come=%llu: %d",
-	      (unsigned long long)(pc ? pc->needed_n : 0), ret);
+	TRACE(mig_postcopy_dest, "pages to come=%llu: %d", (unsigned long long)pc->needed_n, ret);
 	return ret;
 }
 
