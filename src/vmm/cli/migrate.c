@@ -556,7 +556,7 @@ static void migrate_summary_postcopy(const struct json_value *info)
 	if (!p)
 		return;
 	printf("  post-copy        %.0f pages after the switch, %.0f asked for by the "
-	       "destination's faults\n",
+	       "destination\n",
 	       migrate_num(p, "discarded-pages", NULL), migrate_num(p, "requests", NULL));
 }
 

@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -34,6 +37,19 @@ void mig_chan_shutdown(struct mig_chan *c, int how)
 {
 	if (c->fd >= 0 && !c->is_file)
 		shutdown(c->fd, how);
+}
+
+void mig_chan_patient(struct mig_chan *c)
+{
+	struct timeval none = {0};
+	int user_ms = MIG_PATIENT_TCP_MS;
+
+	if (c->fd < 0 || c->is_file)
+		return;
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	/* Fails harmlessly on a unix: socket, which has no such timeout. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
 }
 
 void mig_chan_close(struct mig_chan *c)

@@ -536,6 +536,8 @@ static int dst_run(struct migration *mig, char *err, size_t errlen)
 	}
 	ret = machine_start(mig->m);
 	uint64_t now = mig_realtime_ns();
+	if (ret < 0)
+		mig_pc_dest_stop(mig); /* the error goes out on the main channel next */
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the vCPUs: %s", strerror(-ret));
 		return ret;
@@ -568,7 +570,7 @@ static int dst_postcopy(struct migration *mig, char *err, size_t errlen)
 	if (ret == 0) {
 		mig->end_ns = mig_now_ns();
 		mig_set_status(mig, MIG_STATUS_POSTCOPY_ACTIVE, MIG_STATUS_COMPLETED);
-	} else {
+	} else if (mig_pc_has_holes(mig)) {
 		/* Pages of this guest are still on the source only: it cannot move on. */
 		migration_add_blocker(mig, "post-copy did not finish: pages of this guest are "
 					   "still on its source only, so it cannot migrate on");

@@ -122,6 +122,13 @@ void mig_chan_init(struct mig_chan *c, struct migration *mig, int fd, unsigned i
  */
 void mig_chan_shutdown(struct mig_chan *c, int how);
 void mig_chan_close(struct mig_chan *c);
+/*
+ * Post-copy: neither side may give the other up after a short stall (without recovery, that
+ * loses the guest), so the channel's send and receive bounds go, and TCP gives unacknowledged
+ * data MIG_PATIENT_TCP_MS before it declares the link dead.
+ */
+#define MIG_PATIENT_TCP_MS (10 * 60 * 1000)
+void mig_chan_patient(struct mig_chan *c);
 
 int mig_chan_write_all(struct mig_chan *c, struct iovec *iov, int n);
 int mig_chan_read_all(struct mig_chan *c, void *buf, size_t len);
@@ -329,6 +336,11 @@ uint64_t mig_ram_pages(const struct mig_ram *r);
 int mig_pc_source_run(struct migration *mig);
 /* Source's return path: a page request (false: a request no destination sends). */
 bool mig_pc_source_request(struct migration *mig, uint64_t gpa, uint32_t count);
+/* Source, under mig->lock: the guest ran on the destination in post-copy (RUNNING came,
+ * or a page request, which only a running vCPU makes). */
+bool mig_pc_guest_ran(struct migration *mig);
+/* Destination: some page of the guest is still absent (the registration stays). */
+bool mig_pc_has_holes(struct migration *mig);
 /* Source's return path: the destination has every page. */
 void mig_pc_source_dest_done(struct migration *mig);
 /* Source, at the switch (vCPUs and devices stopped, last harvest done): POSTCOPY and the

@@ -428,8 +428,10 @@ int migration_start_postcopy(struct migration *mig, char *err, size_t errlen)
 			 "before migrate");
 		ret = -EINVAL;
 	} else if (mig->precopy_over) {
-		snprintf(err, errlen,
-			 "too late: the switchover has begun and the migration ends in pre-copy");
+		snprintf(err, errlen, "%s",
+			 mig->postcopy ? "post-copy is already under way"
+				       : "too late: the switchover has begun and the migration "
+					 "ends in pre-copy");
 		ret = -EINVAL;
 	} else {
 		__atomic_store_n(&mig->postcopy_asked, true, __ATOMIC_RELEASE);
@@ -731,10 +733,10 @@ int migration_release_source(struct migration *mig, char *err, size_t errlen)
 			 "the migration completed: the guest runs on the destination "
 			 "and resuming it here would run two copies");
 		ret = -EPERM;
-	} else if (mig->postcopy && mig->rp_msg == MIG_T_RUNNING) {
+	} else if (mig_pc_guest_ran(mig)) {
 		snprintf(err, errlen,
-			 "post-copy: the guest runs on the destination, with pages only this "
-			 "copy holds; resuming it here would run two copies");
+			 "post-copy: the guest ran on the destination, with pages only this "
+			 "copy holds; resuming it here could run two copies");
 		ret = -EPERM;
 	}
 	pthread_mutex_unlock(&mig->lock);

@@ -92,6 +92,20 @@ bool mig_pc_source_request(struct migration *mig, uint64_t gpa, uint32_t count)
 	return true;
 }
 
+bool mig_pc_guest_ran(struct migration *mig)
+{
+	struct mig_pc *pc = __atomic_load_n(&mig->pc, __ATOMIC_ACQUIRE);
+
+	/* Only a running vCPU faults: one request proves the guest ran there. */
+	return mig->postcopy && (mig->rp_msg == MIG_T_RUNNING ||
+				 (pc && __atomic_load_n(&pc->requests, __ATOMIC_RELAXED)));
+}
+
+bool mig_pc_has_holes(struct migration *mig)
+{
+	return mig->pc && mig->pc->uffd;
+}
+
 void mig_pc_source_dest_done(struct migration *mig)
 {
 	pthread_mutex_lock(&mig->lock);
@@ -168,6 +182,7 @@ int mig_pc_source_run(struct migration *mig)
 	int ret = 0;
 
 	mig_set_status(mig, MIG_STATUS_DEVICE, MIG_STATUS_POSTCOPY_ACTIVE);
+	mig_chan_patient(&mig->chans[0]);
 	while (ret == 0) {
 		ret = pc_src_step(mig, &w, &done_sent);
 		__atomic_store_n(&mig->pc->bytes, pc_bytes_out(mig) - b0, __ATOMIC_RELAXED);
@@ -481,6 +496,7 @@ int mig_pc_dest_run(struct migration *mig, char *err, size_t errlen)
 	struct mig_pc *pc = mig->pc;
 	int ret = 0;
 
+	mig_chan_patient(&mig->chans[0]);
 	pc_test_unregister_early(pc);
 	while (ret == 0 && !(pc->src_done && !__atomic_load_n(&pc->needed_n, __ATOMIC_RELAXED)))
 		ret = pc_dest_rec(mig, err, errlen);

@@ -1001,11 +1001,11 @@ static void src_note_committed(struct migration *mig)
 
 	pthread_mutex_lock(&mig->lock);
 	snprintf(why, sizeof(why), "%s", mig->error);
-	if (mig->postcopy && mig->rp_msg == MIG_T_RUNNING)
+	if (mig_pc_guest_ran(mig))
 		snprintf(mig->error, sizeof(mig->error),
-			 "post-copy stopped before every page reached the destination (%.300s): "
-			 "the guest runs there and waits for pages only this copy has; keep this "
-			 "process (postmigrate), do not cont or quit it",
+			 "post-copy stopped before every page reached the destination (%.250s): "
+			 "the guest ran there and may wait for pages only this copy has; keep "
+			 "this process (postmigrate, cont is refused)",
 			 why);
 	else
 		snprintf(mig->error, sizeof(mig->error),
